@@ -1,0 +1,114 @@
+"""Provides the plain records the engine hands around: trial states, trial and session snapshots.
+
+Records are immutable snapshots read from the store; strategies, the runner, the command line and the
+UI all see trials through them, never through SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class TrialState(str, Enum):
+    """The states of DESIGN.md section 3."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    PAUSED = "paused"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    def is_finished(self) -> bool:
+        """True for states no run will change again (complete, pruned, failed)."""
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def better(a: float | None, b: float | None, direction: str) -> bool:
+    """True when value a is strictly better than b (None is worse than anything)."""
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return False
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return True
+    return a < b if direction == "minimize" else a > b
+
+
+def best_of(values: list[float], direction: str) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None
+    return min(vals) if direction == "minimize" else max(vals)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A snapshot of one trial.
+
+    Attributes:
+        number: the trial's number in its session, from 0.
+        state: a TrialState.
+        config: every hyperparameter, searched or fixed.
+        value: the trial's value: what the objective returned, else the session metric at its best epoch.
+        budget: the epochs this trial may reach (Hyperband raises it on promotion).
+        epochs: the committed epoch rows, each ``{"epoch": n, <metric>: value, ...}``, in order.
+        meta: what the strategy attached to the trial (grid index, bracket and rung, manual base, ...).
+    """
+
+    number: int
+    state: TrialState
+    config: dict[str, Any]
+    value: float | None = None
+    budget: int = 1
+    epochs: tuple[dict[str, Any], ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    traceback: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_epoch(self) -> int:
+        return int(self.epochs[-1]["epoch"]) if self.epochs else 0
+
+    def metric_values(self, metric: str, upto: int | None = None) -> list[float]:
+        return [
+            float(e[metric])
+            for e in self.epochs
+            if metric in e and e[metric] is not None and (upto is None or e["epoch"] <= upto)
+        ]
+
+    def value_at(self, budget: int, metric: str, direction: str) -> float | None:
+        """The best value of the metric over epochs 1..budget (what Hyperband compares at a rung)."""
+        return best_of(self.metric_values(metric, budget), direction)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A snapshot of one session's settings and progress."""
+
+    name: str
+    strategy: str
+    options: dict[str, Any]
+    space: dict[str, Any]
+    metric: str
+    direction: str
+    seed: int
+    max_epochs: int
+    n_trials: int | None
+    state: str
+    preset: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    created: float | None = None
+    updated: float | None = None
+    n_done: int = 0
+    best_value: float | None = None

@@ -1,0 +1,136 @@
+"""Provides the ask/tell contract every strategy keeps.
+
+A strategy proposes configs (``ask``) and learns results (``tell``). It sees configs and trial records,
+never the database, the UI or torch. Its whole state is a function of the seed, its options and the
+trial records it was told about, so ``restore(stored_trials)`` on a fresh object gives exactly the
+continuation an uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tuitune.core.errors import StrategyError
+from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState
+from tuitune.core.space import Space
+
+
+@dataclass
+class Suggestion:
+    """What the strategy wants run next.
+
+    Attributes:
+        config: every hyperparameter of the run.
+        budget: the epochs the run may reach.
+        trial: None for a new trial; the number of an existing trial to continue (a Hyperband promotion).
+        meta: data the strategy wants stored on the trial (and sees again in its records).
+    """
+
+    config: dict[str, Any]
+    budget: int
+    trial: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Base class of the strategies.
+
+    Args:
+        space: the search space (Fixed parameters included).
+        seed: every random choice derives from it.
+        max_epochs: the epoch budget of a trial (Hyperband's R).
+        metric, direction: what the trials are ranked by.
+        n_trials: how many trials the session may create (None: the strategy's own natural end, where it
+            has one; grid and Hyperband do).
+        defaults: a full config where manual mode starts.
+        **options: strategy-specific keyword options (``factor=3`` for Hyperband, ...).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int = 0,
+        max_epochs: int = 1,
+        metric: str = "val_loss",
+        direction: str = "minimize",
+        n_trials: int | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        if direction not in DIRECTIONS:
+            raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
+        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
+            raise StrategyError(f"max_epochs must be a whole number >= 1, got {max_epochs!r}")
+        if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 0):
+            raise StrategyError(f"trials must be a whole number >= 0, got {n_trials!r}")
+        self.space = space
+        self.seed = int(seed)
+        self.max_epochs = max_epochs
+        self.metric = metric
+        self.direction = direction
+        self.n_trials = n_trials
+        self.defaults = dict(defaults) if defaults else None
+        self._trials: dict[int, TrialRecord] = {}
+
+    # ---- state -------------------------------------------------------------------------------
+    def restore(self, trials: Iterable[TrialRecord]) -> None:
+        """Rebuilds the strategy's state from stored trial records (resume)."""
+        self._trials = {t.number: t for t in trials}
+
+    def tell(self, trial: TrialRecord) -> None:
+        """Learns a trial's new state: called when a trial starts (running) and when it ends."""
+        self._trials[trial.number] = trial
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        return [self._trials[k] for k in sorted(self._trials)]
+
+    @property
+    def n_created(self) -> int:
+        return len(self._trials)
+
+    def budget_left(self) -> bool:
+        """True while the session may still create a new trial."""
+        return self.n_trials is None or self.n_created < self.n_trials
+
+    def rng(self, *salt: int) -> np.random.Generator:
+        """A generator determined by the seed, the number of trials so far and the salt."""
+        return np.random.default_rng([self.seed & 0xFFFFFFFF, self.n_created, *salt])
+
+    def score(self, value: float) -> float:
+        """The value as a loss (lower is better), whatever the direction."""
+        return value if self.direction == "minimize" else -value
+
+    def completed(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
+
+    # ---- contract -----------------------------------------------------------------------------
+    @abstractmethod
+    def ask(self) -> Suggestion | None:
+        """The next run, or None when the strategy has finished (or waits on running trials)."""
+
+    def total(self) -> int | None:
+        """How many trials the session will create, when known in advance."""
+        return self.n_trials
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The strategy-specific keyword options its constructor takes."""
+        common = set(inspect.signature(Strategy.__init__).parameters)
+        return [
+            name
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in common and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+
+    def options(self) -> dict[str, Any]:
+        """The strategy-specific options, as stored with the session to rebuild it."""
+        return {k: getattr(self, k) for k in self.option_names()}

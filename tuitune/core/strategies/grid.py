@@ -1,0 +1,55 @@
+"""Provides grid search: every combination, in a stable order, resumable from the stored trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuitune.core.errors import StrategyError
+from tuitune.core.space import DEFAULT_GRID_POINTS
+from tuitune.core.strategies.base import Strategy, Suggestion
+
+
+class GridStrategy(Strategy):
+    """Exhaustive search over the grid of the space.
+
+    Int and Choice parameters take every value; a Float takes its ``grid=[...]``, else ``grid_points``
+    values spaced on its scale (``points`` here, default 5). The grid position is stored on each trial
+    (``meta["grid_index"]``), so a resumed session goes on where it stopped.
+
+    Args:
+        points: values per Float parameter that has neither ``grid`` nor ``grid_points``.
+        max_size: the largest grid run without complaint; a larger one is refused (raise the limit).
+    """
+
+    name = "grid"
+
+    def __init__(self, space, *, points: int = DEFAULT_GRID_POINTS, max_size: int = 10_000, **kw: Any) -> None:
+        super().__init__(space, **kw)
+        if not isinstance(points, int) or isinstance(points, bool) or points < 1:
+            raise StrategyError(f"grid option points must be a whole number >= 1, got {points!r}")
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
+            raise StrategyError(f"grid option max_size must be a whole number >= 1, got {max_size!r}")
+        self.points = points
+        self.max_size = max_size
+        self.size = space.grid_size(points)
+        if self.size > max_size:
+            axes = space.grid_axes(points)
+            detail = " x ".join(f"{k}:{len(v)}" for k, v in axes.items() if len(v) > 1)
+            raise StrategyError(
+                f"the grid has {self.size:,} configs ({detail}), over the limit of {max_size:,}; "
+                "shrink the space, give Floats fewer grid points, or raise max_size"
+            )
+
+    def total(self) -> int:
+        return self.size if self.n_trials is None else min(self.size, self.n_trials)
+
+    def ask(self) -> Suggestion | None:
+        if not self.budget_left():
+            return None
+        used = {t.meta.get("grid_index") for t in self.trials}
+        nxt = 1 + max((i for i in used if isinstance(i, int)), default=-1)
+        if nxt >= self.size:
+            return None
+        return Suggestion(
+            config=self.space.grid_point(nxt, self.points), budget=self.max_epochs, meta={"grid_index": nxt}
+        )

@@ -1,0 +1,17 @@
+"""Provides random search: each searched parameter drawn uniformly on its own scale."""
+
+from __future__ import annotations
+
+from tuitune.core.strategies.base import Strategy, Suggestion
+
+
+class RandomStrategy(Strategy):
+    """Independent uniform draws on each parameter's scale (log, log1m, steps and choices respected)."""
+
+    name = "random"
+
+    def ask(self) -> Suggestion | None:
+        if not self.budget_left():
+            return None
+        config = self.space.sample(self.rng())
+        return Suggestion(config=config, budget=self.max_epochs)
