@@ -112,3 +112,5 @@ class SessionRecord:
     updated: float | None = None
     n_done: int = 0
     best_value: float | None = None
+    message: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)

@@ -117,6 +117,14 @@ class Strategy(ABC):
     def ask(self) -> Suggestion | None:
         """The next run, or None when the strategy has finished (or waits on running trials)."""
 
+    def state_after(self, trial: TrialRecord) -> TrialState:
+        """The state a run that ended without error leaves its trial in (Hyperband: PAUSED at a rung)."""
+        return TrialState.COMPLETE
+
+    def settle(self) -> dict[int, TrialState]:
+        """Decisions the strategy has made on waiting trials (Hyperband: PAUSED -> PRUNED or COMPLETE)."""
+        return {}
+
     def total(self) -> int | None:
         """How many trials the session will create, when known in advance."""
         return self.n_trials

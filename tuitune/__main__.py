@@ -1,0 +1,5 @@
+"""Provides ``python -m tuitune``."""
+
+from tuitune.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""Provides the Python API behind ``tuitune.tune``: sessions created or resumed, run, and read back."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
+from tuitune.core.export import export_document, write_json_atomic
+from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, TrialState, better
+from tuitune.core.space import Space
+from tuitune.core.store import Store, default_db_path
+from tuitune.core.strategies import make_strategy, strategy_class
+from tuitune.core.strategies.base import Strategy
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ADJ = "amber brisk calm deft eager fair gentle hardy keen lucid mellow nimble quiet rapid steady swift tidy vivid warm witty".split()
+_NOUN = "otter heron lynx finch badger falcon marten puffin raven wren ibex koala tapir gecko bison crane egret moth newt yak".split()
+
+
+def check_session_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise SessionError(
+            f"session name {name!r} is not allowed; use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def new_session_name(store: Store) -> str:
+    """A readable name not yet used in the store, like ``swift-otter-42``."""
+    rnd = random.Random()
+    for _ in range(1000):
+        name = f"{rnd.choice(_ADJ)}-{rnd.choice(_NOUN)}-{rnd.randint(1, 99)}"
+        if not store.session_exists(name):
+            return name
+    raise SessionError("could not find a free session name; pass one with session=...")
+
+
+def open_store(db: str | os.PathLike[str] | Store | None) -> Store:
+    if isinstance(db, Store):
+        return db
+    return Store(db if db is not None else default_db_path())
+
+
+class Session:
+    """A tuning session in a database: its settings, its trials, its best trial, export."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+
+    @property
+    def record(self) -> SessionRecord:
+        return self.store.session(self.name)
+
+    @property
+    def state(self) -> str:
+        return self.record.state
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        return self.store.trials(self.name)
+
+    def leaderboard(self) -> list[TrialRecord]:
+        """Complete trials, best first (ties: the earlier trial first)."""
+        rec = self.record
+        done = [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
+        sign = 1.0 if rec.direction == "minimize" else -1.0
+        return sorted(done, key=lambda t: (sign * t.value, t.number))
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The best complete trial (a failed, pruned or unfinished trial is never best)."""
+        board = self.leaderboard()
+        return board[0] if board else None
+
+    def export(self, path: str | os.PathLike[str] = "best.json") -> Path:
+        """Writes the best config and its provenance to ``path`` as JSON, atomically."""
+        return write_json_atomic(path, export_document(self.record, self.best))
+
+    def __repr__(self) -> str:
+        return f"Session({self.name!r}, db={str(self.store.path)!r})"
+
+
+def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
+    """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
+    space = Space.from_dict(record.space)
+    options = {**record.options, **overrides}
+    return make_strategy(
+        record.strategy,
+        space,
+        seed=record.seed,
+        max_epochs=record.max_epochs,
+        metric=record.metric,
+        direction=record.direction,
+        n_trials=record.n_trials,
+        defaults=record.defaults or None,
+        **options,
+    )
+
+
+def _differences(rec: SessionRecord, **asked: Any) -> list[str]:
+    out = []
+    for key, value in asked.items():
+        have = getattr(rec, key) if hasattr(rec, key) else rec.options.get(key)
+        if value is not None and value != have:
+            out.append(f"{key} {have!r} (you asked {value!r})")
+    return out
+
+
+def tune(
+    objective: Callable[..., Any],
+    space: Space | Mapping[str, Any],
+    *,
+    strategy: str = "random",
+    trials: int | None = None,
+    max_epochs: int = 1,
+    metric: str = "val_loss",
+    direction: str = "minimize",
+    seed: int = 0,
+    db: str | os.PathLike[str] | Store | None = None,
+    session: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    preset: Mapping[str, Any] | None = None,
+    max_failures: int = 3,
+    trial_timeout: float | None = None,
+    listeners: Iterable[Callable[[Any], None]] = (),
+    **options: Any,
+) -> Session:
+    """Runs (or resumes) a tuning session and returns it.
+
+    Args:
+        objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``.
+        space: a ``Space`` (or a mapping of name to parameter).
+        strategy: ``manual``, ``grid``, ``random``, ``bayes`` or ``hyperband``.
+        trials: how many trials to create (grid and Hyperband default to their full plan). On an
+            existing session, a larger number extends it.
+        max_epochs: the epoch budget of a trial (Hyperband's R).
+        metric, direction: what ranks trials; ``direction`` is ``minimize`` or ``maximize``.
+        seed: every random choice of the strategy derives from it.
+        db: the database file (default ``$TUITUNE_DB`` or the user data directory).
+        session: the session's name; an existing name resumes that session.
+        defaults: a config where manual mode starts (and fixed values for parameters not searched).
+        max_failures: stop after this many trials fail in a row.
+        trial_timeout: seconds one trial may run, checked between epochs.
+        **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
+
+    Raises:
+        TooManyFailuresError: the session stopped because ``max_failures`` trials in a row failed.
+    """
+    from tuitune.core.runner import Runner
+
+    if not isinstance(space, Space):
+        space = Space(dict(space))
+    if direction not in DIRECTIONS:
+        raise SpaceError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
+    store = open_store(db)
+    name = check_session_name(session) if session else new_session_name(store)
+    strategy_class(strategy)  # an unknown name fails before anything is written
+    run_options = dict(options)
+    if store.session_exists(name):
+        rec = store.session(name)
+        diffs = _differences(rec, strategy=strategy, metric=metric, direction=direction, max_epochs=max_epochs, seed=seed)
+        if rec.space != space.to_dict():
+            diffs.append("a different search space")
+        if diffs:
+            raise SessionExistsError(
+                f"session '{name}' exists with {', '.join(diffs)}; resume it with its own settings "
+                "or choose another session name"
+            )
+        if trials is not None and (rec.n_trials is None or trials > rec.n_trials):
+            store.update_session(name, n_trials=trials)
+            rec = store.session(name)
+        strat = strategy_for(rec, **run_options)
+    else:
+        strat = make_strategy(
+            strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
+            n_trials=trials, defaults=defaults, **run_options,
+        )
+        store.create_session(
+            name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=metric,
+            direction=direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=dict(preset or {}),
+            defaults=dict(defaults or {}),
+        )
+    runner = Runner(
+        store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners
+    )
+    result = runner.run()
+    if result.state == "failed":
+        raise TooManyFailuresError(f"session '{name}': {result.message}")
+    return Session(store, name)
+
+
+def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Session:
+    """Opens an existing session for reading (trials, best, export)."""
+    store = open_store(db)
+    store.session(session)  # raises SessionNotFoundError with the names there are
+    return Session(store, session)
+
+
+def best_of_trials(trials: Iterable[TrialRecord], direction: str) -> TrialRecord | None:
+    best = None
+    for t in trials:
+        if t.state == TrialState.COMPLETE and (best is None or better(t.value, best.value, direction)):
+            best = t
+    return best

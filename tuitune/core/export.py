@@ -1,0 +1,91 @@
+"""Provides the export of a session's best trial to JSON (DESIGN.md 4.3), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tuitune.core.errors import ExportError
+from tuitune.core.records import SessionRecord, TrialRecord
+
+
+def export_document(session: SessionRecord, best: TrialRecord | None) -> dict[str, Any]:
+    """The JSON object of an export: the session's settings and its best complete trial."""
+    if best is None:
+        raise ExportError(
+            f"session '{session.name}' has no complete trial yet, so there is no best config to export; "
+            f"run or resume it first (tuitune resume {session.name})"
+        )
+    from tuitune.core.runner import versions
+
+    now = versions()
+    return {
+        "session": session.name,
+        "preset": session.preset.get("name") if session.preset else None,
+        "strategy": session.strategy,
+        "metric": session.metric,
+        "direction": session.direction,
+        "value": best.value,
+        "trial": best.number,
+        "config": dict(best.config),
+        "epochs": [dict(e) for e in best.epochs],
+        "budget": best.budget,
+        "seed": session.seed,
+        "options": session.options,
+        "space": session.space,
+        "versions": {
+            "python": best.info.get("python", now["python"]),
+            "torch": best.info.get("torch", now.get("torch")),
+            "tuitune": best.info.get("tuitune", now["tuitune"]),
+            "cuda": best.info.get("cuda"),
+            "device": best.info.get("device"),
+        },
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Writes JSON to a temp file beside ``path``, fsyncs it and renames it over ``path``.
+
+    A reader (or a crash) sees the old file or the complete new one, never a truncated file.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ExportError(f"{target} is a folder; give a file name, e.g. {target / 'best.json'}")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.exists():
+        raise ExportError(f"cannot write {target}: the folder {parent} does not exist; create it first")
+    data = json.dumps(obj, indent=2, default=_default) + "\n"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise ExportError(f"cannot write {target}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return target
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)

@@ -1,0 +1,352 @@
+"""Provides the Runner: the one trial loop, ask -> trial row -> objective -> tell.
+
+The command line runs it on the main thread, the TUI in a worker thread. Commands (pause, resume,
+stop after this trial, stop now, abort this trial) may be called from any thread; they take effect
+between epochs. Failures of the objective are contained: the trial ends failed with its reason and
+traceback stored and the session goes on, until too many fail in a row.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import platform
+import sys
+import threading
+import time
+import traceback as tb
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tuitune.core import events as ev
+from tuitune.core.lock import SessionLock
+from tuitune.core.records import TrialRecord, TrialState, best_of
+from tuitune.core.store import Store, files_dir
+from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.trial import Trial, TrialFailed
+
+log = logging.getLogger(__name__)
+
+Objective = Callable[[dict, Trial], Any]
+Listener = Callable[[ev.Event], None]
+
+
+class _TrialTimeout(TrialFailed):
+    pass
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run of the loop ended: ``finished``, ``stopped`` or ``failed``, and why."""
+
+    state: str
+    message: str = ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's out-of-memory errors (CUDA, MPS, or the CPU allocator)."""
+    name = type(exc).__name__
+    if name == "OutOfMemoryError":
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and (
+        "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
+    )
+
+
+def release_memory() -> None:
+    """Frees what a finished trial left: Python garbage and, where torch is in use, the CUDA cache."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+def versions() -> dict[str, Any]:
+    """Python, tuitune and (when loaded) torch, CUDA and cuDNN versions, for each trial's record."""
+    from tuitune import __version__
+
+    out: dict[str, Any] = {"python": platform.python_version(), "tuitune": __version__}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+        out["cuda"] = torch.version.cuda
+        try:
+            out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        except Exception:  # noqa: BLE001
+            out["cudnn"] = None
+    return out
+
+
+class Runner:
+    """Runs a session's trials.
+
+    Args:
+        store: the database.
+        session: the session's name (it must exist in the store).
+        objective: ``objective(config, trial) -> float | None``.
+        strategy: the session's strategy object.
+        max_failures: the session stops after this many trials in a row failed.
+        trial_timeout: seconds a trial may run (checked between epochs); None for no limit.
+        listeners: called with each event, on the runner's thread.
+        lock: take the session's run lock (one process per session).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        session: str,
+        objective: Objective,
+        strategy: Strategy,
+        *,
+        max_failures: int = 3,
+        trial_timeout: float | None = None,
+        listeners: Iterable[Listener] = (),
+        lock: bool = True,
+    ) -> None:
+        self.store = store
+        self.session = session
+        self.objective = objective
+        self.strategy = strategy
+        self.max_failures = max_failures
+        self.trial_timeout = trial_timeout
+        self.listeners: list[Listener] = list(listeners)
+        self._lock = SessionLock(store.path, session) if lock else None
+        self._running = threading.Event()
+        self._running.set()
+        self._stop_now = False
+        self._stop_after = False
+        self._abort = False
+        self._stop_reason = "stopped by the user"
+        self.current: Trial | None = None
+        self._ckpt_dir = files_dir(store.path) / "checkpoints" / session
+        self._seed = store.session(session).seed
+
+    # ---- commands (any thread) -------------------------------------------------------------------
+    def pause(self) -> None:
+        """Waits before the next epoch until ``resume()``."""
+        if self._running.is_set():
+            self._running.clear()
+            self._emit(ev.SessionPaused(self.session, paused=True))
+
+    def resume(self) -> None:
+        if not self._running.is_set():
+            self._running.set()
+            self._emit(ev.SessionPaused(self.session, paused=False))
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def stop_after_trial(self) -> None:
+        """Lets the current trial finish, then ends the run (the session stays resumable)."""
+        self._stop_after = True
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        """Ends the run after the current epoch; the trial is interrupted and resumes later."""
+        self._stop_reason = reason
+        self._stop_now = True
+        self._running.set()
+
+    def abort_trial(self) -> None:
+        """Ends the current trial after its current epoch (pruned, 'aborted by the user'); the session goes on."""
+        self._abort = True
+        self._running.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_now or self._stop_after
+
+    # ---- called by Trial ---------------------------------------------------------------------------
+    def _between_epochs(self, trial: Trial) -> bool:
+        while not self._running.wait(0.1):
+            if self._stop_now or self._abort:
+                break
+        if self._stop_now or self._abort:
+            return False
+        if self.trial_timeout is not None and time.monotonic() - trial._t0 > self.trial_timeout:
+            raise _TrialTimeout(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
+        return True
+
+    def _report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> None:
+        self.store.add_epoch(self.session, trial.number, epoch, metrics)
+        self._emit(ev.EpochReported(self.session, number=trial.number, epoch=epoch, budget=trial.budget, metrics=dict(metrics)))
+
+    def _supersede(self, number: int, after: int) -> None:
+        self.store.supersede_epochs(self.session, number, after)
+
+    def _emit(self, event: ev.Event) -> None:
+        for fn in self.listeners:
+            try:
+                fn(event)
+            except Exception:  # a broken display never stops training
+                log.exception("listener %r failed on %s", fn, type(event).__name__)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Runs trials until the strategy finishes, the user stops, or too many fail in a row."""
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            return self._run()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run(self) -> RunResult:
+        store, name = self.store, self.session
+        store.interrupt_running(name)
+        records = store.trials(name)
+        self.strategy.restore(records)
+        rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
+        store.update_session(name, state="running", message=None)
+        self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
+        failures = 0
+        result = RunResult("finished", "")
+        try:
+            while True:
+                while not self._running.wait(0.1):
+                    if self._stop_now:
+                        break
+                if self._stop_now or self._stop_after:
+                    result = RunResult("stopped", self._stop_reason)
+                    break
+                if rerun:
+                    t = rerun.pop(0)
+                    sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
+                else:
+                    sugg = self.strategy.ask()
+                    if sugg is None:
+                        break
+                rec = self._run_trial(sugg)
+                if rec.state == TrialState.FAILED:
+                    failures += 1
+                    if failures >= self.max_failures:
+                        result = RunResult(
+                            "failed",
+                            f"{failures} trials in a row failed; the last: {rec.reason}. Fix the cause, "
+                            f"then 'tuitune resume {name}'",
+                        )
+                        break
+                elif rec.state in (TrialState.COMPLETE, TrialState.PAUSED):
+                    failures = 0
+        except KeyboardInterrupt:
+            result = RunResult("stopped", "interrupted")
+            store.update_session(name, state=result.state, message=result.message)
+            self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
+            raise
+        store.update_session(name, state=result.state, message=result.message or None)
+        self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
+        return result
+
+    def _run_trial(self, sugg: Suggestion) -> TrialRecord:
+        store, name = self.store, self.session
+        self._abort = False
+        info = {**versions(), "seed": self._seed}
+        if sugg.trial is None:
+            rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
+        else:
+            rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
+        self.strategy.tell(rec)
+        self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
+        trial = Trial(self, rec, self._ckpt_dir / f"{rec.number}.pt")
+        self.current = trial
+        state, value, reason, trace = TrialState.COMPLETE, None, None, None
+        returned: Any = None
+        try:
+            returned = self.objective(dict(rec.config), trial)
+        except KeyboardInterrupt:
+            self._finish(trial, TrialState.INTERRUPTED, None, "interrupted (Ctrl+C)", None, info)
+            raise
+        except TrialFailed as e:
+            state, reason, trace = TrialState.FAILED, e.reason, tb.format_exc()
+        except BaseException as e:  # noqa: BLE001 - SystemExit in user code fails the trial, not the session
+            trace = tb.format_exc()
+            if is_out_of_memory(e):
+                state, reason = TrialState.FAILED, "out of memory"
+            else:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                state, reason = TrialState.FAILED, f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        finally:
+            self.current = None
+        if state != TrialState.FAILED:
+            state, value, reason = self._judge(trial, returned)
+        info.update(trial.info)
+        del trial
+        release_memory()
+        return self._finish_record(rec.number, state, value, reason, trace, info)
+
+    def _judge(self, trial: Trial, returned: Any) -> tuple[TrialState, float | None, str | None]:
+        """The state, value and reason of a run that ended without an exception."""
+        reached = trial.last_epoch
+        if self._abort:
+            return TrialState.PRUNED, self._value_from_epochs(trial.number), "aborted by the user"
+        if self._stop_now and reached < trial.budget and returned is None:
+            return TrialState.INTERRUPTED, None, f"{self._stop_reason} at epoch {reached}"
+        if returned is not None:
+            if isinstance(returned, bool) or not isinstance(returned, (int, float)) and not hasattr(returned, "item"):
+                return TrialState.FAILED, None, (
+                    f"the objective returned {type(returned).__name__} {returned!r:.40}; return a float or None"
+                )
+            value = float(returned.item() if hasattr(returned, "item") else returned)
+            if not math.isfinite(value):
+                return TrialState.FAILED, None, f"the objective returned {value}"
+        else:
+            value = self._value_from_epochs(trial.number)
+            if value is None:
+                metric = self.strategy.metric
+                return TrialState.FAILED, None, (
+                    f"the objective reported no '{metric}' and returned nothing; call "
+                    f"trial.report({metric}=...) each epoch or return the value"
+                )
+        return TrialState.COMPLETE, value, None
+
+    def _value_from_epochs(self, number: int) -> float | None:
+        rec = self.store.trial(self.session, number)
+        return best_of(rec.metric_values(self.strategy.metric), self.strategy.direction)
+
+    def _finish(self, trial: Trial, state: TrialState, value, reason, trace, info) -> TrialRecord:
+        return self._finish_record(trial.number, state, value, reason, trace, {**info, **trial.info})
+
+    def _finish_record(
+        self, number: int, state: TrialState, value: float | None, reason: str | None, trace: str | None, info: dict
+    ) -> TrialRecord:
+        store, name = self.store, self.session
+        if state == TrialState.COMPLETE:
+            # The strategy decides whether a finished run completes its trial or waits at a rung.
+            pending = store.trial(name, number)
+            probe = TrialRecord(
+                number=number, state=TrialState.COMPLETE, config=pending.config, value=value,
+                budget=pending.budget, epochs=pending.epochs, meta=pending.meta,
+            )
+            state = TrialState(self.strategy.state_after(probe))
+        full_info = {**store.trial(name, number).info, **info, **versions()}
+        rec = store.finish_trial(name, number, state=state, value=value, reason=reason, traceback=trace, info=full_info)
+        if state.is_finished():
+            self._drop_checkpoint(number)
+        self.strategy.tell(rec)
+        changed: list[TrialRecord] = []
+        decisions = self.strategy.settle()
+        if decisions:
+            store.set_trial_states(name, decisions)
+            for n in decisions:
+                r = store.trial(name, n)
+                self.strategy.tell(r)
+                changed.append(r)
+                if r.state.is_finished():
+                    self._drop_checkpoint(n)
+            rec = store.trial(name, number)
+        self._emit(ev.TrialFinished(name, trial=rec, changed=tuple(c for c in changed if c.number != number)))
+        return rec
+
+    def _drop_checkpoint(self, number: int) -> None:
+        p = self._ckpt_dir / f"{number}.pt"
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass

@@ -1,0 +1,635 @@
+"""Provides the SQLite store: every SQL statement of tuitune lives in this module.
+
+One file holds sessions, trials and epoch rows. The file carries an application id and a schema
+version; a file that is not ours, is corrupt, or comes from a newer tuitune is refused before
+anything is written to it. WAL mode, one connection per thread, one commit per epoch row.
+Epoch rows are never deleted: when a trial restarts from an earlier point, the rows after that point
+are marked superseded and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from tuitune.core.errors import (
+    CorruptDatabaseError,
+    NewerDatabaseError,
+    NotOurDatabaseError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StoreError,
+)
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, best_of
+
+APPLICATION_ID = int.from_bytes(b"tTun", "big")
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, sort_keys=False, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy and torch scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def _loads(s: str | None, default: Any = None) -> Any:
+    return default if s is None else json.loads(s)
+
+
+def check_file(path: str | os.PathLike[str]) -> bool:
+    """Checks, without writing a byte, that ``path`` is a tuitune database or may become one.
+
+    Returns True when the file exists and holds a tuitune schema, False when there is no file (or an
+    empty one, or an SQLite file with no tables) that may be initialised. Raises a StoreError subclass
+    for a file that is not ours, is corrupt, or is from a newer version.
+    """
+    p = Path(path)
+    if not p.exists():
+        return False
+    if p.is_dir():
+        raise NotOurDatabaseError(f"{p} is a folder, not a database file; give a file path with --db")
+    size = p.stat().st_size
+    if size == 0:
+        return False
+    with open(p, "rb") as f:
+        header = f.read(100)
+    if not header.startswith(SQLITE_MAGIC):
+        raise NotOurDatabaseError(
+            f"{p} is not a tuitune database (not an SQLite file); it was left unchanged. "
+            "Point --db or TUITUNE_DB at another file"
+        )
+    if len(header) < 100:
+        raise CorruptDatabaseError(f"{p} is a truncated SQLite file; it was left unchanged. Restore it from a backup")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id not in (0, APPLICATION_ID):
+        raise NotOurDatabaseError(
+            f"{p} is another program's SQLite database (application id {app_id:#x}); it was left unchanged. "
+            "Point --db or TUITUNE_DB at another file"
+        )
+    uri = f"file:{p.resolve().as_posix()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+    except sqlite3.Error as e:
+        raise CorruptDatabaseError(f"{p} cannot be opened ({e}); it was left unchanged") from None
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id == 0:
+            if not tables:
+                return False
+            raise NotOurDatabaseError(
+                f"{p} is an SQLite database of another program (tables: {', '.join(sorted(tables)[:5])}); "
+                "it was left unchanged. Point --db or TUITUNE_DB at another file"
+            )
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise NewerDatabaseError(
+                f"{p} was written by a newer tuitune (schema {version}; this one knows up to {SCHEMA_VERSION}); "
+                "it was left unchanged. Upgrade tuitune: pip install -U tuitune"
+            )
+        result = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if result != ["ok"]:
+            raise CorruptDatabaseError(
+                f"{p} is damaged ({'; '.join(result[:3])}); it was left unchanged. Restore it from a backup"
+            )
+        missing = {"sessions", "trials", "epochs"} - tables
+        if missing:
+            raise CorruptDatabaseError(
+                f"{p} is a tuitune database that lacks the tables {', '.join(sorted(missing))}; "
+                "it was left unchanged. Restore it from a backup"
+            )
+        return True
+    except sqlite3.DatabaseError as e:
+        raise CorruptDatabaseError(f"{p} is damaged ({e}); it was left unchanged. Restore it from a backup") from None
+    finally:
+        conn.close()
+
+
+class Store:
+    """The database of one file.
+
+    Thread-safe: each thread gets its own connection. Snapshots returned (records) never change.
+
+    Args:
+        path: the database file; created with the schema when it does not exist.
+        create: when False, a missing file is an error instead of being created.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path).expanduser()
+        exists = check_file(self.path)
+        if not exists and not create:
+            raise StoreError(f"no tuitune database at {self.path}; run a session first or pass --db")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        if not exists:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_schema()
+
+    # ---- connections --------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            c.row_factory = sqlite3.Row
+            c.execute("PRAGMA busy_timeout = 30000")
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(
+                    f"{self.path}: SQLite refused WAL mode (got {mode}); is it on a network filesystem? "
+                    "Put the database on a local disk"
+                )
+            c.execute("PRAGMA synchronous = FULL")
+            c.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = c
+            with self._lock:
+                self._conns.append(c)
+        return c
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        d = getattr(self._local, "db", None)
+        if d is None:
+            d = sqlite_utils.Database(self.conn)
+            self._local.db = d
+        return d
+
+    def close(self) -> None:
+        """Closes every thread's connection (call when no thread uses the store any more)."""
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            # Another process may have created it between our check and this lock.
+            if c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                c.execute("ROLLBACK")
+                check_file(self.path)
+                return
+            db = sqlite_utils.Database(c)
+            db["tuitune_meta"].create({"key": str, "value": str}, pk="key")
+            db["sessions"].create(
+                {
+                    "id": int,
+                    "name": str,
+                    "strategy": str,
+                    "options": str,
+                    "space": str,
+                    "preset": str,
+                    "defaults": str,
+                    "metric": str,
+                    "direction": str,
+                    "seed": int,
+                    "max_epochs": int,
+                    "n_trials": int,
+                    "state": str,
+                    "message": str,
+                    "info": str,
+                    "created": float,
+                    "updated": float,
+                },
+                pk="id",
+                not_null={"name", "strategy", "metric", "direction", "state"},
+            )
+            db["sessions"].create_index(["name"], unique=True)
+            db["trials"].create(
+                {
+                    "id": int,
+                    "session_id": int,
+                    "number": int,
+                    "state": str,
+                    "config": str,
+                    "budget": int,
+                    "value": float,
+                    "meta": str,
+                    "reason": str,
+                    "traceback": str,
+                    "info": str,
+                    "started": float,
+                    "finished": float,
+                    "updated": float,
+                },
+                pk="id",
+                foreign_keys=[("session_id", "sessions", "id")],
+                not_null={"session_id", "number", "state", "config"},
+            )
+            db["trials"].create_index(["session_id", "number"], unique=True)
+            db["epochs"].create(
+                {
+                    "id": int,
+                    "trial_id": int,
+                    "epoch": int,
+                    "metrics": str,
+                    "time": float,
+                    "superseded": int,
+                },
+                pk="id",
+                foreign_keys=[("trial_id", "trials", "id")],
+                not_null={"trial_id", "epoch", "metrics"},
+                defaults={"superseded": 0},
+            )
+            # One live row per (trial, epoch); superseded rows of earlier attempts are kept beside it.
+            c.execute(
+                "CREATE UNIQUE INDEX idx_epochs_live ON epochs (trial_id, epoch) WHERE superseded = 0"
+            )
+            from tuitune import __version__
+
+            db["tuitune_meta"].insert_all(
+                [
+                    {"key": "created_by", "value": __version__},
+                    {"key": "created", "value": str(time.time())},
+                ]
+            )
+            c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        finally:
+            c.close()
+
+    # ---- sessions -----------------------------------------------------------------------------
+    def _session_row(self, name: str) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM sessions WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            names = [r[0] for r in self.conn.execute("SELECT name FROM sessions ORDER BY updated DESC LIMIT 8")]
+            hint = f"; sessions here: {', '.join(names)}" if names else "; this database has no sessions yet"
+            raise SessionNotFoundError(f"no session named '{name}' in {self.path}{hint}")
+        return row
+
+    def _session_id(self, name: str) -> int:
+        cache = self.__dict__.setdefault("_sid_cache", {})
+        sid = cache.get(name)
+        if sid is None:
+            sid = int(self._session_row(name)["id"])
+            cache[name] = sid
+        return sid
+
+    def session_exists(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone() is not None
+
+    def create_session(
+        self,
+        name: str,
+        *,
+        strategy: str,
+        options: dict[str, Any],
+        space: dict[str, Any],
+        metric: str,
+        direction: str,
+        seed: int,
+        max_epochs: int,
+        n_trials: int | None,
+        preset: dict[str, Any] | None = None,
+        defaults: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        now = time.time()
+        try:
+            with self.transaction() as c:
+                c.execute(
+                    "INSERT INTO sessions (name, strategy, options, space, preset, defaults, metric, direction, seed,"
+                    " max_epochs, n_trials, state, message, info, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', NULL, ?, ?, ?)",
+                    (
+                        name,
+                        strategy,
+                        _dumps(options),
+                        _dumps(space),
+                        _dumps(preset or {}),
+                        _dumps(defaults or {}),
+                        metric,
+                        direction,
+                        int(seed),
+                        int(max_epochs),
+                        n_trials,
+                        _dumps(info or {}),
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise SessionExistsError(
+                f"a session named '{name}' already exists in {self.path}; resume it with "
+                f"'tuitune resume {name}' or choose another name"
+            ) from None
+        return self.session(name)
+
+    def update_session(self, name: str, **fields: Any) -> None:
+        allowed = {"state", "message", "n_trials", "options", "info", "max_epochs"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update session fields {sorted(bad)}")
+        cols, vals = [], []
+        for k, v in fields.items():
+            cols.append(f"{k} = ?")
+            vals.append(_dumps(v) if k in ("options", "info") else v)
+        cols.append("updated = ?")
+        vals.append(time.time())
+        sid = self._session_id(name)
+        with self.transaction() as c:
+            c.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
+
+    def delete_session(self, name: str) -> None:
+        """Deletes a session with its trials and epoch rows (the user asked, and confirmed)."""
+        sid = self._session_id(name)
+        with self.transaction() as c:
+            c.execute("DELETE FROM epochs WHERE trial_id IN (SELECT id FROM trials WHERE session_id = ?)", (sid,))
+            c.execute("DELETE FROM trials WHERE session_id = ?", (sid,))
+            c.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+        self.__dict__.get("_sid_cache", {}).pop(name, None)
+
+    def _session_record(self, row: sqlite3.Row, n_done: int = 0, best: float | None = None) -> SessionRecord:
+        return SessionRecord(
+            name=row["name"],
+            strategy=row["strategy"],
+            options=_loads(row["options"], {}),
+            space=_loads(row["space"], {}),
+            metric=row["metric"],
+            direction=row["direction"],
+            seed=row["seed"],
+            max_epochs=row["max_epochs"],
+            n_trials=row["n_trials"],
+            state=row["state"],
+            preset=_loads(row["preset"], {}),
+            defaults=_loads(row["defaults"], {}),
+            created=row["created"],
+            updated=row["updated"],
+            n_done=n_done,
+            best_value=best,
+            message=row["message"],
+            info=_loads(row["info"], {}),
+        )
+
+    def session(self, name: str) -> SessionRecord:
+        row = self._session_row(name)
+        n_done, best = self._progress(row["id"], row["direction"])
+        return self._session_record(row, n_done, best)
+
+    def _progress(self, sid: int, direction: str) -> tuple[int, float | None]:
+        n = self.conn.execute(
+            "SELECT count(*) FROM trials WHERE session_id = ? AND state IN ('complete', 'pruned', 'failed')", (sid,)
+        ).fetchone()[0]
+        agg = "min" if direction == "minimize" else "max"
+        best = self.conn.execute(
+            f"SELECT {agg}(value) FROM trials WHERE session_id = ? AND state = 'complete'", (sid,)
+        ).fetchone()[0]
+        return int(n), best
+
+    def sessions(self) -> list[SessionRecord]:
+        """Every session, the most recently updated first."""
+        out = []
+        for row in self.conn.execute("SELECT * FROM sessions ORDER BY updated DESC, id DESC").fetchall():
+            n, best = self._progress(row["id"], row["direction"])
+            out.append(self._session_record(row, n, best))
+        return out
+
+    # ---- trials -------------------------------------------------------------------------------
+    def new_trial(
+        self,
+        session: str,
+        *,
+        config: dict[str, Any],
+        budget: int,
+        meta: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> TrialRecord:
+        """Creates the session's next trial, state running, and commits it."""
+        sid = self._session_id(session)
+        now = time.time()
+        with self.transaction() as c:
+            number = c.execute(
+                "SELECT coalesce(max(number), -1) + 1 FROM trials WHERE session_id = ?", (sid,)
+            ).fetchone()[0]
+            c.execute(
+                "INSERT INTO trials (session_id, number, state, config, budget, meta, info, started, updated)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (sid, number, _dumps(config), int(budget), _dumps(meta or {}), _dumps(info or {}), now, now),
+            )
+            c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, sid))
+        return self.trial(session, number)
+
+    def start_trial(
+        self, session: str, number: int, *, budget: int, meta: dict[str, Any] | None = None
+    ) -> TrialRecord:
+        """Marks an existing trial running again (a promotion or a re-run), with its new budget."""
+        tid = self._trial_id(session, number)
+        now = time.time()
+        with self.transaction() as c:
+            if meta is None:
+                c.execute(
+                    "UPDATE trials SET state = 'running', budget = ?, reason = NULL, traceback = NULL,"
+                    " finished = NULL, updated = ? WHERE id = ?",
+                    (int(budget), now, tid),
+                )
+            else:
+                c.execute(
+                    "UPDATE trials SET state = 'running', budget = ?, meta = ?, reason = NULL, traceback = NULL,"
+                    " finished = NULL, updated = ? WHERE id = ?",
+                    (int(budget), _dumps(meta), now, tid),
+                )
+        return self.trial(session, number)
+
+    def supersede_epochs(self, session: str, number: int, after: int) -> int:
+        """Marks the live epoch rows past ``after`` superseded (a restart from that point). Returns how many."""
+        tid = self._trial_id(session, number)
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE epochs SET superseded = 1 WHERE trial_id = ? AND superseded = 0 AND epoch > ?",
+                (tid, int(after)),
+            )
+            return cur.rowcount
+
+    def add_epoch(self, session: str, number: int, epoch: int, metrics: dict[str, Any]) -> None:
+        """Commits one epoch row (replacing a live row of the same epoch, which is kept as superseded)."""
+        tid = self._trial_id(session, number)
+        now = time.time()
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE epochs SET superseded = 1 WHERE trial_id = ? AND superseded = 0 AND epoch = ?",
+                (tid, int(epoch)),
+            )
+            c.execute(
+                "INSERT INTO epochs (trial_id, epoch, metrics, time, superseded) VALUES (?, ?, ?, ?, 0)",
+                (tid, int(epoch), _dumps(metrics), now),
+            )
+            c.execute("UPDATE trials SET updated = ? WHERE id = ?", (now, tid))
+
+    def finish_trial(
+        self,
+        session: str,
+        number: int,
+        *,
+        state: TrialState | str,
+        value: float | None = None,
+        reason: str | None = None,
+        traceback: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> TrialRecord:
+        tid = self._trial_id(session, number)
+        state = TrialState(state)
+        if value is not None and not math.isfinite(value):
+            value = None
+        now = time.time()
+        with self.transaction() as c:
+            sets = "state = ?, value = ?, reason = ?, traceback = ?, updated = ?, finished = ?"
+            args: list[Any] = [state.value, value, reason, traceback, now, now if state.is_finished() else None]
+            if info is not None:
+                sets += ", info = ?"
+                args.append(_dumps(info))
+            c.execute(f"UPDATE trials SET {sets} WHERE id = ?", (*args, tid))
+            c.execute("UPDATE sessions SET updated = ? WHERE id = (SELECT session_id FROM trials WHERE id = ?)", (now, tid))
+        return self.trial(session, number)
+
+    def set_trial_states(self, session: str, states: dict[int, TrialState]) -> None:
+        """Changes the state of several trials in one transaction (Hyperband's rung decisions)."""
+        if not states:
+            return
+        sid = self._session_id(session)
+        now = time.time()
+        with self.transaction() as c:
+            for number, state in states.items():
+                state = TrialState(state)
+                c.execute(
+                    "UPDATE trials SET state = ?, updated = ?, finished = ? WHERE session_id = ? AND number = ?",
+                    (state.value, now, now if state.is_finished() else None, sid, int(number)),
+                )
+
+    def interrupt_running(self, session: str, reason: str = "the process running it ended") -> list[int]:
+        """Marks the session's running trials interrupted (their process died). Returns their numbers."""
+        sid = self._session_id(session)
+        with self.transaction() as c:
+            nums = [
+                r[0]
+                for r in c.execute(
+                    "SELECT number FROM trials WHERE session_id = ? AND state = 'running' ORDER BY number", (sid,)
+                )
+            ]
+            c.execute(
+                "UPDATE trials SET state = 'interrupted', reason = ?, updated = ? WHERE session_id = ? AND state = 'running'",
+                (reason, time.time(), sid),
+            )
+        return nums
+
+    def _trial_id(self, session: str, number: int) -> int:
+        sid = self._session_id(session)
+        row = self.conn.execute("SELECT id FROM trials WHERE session_id = ? AND number = ?", (sid, int(number))).fetchone()
+        if row is None:
+            raise StoreError(f"session '{session}' has no trial {number}")
+        return int(row[0])
+
+    def _epochs_of(self, trial_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        ids = list(trial_ids)
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = (
+                "SELECT trial_id, epoch, metrics, time FROM epochs WHERE superseded = 0 AND trial_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY trial_id, epoch"
+            )
+            for r in self.conn.execute(q, chunk):
+                row = {"epoch": r["epoch"], **_loads(r["metrics"], {}), "time": r["time"]}
+                out[r["trial_id"]].append(row)
+        return out
+
+    def _trial_record(self, row: sqlite3.Row, epochs: list[dict[str, Any]]) -> TrialRecord:
+        return TrialRecord(
+            number=row["number"],
+            state=TrialState(row["state"]),
+            config=_loads(row["config"], {}),
+            value=row["value"],
+            budget=row["budget"],
+            epochs=tuple(epochs),
+            meta=_loads(row["meta"], {}),
+            reason=row["reason"],
+            traceback=row["traceback"],
+            started=row["started"],
+            finished=row["finished"],
+            info=_loads(row["info"], {}),
+        )
+
+    def trial(self, session: str, number: int) -> TrialRecord:
+        sid = self._session_id(session)
+        row = self.conn.execute("SELECT * FROM trials WHERE session_id = ? AND number = ?", (sid, int(number))).fetchone()
+        if row is None:
+            raise StoreError(f"session '{session}' has no trial {number}")
+        return self._trial_record(row, self._epochs_of([row["id"]])[row["id"]])
+
+    def trials(self, session: str, *, with_epochs: bool = True) -> list[TrialRecord]:
+        """The session's trials in number order, each with its live epoch rows."""
+        sid = self._session_id(session)
+        rows = self.conn.execute("SELECT * FROM trials WHERE session_id = ? ORDER BY number", (sid,)).fetchall()
+        eps = self._epochs_of(r["id"] for r in rows) if with_epochs else {}
+        return [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+
+    def count_epochs(self, session: str, *, superseded: bool = False) -> int:
+        sid = self._session_id(session)
+        q = "SELECT count(*) FROM epochs e JOIN trials t ON e.trial_id = t.id WHERE t.session_id = ?"
+        if not superseded:
+            q += " AND e.superseded = 0"
+        return int(self.conn.execute(q, (sid,)).fetchone()[0])
+
+    def integrity_check(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+
+    def meta(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT key, value FROM tuitune_meta")}
+
+
+def default_db_path() -> Path:
+    """``$TUITUNE_DB``, else the platform's user data directory (``~/.local/share/tuitune/tuitune.db``)."""
+    env = os.environ.get("TUITUNE_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("tuitune", appauthor=False)) / "tuitune.db"
+
+
+def files_dir(db_path: str | os.PathLike[str]) -> Path:
+    """The folder beside the database for checkpoints and session locks (``<db>.d``)."""
+    p = Path(db_path).expanduser()
+    return p.with_name(p.name + ".d")

@@ -1,0 +1,163 @@
+"""Provides the Trial handle an objective receives: epochs(), report(), checkpoint(), restore().
+
+Every ``report`` is one committed epoch row before it returns. ``epochs()`` is where the runner's
+commands (pause, stop, abort, the time limit) take effect, between epochs. Checkpoints are written
+atomically (temp file, fsync, rename) in torch's format and read back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuitune.core.errors import ObjectiveError
+from tuitune.core.records import TrialRecord
+
+if TYPE_CHECKING:
+    from tuitune.core.runner import Runner
+
+
+class TrialFailed(Exception):
+    """Ends a trial as failed with a reason (a NaN or infinite metric, a time limit)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ObjectiveError(f"metric '{name}' is a boolean ({value}); report numbers")
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        raise ObjectiveError(f"metric '{name}' = {value!r} is not a number; report numbers") from None
+
+
+def load_checkpoint(path: Path) -> tuple[int, dict[str, Any]] | None:
+    """The (epoch, state) of a checkpoint file, or None when there is none or it cannot be read."""
+    if not path.exists():
+        return None
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return int(blob["epoch"]), blob["state"]
+    except Exception:  # a torn or foreign file is never loaded
+        return None
+
+
+def save_checkpoint(path: Path, epoch: int, state: dict[str, Any]) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"epoch": int(epoch), "state": state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class Trial:
+    """The handle of one trial run, given to ``objective(config, trial)``.
+
+    Attributes:
+        number: the trial's number in the session.
+        config: every hyperparameter of this trial.
+        budget: the last epoch this run may reach.
+        info: free-form facts the objective wants stored with the trial (device name, ...).
+    """
+
+    def __init__(self, runner: Runner, record: TrialRecord, checkpoint_path: Path) -> None:
+        self._runner = runner
+        self.number = record.number
+        self.config = dict(record.config)
+        self.budget = int(record.budget)
+        self.info: dict[str, Any] = {}
+        self._ckpt_path = checkpoint_path
+        self._committed = record.last_epoch  # live rows already in the store
+        self._start = 0  # the epoch training resumes after (a restored checkpoint's)
+        self._begun = False
+        self._epoch: int | None = None  # the epoch epochs() last yielded
+        self._reported: dict[int, dict[str, float]] = {}
+        self._t0 = time.monotonic()
+
+    # ---- what the runner reads -----------------------------------------------------------------
+    @property
+    def last_epoch(self) -> int:
+        """The last epoch reported in this run (or restored from)."""
+        return max([self._start, *self._reported])
+
+    def _begin(self) -> None:
+        if not self._begun:
+            self._begun = True
+            # Rows past the restart point belong to a run whose model state is gone; keep them, superseded.
+            if self._committed > self._start:
+                self._runner._supersede(self.number, self._start)
+
+    # ---- the objective's API ---------------------------------------------------------------------
+    def restore(self) -> dict[str, Any] | None:
+        """The state of this trial's last checkpoint, or None (then train from scratch).
+
+        After a restore, ``epochs()`` continues from the epoch after the checkpoint's.
+        """
+        got = load_checkpoint(self._ckpt_path)
+        if got is None:
+            return None
+        epoch, state = got
+        # A checkpoint ahead of the committed rows (written, then killed before the report) or past
+        # the budget is not used: the rows are the truth.
+        if epoch > self._committed or epoch > self.budget or self._begun:
+            return None
+        self._start = epoch
+        return state
+
+    def epochs(self) -> Iterator[int]:
+        """Epoch numbers from the one after the restore point up to ``budget``.
+
+        Ends early when the user stops the session or aborts the trial; waits while paused.
+        """
+        self._begin()
+        e = self._start
+        while e < self.budget:
+            if not self._runner._between_epochs(self):
+                return
+            e += 1
+            self._epoch = e
+            yield e
+
+    def report(self, **metrics: Any) -> None:
+        """Commits one epoch row of metrics (``val_loss=..., val_acc=...``) before it returns.
+
+        A NaN or infinite metric is committed too, then ends the trial as failed.
+        """
+        if not metrics:
+            raise ObjectiveError("report() needs at least one metric, e.g. trial.report(val_loss=0.3)")
+        self._begin()
+        epoch = self._epoch if self._epoch is not None else self.last_epoch + 1
+        if self._epoch is None and self._reported:
+            epoch = max(self._reported) + 1
+        values = {str(k): _as_float(k, v) for k, v in metrics.items()}
+        row = {**self._reported.get(epoch, {}), **values}
+        self._reported[epoch] = row
+        self._runner._report(self, epoch, row)
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrialFailed(f"{bad[0]} is {values[bad[0]]} at epoch {epoch}")
+
+    def checkpoint(self, state: dict[str, Any]) -> None:
+        """Saves the latest checkpoint of this trial (for the current epoch), replacing the previous one."""
+        epoch = self._epoch if self._epoch is not None else self.last_epoch
+        save_checkpoint(self._ckpt_path, epoch, state)
+
+    def __repr__(self) -> str:
+        return f"Trial(number={self.number}, budget={self.budget}, config={self.config})"
