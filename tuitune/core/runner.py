@@ -203,6 +203,12 @@ class Runner:
         store.interrupt_running(name)
         records = store.trials(name)
         self.strategy.restore(records)
+        # Decisions the strategy made but the store never got (a crash between tell and settle).
+        decisions = self.strategy.settle()
+        if decisions:
+            store.set_trial_states(name, decisions)
+            records = store.trials(name)
+            self.strategy.restore(records)
         rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
         store.update_session(name, state="running", message=None)
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))

@@ -1,0 +1,342 @@
+"""Provides the command line (DESIGN.md 4.2); with no subcommand it opens the TUI."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return v
+
+
+def _base(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tuitune",
+        description="A terminal control room for hyperparameter tuning of PyTorch models. "
+        "With no command, opens the TUI.",
+    )
+    p.add_argument("--db", help="database file (default: $TUITUNE_DB or the user data directory)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    from tuitune import __version__
+
+    p.add_argument("--version", action="version", version=f"tuitune {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--db", default=argparse.SUPPRESS, help="database file")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+    r = sub.add_parser("run", help="start a session of a preset or of your own TOML file")
+    r.add_argument("preset", metavar="PRESET|FILE.toml")
+    r.add_argument("--strategy", default="random", choices=["manual", "grid", "random", "bayes", "hyperband"])
+    r.add_argument("--trials", type=_positive_int, help="trials to run (random, bayes: default 20)")
+    r.add_argument("--max-epochs", type=_positive_int, help="epochs a trial may reach (default: the preset's)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--session", help="the session's name (default: a generated one)")
+    r.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    r.add_argument("--data-dir", help="where datasets live (default: $TUITUNE_DATA or the user cache)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="manual: the one change of this run; other strategies: fix a parameter (repeatable)")
+    r.add_argument("--base", type=_base, help="manual: the base config (defaults, best, or a trial number)")
+    r.add_argument("--headless", action="store_true", help="no TUI: progress bars and lines")
+    g = r.add_argument_group("strategy options")
+    g.add_argument("--factor", type=int, help="hyperband: eta, the halving factor (default 3)")
+    g.add_argument("--bracket", type=int, help="hyperband: run this bracket alone (successive halving)")
+    g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
+    g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
+    g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
+    _run_limits(r)
+    common(r)
+
+    s = sub.add_parser("resume", help="continue a session where it stopped")
+    s.add_argument("name")
+    s.add_argument("--trials", type=_positive_int, help="extend the session by this many more trials")
+    s.add_argument("--device")
+    s.add_argument("--data-dir")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
+    s.add_argument("--base", type=_base, help="manual: the base of the next change")
+    s.add_argument("--headless", action="store_true")
+    _run_limits(s)
+    common(s)
+
+    ss = sub.add_parser("sessions", help="list the sessions in the database")
+    ss.add_argument("--json", action="store_true")
+    common(ss)
+
+    sh = sub.add_parser("show", help="a session's settings and leaderboard")
+    sh.add_argument("name")
+    sh.add_argument("--json", action="store_true", help="the session, its trials and their epoch rows")
+    common(sh)
+
+    ex = sub.add_parser("export", help="write the best config of a session to JSON")
+    ex.add_argument("name")
+    ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json)")
+    common(ex)
+
+    pr = sub.add_parser("presets", help="list the bundled presets")
+    common(pr)
+    return p
+
+
+def _run_limits(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--max-failures", type=_positive_int, default=3, help="stop after this many failures in a row")
+    sp.add_argument("--trial-timeout", type=float, help="seconds a trial may run")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    from tuitune.core.errors import TuituneError
+
+    try:
+        return _dispatch(args)
+    except TuituneError as e:
+        if debug:
+            raise
+        print(f"tuitune: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tuitune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd is None:
+        return _tui(args, None)
+    if cmd == "presets":
+        return cmd_presets()
+    if cmd == "sessions":
+        return cmd_sessions(args)
+    if cmd == "show":
+        return cmd_show(args)
+    if cmd == "export":
+        return cmd_export(args)
+    if cmd in ("run", "resume"):
+        return cmd_run(args)
+    raise AssertionError(cmd)
+
+
+def _store(args: argparse.Namespace, create: bool = False):
+    from tuitune.core.store import Store, default_db_path
+
+    return Store(args.db or default_db_path(), create=create)
+
+
+def _tui_available() -> bool:
+    return importlib.util.find_spec("tuitune.ui.app") is not None
+
+
+def _tui(args: argparse.Namespace, launch: Any) -> int:
+    if not _tui_available():
+        print("tuitune: the TUI is not built yet; use a subcommand (tuitune --help)", file=sys.stderr)
+        return EXIT_USAGE
+    from tuitune.ui.app import run_app
+
+    return run_app(db=args.db, launch=launch)
+
+
+def cmd_presets() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuitune.training.presets import list_presets
+
+    t = Table("preset", "description", "metric", "space")
+    for p in list_presets():
+        t.add_row(p.name, p.description, f"{p.metric} ({p.direction})", ", ".join(p.space.searched))
+    Console().print(t)
+    return EXIT_OK
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    store = _store(args)
+    recs = store.sessions()
+    if args.json:
+        print(json.dumps([_session_json(r) for r in recs], indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuitune.headless import fmt
+
+    if not recs:
+        print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
+        return EXIT_OK
+    t = Table("session", "preset", "strategy", "done", "best", "state", "updated")
+    for r in recs:
+        budget = "" if r.n_trials is None else f"/{r.n_trials}"
+        t.add_row(
+            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), r.state,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
+        )
+    Console().print(t)
+    return EXIT_OK
+
+
+def _session_json(r: Any) -> dict[str, Any]:
+    return {
+        "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
+        "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
+        "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "message": r.message,
+        "space": r.space, "created": r.created, "updated": r.updated,
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rec = store.session(args.name)
+    trials = store.trials(args.name)
+    if args.json:
+        doc = {
+            "session": _session_json(rec),
+            "trials": [
+                {
+                    "number": t.number, "state": t.state.value, "config": t.config, "value": t.value,
+                    "budget": t.budget, "error": t.reason if t.state.value == "failed" else None,
+                    "reason": t.reason, "meta": t.meta, "epochs": [dict(e) for e in t.epochs], "info": t.info,
+                }
+                for t in trials
+            ],
+        }
+        print(json.dumps(doc, indent=2, default=str))
+        return EXIT_OK
+    from rich.console import Console
+
+    from tuitune.headless import fmt, leaderboard_table
+
+    c = Console()
+    preset = (rec.preset or {}).get("name") or "-"
+    opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
+    c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
+    c.print(
+        f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
+        f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
+        + (f": {rec.message}" if rec.message else "")
+        + f", best {fmt(rec.best_value)}"
+    )
+    c.print(leaderboard_table(rec, trials, limit=None))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tuitune.core.api import Session
+
+    store = _store(args)
+    store.session(args.name)
+    path = Session(store, args.name).export(args.output or f"{args.name}-best.json")
+    print(path)
+    return EXIT_OK
+
+
+def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = {"factor": "factor", "bracket": "bracket", "n_initial": "n_initial", "grid_points": "points",
+             "max_grid": "max_size"}
+    given = {names[k]: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    owners = {"factor": "hyperband", "bracket": "hyperband", "n_initial": "bayes", "points": "grid", "max_size": "grid"}
+    from tuitune.core.errors import StrategyError
+
+    for k in given:
+        if owners[k] != args.strategy:
+            flag = "--" + next(a for a, b in names.items() if b == k).replace("_", "-")
+            raise StrategyError(f"{flag} is an option of the {owners[k]} strategy, not of {args.strategy}")
+    return given
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tuitune.launch import new_run, resume_run
+
+    if args.command == "run":
+        launch = new_run(
+            args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
+            session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
+            base=args.base, options=_strategy_options(args),
+        )
+    else:
+        launch = resume_run(
+            args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
+            sets=args.set, base=args.base,
+        )
+    if not args.headless:
+        if _tui_available():
+            return _tui(args, launch)
+        print("tuitune: the TUI is not built yet; running headless", file=sys.stderr)
+    return run_headless(launch, max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+
+
+def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | None = None) -> int:
+    """Runs a launch on the main thread with progress bars; signals stop it cleanly after the epoch."""
+    from tuitune.core.api import Session
+    from tuitune.headless import HeadlessDisplay, leaderboard_table
+
+    display = HeadlessDisplay(launch.record)
+    for note in launch.notes:
+        display.console.print(note)
+    runner = launch.runner([display], max_failures=max_failures, trial_timeout=trial_timeout)
+    signals_seen: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        runner.stop(f"stopped by {name}")
+        try:
+            print(f"\n{name}: stopping after this epoch; everything is saved. "
+                  f"Resume with: tuitune resume {launch.name}"
+                  + ("  (Ctrl+C again to quit at once)" if signum == signal.SIGINT else ""), file=sys.stderr)
+        except OSError:
+            pass
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = runner.run()
+    finally:
+        display.stop()
+        for s, h in old.items():
+            signal.signal(s, h)
+    try:
+        session = Session(launch.store, launch.name)
+        display.console.print(leaderboard_table(session.record, session.trials))
+        if result.state == "failed":
+            print(f"tuitune: session '{launch.name}' stopped: {result.message}", file=sys.stderr)
+            return EXIT_FAILED
+        if result.state == "stopped":
+            display.console.print(f"stopped; resume with: tuitune resume {launch.name}")
+            return EXIT_INTERRUPTED if signals_seen else EXIT_OK
+        best = session.best
+        if best is not None:
+            display.console.print(
+                f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
+                f"export with: tuitune export {launch.name}"
+            )
+    except OSError:
+        pass
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

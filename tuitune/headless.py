@@ -1,0 +1,139 @@
+"""Provides the headless display: progress bars, a line per finished trial, the leaderboard at the end."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuitune.core import events as ev
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState
+
+
+def fmt(v: Any) -> str:
+    """A compact rendering of a value for tables: 4 significant digits for floats."""
+    if isinstance(v, bool) or v is None:
+        return "-" if v is None else str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.4g}"
+    return str(v)
+
+
+def searched_names(record: SessionRecord) -> list[str]:
+    return [k for k, p in record.space.items() if p.get("type") != "fixed"]
+
+
+def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
+    """Trials ranked: complete ones by value, then the others by number."""
+    names = searched_names(record)
+    sign = 1.0 if record.direction == "minimize" else -1.0
+    done = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None), key=lambda t: (sign * t.value, t.number)
+    )
+    rest = [t for t in trials if t not in done]
+    rows = done + rest
+    table = Table(title=f"{record.name}: {record.metric} ({record.direction})", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("trial", justify="right")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column(record.metric, justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("state")
+    for i, t in enumerate(rows[:limit] if limit else rows):
+        rank = str(i + 1) if t in done else "-"
+        state = t.state.value + (f" ({t.reason})" if t.reason and t.state == TrialState.FAILED else "")
+        table.add_row(
+            rank, str(t.number), *(fmt(t.config.get(n)) for n in names), fmt(t.value), str(t.last_epoch), state
+        )
+    if limit and len(rows) > limit:
+        table.caption = f"{len(rows) - limit} more trials: tuitune show {record.name}"
+    return table
+
+
+class HeadlessDisplay:
+    """A Runner listener that draws progress with rich."""
+
+    def __init__(self, record: SessionRecord, console: Console | None = None) -> None:
+        self.record = record
+        self.console = console or Console()
+        self.names = searched_names(record)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.session_task = None
+        self.trial_task = None
+        self._started = time.monotonic()
+        self._done = 0
+
+    def __call__(self, event: ev.Event) -> None:
+        try:
+            self._handle(event)
+        except OSError:  # the terminal went away (SSH dropped): training goes on regardless
+            pass
+
+    def _handle(self, event: ev.Event) -> None:
+        p = self.progress
+        if isinstance(event, ev.SessionStarted):
+            self._done = sum(1 for t in event.trials if t.state.is_finished())
+            what = "resuming" if event.resumed else "starting"
+            self.console.print(
+                f"[bold]{what} session {event.session}[/]: {self.record.strategy}, "
+                f"{self.record.metric} ({self.record.direction}), up to {self.record.max_epochs} epochs a trial"
+            )
+            p.start()
+            self.session_task = p.add_task("session", total=event.total, completed=self._done, info="")
+            self.trial_task = p.add_task("trial", total=1, completed=0, info="")
+        elif isinstance(event, ev.TrialStarted):
+            t = event.trial
+            verb = "continues" if event.continued else "starts"
+            p.update(
+                self.trial_task, description=f"trial {t.number}", total=t.budget, completed=t.last_epoch,
+                info=f"{verb}",
+            )
+        elif isinstance(event, ev.EpochReported):
+            m = self.record.metric
+            info = f"{m}={fmt(event.metrics.get(m))}" if m in event.metrics else ""
+            p.update(self.trial_task, completed=event.epoch, total=event.budget, info=info)
+        elif isinstance(event, ev.TrialFinished):
+            t = event.trial
+            if t.state.is_finished() or t.state == TrialState.PAUSED:
+                self._done += 1 if t.state != TrialState.PAUSED else 0
+            for c in event.changed:
+                if c.state.is_finished():
+                    self._done += 1
+            p.update(self.session_task, completed=self._done)
+            params = " ".join(f"{n}={fmt(t.config.get(n))}" for n in self.names)
+            extra = f" ({t.reason})" if t.reason else ""
+            style = {"complete": "green", "failed": "red", "pruned": "yellow"}.get(t.state.value, "")
+            state = f"[{style}]{t.state.value}[/]" if style else t.state.value
+            p.console.print(
+                f"trial {t.number:>3} {state}{extra} {self.record.metric}={fmt(t.value)} "
+                f"epochs={t.last_epoch}/{t.budget} {params}"
+            )
+            pruned = [c.number for c in event.changed if c.state == TrialState.PRUNED]
+            if pruned:
+                p.console.print(f"          pruned at this rung: {', '.join(map(str, pruned))}")
+        elif isinstance(event, ev.SessionPaused):
+            p.console.print("paused" if event.paused else "resumed")
+        elif isinstance(event, ev.SessionFinished):
+            p.stop()
+
+    def stop(self) -> None:
+        try:
+            self.progress.stop()
+        except OSError:
+            pass

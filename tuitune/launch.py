@@ -1,0 +1,181 @@
+"""Provides the starting of sessions from presets: new runs and resumes, shared by the CLI and the TUI.
+
+It turns what a user typed (a preset, a strategy, ``--set KEY=VALUE``) into a stored session, its
+strategy and its objective, ready for a Runner.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuitune.core.api import check_session_name, new_session_name, open_store, strategy_for
+from tuitune.core.errors import ManualError, PresetError, SessionExistsError
+from tuitune.core.records import SessionRecord
+from tuitune.core.runner import Runner
+from tuitune.core.store import Store
+from tuitune.core.strategies import make_strategy, strategy_class
+from tuitune.core.strategies.base import Strategy
+
+DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
+
+
+@dataclass
+class Launch:
+    """Everything a Runner needs, plus what the display shows."""
+
+    store: Store
+    name: str
+    strategy: Strategy
+    objective: Callable[..., Any]
+    record: SessionRecord
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
+        return Runner(self.store, self.name, self.objective, self.strategy, listeners=listeners, **kw)
+
+
+def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
+    """``["lr=0.01", "units=64"]`` -> ``{"lr": 0.01, "units": 64}``, each value checked for its parameter."""
+    from tuitune.training.presets import parse_value
+
+    out: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise PresetError(f"--set {item!r}: write KEY=VALUE, e.g. --set lr=0.01")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key in out:
+            raise PresetError(f"--set {key} is given twice; give each parameter once")
+        out[key] = parse_value(preset, key, text.strip())
+    return out
+
+
+def _manual_options(values: Mapping[str, Any], base: str | int | None) -> dict[str, Any]:
+    if len(values) > 1:
+        raise ManualError(
+            f"manual mode changes one parameter at a time; --set gives {len(values)} ({', '.join(values)}). "
+            "Run one change, then 'tuitune resume NAME --set ...' for the next"
+        )
+    req: dict[str, Any] = {"change": dict(values)}
+    if base is not None:
+        req["base"] = base
+    return {"changes": [req]}
+
+
+def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+    from tuitune.training.presets import load_objective
+
+    return load_objective(preset, device=device, data_dir=data_dir, seed=seed)
+
+
+def new_run(
+    preset_ref: str,
+    *,
+    strategy: str = "random",
+    trials: int | None = None,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    session: str | None = None,
+    db: str | os.PathLike[str] | Store | None = None,
+    device: str | None = None,
+    data_dir: str | None = None,
+    sets: Sequence[str] = (),
+    base: str | int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Launch:
+    """A new session of a preset (or, when the name exists with the very same settings, its resume)."""
+    from tuitune.training.presets import load_preset
+
+    preset = load_preset(preset_ref)
+    strategy_class(strategy)
+    options = {k: v for k, v in dict(options or {}).items() if v is not None}
+    values = parse_sets(preset, sets)
+    space = preset.space
+    defaults = dict(preset.defaults)
+    if strategy == "manual":
+        options.update(_manual_options(values, base))
+    elif values:
+        space = space.with_fixed(values)
+        defaults.update(values)
+    if trials is None and strategy in ("random", "bayes"):
+        trials = DEFAULT_TRIALS
+    max_epochs = max_epochs or preset.max_epochs
+    store = open_store(db)
+    name = check_session_name(session) if session else new_session_name(store)
+    strat = make_strategy(
+        strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
+        n_trials=trials, defaults=defaults, **options,
+    )
+    preset_dict = preset.to_dict()
+    if store.session_exists(name):
+        rec = store.session(name)
+        mine = dict(
+            strategy=strategy, space=space.to_dict(), metric=preset.metric, direction=preset.direction,
+            seed=seed, max_epochs=max_epochs, n_trials=trials, options=strat.options(), preset=preset_dict,
+        )
+        diffs = [k for k, v in mine.items() if getattr(rec, k) != v]
+        if diffs:
+            raise SessionExistsError(
+                f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
+                f"continue it with 'tuitune resume {name}' or pick another --session name"
+            )
+        launch = resume_run(name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base)
+        launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
+        return launch
+    info = {"device": device, "data_dir": data_dir}
+    store.create_session(
+        name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=preset.metric,
+        direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
+        defaults=defaults, info=info,
+    )
+    objective = _objective(preset, device, data_dir, seed)
+    return Launch(store, name, strat, objective, store.session(name))
+
+
+def resume_run(
+    name: str,
+    *,
+    db: str | os.PathLike[str] | Store | None = None,
+    more_trials: int | None = None,
+    device: str | None = None,
+    data_dir: str | None = None,
+    sets: Sequence[str] = (),
+    base: str | int | None = None,
+) -> Launch:
+    """The stored session ``name``, ready to continue with its own strategy, budget and seed.
+
+    ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
+    """
+    from tuitune.training.presets import Preset
+
+    store = open_store(db)
+    rec = store.session(name)
+    preset = Preset.from_dict(rec.preset) if rec.preset else None
+    if preset is None:
+        raise PresetError(
+            f"session '{name}' was run from Python code (tt.tune), not from a preset; resume it the same way"
+        )
+    notes = []
+    if more_trials:
+        done = len(store.trials(name, with_epochs=False))
+        base_n = rec.n_trials if rec.n_trials is not None else done
+        store.update_session(name, n_trials=max(base_n, done) + more_trials)
+        notes.append(f"trial budget raised to {max(base_n, done) + more_trials}")
+        rec = store.session(name)
+    overrides: dict[str, Any] = {}
+    if sets:
+        if rec.strategy != "manual":
+            raise PresetError(
+                f"--set on resume is for manual sessions; session '{name}' uses {rec.strategy}. "
+                "Start a new session to fix a parameter"
+            )
+        overrides.update(_manual_options(parse_sets(preset, sets), base))
+    strat = strategy_for(rec, **overrides)
+    device = device or rec.info.get("device")
+    data_dir = data_dir or rec.info.get("data_dir")
+    objective = _objective(preset, device, data_dir, rec.seed)
+    return Launch(store, name, strat, objective, rec, resumed=True, notes=notes)
