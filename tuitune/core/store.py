@@ -282,6 +282,7 @@ class Store:
             c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             c.execute("COMMIT")
+            c.execute("PRAGMA journal_mode = WAL")
         except BaseException:
             if c.in_transaction:
                 c.execute("ROLLBACK")

@@ -36,7 +36,7 @@ class ManualStrategy(Strategy):
         super().__init__(space, **kw)
         self.base = base
         self.changes = [dict(c) for c in (changes or [])]
-        self._queue: list[Suggestion] = []
+        self._queue: list[tuple[dict[str, Any], str | int | None]] = []
         self._check_base(base)
 
     def options(self) -> dict[str, Any]:
@@ -102,9 +102,12 @@ class ManualStrategy(Strategy):
         return Suggestion(config=config, budget=self.max_epochs, meta={"base": base_id, "change": diff})
 
     def request(self, change: Mapping[str, Any] | None = None, base: str | int | None = None) -> Suggestion:
-        """Queues one manual run (checked now, so a bad request fails before anything runs)."""
+        """Queues one manual run, checked now so that a bad request fails before anything runs.
+
+        The base (``"best"`` above all) is resolved again when the run is asked for.
+        """
         s = self.plan(change, base)
-        self._queue.append(s)
+        self._queue.append((dict(change or {}), base))
         return s
 
     def _take_initial(self) -> None:
@@ -122,4 +125,5 @@ class ManualStrategy(Strategy):
         self._take_initial()
         if not self._queue:
             return None
-        return self._queue.pop(0)
+        change, base = self._queue.pop(0)
+        return self.plan(change, base)

@@ -1,0 +1,137 @@
+"""One contract, every strategy: determinism, resume, suggestions in the space, a proper end.
+
+Runs each strategy through the real Runner and store (as Optuna runs one test class over every
+storage), on a cheap synthetic objective.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tuitune.core import events as ev
+from tuitune.core.api import Session, strategy_for
+from tuitune.core.records import TrialState
+from tuitune.core.runner import Runner
+from tuitune.core.space import Choice, Fixed, Float, Int, Space
+from tuitune.core.store import Store
+from tuitune.core.strategies import make_strategy
+
+SPACE = Space(
+    lr=Float(1e-4, 1e-1, scale="log", grid_points=3),
+    mom=Float(0.8, 0.99, scale="log1m", grid_points=2),
+    units=Int(16, 64, step=16),
+    act=Choice(["relu", "tanh"]),
+    opt=Fixed("adam"),
+)
+
+
+def loss(cfg):
+    return (math.log10(cfg["lr"]) + 2) ** 2 + (cfg["units"] - 48) ** 2 / 1000 + (cfg["act"] == "tanh") * 0.3 + (0.95 - cfg["mom"]) ** 2
+
+
+def objective(config, trial):
+    for e in trial.epochs():
+        trial.report(val_loss=loss(config) * (1 + 1 / e))
+
+
+CASES = {
+    "random": dict(n_trials=7),
+    "grid": dict(n_trials=None),
+    "bayes": dict(n_trials=7, n_initial=3),
+    "hyperband": dict(n_trials=None, factor=3),
+    "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
+}
+EPOCHS = {"hyperband": 9}
+
+
+def build(tmp_path, name, db="s.db", seed=0):
+    opts = dict(CASES[name])
+    n_trials = opts.pop("n_trials")
+    store = Store(tmp_path / db)
+    strat = make_strategy(
+        name, SPACE, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
+        defaults={"lr": 1e-3, "mom": 0.9, "units": 32, "act": "relu", "opt": "adam"}, **opts,
+    )
+    store.create_session(
+        "s", strategy=name, options=strat.options(), space=SPACE.to_dict(), metric="val_loss", direction="minimize",
+        seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
+        defaults={"lr": 1e-3, "mom": 0.9, "units": 32, "act": "relu", "opt": "adam"},
+    )
+    return store, strat
+
+
+def history(store):
+    return [(t.number, t.state.value, t.config, t.budget, t.value, t.last_epoch) for t in store.trials("s")]
+
+
+@pytest.fixture(params=list(CASES))
+def name(request):
+    return request.param
+
+
+class TestStrategyContract:
+    def test_suggestions_lie_in_the_space_and_it_finishes(self, tmp_path, name):
+        store, strat = build(tmp_path, name)
+        result = Runner(store, "s", objective, strat).run()
+        assert result.state == "finished"
+        trials = store.trials("s")
+        assert trials, "no trial ran"
+        for t in trials:
+            assert SPACE.check(t.config) == t.config
+            assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        expected = {"random": 7, "bayes": 7, "grid": SPACE.grid_size(), "hyperband": strat.total(), "manual": 4}[name]
+        assert len(trials) == expected
+        assert strat.ask() is None  # finished means finished
+
+    def test_deterministic_under_a_seed(self, tmp_path, name):
+        a, sa = build(tmp_path, name, "a.db", seed=7)
+        b, sb = build(tmp_path, name, "b.db", seed=7)
+        Runner(a, "s", objective, sa).run()
+        Runner(b, "s", objective, sb).run()
+        assert history(a) == history(b)
+
+    @pytest.mark.parametrize("cut", [1, 3])
+    def test_resume_continues_as_if_never_stopped(self, tmp_path, name, cut):
+        ref, sref = build(tmp_path, name, "ref.db")
+        Runner(ref, "s", objective, sref).run()
+
+        store, strat = build(tmp_path, name, "cut.db")
+        runner = Runner(store, "s", objective, strat)
+        finished = []
+
+        def stop_after(e):
+            if isinstance(e, ev.TrialFinished):
+                finished.append(e)
+                if len(finished) == cut:
+                    runner.stop_after_trial()
+
+        runner.listeners.append(stop_after)
+        assert runner.run().state == "stopped"
+        rec = store.session("s")
+        overrides = {"changes": []} if name == "manual" else {}
+        if name == "manual":  # the queue of a manual session is what the user types next
+            overrides = {"changes": CASES["manual"]["changes"][cut:]}
+        Runner(store, "s", objective, strategy_for(rec, **overrides)).run()
+        assert history(store) == history(ref)
+
+    def test_resume_after_a_stop_mid_trial(self, tmp_path, name):
+        ref, sref = build(tmp_path, name, "ref.db")
+        Runner(ref, "s", objective, sref).run()
+        store, strat = build(tmp_path, name, "cut.db")
+        runner = Runner(store, "s", objective, strat)
+
+        def stop_mid(e):
+            if isinstance(e, ev.EpochReported) and e.number == 1 and e.epoch == 1 and e.budget > 1:
+                runner.stop()
+
+        runner.listeners.append(stop_mid)
+        runner.run()
+        states = {t.number: t.state for t in store.trials("s")}
+        if 1 in states and store.trial("s", 1).budget > 1:
+            assert states[1] == TrialState.INTERRUPTED
+        overrides = {"changes": CASES["manual"]["changes"][2:]} if name == "manual" else {}
+        Runner(store, "s", objective, strategy_for(store.session("s"), **overrides)).run()
+        assert history(store) == history(ref)
+        assert Session(store, "s").best.value == Session(ref, "s").best.value
