@@ -109,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     from tuitune.core.errors import TuituneError
 
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):  # one line, no source excerpt
+        print(f"tuitune: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
     try:
         return _dispatch(args)
     except TuituneError as e:

@@ -157,3 +157,24 @@ def test_reader_sees_rows_while_writer_writes(tmp_path):
         store.add_epoch("s", t.number, e, {"m": 1.0 / e})
     th.join()
     assert counts == sorted(counts) and store.integrity_check() == ["ok"]
+
+
+def test_network_filesystem_warns_before_opening(tmp_path, monkeypatch):
+    from tuitune.core import fs
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n"
+        f"server:/export {tmp_path / 'nfs'} nfs4 rw,vers=4.2 0 0\n"
+        f"//nas/share {tmp_path / 'smb'} cifs rw 0 0\n"
+    )
+    monkeypatch.setattr(fs, "MOUNTS", str(mounts))
+    for sub, kind in (("nfs", "nfs4"), ("smb", "cifs")):
+        (tmp_path / sub).mkdir()
+        with pytest.warns(fs.NetworkFilesystemWarning, match=f"network filesystem \\({kind}\\)"):
+            Store(tmp_path / sub / "t.db")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Store(tmp_path / "local.db")  # on ext4: no warning

@@ -27,6 +27,10 @@ class StoreError(TuituneError):
     """A problem with the database file."""
 
 
+class StoreWriteError(StoreError):
+    """The database could not be written (disk full, I/O error, read-only file)."""
+
+
 class NotOurDatabaseError(StoreError):
     """The file is not a tuitune database (not SQLite, or another program's SQLite file)."""
 

@@ -12,6 +12,7 @@ import gc
 import logging
 import math
 import platform
+import signal
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 from tuitune.core import events as ev
 from tuitune.core.lock import SessionLock
+from tuitune.core.errors import StoreWriteError
 from tuitune.core.records import TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir
 from tuitune.core.strategies.base import Strategy, Suggestion
@@ -35,6 +37,18 @@ Listener = Callable[[ev.Event], None]
 
 class _TrialTimeout(TrialFailed):
     pass
+
+
+class _Hung(BaseException):
+    """Raised inside a hung objective by the watchdog (a BaseException so user code's
+    ``except Exception`` does not swallow it)."""
+
+
+def _inject(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raises ``exc`` in another thread at its next bytecode (None cancels a pending one)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class Runner:
         trial_timeout: seconds a trial may run (checked between epochs); None for no limit.
         listeners: called with each event, on the runner's thread.
         lock: take the session's run lock (one process per session).
+        stop_grace: seconds an epoch may still run after ``stop()`` before the watchdog interrupts it.
     """
 
     def __init__(
@@ -115,6 +130,7 @@ class Runner:
         trial_timeout: float | None = None,
         listeners: Iterable[Listener] = (),
         lock: bool = True,
+        stop_grace: float = 10.0,
     ) -> None:
         self.store = store
         self.session = session
@@ -133,6 +149,14 @@ class Runner:
         self.current: Trial | None = None
         self._ckpt_dir = files_dir(store.path) / "checkpoints" / session
         self._seed = store.session(session).seed
+        self.stop_grace = stop_grace
+        self._stop_time: float | None = None
+        self._in_objective = False
+        self._inject_lock = threading.Lock()
+        self._thread_id: int | None = None
+        self._hung_reason: str | None = None
+        self._thread_errors: list[str] = []
+        self._active = False
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -158,6 +182,8 @@ class Runner:
         """Ends the run after the current epoch; the trial is interrupted and resumes later."""
         self._stop_reason = reason
         self._stop_now = True
+        if self._stop_time is None:
+            self._stop_time = time.monotonic()
         self._running.set()
 
     def abort_trial(self) -> None:
@@ -178,7 +204,46 @@ class Runner:
             return False
         if self.trial_timeout is not None and time.monotonic() - trial._t0 > self.trial_timeout:
             raise _TrialTimeout(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
+        self._check_threads()
         return True
+
+    def _check_threads(self) -> None:
+        if self._thread_errors:
+            raise TrialFailed(self._thread_errors[0])
+
+    def _excepthook(self, args: threading.ExceptHookArgs) -> None:
+        """Errors in threads the objective started fail its trial (at its next epoch or its end)."""
+        if self.current is not None and args.exc_type is not SystemExit:
+            name = args.thread.name if args.thread else "?"
+            self._thread_errors.append(f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}")
+        self._old_excepthook(args)
+
+    def _on_wake(self, signum: int, frame: Any) -> None:
+        if self._hung_reason is not None and self._in_objective:
+            raise _Hung
+
+    def _watch(self) -> None:
+        """Interrupts an objective stuck inside one epoch: past the time limit, or long after a stop."""
+        while self._active:
+            time.sleep(0.1)
+            trial = self.current
+            if trial is None or not self._in_objective:
+                continue
+            now = time.monotonic()
+            reason = None
+            if self.trial_timeout is not None and now - trial._t0 > self.trial_timeout + 1.0:
+                reason = f"timed out after {self.trial_timeout:g} s (the trial time limit)"
+            elif self._stop_time is not None and now - self._stop_time > self.stop_grace:
+                reason = "stop"
+            if reason is None:
+                continue
+            with self._inject_lock:
+                if self._in_objective and self._hung_reason is None and self._thread_id is not None:
+                    self._hung_reason = reason
+                    _inject(self._thread_id, _Hung)
+                    if self._wake_signal is not None:
+                        # A blocking C call (sleep, a read) only returns to Python for a signal.
+                        signal.pthread_kill(self._thread_id, self._wake_signal)
 
     def _report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> None:
         self.store.add_epoch(self.session, trial.number, epoch, metrics)
@@ -199,9 +264,28 @@ class Runner:
         """Runs trials until the strategy finishes, the user stops, or too many fail in a row."""
         if self._lock is not None:
             self._lock.acquire()
+        self._thread_id = threading.get_ident()
+        self._wake_signal = None
+        old_handler = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR2"):
+            self._wake_signal = signal.SIGUSR2
+            old_handler = signal.signal(signal.SIGUSR2, self._on_wake)
+        self._old_excepthook = threading.excepthook
+        threading.excepthook = self._excepthook
+        self._active = True
+        watchdog = threading.Thread(target=self._watch, name="tuitune-watchdog", daemon=True)
+        watchdog.start()
         try:
             return self._run()
+        except StoreWriteError as e:
+            # The database cannot be written: stop; what was committed stays, the trial resumes later.
+            self._emit(ev.SessionFinished(self.session, state="failed", message=str(e)))
+            raise
         finally:
+            self._active = False
+            threading.excepthook = self._old_excepthook
+            if self._wake_signal is not None:
+                signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)
             if self._lock is not None:
                 self._lock.release()
 
@@ -268,12 +352,34 @@ class Runner:
         self.strategy.tell(rec)
         self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
         trial = Trial(self, rec, self._ckpt_dir / f"{rec.number}.pt")
+        self._thread_errors = []
+        self._hung_reason = None
         self.current = trial
         state, value, reason, trace = TrialState.COMPLETE, None, None, None
         returned: Any = None
         t0 = time.monotonic()
         try:
-            returned = self.objective(dict(rec.config), trial)
+            try:
+                self._in_objective = True
+                returned = self.objective(dict(rec.config), trial)
+            finally:
+                with self._inject_lock:
+                    self._in_objective = False
+                    if self._hung_reason is not None:
+                        _inject(threading.get_ident(), None)  # cancel one not yet delivered
+            self._check_threads()
+        except StoreWriteError:
+            self.current = None
+            raise
+        except _Hung:
+            if self._hung_reason == "stop":
+                self.current = None
+                return self._finish_record(
+                    rec.number, TrialState.INTERRUPTED, None,
+                    f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later "
+                    f"and was cut off at epoch {trial.last_epoch + 1}", None, info,
+                )
+            state, reason, trace = TrialState.FAILED, self._hung_reason, tb.format_exc()
         except KeyboardInterrupt:
             self._finish(trial, TrialState.INTERRUPTED, None, "interrupted (Ctrl+C)", None, info)
             raise

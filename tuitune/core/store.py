@@ -15,7 +15,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,13 @@ import sqlite_utils
 from tuitune.core.errors import (
     CorruptDatabaseError,
     NewerDatabaseError,
+    StoreWriteError,
     NotOurDatabaseError,
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
 )
+from tuitune.core.fs import NetworkFilesystemWarning, network_warning
 from tuitune.core.records import SessionRecord, TrialRecord, TrialState, best_of
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
@@ -133,12 +136,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path).expanduser()
+        warning = network_warning(self.path)
+        if warning:
+            warnings.warn(warning, NetworkFilesystemWarning, stacklevel=2)
         exists = check_file(self.path)
         if not exists and not create:
             raise StoreError(f"no tuitune database at {self.path}; run a session first or pass --db")
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        # Tests inject I/O faults here: called inside each write transaction, just before COMMIT.
+        self.fault: Callable[[], None] | None = None
         if not exists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create_schema()
@@ -185,16 +193,36 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error."""
+        """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error.
+
+        A write the disk refuses (full, I/O error, read-only) is a StoreWriteError saying so; the
+        transaction is rolled back whole, so nothing is half-written.
+        """
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
         try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
-            c.execute("COMMIT")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+                if self.fault is not None:
+                    self.fault()
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    try:
+                        c.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if "locked" in msg or "busy" in msg:
+                raise StoreWriteError(
+                    f"{self.path} stayed locked by another process for 30 s ({msg}); try again when it is done"
+                ) from None
+            raise StoreWriteError(
+                f"could not write to {self.path}: {msg}. Everything committed before is kept; "
+                "free disk space or fix the file's permissions, then resume the session"
+            ) from None
 
     def _create_schema(self) -> None:
         c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
