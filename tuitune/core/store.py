@@ -37,6 +37,9 @@ from tuitune.core.records import SessionRecord, TrialRecord, TrialState, best_of
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
 SCHEMA_VERSION = 1
+# MIGRATIONS[v](conn) takes a database from schema v to v + 1 (inside a transaction). Schema 1 is the
+# first released one, so there is none yet; tests/reliability keeps a golden file of each version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -54,6 +57,25 @@ def _json_default(o: Any) -> Any:
 
 def _loads(s: str | None, default: Any = None) -> Any:
     return default if s is None else json.loads(s)
+
+
+def _reading(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns what a damaged row does to a read (bad JSON, an unknown state) into a clear error."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+            if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+                raise
+            raise CorruptDatabaseError(
+                f"{self.path} has a damaged row ({type(e).__name__}: {str(e)[:80]}); it was left unchanged. "
+                "Restore it from a backup"
+            ) from None
+
+    return wrapper
 
 
 def check_file(path: str | os.PathLike[str]) -> bool:
@@ -150,6 +172,8 @@ class Store:
         if not exists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._create_schema()
+        else:
+            self.upgrade()
 
     # ---- connections --------------------------------------------------------------------------
     @property
@@ -318,6 +342,37 @@ class Store:
         finally:
             c.close()
 
+    # ---- schema upgrades -----------------------------------------------------------------------
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def upgrade(self) -> Path | None:
+        """Brings an older schema up to SCHEMA_VERSION, after a backup copy. Returns the backup's path.
+
+        Each step of MIGRATIONS runs in one transaction with the version bump, so a crash leaves the
+        file at the old or the new version, never between. A second call is a no-op.
+        """
+        version = self.schema_version()
+        if version >= SCHEMA_VERSION:
+            return None
+        backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{self.path.name}.v{version}.{n}.bak")
+        dst = sqlite3.connect(backup)
+        try:
+            self.conn.backup(dst)
+        finally:
+            dst.close()
+        while version < SCHEMA_VERSION:
+            step = MIGRATIONS[version]
+            with self.transaction() as c:
+                step(c)
+                c.execute(f"PRAGMA user_version = {version + 1}")
+            version += 1
+        return backup
+
     # ---- sessions -----------------------------------------------------------------------------
     def _session_row(self, name: str) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM sessions WHERE name = ?", (name,)).fetchone()
@@ -431,6 +486,7 @@ class Store:
             info=_loads(row["info"], {}),
         )
 
+    @_reading
     def session(self, name: str) -> SessionRecord:
         row = self._session_row(name)
         n_done, best = self._progress(row["id"], row["direction"])
@@ -446,6 +502,7 @@ class Store:
         ).fetchone()[0]
         return int(n), best
 
+    @_reading
     def sessions(self) -> list[SessionRecord]:
         """Every session, the most recently updated first."""
         out = []
@@ -620,6 +677,7 @@ class Store:
             info=_loads(row["info"], {}),
         )
 
+    @_reading
     def trial(self, session: str, number: int) -> TrialRecord:
         sid = self._session_id(session)
         row = self.conn.execute("SELECT * FROM trials WHERE session_id = ? AND number = ?", (sid, int(number))).fetchone()
@@ -627,6 +685,7 @@ class Store:
             raise StoreError(f"session '{session}' has no trial {number}")
         return self._trial_record(row, self._epochs_of([row["id"]])[row["id"]])
 
+    @_reading
     def trials(self, session: str, *, with_epochs: bool = True) -> list[TrialRecord]:
         """The session's trials in number order, each with its live epoch rows."""
         sid = self._session_id(session)

@@ -1,0 +1,75 @@
+"""Provides FakeTrial: the objective's Trial contract in memory, for testing objectives without the engine.
+
+Checkpoints go through ``torch.save`` into bytes and come back with ``torch.load(weights_only=True)``,
+as the engine stores them, so a test proves a checkpoint holds only what that loader accepts.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from typing import Any
+
+
+class FakeTrial:
+    """``number``, ``config``, ``budget``, ``epochs()``, ``report()``, ``checkpoint()``, ``restore()``.
+
+    Args:
+        number, config, budget: as the engine's Trial.
+        saved: checkpoint bytes from an earlier run of the same trial (a resume or a promotion).
+        stop_after: ``epochs()`` ends after this epoch, as when the user stops a trial.
+    """
+
+    def __init__(
+        self,
+        number: int = 0,
+        config: dict[str, Any] | None = None,
+        budget: int = 1,
+        *,
+        saved: bytes | None = None,
+        stop_after: int | None = None,
+    ) -> None:
+        self.number = number
+        self.config = dict(config or {})
+        self.budget = budget
+        self.rows: list[dict[str, Any]] = []
+        self.saved = saved
+        self.saved_epoch = 0
+        self.stop_after = stop_after
+        self._epoch = 0
+        self.checkpoints = 0
+        if saved is not None:
+            self.saved_epoch = int(self._load(saved)["epoch"])
+
+    @staticmethod
+    def _load(b: bytes) -> dict[str, Any]:
+        import torch
+
+        return torch.load(io.BytesIO(b), weights_only=True)
+
+    def restore(self) -> dict[str, Any] | None:
+        return None if self.saved is None else self._load(self.saved)
+
+    def epochs(self) -> Iterator[int]:
+        for e in range(self.saved_epoch + 1, self.budget + 1):
+            if self.stop_after is not None and e > self.stop_after:
+                return
+            self._epoch = e
+            yield e
+
+    def report(self, **metrics: Any) -> None:
+        for k, v in metrics.items():
+            if not math.isfinite(float(v)):
+                raise ValueError(f"metric {k} is {v}")
+        self.rows.append({"epoch": self._epoch, **metrics})
+
+    def checkpoint(self, state: dict[str, Any]) -> None:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        self.saved = buf.getvalue()
+        self.saved_epoch = self._epoch
+        self.checkpoints += 1
+        self._load(self.saved)  # proves weights_only loading accepts it

@@ -1,0 +1,667 @@
+"""Provides preset loading: TOML files that name a search space and the data, model or code it tunes.
+
+A preset either describes the built-in trainer (``[data]`` and ``[model]``) or names the user's own
+objective (``objective = "package.module:function"``). Everything is validated when the file is loaded,
+before any trial runs; each ``PresetError`` names the file and the key. Importing this module does not
+import torch: the command line lists presets without paying for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuitune.core.errors import PresetError, SpaceError
+from tuitune.core.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+METRICS_BUILTIN = ("val_acc", "val_loss", "train_loss")
+DIRECTIONS = ("minimize", "maximize")
+MODEL_KINDS = ("mlp", "cnn", "resnet18")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
+INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What validation needs to know about a dataset, without loading it."""
+
+    channels: int
+    size: int
+    classes: int | None
+    source: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(1, 8, 10, "scikit-learn's 8x8 handwritten digits (bundled, no download)"),
+    "mnist": DatasetInfo(1, 28, 10, "torchvision MNIST"),
+    "fashion-mnist": DatasetInfo(1, 28, 10, "torchvision FashionMNIST"),
+    "cifar10": DatasetInfo(3, 32, 10, "torchvision CIFAR10"),
+    "imagefolder": DatasetInfo(3, 224, None, "your own images in class folders (torchvision ImageFolder)"),
+}
+
+# [data] keys: name -> (python types, check, what it means); dataset-specific ones listed after.
+_DATA_KEYS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
+    "dataset": ((str,), lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "val_fraction": ((float,), lambda v: 0 < v < 1, "a fraction of the training set, 0 < x < 1"),
+    "split_seed": ((int,), lambda v: v >= 0, "a whole number >= 0"),
+    "augment": ((bool,), lambda v: True, "true or false"),
+    "download": ((bool,), lambda v: True, "true or false"),
+    "root": ((str,), lambda v: bool(v), "a folder path"),
+    "num_workers": ((int,), lambda v: v >= 0, "a whole number >= 0"),
+}
+_DATA_ONLY = {
+    "root": ("imagefolder",),
+    "num_workers": ("imagefolder",),
+    "download": ("mnist", "fashion-mnist", "cifar10"),
+}
+_MODEL_KEYS: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]]] = {
+    "mlp": {},
+    "cnn": {"batchnorm": ((bool,), lambda v: True, "true or false")},
+    "resnet18": {
+        "stem": (
+            (str,),
+            lambda v: v in ("auto", "small", "standard"),
+            "auto, small (3x3 conv, no max-pool: 32x32 images) or standard (7x7 conv and max-pool)",
+        )
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainerParam:
+    """A hyperparameter the built-in trainer understands: its type, default and valid values."""
+
+    type: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+    models: tuple[str, ...] = MODEL_KINDS
+    help: str = ""
+
+    def domain(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.type is bool:
+            return "true or false"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        return f"a {'whole number' if self.type is int else 'number'} in {lo}{self.low:g}, {self.high:g}{hi}"
+
+    def valid(self, v: Any) -> bool:
+        if self.type is bool:
+            return isinstance(v, bool)
+        if self.type is str:
+            return isinstance(v, str) and (self.choices is None or v in self.choices)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if self.type is int and not (isinstance(v, int) or float(v).is_integer()):
+            return False
+        if not math.isfinite(v):
+            return False
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return False
+        return not (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+
+
+_ALL = MODEL_KINDS
+TRAINER_PARAMS: dict[str, TrainerParam] = {
+    "lr": TrainerParam(float, 1e-3, 0, 10, low_open=True, help="learning rate"),
+    "optimizer": TrainerParam(str, "adam", choices=OPTIMIZERS),
+    "momentum": TrainerParam(float, 0.9, 0, 1, high_open=True, help="SGD / RMSprop momentum"),
+    "nesterov": TrainerParam(bool, False, help="Nesterov momentum (SGD)"),
+    "beta1": TrainerParam(float, 0.9, 0, 1, high_open=True, help="Adam / AdamW beta1"),
+    "beta2": TrainerParam(float, 0.999, 0, 1, high_open=True, help="Adam / AdamW beta2"),
+    "weight_decay": TrainerParam(float, 0.0, 0, 1),
+    "batch_size": TrainerParam(int, 64, 1, 65536),
+    "schedule": TrainerParam(str, "constant", choices=SCHEDULES, help="learning-rate schedule over max_epochs"),
+    "patience": TrainerParam(int, 0, 0, 100000, help="early stopping: epochs without improvement; 0 = off"),
+    "train_fraction": TrainerParam(float, 1.0, 0, 1, low_open=True, help="fraction of the training split used"),
+    "image_size": TrainerParam(int, 0, 4, 1024, help="images are resized to this (default: the dataset's size)"),
+    "dropout": TrainerParam(float, 0.0, 0, 1, high_open=True),
+    "activation": TrainerParam(str, "relu", choices=ACTIVATIONS, models=("mlp", "cnn")),
+    "init": TrainerParam(str, "default", choices=INITS, models=("mlp", "cnn"), help="weight initialisation"),
+    "hidden_layers": TrainerParam(int, 1, 0, 16, models=("mlp",)),
+    "units": TrainerParam(int, 128, 1, 65536, models=("mlp", "cnn"), help="hidden units (cnn: the dense head)"),
+    "conv_blocks": TrainerParam(int, 2, 1, 8, models=("cnn",)),
+    "filters": TrainerParam(int, 32, 1, 4096, models=("cnn",), help="filters of the first block; doubled per block"),
+    "kernel_size": TrainerParam(int, 3, 1, 15, models=("cnn",), help="kernel width"),
+}
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "metric",
+    "direction",
+    "max_epochs",
+    "data",
+    "model",
+    "defaults",
+    "space",
+    "objective",
+)
+
+
+def trainer_params(kind: str) -> dict[str, TrainerParam]:
+    """The hyperparameters the built-in trainer reads for a model kind."""
+    return {k: p for k, p in TRAINER_PARAMS.items() if kind in p.models}
+
+
+@dataclass
+class Preset:
+    """A loaded, validated preset.
+
+    Attributes:
+        name, description: as in the file.
+        metric, direction: what trials are ranked by.
+        max_epochs: a trial's epoch budget (the learning-rate schedules span it).
+        space: every parameter: the searched ones from ``[space]``, the others ``Fixed`` at their default.
+        defaults: a full config (every parameter of the space), where manual mode starts.
+        data, model: the ``[data]`` and ``[model]`` tables, completed with their defaults (built-in trainer).
+        objective: ``"package.module:function"`` for the user's own code, else None.
+        path: the file it was loaded from.
+    """
+
+    name: str
+    description: str
+    metric: str
+    direction: str
+    max_epochs: int
+    space: Space
+    defaults: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    objective: str | None = None
+    path: str = ""
+
+    @property
+    def bundled(self) -> bool:
+        return Path(self.path).resolve().parent == PRESET_DIR
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form, stored with the session so it resumes without the file."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "metric": self.metric,
+            "direction": self.direction,
+            "max_epochs": self.max_epochs,
+            "space": self.space.to_dict(),
+            "defaults": dict(self.defaults),
+            "data": dict(self.data),
+            "model": dict(self.model),
+            "objective": self.objective,
+            "path": self.path,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preset:
+        try:
+            space = Space.from_dict(d["space"])
+            return cls(
+                name=d["name"],
+                description=d.get("description", ""),
+                metric=d["metric"],
+                direction=d["direction"],
+                max_epochs=int(d["max_epochs"]),
+                space=space,
+                defaults=dict(d["defaults"]),
+                data=dict(d.get("data") or {}),
+                model=dict(d.get("model") or {}),
+                objective=d.get("objective"),
+                path=d.get("path", ""),
+            )
+        except (KeyError, TypeError, SpaceError) as e:
+            raise PresetError(f"stored preset is incomplete or damaged ({type(e).__name__}: {e})") from None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def list_presets() -> list[Preset]:
+    """The bundled presets, sorted by name."""
+    return [load_preset(str(p)) for p in sorted(PRESET_DIR.glob("*.toml"), key=lambda p: p.stem)]
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """Loads and validates a bundled preset by name (``"digits-mlp"``) or a ``.toml`` file by path."""
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    looks_like_path = s.endswith(".toml") or os.sep in s or "/" in s
+    if looks_like_path or (p.is_file() and not (PRESET_DIR / f"{s}.toml").is_file()):
+        if not p.is_file():
+            raise PresetError(f"{s}: no such preset file; check the path")
+        return _load_file(p)
+    bundled = PRESET_DIR / f"{s}.toml"
+    if not bundled.is_file():
+        raise PresetError(
+            f"unknown preset {s!r}; bundled presets: {', '.join(bundled_names())} (or give a path to a .toml file)"
+        )
+    return _load_file(bundled)
+
+
+def _load_file(path: Path) -> Preset:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise PresetError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PresetError(f"{path}: cannot be read: {e}") from None
+    return _validate(raw, path)
+
+
+class _Err:
+    """Builds messages that name the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, key: str, what: str) -> PresetError:
+        return PresetError(f"{self.path}: key '{key}': {what}")
+
+
+def _type_name(v: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        dict: "a table",
+        list: "an array",
+    }.get(type(v), type(v).__name__)
+
+
+def _want(err: _Err, key: str, v: Any, types: tuple[type, ...], what: str) -> Any:
+    ok = isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+    if not ok and float in types and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if not ok:
+        raise err(key, f"expected {what}, got {_type_name(v)} ({v!r})")
+    return v
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Preset:
+    err = _Err(path)
+    for k in raw:
+        if k not in _TOP_KEYS:
+            raise err(k, f"unknown key; a preset has {', '.join(_TOP_KEYS)}")
+    for k in ("name", "metric", "direction", "max_epochs"):
+        if k not in raw:
+            raise err(k, "missing; every preset needs name, metric, direction and max_epochs")
+    name = _want(err, "name", raw["name"], (str,), "a string")
+    if not name.strip():
+        raise err("name", "is empty")
+    description = _want(err, "description", raw.get("description", ""), (str,), "a string")
+    metric = _want(err, "metric", raw["metric"], (str,), "a string")
+    direction = _want(err, "direction", raw["direction"], (str,), "a string")
+    if direction not in DIRECTIONS:
+        raise err("direction", f"{direction!r} is not minimize or maximize")
+    max_epochs = _want(err, "max_epochs", raw["max_epochs"], (int,), "a whole number")
+    if max_epochs < 1:
+        raise err("max_epochs", f"must be >= 1, got {max_epochs}")
+    defaults_raw = _want(err, "defaults", raw.get("defaults", {}), (dict,), "a table [defaults]")
+    space_raw = _want(err, "space", raw.get("space", {}), (dict,), "a table [space]")
+    objective = raw.get("objective")
+
+    if objective is not None:
+        _want(err, "objective", objective, (str,), 'a string like "package.module:function"')
+        for k in ("data", "model"):
+            if k in raw:
+                raise err(
+                    k, "a preset with objective = ... runs your code; drop [data] and [model] (or drop objective)"
+                )
+        _check_objective_path(err, objective)
+        data: dict[str, Any] = {}
+        model: dict[str, Any] = {}
+        known: dict[str, TrainerParam] | None = None
+    else:
+        for k in ("data", "model"):
+            if k not in raw:
+                raise err(
+                    k, 'missing; give [data] and [model] for the built-in trainer, or objective = "module:function"'
+                )
+        if metric not in METRICS_BUILTIN:
+            raise err(
+                "metric", f"{metric!r} is not reported by the built-in trainer; use one of {', '.join(METRICS_BUILTIN)}"
+            )
+        data = _validate_data(err, _want(err, "data", raw["data"], (dict,), "a table [data]"), path)
+        model = _validate_model(err, _want(err, "model", raw["model"], (dict,), "a table [model]"))
+        known = trainer_params(model["kind"])
+
+    params: dict[str, Param] = {}
+    for pname, d in space_raw.items():
+        key = f"space.{pname}"
+        if known is not None and pname not in known:
+            raise err(
+                key,
+                f"the built-in trainer has no parameter {pname!r} for model {model['kind']!r}; "
+                f"it knows {', '.join(known)}",
+            )
+        try:
+            p = param_from_dict(pname, d)
+        except SpaceError as e:
+            raise err(key, str(e)) from None
+        if known is not None:
+            _check_space_against_trainer(err, key, p, known[pname])
+        params[pname] = p
+
+    defaults: dict[str, Any] = {}
+    for pname, v in defaults_raw.items():
+        key = f"defaults.{pname}"
+        if known is not None:
+            if pname not in known:
+                raise err(
+                    key,
+                    f"the built-in trainer has no parameter {pname!r} for model {model['kind']!r}; "
+                    f"it knows {', '.join(known)}",
+                )
+            tp = known[pname]
+            v = _coerce_trainer_value(err, key, v, tp)
+        elif not isinstance(v, (str, int, float, bool)) or (isinstance(v, float) and not math.isfinite(v)):
+            raise err(key, f"expected a string, number or boolean, got {_type_name(v)} ({v!r})")
+        defaults[pname] = v
+
+    full: dict[str, Any] = {}
+    if known is not None:
+        info = DATASETS[data["dataset"]]
+        for pname, tp in known.items():
+            if pname in defaults:
+                full[pname] = defaults[pname]
+            elif pname == "image_size":
+                full[pname] = info.size
+            else:
+                full[pname] = tp.default
+    else:
+        full = dict(defaults)
+        for pname in params:
+            if pname not in full:
+                raise err(
+                    f"defaults.{pname}",
+                    "missing; every parameter in [space] needs a default (manual mode starts there)",
+                )
+
+    space_params: dict[str, Param] = {}
+    for pname, v in full.items():
+        p = params.get(pname)
+        if p is None:
+            space_params[pname] = Fixed(v)
+            continue
+        try:
+            full[pname] = p.check(v)
+        except SpaceError as e:
+            src = f"defaults.{pname}" if pname in defaults else f"space.{pname}"
+            hint = "" if pname in defaults else f" (the trainer's default {v!r}; give defaults.{pname})"
+            raise err(src, f"the default {v!r} is outside the space{hint}: {e}") from None
+        space_params[pname] = p
+    # Searched parameters keep the order of [space]; fixed ones follow.
+    ordered = {k: space_params[k] for k in params}
+    ordered.update({k: v for k, v in space_params.items() if k not in ordered})
+    try:
+        space = Space(ordered)
+    except SpaceError as e:  # a fixed value the space refuses
+        raise err("defaults", str(e)) from None
+    return Preset(
+        name=name,
+        description=description,
+        metric=metric,
+        direction=direction,
+        max_epochs=max_epochs,
+        space=space,
+        defaults={k: full[k] for k in space},
+        data=data,
+        model=model,
+        objective=objective,
+        path=str(path),
+    )
+
+
+def _check_objective_path(err: _Err, objective: str) -> None:
+    mod, sep, fn = objective.partition(":")
+    if not sep or not mod or not fn or not all(part.isidentifier() for part in mod.split(".")) or not fn.isidentifier():
+        raise err("objective", f'{objective!r} is not of the form "package.module:function"')
+
+
+def _validate_data(err: _Err, d: dict[str, Any], path: Path) -> dict[str, Any]:
+    if "dataset" not in d:
+        raise err("data.dataset", f"missing; use one of {', '.join(DATASETS)}")
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"data.{k}"
+        if k not in _DATA_KEYS:
+            raise err(key, f"unknown key; [data] has {', '.join(_DATA_KEYS)}")
+        types, ok, what = _DATA_KEYS[k]
+        v = _want(err, key, v, types, what)
+        if not ok(v):
+            if k == "dataset":
+                raise err(key, f"dataset {v!r} does not exist; use one of {', '.join(DATASETS)}")
+            raise err(key, f"{v!r} is not {what}")
+        out[k] = v
+    ds = out["dataset"]
+    for k in out:
+        only = _DATA_ONLY.get(k)
+        if only and ds not in only:
+            raise err(f"data.{k}", f"applies only to dataset {', '.join(only)}, not {ds!r}")
+    out.setdefault("val_fraction", 0.1)
+    out.setdefault("split_seed", 0)
+    out.setdefault("augment", ds == "cifar10")
+    if ds in _DATA_ONLY["download"]:
+        out.setdefault("download", True)
+    if ds == "imagefolder":
+        root = Path(os.path.expanduser(out.get("root", "images")))
+        if not root.is_absolute():
+            # A user's file: relative to the file; a bundled preset: relative to where tuitune runs.
+            base = Path.cwd() if path.resolve().parent == PRESET_DIR else path.resolve().parent
+            root = base / root
+        out["root"] = str(root)
+        out.setdefault("num_workers", min(8, os.cpu_count() or 1))
+    return out
+
+
+def _validate_model(err: _Err, d: dict[str, Any]) -> dict[str, Any]:
+    if "kind" not in d:
+        raise err("model.kind", f"missing; use one of {', '.join(MODEL_KINDS)}")
+    kind = _want(err, "model.kind", d["kind"], (str,), "a string")
+    if kind not in MODEL_KINDS:
+        raise err("model.kind", f"model {kind!r} does not exist; use one of {', '.join(MODEL_KINDS)}")
+    out: dict[str, Any] = {"kind": kind}
+    allowed = _MODEL_KEYS[kind]
+    for k, v in d.items():
+        if k == "kind":
+            continue
+        key = f"model.{k}"
+        if k not in allowed:
+            keys = ", ".join(["kind", *allowed])
+            raise err(key, f"unknown key for model {kind!r}; [model] has {keys}")
+        types, ok, what = allowed[k]
+        v = _want(err, key, v, types, what)
+        if not ok(v):
+            raise err(key, f"{v!r} is not {what}")
+        out[k] = v
+    if kind == "cnn":
+        out.setdefault("batchnorm", True)
+    if kind == "resnet18":
+        out.setdefault("stem", "auto")
+    return out
+
+
+def _coerce_trainer_value(err: _Err, key: str, v: Any, tp: TrainerParam) -> Any:
+    name = key.split(".", 1)[1]
+    if tp.type is float:
+        v = _want(err, key, v, (float,), "a number")
+    elif tp.type is int:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        v = _want(err, key, v, (int,), "a whole number")
+    elif tp.type is bool:
+        v = _want(err, key, v, (bool,), "true or false")
+    else:
+        v = _want(err, key, v, (str,), "a string")
+    if not tp.valid(v):
+        raise err(key, f"{v!r} is not valid for {name}: it must be {tp.domain()}")
+    return v
+
+
+def _check_space_against_trainer(err: _Err, key: str, p: Param, tp: TrainerParam) -> None:
+    name = p.name
+    if isinstance(p, (Float, Int)):
+        if tp.type not in (int, float):
+            raise err(key, f'{name} is {tp.domain()}; use {{ type = "choice", values = [...] }}')
+        if isinstance(p, Float) and tp.type is int:
+            raise err(key, f'{name} is a whole number; use type = "int" (or a choice of whole numbers)')
+        for v in (p.low, p.high):
+            if not tp.valid(v):
+                raise err(key, f"the range {p.describe()} leaves what {name} accepts: {tp.domain()}")
+    elif isinstance(p, Choice):
+        for v in p.values:
+            if tp.type is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            ok = tp.valid(v) and (tp.type is not str or isinstance(v, str))
+            if tp.type is float and not isinstance(v, float):
+                ok = False
+            if tp.type is int and (isinstance(v, bool) or not isinstance(v, int)):
+                ok = False
+            if not ok:
+                raise err(key, f"choice {v!r} is not valid for {name}: it must be {tp.domain()}")
+    elif isinstance(p, Fixed) and not tp.valid(p.value):
+        raise err(key, f"{p.value!r} is not valid for {name}: it must be {tp.domain()}")
+
+
+# ---------------------------------------------------------------------------------------------- --set
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def parse_value(preset: Preset, key: str, text: str) -> Any:
+    """Converts the text of ``--set KEY=VALUE`` to the type of that parameter (int, float, bool or str).
+
+    Raises:
+        PresetError: an unknown key, or text that is not of the parameter's type (or, for the built-in
+            trainer, not a value it accepts).
+    """
+    if key not in preset.space:
+        raise PresetError(
+            f"--set {key}={text}: preset {preset.name!r} has no parameter {key!r}; it has {', '.join(preset.space)}"
+        )
+    p = preset.space[key]
+    t = text.strip()
+    tp = TRAINER_PARAMS.get(key) if preset.objective is None else None
+    if isinstance(p, Choice):
+        for v in p.values:  # an exact spelling of a choice wins
+            if t == str(v) or (isinstance(v, bool) and t.lower() == str(v).lower()):
+                return v
+        kinds = {bool if isinstance(v, bool) else (float if isinstance(v, (int, float)) else str) for v in p.values}
+        want: type = kinds.pop() if len(kinds) == 1 else str
+        if want is float and all(isinstance(v, int) and not isinstance(v, bool) for v in p.values):
+            want = int
+        if tp is not None:
+            want = tp.type
+    elif isinstance(p, Int):
+        want = int
+    elif isinstance(p, Float):
+        want = float
+    else:
+        v = p.value
+        want = (
+            tp.type
+            if tp is not None
+            else (bool if isinstance(v, bool) else type(v) if isinstance(v, (int, float)) else str)
+        )
+    value = _convert(key, t, want)
+    if tp is not None and not tp.valid(value):
+        raise PresetError(f"--set {key}={text}: {key} must be {tp.domain()}")
+    if isinstance(p, Choice) and want is str and tp is None and value not in p.values:
+        raise PresetError(f"--set {key}={text}: {key} must be one of {p.describe()}")
+    return value
+
+
+def _convert(key: str, t: str, want: type) -> Any:
+    bad = PresetError(f"--set {key}={t}: {key} takes {_type_name(want()) if want is not bool else 'true or false'}")
+    if want is bool:
+        if t.lower() in _TRUE:
+            return True
+        if t.lower() in _FALSE:
+            return False
+        raise bad
+    if want is int:
+        try:
+            return int(t)
+        except ValueError:
+            try:
+                f = float(t)
+            except ValueError:
+                raise bad from None
+            if math.isfinite(f) and f.is_integer():
+                return int(f)
+            raise bad from None
+    if want is float:
+        try:
+            f = float(t)
+        except ValueError:
+            raise bad from None
+        if not math.isfinite(f):
+            raise bad
+        return f
+    return t
+
+
+# ---------------------------------------------------------------------------------------------- objective
+
+
+def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], Any], float | None]:
+    """The callable ``objective(config, trial)`` of a preset.
+
+    For ``objective = "pkg.mod:fn"`` the module is imported with the current directory and the preset
+    file's directory on ``sys.path``. For the built-in trainer it is ``make_objective(preset, **kwargs)``
+    (keyword arguments ``device``, ``data_dir``, ``seed``).
+    """
+    if preset.objective is None:
+        from tuitune.training.loop import make_objective
+
+        return make_objective(preset, **kwargs)
+    where = f"{preset.path or preset.name}: key 'objective'"
+    mod_name, _, fn_name = preset.objective.partition(":")
+    for d in (str(Path(preset.path).resolve().parent) if preset.path else None, os.getcwd()):
+        if d and d not in sys.path:
+            sys.path.insert(0, d)
+    try:
+        module = importlib.import_module(mod_name)
+    except Exception as e:  # noqa: BLE001 - any failure of the user's import is reported the same way
+        raise PresetError(f"{where}: cannot import module {mod_name!r} ({type(e).__name__}: {e})") from e
+    fn = getattr(module, fn_name, None)
+    if fn is None:
+        raise PresetError(f"{where}: module {mod_name!r} has no function {fn_name!r}")
+    if not callable(fn):
+        raise PresetError(f"{where}: {preset.objective!r} is not a function")
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        raise PresetError(
+            f"{where}: {preset.objective} must accept (config, trial); its signature is {inspect.signature(fn)}"
+        ) from None
+    except ValueError:  # builtins without a signature: let the call decide
+        pass
+    return fn
