@@ -6,6 +6,7 @@ strategy and its objective, ready for a Runner.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +34,16 @@ class Launch:
     record: SessionRecord
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
+    updates: dict[str, Any] = field(default_factory=dict)  # session fields written once the run lock is held
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
-        return Runner(self.store, self.name, self.objective, self.strategy, listeners=listeners, **kw)
+        updates = dict(self.updates)
+
+        def apply() -> None:
+            if updates:
+                self.store.update_session(self.name, **updates)
+
+        return Runner(self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, **kw)
 
 
 def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
@@ -104,20 +112,26 @@ def new_run(
     if trials is None and strategy in ("random", "bayes"):
         trials = DEFAULT_TRIALS
     max_epochs = max_epochs or preset.max_epochs
-    store = open_store(db)
-    name = check_session_name(session) if session else new_session_name(store)
+    if session:
+        check_session_name(session)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
         n_trials=trials, defaults=defaults, **options,
     )
+    # Everything a user can get wrong is checked before the database is touched.
+    objective = _objective(preset, device, data_dir, seed)
+    if strategy == "manual":
+        strat.plan(values, base)
+    store = open_store(db)
+    name = session or new_session_name(store)
     preset_dict = preset.to_dict()
     if store.session_exists(name):
         rec = store.session(name)
         mine = dict(
             strategy=strategy, space=space.to_dict(), metric=preset.metric, direction=preset.direction,
-            seed=seed, max_epochs=max_epochs, n_trials=trials, options=strat.options(), preset=preset_dict,
+            seed=seed, max_epochs=max_epochs, n_trials=trials, options=strat.options(), preset=_comparable(preset_dict),
         )
-        diffs = [k for k, v in mine.items() if getattr(rec, k) != v]
+        diffs = [k for k, v in mine.items() if (_comparable(rec.preset) if k == "preset" else getattr(rec, k)) != v]
         if diffs:
             raise SessionExistsError(
                 f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
@@ -132,8 +146,12 @@ def new_run(
         direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
         defaults=defaults, info=info,
     )
-    objective = _objective(preset, device, data_dir, seed)
     return Launch(store, name, strat, objective, store.session(name))
+
+
+def _comparable(preset: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored preset without where its file was: the same TOML by another path is the same preset."""
+    return {k: v for k, v in dict(preset).items() if k != "path"}
 
 
 def resume_run(
@@ -160,12 +178,13 @@ def resume_run(
             f"session '{name}' was run from Python code (tt.tune), not from a preset; resume it the same way"
         )
     notes = []
+    updates: dict[str, Any] = {}
     if more_trials:
         done = len(store.trials(name, with_epochs=False))
         base_n = rec.n_trials if rec.n_trials is not None else done
-        store.update_session(name, n_trials=max(base_n, done) + more_trials)
-        notes.append(f"trial budget raised to {max(base_n, done) + more_trials}")
-        rec = store.session(name)
+        updates["n_trials"] = max(base_n, done) + more_trials
+        notes.append(f"trial budget raised to {updates['n_trials']}")
+        rec = dataclasses.replace(rec, n_trials=updates["n_trials"])
     overrides: dict[str, Any] = {}
     if sets:
         if rec.strategy != "manual":
@@ -178,4 +197,12 @@ def resume_run(
     device = device or rec.info.get("device")
     data_dir = data_dir or rec.info.get("data_dir")
     objective = _objective(preset, device, data_dir, rec.seed)
-    return Launch(store, name, strat, objective, rec, resumed=True, notes=notes)
+    if sets:
+        strat.restore(store.trials(name))
+        strat.plan(*_one_change(overrides))
+    return Launch(store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates)
+
+
+def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    req = overrides["changes"][0]
+    return req.get("change", {}), req.get("base")

@@ -226,11 +226,6 @@ def test_kill_and_resume_soak(project: Project) -> None:
     run_kill_test(project, trials=30, epochs=5, kills=32, seed=987654)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a SIGKILL during trial.checkpoint() leaves the temp file '.N.pt.PID.tmp' in <db>.d/checkpoints "
-    "for ever (a whole model each time); Runner._drop_checkpoint removes only 'N.pt'",
-)
 def test_temp_checkpoints_of_killed_writers_are_removed(project: Project) -> None:
     log = project.root / "commits.log"
     toml = project.toml("kill.toml", objective="_objectives:killable", max_epochs=4,

@@ -262,3 +262,19 @@ def test_existing_session_name_resumes_or_refuses(tmp_path):
     with pytest.raises(SessionExistsError, match="strategy 'random'"):
         tt.tune(lambda c, t: c["x"], SPACE, strategy="bayes", trials=4, db=tmp_path / "x.db", session="s")
     assert isinstance(Session(s.store, "s").best.value, float)
+
+
+def test_a_strategy_that_raises_never_leaves_the_session_running(tmp_path):
+    store = Store(tmp_path / "x.db")
+    store.create_session("s", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
+                         direction="minimize", seed=0, max_epochs=1, n_trials=3)
+    strat = make_strategy("random", SPACE, n_trials=3, max_epochs=1)
+
+    def broken():
+        raise ValueError("strategy exploded")
+
+    strat.ask = broken
+    with pytest.raises(ValueError):
+        Runner(store, "s", lambda c, t: 1.0, strat).run()
+    rec = store.session("s")
+    assert rec.state == "failed" and "strategy exploded" in rec.message

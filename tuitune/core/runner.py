@@ -94,6 +94,13 @@ def versions() -> dict[str, Any]:
 
     out: dict[str, Any] = {"python": platform.python_version(), "tuitune": __version__}
     torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            from importlib.metadata import version
+
+            out["torch"] = version("torch")  # installed, though this objective never imported it
+        except Exception:  # noqa: BLE001
+            out["torch"] = None
     if torch is not None:
         out["torch"] = torch.__version__
         out["cuda"] = torch.version.cuda
@@ -131,6 +138,7 @@ class Runner:
         listeners: Iterable[Listener] = (),
         lock: bool = True,
         stop_grace: float = 10.0,
+        on_locked: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -150,6 +158,7 @@ class Runner:
         self._ckpt_dir = files_dir(store.path) / "checkpoints" / session
         self._seed = store.session(session).seed
         self.stop_grace = stop_grace
+        self._on_locked = on_locked
         self._stop_time: float | None = None
         self._in_objective = False
         self._inject_lock = threading.Lock()
@@ -291,6 +300,9 @@ class Runner:
 
     def _run(self) -> RunResult:
         store, name = self.store, self.session
+        if self._on_locked is not None:
+            self._on_locked()  # writes that must wait until this process owns the session
+        self._clean_temp_checkpoints()
         store.interrupt_running(name)
         records = store.trials(name)
         self.strategy.restore(records)
@@ -336,6 +348,15 @@ class Runner:
             result = RunResult("stopped", "interrupted")
             store.update_session(name, state=result.state, message=result.message)
             self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
+            raise
+        except StoreWriteError:
+            raise
+        except BaseException as e:  # the strategy or the store refused: never leave the session 'running'
+            msg = str(e) or type(e).__name__
+            try:
+                store.update_session(name, state="failed", message=msg)
+            finally:
+                self._emit(ev.SessionFinished(name, state="failed", message=msg))
             raise
         store.update_session(name, state=result.state, message=result.message or None)
         self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
@@ -465,8 +486,17 @@ class Runner:
         return rec
 
     def _drop_checkpoint(self, number: int) -> None:
-        p = self._ckpt_dir / f"{number}.pt"
-        try:
-            p.unlink(missing_ok=True)
-        except OSError:
-            pass
+        for p in [self._ckpt_dir / f"{number}.pt", *self._ckpt_dir.glob(f".{number}.pt.*.tmp")]:
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def _clean_temp_checkpoints(self) -> None:
+        """Removes half-written checkpoints of killed processes (never loaded: only renamed files are)."""
+        if self._ckpt_dir.exists():
+            for p in self._ckpt_dir.glob(".*.tmp"):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass

@@ -433,7 +433,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         data=data,
         model=model,
         objective=objective,
-        path=str(path),
+        path=str(path.resolve()),
     )
 
 
