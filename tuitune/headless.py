@@ -39,20 +39,26 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
     )
     rest = [t for t in trials if t not in done]
     rows = done + rest
+    # Many searched parameters do not fit as columns: then one wrapped column holds them all.
+    wide = len(names) <= 4
     table = Table(title=f"{record.name}: {record.metric} ({record.direction})", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("trial", justify="right")
-    for n in names:
-        table.add_column(n, justify="right")
     table.add_column(record.metric, justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
+    if wide:
+        for n in names:
+            table.add_column(n, justify="right")
+    else:
+        table.add_column("config", overflow="fold", ratio=1)
     for i, t in enumerate(rows[:limit] if limit else rows):
         rank = str(i + 1) if t in done else "-"
         state = t.state.value + (f" ({t.reason})" if t.reason and t.state == TrialState.FAILED else "")
-        table.add_row(
-            rank, str(t.number), *(fmt(t.config.get(n)) for n in names), fmt(t.value), str(t.last_epoch), state
-        )
+        params = [fmt(t.config.get(n)) for n in names] if wide else [
+            " ".join(f"{n}={fmt(t.config.get(n))}" for n in names)
+        ]
+        table.add_row(rank, str(t.number), fmt(t.value), str(t.last_epoch), state, *params)
     if limit and len(rows) > limit:
         table.caption = f"{len(rows) - limit} more trials: tuitune show {record.name}"
     return table

@@ -28,6 +28,7 @@ from ``self.rng(...)`` and a torch.Generator seeded from it, and nothing is cach
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ DEFAULT_ENGINE = "lean"
 _MAX_DISCRETE_VALUES = 4096
 # Values tried around the current one when a discrete coordinate has too many to try them all.
 _DISCRETE_WINDOW = 24
+
+_KNOBS = {"select": "top", "perturb": True, "init": "sobol"}
 
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
@@ -283,15 +286,31 @@ class _LeanGP:
 
 
 # ---- the strategy ---------------------------------------------------------------------------------------
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries (built once: building it scans every library)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: only speed is at stake
+        return None
+    return ThreadpoolController()
+
+
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:
-    """Small GP linear algebra runs fastest on one thread (many tiny ops; no oversubscription)."""
+    """Small GP linear algebra runs fastest on one thread: many tiny ops, where torch's OpenMP threads and
+    the OpenBLAS threads behind SciPy's L-BFGS-B otherwise fight over the cores (10x slower here)."""
     import torch
 
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        controller = _blas_controller()
+        if controller is None:
+            yield
+        else:
+            with controller.limit(limits=1, user_api="blas"):
+                yield
     finally:
         torch.set_num_threads(old)
 
@@ -391,6 +410,8 @@ class BayesStrategy(Strategy):
             z = qmc.Sobol(d=self._enc.dim, scramble=True, seed=self.seed & 0xFFFFFFFF).random_base2(m)[n : n + 1]
         u = self._enc.from_unit_cube(z)[0]
         rng = self.rng(7)
+        if _KNOBS["init"] == "random":
+            u = self._enc.from_unit_cube(rng.random((1, self._enc.dim)))[0]
         for _ in range(64):
             if self._key_u(u) not in taken:
                 break
@@ -500,7 +521,7 @@ def _optimize_acqf(
         z = qmc.Sobol(d=d, scramble=True, seed=rng).random(n_candidates)
     parts = [enc.from_unit_cube(z)]
     # Local candidates around the best trials: the optimum is often next to them.
-    if len(top):
+    if len(top) and _KNOBS["perturb"]:
         n_per = max(8, n_candidates // (4 * len(top)))
         base = np.repeat(top, n_per, axis=0)
         pert = base.copy()
@@ -513,20 +534,33 @@ def _optimize_acqf(
             flip = rng.random(len(base)) < 1.0 / max(1, d)
             pert[flip, i] = rng.integers(enc.coords[i].n, size=int(flip.sum()))
         parts += [top, pert]
+    elif len(top):
+        parts += [top]
     cand = np.concatenate(parts)
     vals = score(cand)
-    # Starts: the best distinct points.
-    order = np.argsort(-vals)
-    starts, seen = [], set()
-    for i in order:
-        k = tuple(np.round(cand[i], 9))
-        if k in seen:
-            continue
-        seen.add(k)
-        starts.append(cand[i])
-        if len(starts) >= n_local:
-            break
-    U = np.array(starts)
+    if _KNOBS["select"] == "top":
+        order = np.argsort(-vals)
+        starts, seen = [], set()
+        for i in order:
+            k = tuple(np.round(cand[i], 9))
+            if k in seen:
+                continue
+            seen.add(k)
+            starts.append(cand[i])
+            if len(starts) >= n_local:
+                break
+        U = np.array(starts)
+    else:
+        imax = int(np.argmax(vals))
+        fin = np.isfinite(vals)
+        probs = np.where(fin, np.exp(np.where(fin, vals - vals[imax], -np.inf)), 0.0)
+        probs[imax] = 0.0
+        nz = int(np.count_nonzero(probs > 0))
+        k = min(n_local - 1 - len(top[:1]), nz)
+        idx = [imax]
+        if k > 0:
+            idx += list(rng.choice(len(cand), size=k, replace=False, p=probs / probs.sum()))
+        U = np.concatenate([cand[idx], top[:1]])
     cur = score(U)
     for _ in range(3):
         before = U.copy()
