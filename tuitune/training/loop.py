@@ -60,6 +60,9 @@ def make_objective(
     dev = resolve_device(device)  # an unavailable device fails now, not in the first trial
 
     def objective(config: dict[str, Any], trial: Any) -> float | None:
+        info = getattr(trial, "info", None)
+        if isinstance(info, dict):  # provenance stored with the trial
+            info.update(device=str(dev), device_name=device_name(dev), seed=seed, trial_seed=trial_seed(seed, trial.number))
         return train(preset, config, trial, device=dev, data_dir=data_dir, seed=seed)
 
     objective.preset = preset  # type: ignore[attr-defined]
@@ -68,6 +71,17 @@ def make_objective(
 
 
 # ------------------------------------------------------------------------------------------ pieces
+
+
+def device_name(dev: torch.device) -> str:
+    """The device's human name: the GPU model, or the CPU's."""
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return "Apple MPS"
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def make_optimizer(cfg: dict[str, Any], params: Any, device: torch.device) -> torch.optim.Optimizer:

@@ -54,7 +54,7 @@ _MAX_DISCRETE_VALUES = 4096
 # Values tried around the current one when a discrete coordinate has too many to try them all.
 _DISCRETE_WINDOW = 24
 
-_KNOBS = {"select": "top", "perturb": True, "init": "sobol"}
+_KNOBS = {"select": "top", "perturb": True, "init": "sobol", "prior": "optuna"}
 
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
@@ -234,8 +234,13 @@ class _LeanGP:
             raise np.linalg.LinAlgError("kernel matrix not positive definite")
         a = torch.linalg.solve_triangular(L, self.y.unsqueeze(-1), upper=False).squeeze(-1)
         mll = -L.diagonal().log().sum() - 0.5 * (a @ a)
+        if _KNOBS["prior"] == "dsp":
+            mu = math.sqrt(2) + 0.5 * math.log(len(isl))
+            ls_prior = -((-0.5 * torch.log(isl) - mu) ** 2 / 6).sum()
+        else:
+            ls_prior = -(0.1 / isl + 0.1 * isl).sum()
         prior = (
-            -(0.1 / isl + 0.1 * isl).sum()
+            ls_prior
             + (2 - 1) * torch.log(scale) - scale
             + (1.1 - 1) * torch.log(noise) - 30 * noise
         )

@@ -1,0 +1,158 @@
+"""Provides what the TUI tests share: tiny presets with their objective, fixed databases, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import types
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OBJECTIVE = """
+import math, random, time
+
+SLEEP = {sleep}
+FAIL_UNITS = {fail_units}
+
+def objective(config, trial):
+    rnd = random.Random(trial.number)
+    if config["units"] == FAIL_UNITS:
+        raise ValueError("units {fail_units} always fails in this test")
+    for e in trial.epochs():
+        if SLEEP:
+            time.sleep(SLEEP)
+        v = abs(math.log10(config["lr"]) + 2.5) / 3 + 6.4 / config["units"] + 1.0 / e + rnd.random() * 0.05
+        trial.report(val_loss=v, train_loss=v * 0.9, val_acc=1 - v / 3)
+"""
+
+PRESET = """
+name = "{name}"
+description = "A tiny objective for the TUI tests"
+objective = "{module}:objective"
+metric = "val_loss"
+direction = "minimize"
+max_epochs = {epochs}
+[defaults]
+lr = 0.001
+units = 64
+[space]
+lr = {{ type = "float", low = 1e-5, high = 1e-1, scale = "log" }}
+units = {{ type = "int", low = 32, high = 256, step = 32 }}
+"""
+
+
+def make_preset(
+    folder: Path,
+    *,
+    sleep: float = 0.0,
+    epochs: int = 4,
+    name: str = "mine",
+    fail_units: int = -1,
+    module: str | None = None,
+) -> Path:
+    """Writes a preset TOML and its objective module (a unique module name: tests share one process)."""
+    module = module or f"tuitune_test_obj_{uuid.uuid4().hex[:10]}"
+    (folder / f"{module}.py").write_text(OBJECTIVE.format(sleep=sleep, fail_units=fail_units))
+    path = folder / f"{name}.toml"
+    path.write_text(PRESET.format(name=name, module=module, epochs=epochs))
+    return path
+
+
+def run_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs an async test in its own event loop (no asyncio plugin needed); fixtures pass through."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Polls ``cond`` while the app runs, until it holds or ``timeout`` seconds pass."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+class FixedClock:
+    """A stand-in for the store's ``time`` module whose ``time()`` advances by a fixed step."""
+
+    def __init__(self, start: float = 1_767_225_600.0, step: float = 0.25) -> None:  # 2026-01-01 00:00 UTC
+        self.now, self.step = start, step
+
+    def time(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def build_fixed_db(path: Path, preset_path: Path) -> str:
+    """A database with one session of fixed trials, times and values (for snapshots). Returns its name."""
+    from tuitune.core import store as store_mod
+
+    clock = FixedClock()
+    real_time = store_mod.time
+    store_mod.time = types.SimpleNamespace(time=clock.time)  # type: ignore[assignment]
+    try:
+        return _build(path, preset_path)
+    finally:
+        store_mod.time = real_time
+
+
+def _build(path: Path, preset_path: Path) -> str:
+    import math
+
+    from tuitune.core.store import Store
+    from tuitune.training.presets import load_preset
+
+    preset = load_preset(str(preset_path))
+    store = Store(path)
+    name = "steady-heron-7"
+    store.create_session(
+        name,
+        strategy="random",
+        options={},
+        space=preset.space.to_dict(),
+        metric="val_loss",
+        direction="minimize",
+        seed=0,
+        max_epochs=6,
+        n_trials=10,
+        preset=preset.to_dict(),
+        defaults=dict(preset.defaults),
+        info={"device": "cpu"},
+    )
+    rows = [
+        # lr, units, epochs, state, reason, meta
+        (0.001, 64, 6, "complete", None, {}),
+        (0.02, 128, 6, "complete", None, {}),
+        (3e-5, 32, 2, "pruned", "aborted by the user", {}),
+        (0.004, 192, 6, "complete", None, {}),
+        (0.09, 256, 1, "failed", "ValueError: loss became nan", {}),
+        (0.004, 256, 6, "complete", None, {"base": 3, "change": {"units": 256}}),
+        (0.001, 64, 6, "complete", None, {"base": "defaults", "change": {}}),
+        (0.0004, 96, 3, "interrupted", "stopped: the TUI was closed at epoch 3", {}),
+    ]
+    for i, (lr, units, n, state, reason, meta) in enumerate(rows):
+        store.new_trial(name, config={"lr": lr, "units": units}, budget=6, meta=meta, info={"device": "cpu"})
+        best = None
+        for e in range(1, n + 1):
+            v = round(abs(math.log10(lr) + 2.5) / 3 + 6.4 / units + 1.0 / e + (i % 3) * 0.01, 4)
+            store.add_epoch(
+                name, i, e, {"train_loss": round(v * 0.9, 4), "val_loss": v, "val_acc": round(1 - v / 3, 4)}
+            )
+            best = v if best is None else min(best, v)
+        tb = None
+        if state == "failed":
+            tb = 'Traceback (most recent call last):\n  File "obj.py", line 9, in objective\nValueError: loss became nan\n'
+        store.finish_trial(
+            name, i, state=state, value=best if state in ("complete", "pruned") else None, reason=reason, traceback=tb
+        )
+    store.update_session(name, state="stopped", message="stopped: the TUI was closed")
+    store.close()
+    return name

@@ -1,0 +1,392 @@
+"""Provides the session dashboard: header, live chart, leaderboard, progress bars and event log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, RichLog, Static
+
+from tuitune.core.errors import TuituneError
+from tuitune.core.records import TrialState
+from tuitune.ui import messages as msg
+from tuitune.ui.format import fmt, fmt_duration
+from tuitune.ui.model import SessionView
+from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
+from tuitune.ui.widgets.dialogs import PathDialog
+from tuitune.ui.widgets.leaderboard import Leaderboard
+from tuitune.ui.widgets.meter import Meter
+
+if TYPE_CHECKING:
+    from tuitune.core.store import Store
+    from tuitune.launch import Launch
+    from tuitune.ui.app import TuituneApp
+
+CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
+REDRAW_S = 0.25  # charts and the leaderboard redraw at most 4 times a second
+
+
+def gpu_memory() -> str | None:
+    """GPU memory in use by this process, when torch is loaded and CUDA initialised (never imports torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB"
+    except Exception:  # noqa: BLE001 - informative only
+        return None
+    return None
+
+
+class DashboardScreen(Screen[None]):
+    """One session, live while it runs; opened from the home screen or straight from ``tuitune run``."""
+
+    BINDINGS = [
+        Binding("p", "pause", "Pause/resume"),
+        Binding("s", "stop_after", "Stop after trial"),
+        Binding("a", "abort", "Abort trial"),
+        Binding("r", "run", "Run/resume"),
+        Binding("c", "next_chart", "Chart"),
+        Binding("x", "next_param", "Slice param", show=False),
+        Binding("o", "sort", "Sort"),
+        Binding("e", "export", "Export best"),
+        Binding("m", "manual", "Manual"),
+        Binding("escape", "back", "Home"),
+    ]
+
+    def __init__(self, store: Store, name: str, launch: Launch | None = None) -> None:
+        super().__init__(name=f"dashboard-{name}")
+        self.store = store
+        self.session_name = name
+        self.launch = launch
+        self.view = SessionView(store.session(name), store.trials(name))
+        self.paused = False
+        self.chart_index = 0
+        self.param_index = 0
+        self.shown_trial: int | None = None
+        self._dirty: set[str] = set()
+        self._run_started = 0.0
+
+    @property
+    def tuitune(self) -> TuituneApp:
+        return self.app  # type: ignore[return-value]
+
+    # ---- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="dash-header")
+        with Horizontal(id="dash-top"):
+            with ContentSwitcher(initial=CHARTS[0], id="charts"):
+                yield TrialChart(id="chart-trial")
+                yield CurvesChart(id="chart-curves")
+                yield BestChart(id="chart-best")
+                yield SliceChart(id="chart-slice")
+            with Vertical(id="dash-side"):
+                yield Meter(id="trial-progress")
+                yield Meter(id="session-progress")
+                yield RichLog(id="event-log", max_lines=500, markup=True, wrap=True, min_width=20)
+        yield Leaderboard(id="board")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        log = self.query_one(RichLog)
+        v = self.view
+        if v.trials:
+            log.write(
+                f"session [b]{v.record.name}[/]: {v.n_done()} trials done"
+                + (f", state {v.record.state}" if v.record.state else "")
+            )
+        if v.record.message:
+            log.write(f"[dim]{v.record.message}[/]")
+        self._dirty.update({"header", "chart", "board", "progress"})
+        self._flush()
+        self.set_interval(REDRAW_S, self._flush)
+        self.set_interval(1.0, self._tick)
+        self.query_one(Leaderboard).focus()
+        if self.launch is not None:
+            for note in self.launch.notes:
+                log.write(f"[dim]{note}[/]")
+            self._start(self.launch)
+            self.launch = None
+
+    # ---- running -----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.tuitune.run_control.is_running(self.session_name)
+
+    def _start(self, launch: Launch) -> None:
+        try:
+            self.tuitune.run_control.start(launch)
+        except RuntimeError as e:
+            self.notify(str(e), severity="error")
+            return
+        self._run_started = time.monotonic()
+        self.paused = False
+        self.refresh_bindings()
+        self._dirty.add("header")
+
+    def run_message(self, message: msg.RunMessage) -> None:
+        """Called by the app with each message of this session's run."""
+        v, log = self.view, self.query_one(RichLog)
+        if isinstance(message, msg.RunStarted):
+            v.reset(message.trials, message.total)
+            log.write(
+                f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
+                + (f": {v.n_done()} trials done" if message.resumed else "")
+            )
+            self.refresh_bindings()
+        elif isinstance(message, msg.TrialBegan):
+            t = message.trial
+            v.trial_started(t)
+            self.shown_trial = t.number
+            if message.continued:
+                log.write(f"trial {t.number} continues to epoch {t.budget}")
+            else:
+                log.write(f"trial {t.number} started")
+        elif isinstance(message, msg.EpochsProgress):
+            v.epochs(message.number, message.budget, message.epochs)
+            self._dirty.update({"chart", "progress"})
+        elif isinstance(message, msg.TrialEnded):
+            before = v.best()
+            v.trial_finished(message.trial, message.changed)
+            self._log_end(message, before)
+        elif isinstance(message, msg.RunPaused):
+            self.paused = message.paused
+            log.write("[yellow]paused[/] (p resumes)" if message.paused else "resumed")
+            self.refresh_bindings()
+        elif isinstance(message, msg.RunEnded):
+            self.paused = False
+            v.current = None
+            style = {"finished": "green", "stopped": "yellow"}.get(message.state, "red")
+            what = {
+                "finished": "session finished",
+                "stopped": "stopped",
+                "failed": "session stopped",
+                "error": "could not run",
+            }.get(message.state, message.state)
+            log.write(f"[{style}]{what}[/]" + (f": {message.message}" if message.message else ""))
+            try:
+                v.record = self.store.session(self.session_name)
+            except TuituneError:
+                pass
+        self._dirty.update({"header", "chart", "board", "progress"})
+
+    def _log_end(self, message: msg.TrialEnded, before: Any) -> None:
+        t, v, log = message.trial, self.view, self.query_one(RichLog)
+        value = f"{v.metric}={fmt(t.value)}"
+        if t.state == TrialState.COMPLETE:
+            best = v.best()
+            new_best = best is not None and best.number == t.number and (before is None or before.number != t.number)
+            log.write(f"[green]trial {t.number} complete[/] {value}" + (" [b green](new best)[/]" if new_best else ""))
+        elif t.state == TrialState.PAUSED:
+            log.write(f"trial {t.number} waits at its rung (epoch {t.last_epoch}) {value}")
+        elif t.state == TrialState.PRUNED:
+            log.write(f"[dim]trial {t.number} pruned[/]" + (f" ({t.reason})" if t.reason else ""))
+        elif t.state == TrialState.FAILED:
+            log.write(f"[red]trial {t.number} failed[/]: {t.reason or 'unknown reason'}")
+        else:
+            log.write(f"[yellow]trial {t.number} {t.state.value}[/]" + (f" ({t.reason})" if t.reason else ""))
+        for c in message.changed:
+            word = "pruned at its rung" if c.state == TrialState.PRUNED else c.state.value
+            log.write(f"[dim]trial {c.number} {word}[/]")
+
+    # ---- drawing (throttled) -------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self.running:
+            self._dirty.add("header")
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        if "header" in dirty:
+            self._draw_header()
+        if "chart" in dirty:
+            self._draw_chart()
+        if "board" in dirty:
+            self.query_one(Leaderboard).update(self.view)
+        if "progress" in dirty:
+            self._draw_progress()
+
+    def _device(self) -> str:
+        dev = self.view.record.info.get("device")
+        for t in reversed(self.view.ordered()):
+            if t.info.get("device"):
+                dev = t.info["device"]
+                break
+        return str(dev or "auto")
+
+    def _draw_header(self) -> None:
+        v = self.view
+        rec = v.record
+        running = self.running
+        state = "paused" if running and self.paused else "running" if running else rec.state
+        total = v.total
+        current = v.current if v.current is not None else None
+        i = (current + 1) if current is not None else v.n_done()
+        trial = f"trial {i}/{total}" if total else f"trial {i}"
+        mem = gpu_memory()
+        device = self._device() + (f" {mem}" if mem else "")
+        elapsed = v.elapsed(time.time() if running else None)
+        best = v.best()
+        parts = [
+            f"[b]{rec.name}[/] [reverse] {state} [/]",
+            trial,
+            f"best {fmt(best.value)} (#{best.number})" if best else None,
+            rec.strategy,
+            device,
+            f"elapsed {fmt_duration(elapsed)}",
+            f"ETA {fmt_duration(v.eta())}" if running else None,
+        ]
+        self.query_one("#dash-header", Static).update(" │ ".join(p for p in parts if p))
+
+    def _draw_chart(self) -> None:
+        v = self.view
+        which = CHARTS[self.chart_index]
+        if which == "chart-trial":
+            number = v.current if v.current is not None else self.shown_trial
+            if number is None and v.trials:
+                number = max(v.trials)
+            self.query_one(TrialChart).update(v, number)
+        elif which == "chart-curves":
+            self.query_one(CurvesChart).update(v)
+        elif which == "chart-best":
+            self.query_one(BestChart).update(v)
+        else:
+            params = v.searched
+            self.query_one(SliceChart).update(v, params[self.param_index % len(params)] if params else None)
+
+    def _draw_progress(self) -> None:
+        v = self.view
+        t = v.trials.get(v.current) if v.current is not None else None
+        tp = self.query_one("#trial-progress", Meter)
+        if t is not None:
+            tp.update_meter(f"trial {t.number}: epoch {t.last_epoch}/{t.budget}", t.last_epoch, max(t.budget, 1))
+        else:
+            tp.update_meter("trial: [dim]idle[/]", 0, 1)
+        done = v.n_done()
+        label = f"session: {done}/{v.total} trials" if v.total else f"session: {done} trials"
+        self.query_one("#session-progress", Meter).update_meter(label, done, v.total)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        running = self.running
+        if action in ("pause", "stop_after", "abort"):
+            return True if running else None
+        if action == "run":
+            return None if running else True
+        return True
+
+    def action_pause(self) -> None:
+        state = self.tuitune.run_control.toggle_pause()
+        if state is None:
+            self.notify("nothing is running", severity="warning")
+        else:
+            self.paused = state
+            self.notify("pausing before the next epoch" if state else "resuming")
+            self._dirty.add("header")
+
+    def action_stop_after(self) -> None:
+        if self.tuitune.run_control.stop_after_trial():
+            self.query_one(RichLog).write("[yellow]stopping after this trial[/]")
+            self.notify("the session stops after this trial")
+
+    def action_abort(self) -> None:
+        if self.tuitune.run_control.abort_trial():
+            self.query_one(RichLog).write("[yellow]aborting this trial after its epoch[/]")
+            self.notify("aborting this trial after its current epoch")
+        else:
+            self.notify("no trial is training", severity="warning")
+
+    def action_run(self) -> None:
+        if self.tuitune.run_control.running:
+            self.notify("a session is already running", severity="warning")
+            return
+        self.query_one(RichLog).write("preparing the run…")
+        self._prepare_resume()
+
+    def _prepare_resume(self) -> None:
+        from tuitune.launch import resume_run
+
+        store, name = self.store, self.session_name
+
+        def work() -> None:
+            try:
+                launch = resume_run(name, db=store)
+            except TuituneError as e:
+                self.app.call_from_thread(self.notify, str(e), severity="error")
+                return
+            self.app.call_from_thread(self._start, launch)
+
+        self.run_worker(work, thread=True, exit_on_error=False, group="prepare", name="prepare run")
+
+    def action_next_chart(self) -> None:
+        self.chart_index = (self.chart_index + 1) % len(CHARTS)
+        self.query_one(ContentSwitcher).current = CHARTS[self.chart_index]
+        self._dirty.add("chart")
+        self._flush()
+
+    def action_next_param(self) -> None:
+        if not self.view.searched:
+            return
+        self.param_index = (self.param_index + 1) % len(self.view.searched)
+        if CHARTS[self.chart_index] != "chart-slice":
+            self.chart_index = CHARTS.index("chart-slice")
+            self.query_one(ContentSwitcher).current = "chart-slice"
+        self._dirty.add("chart")
+        self._flush()
+
+    def action_sort(self) -> None:
+        key = self.query_one(Leaderboard).cycle_sort()
+        self.notify(f"sorted by {key}", timeout=2)
+
+    def action_export(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.tuitune.export_best(self.session_name, path)
+
+        self.app.push_screen(
+            PathDialog(f"Export the best config of {self.session_name} to", f"{self.session_name}-best.json"), done
+        )
+
+    def action_manual(self) -> None:
+        from tuitune.ui.screens.manual import ManualScreen
+
+        board = self.query_one(Leaderboard)
+        number = board.selected_number()
+        base: str | int = "best" if number is None else number
+        t = self.view.trials.get(number) if number is not None else None
+        if t is not None and t.state != TrialState.COMPLETE:
+            base = "best"
+        self.app.push_screen(ManualScreen(self.store, self.session_name, base=base))
+
+    def action_back(self) -> None:
+        if self.running:
+            self.notify("the session is running: stop it first (s: after this trial) or quit (q)", severity="warning")
+            return
+        self.app.pop_screen()
+
+    @on(Leaderboard.TrialChosen)
+    def open_trial(self, event: Leaderboard.TrialChosen) -> None:
+        from tuitune.ui.screens.trial_detail import TrialDetailScreen
+
+        if event.number in self.view.trials:
+            self.app.push_screen(TrialDetailScreen(self.view, event.number))
+
+    @on(Leaderboard.TrialHighlighted)
+    def show_trial(self, event: Leaderboard.TrialHighlighted) -> None:
+        if self.view.current is None and self.shown_trial != event.number:
+            self.shown_trial = event.number
+            self._dirty.add("chart")
+
+    def refresh_from_store(self) -> None:
+        """Re-reads the session (after a run ended or a manual trial), keeping what is shown."""
+        self.view.record = self.store.session(self.session_name)
+        self.view.reset(self.store.trials(self.session_name))
+        self._dirty.update({"header", "chart", "board", "progress"})

@@ -1,0 +1,197 @@
+"""Provides the home screen: the sessions in the database, and the way to a new one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tuitune.core.errors import TuituneError
+from tuitune.core.records import SessionRecord
+from tuitune.ui.format import fmt, fmt_time
+from tuitune.ui.widgets.dialogs import ConfirmDialog, PathDialog
+
+if TYPE_CHECKING:
+    from tuitune.core.store import Store
+    from tuitune.ui.app import TuituneApp
+
+STATE_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim"}
+
+
+class HomeScreen(Screen[None]):
+    """Every session of the database, most recent first."""
+
+    BINDINGS = [
+        Binding("n", "new", "New session"),
+        Binding("enter", "open", "Open", show=True),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export best"),
+        Binding("d", "delete", "Delete"),
+        Binding("f5", "reload", "Reload", show=False),
+    ]
+
+    AUTO_FOCUS = ""  # the table takes focus only when it has rows (enter on an empty home: new session)
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(name="home")
+        self.store = store
+        self.records: list[SessionRecord] = []
+
+    @property
+    def tuitune(self) -> TuituneApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="home-body"):
+            yield Static(id="home-empty")
+            yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        for c in ("session", "preset", "strategy", "trials", "best", "state", "updated"):
+            table.add_column(c, key=c)
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            self.records = self.store.sessions()
+        except TuituneError as e:
+            self.notify(str(e), severity="error")
+            self.records = []
+        table = self.query_one("#sessions", DataTable)
+        keep = self.selected()
+        table.clear()
+        for r in self.records:
+            budget = "" if r.n_trials is None else f"/{r.n_trials}"
+            best = f"{fmt(r.best_value)} {r.metric}" if r.best_value is not None else "-"
+            table.add_row(
+                r.name,
+                (r.preset or {}).get("name") or "-",
+                r.strategy,
+                f"{r.n_done}{budget}",
+                best,
+                Text(r.state, style=STATE_STYLE.get(r.state, "")),
+                fmt_time(r.updated),
+                key=r.name,
+            )
+        empty = self.query_one("#home-empty", Static)
+        if not self.records:
+            empty.update(
+                "[b]No sessions yet.[/]\n\n"
+                "Press [b reverse] n [/] to start one: the [b]digits-mlp[/] preset is picked for you and trains "
+                "a trial in about a second on a CPU.\nThen press [b]ctrl+s[/] (or Start) on the next screen.\n\n"
+                f"[dim]database: {self.store.path}[/]"
+            )
+            empty.display = True
+            table.display = False
+            self.set_focus(None)
+        else:
+            empty.display = False
+            table.display = True
+            if keep is not None and keep in [r.name for r in self.records]:
+                table.move_cursor(row=[r.name for r in self.records].index(keep))
+            table.focus()
+
+    def selected(self) -> str | None:
+        table = self.query_one("#sessions", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _need_selected(self) -> str | None:
+        name = self.selected()
+        if name is None:
+            self.notify("no session yet: press n for a new one", severity="warning")
+        return name
+
+    # ---- actions -----------------------------------------------------------------------------
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_new(self) -> None:
+        from tuitune.ui.screens.new_session import NewSessionScreen
+
+        self.app.push_screen(NewSessionScreen(self.store))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def _open(self, resume: bool) -> None:
+        from tuitune.ui.screens.dashboard import DashboardScreen
+
+        name = self._need_selected()
+        if name is None:
+            return
+        try:
+            screen = DashboardScreen(self.store, name)
+        except TuituneError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.app.push_screen(screen)
+        if resume:
+            screen.call_after_refresh(screen.action_run)
+
+    def action_open(self) -> None:
+        if not self.records:  # the empty database: enter starts the first session
+            self.action_new()
+            return
+        self._open(resume=False)
+
+    def action_resume(self) -> None:
+        if self.tuitune.run_control.running:
+            self.notify("a session is already running", severity="warning")
+            return
+        self._open(resume=True)
+
+    def action_export(self) -> None:
+        name = self._need_selected()
+        if name is None:
+            return
+
+        def done(path: str | None) -> None:
+            if path:
+                self.tuitune.export_best(name, path)
+
+        self.app.push_screen(PathDialog(f"Export the best config of {name} to", f"{name}-best.json"), done)
+
+    def action_delete(self) -> None:
+        name = self._need_selected()
+        if name is None:
+            return
+        if self.tuitune.run_control.is_running(name):
+            self.notify(f"session '{name}' is running; stop it before deleting it", severity="error")
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.store.delete_session(name)
+            except TuituneError as e:
+                self.notify(str(e), severity="error")
+                return
+            self.notify(f"deleted session {name}")
+            self.reload()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete session '{name}' with all its trials and epochs? This cannot be undone.",
+                yes="Delete",
+                no="Keep",
+            ),
+            done,
+        )

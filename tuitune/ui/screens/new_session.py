@@ -1,0 +1,367 @@
+"""Provides the new-session screen: a preset and its space, a strategy and its options, a device, a name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from tuitune.core.api import check_session_name, new_session_name
+from tuitune.core.errors import TuituneError
+from tuitune.ui.format import describe_param, fmt
+
+if TYPE_CHECKING:
+    from tuitune.core.store import Store
+
+DEFAULT_PRESET = "digits-mlp"
+STRATEGIES = [
+    ("random: independent samples", "random"),
+    ("bayes: a Gaussian-process model", "bayes"),
+    ("hyperband: many short trials, the best continue", "hyperband"),
+    ("grid: every combination", "grid"),
+    ("manual: one change at a time", "manual"),
+]
+# Which option inputs each strategy shows (the rest are hidden).
+OPTIONS = {
+    "random": {"trials", "max-epochs", "seed"},
+    "bayes": {"trials", "max-epochs", "seed", "n-initial"},
+    "hyperband": {"trials", "max-epochs", "seed", "factor"},
+    "grid": {"trials", "max-epochs", "seed", "grid-points"},
+    "manual": {"max-epochs", "seed"},
+}
+FIELDS = [
+    ("trials", "trials", "20 (grid, hyperband: their plan)"),
+    ("max-epochs", "max epochs", "the preset's"),
+    ("seed", "seed", "0"),
+    ("factor", "Hyperband factor", "3"),
+    ("n-initial", "Bayes initial points", "automatic"),
+    ("grid-points", "grid points per float", "5"),
+]
+
+
+@dataclass
+class PresetEntry:
+    """A preset offered on the screen: how to name it to ``new_run`` and what it holds."""
+
+    ref: str
+    preset: Any
+
+
+class SessionNameValidator(Validator):
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+
+    def validate(self, value: str) -> ValidationResult:
+        if not value:
+            return self.success()  # empty: a name is generated
+        try:
+            check_session_name(value)
+        except TuituneError as e:
+            return self.failure(str(e))
+        if self.store.session_exists(value):
+            return self.failure(f"a session named '{value}' exists; choose another name")
+        return self.success()
+
+
+def load_presets(extra_files: list[str], bundled: bool = True) -> tuple[list[PresetEntry], list[str]]:
+    """The bundled presets and the extra files, each loaded on its own; and the errors of those that fail."""
+    from tuitune.training.presets import bundled_names, load_preset
+
+    out: list[PresetEntry] = []
+    errors: list[str] = []
+    for ref in [*(bundled_names() if bundled else []), *extra_files]:
+        try:
+            out.append(PresetEntry(ref, load_preset(ref)))
+        except TuituneError as e:
+            errors.append(str(e))
+    return out, errors
+
+
+def probe_devices() -> list[tuple[str, str]]:
+    """(label, value) of the devices torch sees; imports torch (call it from a worker)."""
+    out = [("auto: the best available", "auto"), ("cpu", "cpu")]
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 - no torch: CPU only
+        return out
+    try:
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                name = torch.cuda.get_device_name(i)
+                try:
+                    free, total = torch.cuda.mem_get_info(i)
+                    mem = f", {free / 2**30:.1f}/{total / 2**30:.0f} GiB free"
+                except Exception:  # noqa: BLE001
+                    mem = ""
+                out.append((f"cuda:{i} {name}{mem}", f"cuda:{i}"))
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            out.append(("mps (Apple GPU)", "mps"))
+    except Exception:  # noqa: BLE001 - a broken driver leaves the CPU
+        pass
+    return out
+
+
+class NewSessionScreen(Screen[None]):
+    """Pick a preset, a strategy and a device; name the session; start it."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start", priority=True),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(name="new-session")
+        self.store = store
+        self.entries: list[PresetEntry] = []
+        self._starting = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="new-body"):
+            with Vertical(id="new-presets"):
+                yield Label("[b]Preset[/]")
+                yield OptionList(id="preset-list")
+                yield Input(placeholder="or a .toml path, enter", id="preset-file", compact=True)
+            with VerticalScroll(id="new-form"):
+                yield Static(id="preset-desc")
+                yield DataTable(id="space-table", cursor_type="none", zebra_stripes=True, show_cursor=False)
+                with Horizontal(classes="field"):
+                    yield Label("strategy")
+                    yield Select(STRATEGIES, value="random", allow_blank=False, id="strategy", compact=True)
+                for key, label, placeholder in FIELDS:
+                    with Horizontal(classes="field", id=f"field-{key}"):
+                        yield Label(label)
+                        yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                with Horizontal(classes="field"):
+                    yield Label("device")
+                    yield Select(
+                        [("auto: the best available", "auto"), ("cpu", "cpu")],
+                        value="auto",
+                        allow_blank=False,
+                        id="device",
+                        compact=True,
+                    )
+                with Horizontal(classes="field"):
+                    yield Label("session name")
+                    yield Input(
+                        placeholder="generated",
+                        id="session-name",
+                        compact=True,
+                        validators=[SessionNameValidator(self.store)],
+                    )
+                yield Static(id="name-error")
+                yield Button("Start  (ctrl+s)", variant="success", id="start")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#space-table", DataTable)
+        for c in ("parameter", "type", "default", "range / choices"):
+            table.add_column(c, key=c)
+        try:
+            self.query_one("#session-name", Input).value = new_session_name(self.store)
+        except TuituneError:
+            pass
+        self._show_options("random")
+        app: Any = self.app
+        self.entries, errors = load_presets(getattr(app, "preset_files", []), getattr(app, "bundled_presets", True))
+        for e in errors:
+            self.notify(e, severity="warning", timeout=6)
+        self._fill_presets()
+        if getattr(app, "probe_devices", True):
+            self._probe()
+
+    def _fill_presets(self, select: str | None = None) -> None:
+        ol = self.query_one("#preset-list", OptionList)
+        ol.clear_options()
+        ol.add_options([Option(e.preset.name, id=str(i)) for i, e in enumerate(self.entries)])
+        if not self.entries:
+            self.query_one("#preset-desc", Static).update("No presets found: give a preset .toml path on the left.")
+            return
+        names = [e.preset.name for e in self.entries]
+        want = select or DEFAULT_PRESET
+        ol.highlighted = names.index(want) if want in names else 0
+        ol.focus()
+
+    @work(thread=True, exit_on_error=False, group="devices")
+    def _probe(self) -> None:
+        devices = probe_devices()
+        self.app.call_from_thread(self._set_devices, devices)
+
+    def _set_devices(self, devices: list[tuple[str, str]]) -> None:
+        sel = self.query_one("#device", Select)
+        value = sel.value
+        sel.set_options(devices)
+        sel.value = value if value in [v for _, v in devices] else "auto"
+
+    # ---- preset preview -------------------------------------------------------------------------
+    @property
+    def entry(self) -> PresetEntry | None:
+        ol = self.query_one("#preset-list", OptionList)
+        i = ol.highlighted
+        return self.entries[i] if i is not None and 0 <= i < len(self.entries) else None
+
+    @on(OptionList.OptionHighlighted, "#preset-list")
+    def _preview(self) -> None:
+        e = self.entry
+        if e is None:
+            return
+        p = e.preset
+        self.query_one("#preset-desc", Static).update(
+            f"[b]{p.name}[/]: {p.description}\n"
+            f"[dim]{p.metric} ({p.direction}), {p.max_epochs} epochs a trial"
+            + (f", objective {p.objective}" if p.objective else "")
+            + "[/]"
+        )
+        table = self.query_one("#space-table", DataTable)
+        table.clear()
+        space = p.space.to_dict()
+        searched = [k for k, d in space.items() if d.get("type") != "fixed"]
+        for k in searched:
+            kind, rng = describe_param(space[k])
+            table.add_row(k, kind, fmt(p.defaults.get(k)), rng if len(rng) <= 40 else rng[:39] + "…", key=k)
+        fixed = [k for k in space if k not in searched]
+        if fixed:
+            text = ", ".join(f"{k}={fmt(p.defaults.get(k))}" for k in fixed)
+            table.add_row(
+                Text("fixed", style="dim"), "", "", Text(text if len(text) <= 60 else text[:59] + "…", style="dim")
+            )
+        self.query_one("#max-epochs", Input).placeholder = str(p.max_epochs)
+
+    @on(OptionList.OptionSelected, "#preset-list")
+    def _preset_chosen(self) -> None:
+        self.query_one("#strategy", Select).focus()
+
+    @on(Input.Submitted, "#preset-file")
+    def _load_file(self, event: Input.Submitted) -> None:
+        from tuitune.training.presets import load_preset
+
+        path = event.value.strip()
+        if not path:
+            return
+        try:
+            preset = load_preset(path)
+        except TuituneError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.entries.append(PresetEntry(path, preset))
+        self._fill_presets(select=preset.name)
+        self.query_one("#preset-list", OptionList).highlighted = len(self.entries) - 1
+
+    # ---- strategy options -----------------------------------------------------------------------
+    @on(Select.Changed, "#strategy")
+    def _strategy_changed(self, event: Select.Changed) -> None:
+        self._show_options(str(event.value))
+
+    def _show_options(self, strategy: str) -> None:
+        shown = OPTIONS.get(strategy, set())
+        for key, _, _ in FIELDS:
+            self.query_one(f"#field-{key}").display = key in shown
+
+    @on(Input.Changed, "#session-name")
+    def _name_changed(self, event: Input.Changed) -> None:
+        res = event.validation_result
+        err = "" if res is None or res.is_valid else "; ".join(res.failure_descriptions)
+        self.query_one("#name-error", Static).update(f"[red]{err}[/]" if err else "")
+
+    # ---- start ----------------------------------------------------------------------------------
+    def _int(self, key: str) -> int | None:
+        inp = self.query_one(f"#{key}", Input)
+        if not inp.display and not self.query_one(f"#field-{key}").display:
+            return None
+        text = inp.value.strip()
+        if not text:
+            return None
+        try:
+            v = int(text)
+        except ValueError:
+            raise ValueError(f"{key.replace('-', ' ')}: {text!r} is not a whole number") from None
+        if key != "seed" and v < 1:
+            raise ValueError(f"{key.replace('-', ' ')} must be 1 or more, got {v}")
+        return v
+
+    def settings(self) -> dict[str, Any]:
+        """What ``new_run`` is called with; raises ValueError with a message for the user."""
+        e = self.entry
+        if e is None:
+            raise ValueError("choose a preset first")
+        strategy = str(self.query_one("#strategy", Select).value)
+        name = self.query_one("#session-name", Input).value.strip() or None
+        if name is not None:
+            try:
+                check_session_name(name)
+            except TuituneError as err:
+                raise ValueError(str(err)) from None
+            if self.store.session_exists(name):
+                raise ValueError(f"a session named '{name}' exists; choose another name")
+        options: dict[str, Any] = {}
+        if strategy == "hyperband":
+            options["factor"] = self._int("factor")
+        elif strategy == "bayes":
+            options["n_initial"] = self._int("n-initial")
+        elif strategy == "grid":
+            options["points"] = self._int("grid-points")
+        device = str(self.query_one("#device", Select).value)
+        return dict(
+            preset_ref=e.ref,
+            strategy=strategy,
+            trials=self._int("trials"),
+            max_epochs=self._int("max-epochs"),
+            seed=self._int("seed") or 0,
+            session=name,
+            device=None if device == "auto" else device,
+            options={k: v for k, v in options.items() if v is not None},
+        )
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_start(self) -> None:
+        if self._starting:
+            return
+        try:
+            settings = self.settings()
+        except ValueError as err:
+            self.notify(str(err), severity="error")
+            return
+        self._starting = True
+        self.notify(f"preparing {settings['preset_ref']}…", timeout=3)
+        self._launch(settings)
+
+    @work(thread=True, exit_on_error=False, group="launch")
+    def _launch(self, settings: dict[str, Any]) -> None:
+        from tuitune.launch import new_run
+
+        ref = settings.pop("preset_ref")
+        try:
+            launch = new_run(ref, db=self.store, **settings)
+        except TuituneError as e:
+            self.app.call_from_thread(self._failed, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - shown, never a traceback
+            self.app.call_from_thread(self._failed, f"{type(e).__name__}: {e}")
+            return
+        self.app.call_from_thread(self._open, launch)
+
+    def _failed(self, text: str) -> None:
+        self._starting = False
+        self.notify(text, severity="error", timeout=10)
+
+    def _open(self, launch: Any) -> None:
+        from tuitune.ui.screens.dashboard import DashboardScreen
+
+        self._starting = False
+        self.app.switch_screen(DashboardScreen(self.store, launch.name, launch=launch))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
