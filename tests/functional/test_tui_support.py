@@ -97,7 +97,7 @@ def build_fixed_db(path: Path, preset_path: Path) -> str:
 
     clock = FixedClock()
     real_time = store_mod.time
-    store_mod.time = types.SimpleNamespace(time=clock.time)  # type: ignore[assignment]
+    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
     try:
         return _build(path, preset_path)
     finally:

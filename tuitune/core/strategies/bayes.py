@@ -54,8 +54,6 @@ _MAX_DISCRETE_VALUES = 4096
 # Values tried around the current one when a discrete coordinate has too many to try them all.
 _DISCRETE_WINDOW = 24
 
-_KNOBS = {"select": "top", "perturb": True, "init": "sobol", "prior": "optuna"}
-
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
 
@@ -234,13 +232,8 @@ class _LeanGP:
             raise np.linalg.LinAlgError("kernel matrix not positive definite")
         a = torch.linalg.solve_triangular(L, self.y.unsqueeze(-1), upper=False).squeeze(-1)
         mll = -L.diagonal().log().sum() - 0.5 * (a @ a)
-        if _KNOBS["prior"] == "dsp":
-            mu = math.sqrt(2) + 0.5 * math.log(len(isl))
-            ls_prior = -((-0.5 * torch.log(isl) - mu) ** 2 / 6).sum()
-        else:
-            ls_prior = -(0.1 / isl + 0.1 * isl).sum()
         prior = (
-            ls_prior
+            -(0.1 / isl + 0.1 * isl).sum()
             + (2 - 1) * torch.log(scale) - scale
             + (1.1 - 1) * torch.log(noise) - 30 * noise
         )
@@ -415,8 +408,6 @@ class BayesStrategy(Strategy):
             z = qmc.Sobol(d=self._enc.dim, scramble=True, seed=self.seed & 0xFFFFFFFF).random_base2(m)[n : n + 1]
         u = self._enc.from_unit_cube(z)[0]
         rng = self.rng(7)
-        if _KNOBS["init"] == "random":
-            u = self._enc.from_unit_cube(rng.random((1, self._enc.dim)))[0]
         for _ in range(64):
             if self._key_u(u) not in taken:
                 break
@@ -526,7 +517,7 @@ def _optimize_acqf(
         z = qmc.Sobol(d=d, scramble=True, seed=rng).random(n_candidates)
     parts = [enc.from_unit_cube(z)]
     # Local candidates around the best trials: the optimum is often next to them.
-    if len(top) and _KNOBS["perturb"]:
+    if len(top):
         n_per = max(8, n_candidates // (4 * len(top)))
         base = np.repeat(top, n_per, axis=0)
         pert = base.copy()
@@ -539,33 +530,20 @@ def _optimize_acqf(
             flip = rng.random(len(base)) < 1.0 / max(1, d)
             pert[flip, i] = rng.integers(enc.coords[i].n, size=int(flip.sum()))
         parts += [top, pert]
-    elif len(top):
-        parts += [top]
     cand = np.concatenate(parts)
     vals = score(cand)
-    if _KNOBS["select"] == "top":
-        order = np.argsort(-vals)
-        starts, seen = [], set()
-        for i in order:
-            k = tuple(np.round(cand[i], 9))
-            if k in seen:
-                continue
-            seen.add(k)
-            starts.append(cand[i])
-            if len(starts) >= n_local:
-                break
-        U = np.array(starts)
-    else:
-        imax = int(np.argmax(vals))
-        fin = np.isfinite(vals)
-        probs = np.where(fin, np.exp(np.where(fin, vals - vals[imax], -np.inf)), 0.0)
-        probs[imax] = 0.0
-        nz = int(np.count_nonzero(probs > 0))
-        k = min(n_local - 1 - len(top[:1]), nz)
-        idx = [imax]
-        if k > 0:
-            idx += list(rng.choice(len(cand), size=k, replace=False, p=probs / probs.sum()))
-        U = np.concatenate([cand[idx], top[:1]])
+    # Starts: the best distinct points (a roulette over the sample, as Optuna does, did worse here).
+    order = np.argsort(-vals)
+    starts, seen = [], set()
+    for i in order:
+        k = tuple(np.round(cand[i], 9))
+        if k in seen:
+            continue
+        seen.add(k)
+        starts.append(cand[i])
+        if len(starts) >= n_local:
+            break
+    U = np.array(starts)
     cur = score(U)
     for _ in range(3):
         before = U.copy()
