@@ -10,8 +10,8 @@ with the ratio to the trainer.
     python benchmarks/bench_trainer.py                       # CPU here: MLP, 60000 images
     python benchmarks/bench_trainer.py --device cuda --model cnn
 
-``engine_overhead`` measures what tuitune adds around training (a SQLite commit and events per epoch);
-it needs the engine's runner, passed in as a callable (see its docstring).
+What tuitune adds around training (a SQLite commit and events per epoch) is measured by bench_overhead.py;
+beside this script.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,52 +143,6 @@ def time_dataloader(
         _sync(device)
         times.append(time.perf_counter() - t0)
     return times
-
-
-def engine_overhead(
-    run_session: Callable[..., Any], *, preset: str = "digits-mlp", trials: int = 3, device: str = "cpu"
-) -> dict[str, float]:
-    """What tuitune adds around training: a full session against the bare objective, per epoch.
-
-    NEEDS THE ENGINE - to be wired by the engine's author. ``run_session(objective, preset, trials=,
-    seed=)`` must run a real session (Runner, SQLite store with a commit per epoch row, events) with the
-    given objective over ``trials`` trials of the preset's full epoch budget and return when it is done.
-    The bare run calls the same objective with an in-memory trial for the same configs (the preset's
-    defaults), so the difference is the engine's cost.
-    """
-    from tuitune.training.loop import make_objective
-
-    p = load_preset(preset)
-    objective = make_objective(p, device=device, seed=0)
-    objective(dict(p.defaults), _NullTrial(0, p.defaults, 1))  # warm the dataset cache and kernels
-    t0 = time.perf_counter()
-    for i in range(trials):
-        objective(dict(p.defaults), _NullTrial(i, p.defaults, p.max_epochs))
-    bare = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run_session(objective, p, trials=trials, seed=0)
-    full = time.perf_counter() - t0
-    per_epoch = (full - bare) / (trials * p.max_epochs)
-    return {"bare_s": bare, "session_s": full, "overhead_per_epoch_ms": per_epoch * 1000}
-
-
-class _NullTrial:
-    """The Trial contract with nothing stored: the bare objective's cost."""
-
-    def __init__(self, number: int, config: dict[str, Any], budget: int) -> None:
-        self.number, self.config, self.budget = number, dict(config), budget
-
-    def epochs(self) -> Iterator[int]:
-        yield from range(1, self.budget + 1)
-
-    def report(self, **metrics: Any) -> None:
-        pass
-
-    def checkpoint(self, state: dict[str, Any]) -> None:
-        pass
-
-    def restore(self) -> None:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import signal
 import sys
 import time
@@ -107,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
-    from tuitune.core.errors import TuituneError
-
     import warnings
+
+    from tuitune.core.errors import TuituneError
 
     def show(message, category, filename, lineno, file=None, line=None):  # one line, no source excerpt
         print(f"tuitune: warning: {message}", file=sys.stderr)

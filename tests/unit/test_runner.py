@@ -220,7 +220,7 @@ def test_trial_timeout(tmp_path):
     import time
 
     def obj(config, trial):
-        for e in trial.epochs():
+        for _e in trial.epochs():
             time.sleep(0.05)
             trial.report(val_loss=1.0)
 

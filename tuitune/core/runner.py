@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuitune.core import events as ev
-from tuitune.core.lock import SessionLock
 from tuitune.core.errors import StoreWriteError
+from tuitune.core.lock import SessionLock
 from tuitune.core.records import TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir
 from tuitune.core.strategies.base import Strategy, Suggestion

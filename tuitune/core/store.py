@@ -26,14 +26,14 @@ import sqlite_utils
 from tuitune.core.errors import (
     CorruptDatabaseError,
     NewerDatabaseError,
-    StoreWriteError,
     NotOurDatabaseError,
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
+    StoreWriteError,
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState, best_of
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
 SCHEMA_VERSION = 1

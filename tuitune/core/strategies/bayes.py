@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuitune.core.errors import SpaceError, StrategyError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import TrialState
 from tuitune.core.space import Choice, Float, Int, Space
 from tuitune.core.strategies.base import Strategy, Suggestion
 
