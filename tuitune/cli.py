@@ -171,10 +171,19 @@ def cmd_presets() -> int:
 
     from tuitune.training.presets import list_presets
 
-    t = Table("preset", "description", "metric", "space")
+    t = Table(box=None, pad_edge=False)
+    t.add_column("preset", no_wrap=True, style="bold")
+    t.add_column("metric", no_wrap=True)
+    t.add_column("epochs", justify="right")
+    t.add_column("description", ratio=1)
     for p in list_presets():
-        t.add_row(p.name, p.description, f"{p.metric} ({p.direction})", ", ".join(p.space.searched))
+        searched = p.space.searched
+        t.add_row(
+            p.name, f"{p.metric} ({p.direction[:3]})", str(p.max_epochs),
+            f"{p.description}\n[dim]searches {len(searched)}: {', '.join(searched)}[/]",
+        )
     Console().print(t)
+    print("run one with: tuitune run PRESET   (or a TOML file of your own: see the README)")
     return EXIT_OK
 
 

@@ -65,7 +65,7 @@ def test_fifty_trials_do_not_grow_memory(tmp_path):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            trial.report(val_loss=float(loss))
+            trial.report(val_loss=float(loss.detach()))
             trial.checkpoint({"model": model.state_dict(), "opt": opt.state_dict()})
 
     samples = []
