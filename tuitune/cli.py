@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd is None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print("tuitune: the TUI needs a terminal; for scripts use a subcommand (tuitune --help)", file=sys.stderr)
+            return EXIT_USAGE
         return _tui(args, None)
     if cmd == "presets":
         return cmd_presets()
@@ -296,9 +299,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             sets=args.set, base=args.base,
         )
     if not args.headless:
-        if _tui_available():
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print("tuitune: not a terminal (output redirected?): running headless", file=sys.stderr)
+        elif _tui_available():
             return _tui(args, launch)
-        print("tuitune: the TUI is not built yet; running headless", file=sys.stderr)
     return run_headless(launch, max_failures=args.max_failures, trial_timeout=args.trial_timeout)
 
 

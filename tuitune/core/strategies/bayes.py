@@ -5,7 +5,9 @@ lengthscale per feature) is fitted to the completed trials and the next config m
 improvement over the space:
 
 * Floats, Ints and stepped Floats are features in [0, 1] on their own scale (``Param.to_unit``: log and
-  log1m are already on the parameter's scale). A Choice is one-hot encoded, never an ordinal.
+  log1m are already on the parameter's scale). A Choice is one-hot encoded, never an ordinal; in the
+  lean GP its columns share one lengthscale, so any two different choices are equally far apart
+  (a Hamming distance, as Optuna's GPSampler has).
 * The acquisition is maximised by a mixed local search (as Optuna's GPSampler does): the best of a
   quasi-random sample and of perturbations of the best trials seed L-BFGS-B runs on the continuous
   coordinates, alternated with an exhaustive search over each discrete coordinate (Int values, steps,
@@ -54,6 +56,9 @@ _MAX_DISCRETE_VALUES = 4096
 # Values tried around the current one when a discrete coordinate has too many to try them all.
 _DISCRETE_WINDOW = 24
 
+# Choice combinations up to this many each get a local search of their own.
+_MAX_COMBOS = 16
+
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
 
@@ -99,6 +104,13 @@ class _Encoding:
         self.disc_idx = [i for i, c in enumerate(self.coords) if c.kind == "disc"]
         self.cat_idx = [i for i, c in enumerate(self.coords) if c.kind == "cat"]
         self.n_features = len(self.num_idx) + sum(self.coords[i].n for i in self.cat_idx)
+        # Feature -> coordinate, and the weight of its squared difference: a choice's one-hot columns share
+        # one lengthscale and count 1/2 each, so two different choices are at squared distance 1 (Hamming).
+        self.group = list(range(len(self.num_idx)))
+        self.weight = [1.0] * len(self.num_idx)
+        for j, i in enumerate(self.cat_idx):
+            self.group += [len(self.num_idx) + j] * self.coords[i].n
+            self.weight += [0.5] * self.coords[i].n
 
     def to_u(self, config: dict[str, Any]) -> np.ndarray:
         """The u point of a config (raises SpaceError for a value the space does not hold)."""
@@ -201,31 +213,41 @@ def _matern52(sqd: torch.Tensor) -> torch.Tensor:
 class _LeanGP:
     """An exact GP with a Matern 5/2 ARD kernel, fitted by maximum a posteriori with Optuna's priors.
 
+    One lengthscale per coordinate (``group`` maps features to coordinates, ``weight`` scales a feature's
+    squared difference: 1/2 for one-hot columns). It exists because BoTorch's SingleTaskGP, fitted by
+    ``fit_gpytorch_mll``, costs 1-1.5 ms per likelihood evaluation through gpytorch against about 0.2 ms
+    here, which put it above GPSampler's time per trial (figures in benchmarks/results/bayes.md).
+
     Priors (Optuna GPSampler's defaults): ``-(0.1/isl + 0.1*isl)`` on each inverse squared lengthscale,
     Gamma(2, 1) on the kernel scale, Gamma(1.1, 30) on the noise variance (plus a floor of 1e-6).
     """
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, group: list[int], weight: list[float]) -> None:
         import torch
 
         self.X, self.y = X, y
         self.sqd = (X.unsqueeze(-2) - X.unsqueeze(-3)).square()
-        d = X.shape[-1]
-        self.isl = torch.ones(d, dtype=X.dtype)
+        self.n_params = max(group) + 1
+        self.group = torch.tensor(group)
+        self.weight = torch.tensor(weight, dtype=X.dtype)
+        self.isl = torch.ones(X.shape[-1], dtype=X.dtype)
         self.scale = torch.tensor(1.0, dtype=X.dtype)
         self.noise = torch.tensor(1e-2, dtype=X.dtype)
 
     def _unpack(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         import torch
 
-        d = self.X.shape[-1]
+        d = self.n_params
         return torch.exp(raw[:d]), torch.exp(raw[d]), torch.exp(raw[d + 1]) + _MIN_NOISE
+
+    def _per_feature(self, isl: torch.Tensor) -> torch.Tensor:
+        return isl[self.group] * self.weight
 
     def _loss(self, raw: torch.Tensor) -> torch.Tensor:
         import torch
 
         isl, scale, noise = self._unpack(raw)
-        K = _matern52(self.sqd @ isl) * scale
+        K = _matern52(self.sqd @ self._per_feature(isl)) * scale
         K = K + noise * torch.eye(len(self.y), dtype=K.dtype)
         L, info = torch.linalg.cholesky_ex(K)
         if int(info) != 0:
@@ -243,7 +265,7 @@ class _LeanGP:
         import scipy.optimize
         import torch
 
-        d = self.X.shape[-1]
+        d = self.n_params
         x0 = np.concatenate([np.zeros(d), [0.0, math.log(1e-2)]])
 
         def f(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -258,7 +280,7 @@ class _LeanGP:
         res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200})
         x = res.x if np.all(np.isfinite(res.x)) else x0
         isl, scale, noise = self._unpack(torch.from_numpy(x))
-        self.isl, self.scale, self.noise = isl.detach(), scale.detach(), noise.detach()
+        self.isl, self.scale, self.noise = self._per_feature(isl).detach(), scale.detach(), noise.detach()
         return self
 
     def condition(self, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -384,7 +406,8 @@ class BayesStrategy(Strategy):
             elif t.state in _PENDING_STATES:
                 pend_u.append(u)
             elif t.state == TrialState.PRUNED and finite:
-                # Stopped early because it was poor: its last value is an optimistic bound at best.
+                # Stopped early because it was poor; its value at that epoch is usually worse than where it
+                # would have ended, which steers the search the right way.
                 obs_u.append(u)
                 obs_y.append(self.score(value))
             else:  # failed (or pruned without a value)
@@ -456,7 +479,7 @@ class BayesStrategy(Strategy):
 
         Xa, Ya = torch.cat([X, Xp]), torch.cat([Y, Yp])
         if self.engine == "lean":
-            gp = _LeanGP(X, Y).fit()
+            gp = _LeanGP(X, Y, self._enc.group, self._enc.weight).fit()
             post = gp.condition(Xa, Ya)
 
             def acq(f: torch.Tensor) -> torch.Tensor:
@@ -543,6 +566,20 @@ def _optimize_acqf(
         starts.append(cand[i])
         if len(starts) >= n_local:
             break
+    # With few combinations of choices, also start from the best sample of each combination: a local
+    # search moves one choice at a time, and a choice's best float values may lie elsewhere (as
+    # BoTorch's optimize_acqf_mixed enumerates fixed features).
+    if enc.cat_idx and math.prod(enc.coords[i].n for i in enc.cat_idx) <= _MAX_COMBOS:
+        combos = {}
+        for i in order:
+            k = tuple(cand[i, enc.cat_idx])
+            if k not in combos and np.isfinite(vals[i]):
+                combos[k] = i
+        for i in combos.values():
+            k = tuple(np.round(cand[i], 9))
+            if k not in seen:
+                seen.add(k)
+                starts.append(cand[i])
     U = np.array(starts)
     cur = score(U)
     for _ in range(3):
@@ -558,13 +595,22 @@ def _optimize_acqf(
         cur = np.maximum(new, cur)
         if np.allclose(U, before, atol=1e-7):
             break
+    # Polish the best point alone: the joint L-BFGS-B above stops on the sum, before each start converges.
+    b = int(np.argmax(cur))
+    if enc.cont_idx:
+        p = _lbfgs_cont(acq, enc, U[b : b + 1], maxiter=200, gtol=1e-9)
+        pv = score(p)
+        if pv[0] > cur[b]:
+            U[b], cur[b] = p[0], pv[0]
     # Coordinates searched continuously but discrete in truth (huge Int ranges) are rounded by to_config.
     allc = np.concatenate([U, cand])
     allv = np.concatenate([cur, vals])
     return allc, allv
 
 
-def _lbfgs_cont(acq: Callable[[torch.Tensor], torch.Tensor], enc: _Encoding, U: np.ndarray) -> np.ndarray:
+def _lbfgs_cont(
+    acq: Callable[[torch.Tensor], torch.Tensor], enc: _Encoding, U: np.ndarray, maxiter: int = 100, gtol: float = 1e-5
+) -> np.ndarray:
     import scipy.optimize
     import torch
 
@@ -585,7 +631,7 @@ def _lbfgs_cont(acq: Callable[[torch.Tensor], torch.Tensor], enc: _Encoding, U: 
 
     x0 = U[:, idx].reshape(-1)
     res = scipy.optimize.minimize(
-        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": 100, "gtol": 1e-5}
+        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": maxiter, "gtol": gtol}
     )
     out = U.copy()
     out[:, idx] = np.clip(res.x.reshape(n, len(idx)), 0, 1)
