@@ -1,0 +1,202 @@
+"""Tests the bayes strategy: valid suggestions, determinism, resume, pending and failed trials, quality."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tuitune.core.errors import StrategyError
+from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.space import Choice, Fixed, Float, Int, Space
+from tuitune.core.strategies import make_strategy
+
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+MIXED = Space(
+    lr=Float(1e-5, 1e-1, scale="log"),
+    momentum=Float(0.5, 0.999, scale="log1m"),
+    units=Int(32, 512, step=32),
+    depth=Int(1, 64, scale="log"),
+    dropout=Float(0.0, 0.5, step=0.1),
+    act=Choice(["relu", "tanh", "gelu"]),
+    bn=Choice([True, False]),
+    epochs=Fixed(3),
+)
+
+
+def objective(c: dict) -> float:
+    # Smooth in every coordinate; the choices shift the value so the GP has something to learn.
+    return (
+        (math.log10(c["lr"]) + 3) ** 2
+        + (math.log10(1 - c["momentum"]) + 2) ** 2
+        + ((c["units"] - 256) / 256) ** 2
+        + (math.log2(c["depth"]) - 3) ** 2 / 10
+        + (c["dropout"] - 0.2) ** 2
+        + {"relu": 0.0, "tanh": 0.5, "gelu": 0.2}[c["act"]]
+        + (0.0 if c["bn"] else 0.3)
+    )
+
+
+def bayes(space: Space, seed: int = 0, n_trials: int = 30, **kw):
+    kw.setdefault("n_initial", 4)
+    kw.setdefault("n_candidates", 256)
+    kw.setdefault("n_local", 3)
+    return make_strategy("bayes", space, seed=seed, n_trials=n_trials, **kw)
+
+
+def drive(s, f, n: int, start: int = 0) -> list[dict]:
+    """Runs n trials through ask/tell (running, then complete); returns the configs."""
+    configs = []
+    for i in range(start, start + n):
+        sug = s.ask()
+        assert sug is not None
+        s.tell(TrialRecord(number=i, state=TrialState.RUNNING, config=sug.config))
+        s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=sug.config, value=f(sug.config)))
+        configs.append(sug.config)
+    return configs
+
+
+def test_suggestions_lie_in_the_space_with_valid_types():
+    s = bayes(MIXED)
+    configs = drive(s, objective, 9)
+    for c in configs:
+        assert MIXED.check(c) == c  # every value valid, nothing missing, nothing extra
+        assert isinstance(c["units"], int) and (c["units"] - 32) % 32 == 0
+        assert isinstance(c["depth"], int) and 1 <= c["depth"] <= 64
+        assert 1e-5 <= c["lr"] <= 1e-1 and 0.5 <= c["momentum"] <= 0.999
+        assert c["act"] in ("relu", "tanh", "gelu") and c["bn"] in (True, False)
+        assert c["epochs"] == 3
+    # Model-based suggestions happened (and the configs are distinct).
+    assert len({MIXED.to_unit(c).tobytes() for c in configs}) == len(configs)
+
+
+def test_deterministic_under_a_seed_and_differs_across_seeds():
+    a = drive(bayes(MIXED, seed=3), objective, 7)
+    b = drive(bayes(MIXED, seed=3), objective, 7)
+    c = drive(bayes(MIXED, seed=4), objective, 7)
+    assert a == b
+    assert a != c
+
+
+def test_restore_continues_like_an_uninterrupted_run():
+    s = bayes(MIXED, seed=1)
+    drive(s, objective, 6)
+    fresh = bayes(MIXED, seed=1)
+    fresh.restore(s.trials)
+    assert fresh.ask() == s.ask()
+
+
+def test_restore_with_a_running_and_a_failed_trial():
+    s = bayes(MIXED, seed=2)
+    drive(s, objective, 5)
+    bad = s.ask()
+    s.tell(TrialRecord(number=5, state=TrialState.FAILED, config=bad.config, reason="nan loss"))
+    run = s.ask()
+    s.tell(TrialRecord(number=6, state=TrialState.RUNNING, config=run.config))
+    fresh = bayes(MIXED, seed=2)
+    fresh.restore(s.trials)
+    assert fresh.ask() == s.ask()
+
+
+def test_pending_trials_are_not_suggested_again():
+    space = Space(x=Float(-5, 10), y=Float(0, 15))
+    s = bayes(space, seed=0)
+    drive(s, lambda c: (c["x"] - 1) ** 2 + (c["y"] - 2) ** 2, 5)
+    first = s.ask()
+    s.tell(TrialRecord(number=5, state=TrialState.RUNNING, config=first.config))
+    second = s.ask()
+    assert second.meta["bayes"] == "model"
+    assert second.config != first.config
+    assert np.linalg.norm(space.to_unit(second.config) - space.to_unit(first.config)) > 1e-3
+
+
+def test_small_discrete_space_never_repeats_a_config():
+    space = Space(a=Int(0, 2), b=Choice(["x", "y"]))  # 6 configs
+    s = bayes(space, seed=0, n_trials=6, n_initial=2)
+    configs = drive(s, lambda c: c["a"] + (c["b"] == "y"), 6)
+    assert len({(c["a"], c["b"]) for c in configs}) == 6
+    assert s.ask() is None
+
+
+def test_failed_trials_do_not_crash_and_steer_away():
+    space = Space(x=Float(0, 1), y=Float(0, 1))
+    s = bayes(space, seed=0, n_trials=20)
+    for i in range(14):
+        sug = s.ask()
+        assert sug is not None and space.check(sug.config) == sug.config
+        x = sug.config["x"]
+        if x > 0.6:  # the region where training blows up
+            s.tell(TrialRecord(number=i, state=TrialState.FAILED, config=sug.config, reason="nan"))
+        else:
+            s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=sug.config, value=-x))
+    # A NaN or inf value never reaches the GP either.
+    s.tell(TrialRecord(number=14, state=TrialState.COMPLETE, config={"x": 0.1, "y": 0.1}, value=float("nan")))
+    s.tell(TrialRecord(number=15, state=TrialState.COMPLETE, config={"x": 0.2, "y": 0.1}, value=float("inf")))
+    assert s.ask() is not None
+
+
+def test_all_failed_falls_back_to_the_initial_design():
+    space = Space(x=Float(0, 1))
+    s = bayes(space, seed=0)
+    for i in range(6):
+        sug = s.ask()
+        s.tell(TrialRecord(number=i, state=TrialState.FAILED, config=sug.config))
+    assert space.check(s.ask().config)
+
+
+def test_maximize_direction():
+    space = Space(x=Float(0, 1))
+    s = bayes(space, seed=0, direction="maximize", n_trials=12)
+    configs = drive(s, lambda c: -((c["x"] - 0.7) ** 2), 12)
+    assert abs(max(configs[4:], key=lambda c: -((c["x"] - 0.7) ** 2))["x"] - 0.7) < 0.05
+
+
+def test_choice_is_not_ordinal_and_the_best_choice_is_found():
+    # The middle choice is the best: an ordinal encoding would need a curved fit to find it, a one-hot does not.
+    space = Space(x=Float(0, 1), opt=Choice(["a", "b", "c", "d", "e"]))
+    off = {"a": 1.0, "b": 0.8, "c": 0.0, "d": 0.9, "e": 1.1}
+    s = bayes(space, seed=0, n_trials=20, n_initial=5)
+    configs = drive(s, lambda c: (c["x"] - 0.3) ** 2 + off[c["opt"]], 16)
+    assert sum(c["opt"] == "c" for c in configs[8:]) >= 4
+
+
+def test_options_are_checked_and_stored():
+    with pytest.raises(StrategyError, match="engine"):
+        make_strategy("bayes", MIXED, engine="nope")
+    with pytest.raises(StrategyError, match="n_initial"):
+        make_strategy("bayes", MIXED, n_initial=0)
+    s = make_strategy("bayes", MIXED, n_initial=5)
+    assert s.options()["n_initial"] == 5 and s.options()["engine"] in ("lean", "botorch")
+
+
+def test_only_fixed_parameters():
+    s = bayes(Space(a=Fixed(1)), n_trials=2)
+    assert s.ask().config == {"a": 1}
+
+
+def test_botorch_engine_suggests_valid_configs():
+    pytest.importorskip("botorch")
+    s = bayes(MIXED, seed=0, engine="botorch")
+    for c in drive(s, objective, 6):
+        assert MIXED.check(c) == c
+
+
+def _branin(c: dict) -> float:
+    x1, x2 = c["x1"], c["x2"]
+    b, cc, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + cc * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
+
+
+def test_beats_random_search_on_branin():
+    space = Space(x1=Float(-5, 10), x2=Float(0, 15))
+    bo, rnd = [], []
+    for seed in range(3):
+        s = bayes(space, seed=seed, n_trials=25, n_initial=8)
+        bo.append(min(_branin(c) for c in drive(s, _branin, 25)))
+        r = make_strategy("random", space, seed=seed, n_trials=25)
+        rnd.append(min(_branin(c) for c in drive(r, _branin, 25)))
+    assert np.median(bo) <= np.median(rnd)
+    assert np.median(bo) - 0.397887 < 0.05
