@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seed-offset", type=int, default=0, help="first seed (seeds run from it upwards)")
     ap.add_argument("--functions", default=",".join(PROBLEMS), help=f"comma-separated, of: {', '.join(PROBLEMS)}")
     ap.add_argument("--methods", default=",".join(SHORT), help=f"comma-separated, of: {', '.join(SHORT)}")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bayes.md"), help="'' to not write")
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for fname in funcs:
         prob = PROBLEMS[fname]
-        for seed in range(args.seeds):
+        for seed in range(args.seed_offset, args.seed_offset + args.seeds):
             for m in methods:
                 results.setdefault((fname, m), []).append(METHODS[m](prob, seed, args.trials))
             done = [results[(fname, m)][-1][0] for m in methods]  # regrets, in the order of --methods
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
         f"(CPU only, no GPU), Python {platform.python_version()}\n"
         f"- torch {torch.__version__}, botorch {botorch.__version__}, optuna {optuna.__version__}\n"
-        f"- {args.trials} trials, {args.seeds} seeds (0..{args.seeds - 1}) per function and method; "
+        f"- {args.trials} trials, {args.seeds} seeds ({args.seed_offset}..{args.seed_offset + args.seeds - 1}) per function and method; "
         f"defaults everywhere (10 initial trials for bayes and GPSampler)\n"
         f"- functions: " + "; ".join(f"{f} ({PROBLEMS[f].note})" for f in funcs) + "\n"
         f"- greenlet installed (Optuna GPSampler's parallel local search): {has_greenlet}\n"

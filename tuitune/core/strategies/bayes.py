@@ -39,6 +39,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import os as _os
+
+_KN = {k[3:]: v for k, v in _os.environ.items() if k.startswith("BX_")}
+def _kn(name, default):
+    v = _KN.get(name)
+    return default if v is None else type(default)(v)
 
 from tuitune.core.errors import SpaceError, StrategyError
 from tuitune.core.records import TrialState
@@ -266,7 +272,7 @@ class _LeanGP:
         import torch
 
         d = self.n_params
-        x0 = np.concatenate([np.zeros(d), [0.0, math.log(1e-2)]])
+        x0 = np.concatenate([np.zeros(d), [0.0, math.log(_kn("NOISE0", 1e-2))]])
 
         def f(x: np.ndarray) -> tuple[float, np.ndarray]:
             raw = torch.from_numpy(x).requires_grad_(True)
@@ -277,7 +283,7 @@ class _LeanGP:
             loss.backward()
             return float(loss), raw.grad.numpy().copy()
 
-        res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200})
+        res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", options={"gtol": _kn("FGTOL", 1e-2), "maxiter": 200})
         x = res.x if np.all(np.isfinite(res.x)) else x0
         isl, scale, noise = self._unpack(torch.from_numpy(x))
         self.isl, self.scale, self.noise = self._per_feature(isl).detach(), scale.detach(), noise.detach()
@@ -465,7 +471,9 @@ class BayesStrategy(Strategy):
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
-        cands, vals = _optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen)
+        global _BEST
+        _BEST = top[:1]
+        cands, vals = _optimize_acqf(acq, enc, top, _kn("NCAND", self.n_candidates), _kn("NLOCAL", self.n_local), rng, gen)
         for i in np.argsort(-vals):
             if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
                 return cands[i]
@@ -486,6 +494,7 @@ class BayesStrategy(Strategy):
                 mean, var = post(f)
                 return _log_ei(mean, var, best)
 
+            acq.isl = gp.isl
             return acq
 
         from botorch.acquisition.analytic import LogExpectedImprovement
@@ -580,12 +589,34 @@ def _optimize_acqf(
             if k not in seen:
                 seen.add(k)
                 starts.append(cand[i])
+    if _kn("BESTSTART", 0):
+        starts.append(_BEST[0])
     U = np.array(starts)
     cur = score(U)
+    ls = None
+    if _kn("PRECOND", 0) and hasattr(acq, "isl"):
+        isl = acq.isl.numpy()
+        ls = np.array([1 / math.sqrt(isl[enc.num_idx.index(i)]) for i in enc.cont_idx])
+    if _kn("INDEP", 0):
+        for _ in range(3):
+            before = U.copy()
+            if enc.cont_idx:
+                U = np.concatenate([_lbfgs_cont(acq, enc, U[k:k+1], maxiter=200, gtol=_kn("AGTOL", 1e-5), ls=ls) for k in range(len(U))])
+            for i in enc.disc_idx + enc.cat_idx:
+                U = _discrete_search(score, enc, U, i)
+            new = score(U)
+            worse = new < cur
+            U[worse] = before[worse]
+            cur = np.maximum(new, cur)
+            if np.allclose(U, before, atol=1e-7):
+                break
+        allc = np.concatenate([U, cand])
+        allv = np.concatenate([cur, vals])
+        return allc, allv
     for _ in range(3):
         before = U.copy()
         if enc.cont_idx:
-            U = _lbfgs_cont(acq, enc, U)
+            U = _lbfgs_cont(acq, enc, U, ls=ls)
         for i in enc.disc_idx + enc.cat_idx:
             U = _discrete_search(score, enc, U, i)
         new = score(U)
@@ -598,7 +629,7 @@ def _optimize_acqf(
     # Polish the best point alone: the joint L-BFGS-B above stops on the sum, before each start converges.
     b = int(np.argmax(cur))
     if enc.cont_idx:
-        p = _lbfgs_cont(acq, enc, U[b : b + 1], maxiter=200, gtol=1e-9)
+        p = _lbfgs_cont(acq, enc, U[b : b + 1], maxiter=200, gtol=1e-9, ls=ls)
         pv = score(p)
         if pv[0] > cur[b]:
             U[b], cur[b] = p[0], pv[0]
@@ -609,7 +640,7 @@ def _optimize_acqf(
 
 
 def _lbfgs_cont(
-    acq: Callable[[torch.Tensor], torch.Tensor], enc: _Encoding, U: np.ndarray, maxiter: int = 100, gtol: float = 1e-5
+    acq: Callable[[torch.Tensor], torch.Tensor], enc: _Encoding, U: np.ndarray, maxiter: int = 100, gtol: float = 1e-5, ls=None
 ) -> np.ndarray:
     import scipy.optimize
     import torch
@@ -618,10 +649,13 @@ def _lbfgs_cont(
     base = torch.from_numpy(U.copy())
     n = len(U)
 
+    sc = np.ones(len(idx)) if ls is None else ls
+    sct = torch.from_numpy(sc)
+
     def f(x: np.ndarray) -> tuple[float, np.ndarray]:
         xt = torch.from_numpy(x.reshape(n, len(idx))).requires_grad_(True)
         u = base.clone()
-        u[:, idx] = xt
+        u[:, idx] = xt * sct
         v = acq(enc.features(u))
         v = torch.where(torch.isfinite(v), v, torch.full_like(v, -1e6))
         loss = -v.sum()
@@ -629,12 +663,12 @@ def _lbfgs_cont(
         g = xt.grad.numpy().reshape(-1)
         return float(loss), np.nan_to_num(g)
 
-    x0 = U[:, idx].reshape(-1)
+    x0 = (U[:, idx] / sc).reshape(-1)
     res = scipy.optimize.minimize(
-        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": maxiter, "gtol": gtol}
+        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0 / s_) for s_ in sc] * n, options={"maxiter": maxiter, "gtol": gtol}
     )
     out = U.copy()
-    out[:, idx] = np.clip(res.x.reshape(n, len(idx)), 0, 1)
+    out[:, idx] = np.clip(res.x.reshape(n, len(idx)) * sc, 0, 1)
     return out
 
 
