@@ -10,7 +10,6 @@ import json
 import signal
 import time
 
-import pytest
 from _rel_support import Project, read_log, wait_until
 
 # mode -> a piece of the stored reason
@@ -38,9 +37,9 @@ def test_each_kind_of_failure_is_stored_and_the_session_goes_on(rproj: Project) 
     toml = rproj.toml("mis.toml", objective="_rel_objectives:misbehave", max_epochs=3,
                       defaults={"plan": ",".join(PLAN)})
     r = rproj.cli("run", toml.name, "--trials", len(PLAN), "--session", "mis", "--max-failures", 3, "--headless")
-    # The objective's own thread prints its traceback (Python's excepthook, chained by the runner).
-    r.ok(traceback=True)
-    assert r.err.count("Traceback") == 1 and "loader worker crashed" in r.err
+    # The objective's own thread's traceback is stored with its trial, not printed over the display.
+    r.ok()
+    assert "Traceback" not in r.err
     doc = rproj.show("mis")
     assert doc["session"]["state"] == "finished"
     trials = doc["trials"]
@@ -62,6 +61,8 @@ def test_each_kind_of_failure_is_stored_and_the_session_goes_on(rproj: Project) 
     for n, mode in enumerate(PLAN):
         if mode in ("exception", "systemexit", "oom"):
             assert rows[n] and "Traceback" in rows[n], (mode, rows[n])
+        if mode == "thread":  # the thread's own frames, not the runner's
+            assert rows[n] and "loader worker crashed" in rows[n], (mode, rows[n])
     assert doc["session"]["best"] == min(t["value"] for t in good)
     out = rproj.root / "best.json"
     rproj.cli("export", "mis", "-o", out).ok()
@@ -73,8 +74,6 @@ def test_each_kind_of_failure_is_stored_and_the_session_goes_on(rproj: Project) 
     assert "failed" in text and "out of memory" in text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: show --json writes NaN/Infinity tokens (epoch rows of a NaN "
-                   "trial), which RFC 8259 JSON parsers (jq, JavaScript, Go) refuse")
 def test_show_json_of_a_nan_trial_is_strict_json(rproj: Project) -> None:
     toml = rproj.toml("nan.toml", objective="_rel_objectives:misbehave", max_epochs=2, defaults={"plan": "nan,good"})
     rproj.cli("run", toml.name, "--trials", 2, "--session", "nn", "--headless").ok()

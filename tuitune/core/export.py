@@ -59,7 +59,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise ExportError(f"cannot write {target}: the folder {parent} does not exist; create it first")
-    data = json.dumps(obj, indent=2, default=_default) + "\n"
+    data = json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False) + "\n"
+    _remove_stale_temps(parent, target.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
@@ -83,6 +84,29 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     except OSError:
         pass
     return target
+
+
+def _remove_stale_temps(folder: Path, name: str, age: float = 600.0) -> None:
+    """Removes temp files of exports killed mid-write (older than ``age`` seconds: never a live one)."""
+    now = time.time()
+    for p in folder.glob(f".{name}.*.tmp"):
+        try:
+            if now - p.stat().st_mtime > age:
+                p.unlink()
+        except OSError:
+            pass
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _default(o: Any) -> Any:

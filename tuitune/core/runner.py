@@ -164,7 +164,7 @@ class Runner:
         self._inject_lock = threading.Lock()
         self._thread_id: int | None = None
         self._hung_reason: str | None = None
-        self._thread_errors: list[str] = []
+        self._thread_errors: list[tuple[str, str]] = []
         self._active = False
 
     # ---- commands (any thread) -------------------------------------------------------------------
@@ -218,13 +218,16 @@ class Runner:
 
     def _check_threads(self) -> None:
         if self._thread_errors:
-            raise TrialFailed(self._thread_errors[0])
+            reason, trace = self._thread_errors[0]
+            raise TrialFailed(reason, trace)
 
     def _excepthook(self, args: threading.ExceptHookArgs) -> None:
         """Errors in threads the objective started fail its trial (at its next epoch or its end)."""
         if self.current is not None and args.exc_type is not SystemExit:
             name = args.thread.name if args.thread else "?"
-            self._thread_errors.append(f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}")
+            trace = "".join(tb.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+            self._thread_errors.append((f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}", trace))
+            return  # stored with the trial; printing it would tear the progress display
         self._old_excepthook(args)
 
     def _on_wake(self, signum: int, frame: Any) -> None:
@@ -409,7 +412,7 @@ class Runner:
             self._finish(trial, TrialState.INTERRUPTED, None, "interrupted (Ctrl+C)", None, info)
             raise
         except TrialFailed as e:
-            state, reason, trace = TrialState.FAILED, e.reason, tb.format_exc()
+            state, reason, trace = TrialState.FAILED, e.reason, e.trace or tb.format_exc()
         except BaseException as e:  # noqa: BLE001 - SystemExit in user code fails the trial, not the session
             trace = tb.format_exc()
             if is_out_of_memory(e):

@@ -20,6 +20,7 @@ SCALES_FLOAT = ("linear", "log", "log1m")
 SCALES_INT = ("linear", "log")
 DEFAULT_GRID_POINTS = 5
 _REL_TOL = 1e-9
+_MAX_INT = 2**53  # the unit-cube encoding goes through floats, exact up to here
 
 
 def _is_number(x: Any) -> bool:
@@ -67,6 +68,10 @@ class Param:
 
     def grid(self, points: int | None = None) -> list[Any]:
         raise NotImplementedError
+
+    def grid_count(self, points: int | None = None) -> int:
+        """How many values ``grid(points)`` has, without listing them (an Int may have billions)."""
+        return len(self.grid(points))
 
     def check(self, value: Any) -> Any:
         """Returns the value normalised to this parameter's type, or raises SpaceError."""
@@ -269,6 +274,11 @@ class Int(Param):
         self.step = self._as_int(n, "step", self.step)
         if self.scale not in SCALES_INT:
             raise SpaceError(f"parameter '{n}': scale {self.scale!r} is unknown for Int; use linear or log")
+        if max(abs(self.low), abs(self.high)) > _MAX_INT:
+            raise SpaceError(
+                f"parameter '{n}': bounds beyond ±2**53 ({_MAX_INT}) cannot be searched exactly; "
+                "use a Float with a log scale for so wide a range"
+            )
         if self.low >= self.high:
             raise SpaceError(
                 f"parameter '{n}': low ({self.low}) must be below high ({self.high}); for a single value use Fixed"
@@ -310,8 +320,16 @@ class Int(Param):
         k = round((x - self.low) / self.step)
         return int(min(self.high, max(self.low, self.low + k * self.step)))
 
+    @property
+    def size(self) -> int:
+        """How many values the parameter has."""
+        return (self.high - self.low) // self.step + 1
+
     def grid(self, points: int | None = None) -> list[int]:
         return list(self.values)
+
+    def grid_count(self, points: int | None = None) -> int:
+        return self.size
 
     def check(self, value: Any) -> int:
         x = self._as_int(self.name, "value", value)
@@ -458,7 +476,7 @@ def param_from_dict(name: str, d: Mapping[str, Any]) -> Param:
         raise SpaceError(f"parameter '{name}': expected a table like {{ type = \"float\", low = 0, high = 1 }}, got {d!r}")
     d = dict(d)
     kind = d.pop("type", None)
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise SpaceError(f"parameter '{name}': type {kind!r} is unknown; use one of float, int, choice, fixed")
     cls = _KINDS[kind]
     import inspect
@@ -570,9 +588,12 @@ class Space(Mapping[str, Param]):
     def grid_axes(self, points: int | None = None) -> dict[str, list[Any]]:
         return {k: p.grid(points) for k, p in self._params.items()}
 
+    def grid_counts(self, points: int | None = None) -> dict[str, int]:
+        return {k: p.grid_count(points) for k, p in self._params.items()}
+
     def grid_size(self, points: int | None = None) -> int:
-        """Number of configs of the full grid, known before the first trial."""
-        return math.prod(len(v) for v in self.grid_axes(points).values())
+        """Number of configs of the full grid, known before the first trial (nothing is listed)."""
+        return math.prod(self.grid_counts(points).values())
 
     def grid(self, points: int | None = None) -> Iterator[dict[str, Any]]:
         """Every config of the grid, in a stable order (the last parameter varies fastest)."""

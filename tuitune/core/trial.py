@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 class TrialFailed(Exception):
     """Ends a trial as failed with a reason (a NaN or infinite metric, a time limit)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, trace: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.trace = trace  # a traceback from elsewhere (the thread that failed), else None
 
 
 def _as_float(name: str, value: Any) -> float:

@@ -33,8 +33,8 @@ class GridStrategy(Strategy):
         self.max_size = max_size
         self.size = space.grid_size(points)
         if self.size > max_size:
-            axes = space.grid_axes(points)
-            detail = " x ".join(f"{k}:{len(v)}" for k, v in axes.items() if len(v) > 1)
+            counts = space.grid_counts(points)
+            detail = " x ".join(f"{k}:{n:,}" for k, n in counts.items() if n > 1)
             raise StrategyError(
                 f"the grid has {self.size:,} configs ({detail}), over the limit of {max_size:,}; "
                 "shrink the space, give Floats fewer grid points, or raise max_size"
