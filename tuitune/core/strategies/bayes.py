@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os as _os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import os as _os
 
 _KN = {k[3:]: v for k, v in _os.environ.items() if k.startswith("BX_")}
 def _kn(name, default):
@@ -430,6 +430,10 @@ class BayesStrategy(Strategy):
         """The n_created-th point of the seeded scrambled Sobol sequence (a fresh one if it is taken)."""
         from scipy.stats import qmc
 
+        if _kn("RANDINIT", 0):
+            r = self.rng(5, self.n_created)
+            return self._enc.from_unit_cube(r.random((1, self._enc.dim)))[0]
+
         n = self.n_created
         m = max(1, math.ceil(math.log2(n + 1)))
         with warnings.catch_warnings():
@@ -549,7 +553,7 @@ def _optimize_acqf(
         z = qmc.Sobol(d=d, scramble=True, seed=rng).random(n_candidates)
     parts = [enc.from_unit_cube(z)]
     # Local candidates around the best trials: the optimum is often next to them.
-    if len(top):
+    if len(top) and not _kn("NOPERT", 0):
         n_per = max(8, n_candidates // (4 * len(top)))
         base = np.repeat(top, n_per, axis=0)
         pert = base.copy()
@@ -566,6 +570,11 @@ def _optimize_acqf(
     vals = score(cand)
     # Starts: the best distinct points (a roulette over the sample, as Optuna does, did worse here).
     order = np.argsort(-vals)
+    if _kn("ROUL", 0):
+        pr = np.exp(vals - vals[order[0]]); pr[order[0]] = 0; pr = np.nan_to_num(pr)
+        k = min(n_local - 1, int((pr > 0).sum()))
+        extra = rng.choice(len(vals), size=k, replace=False, p=pr / pr.sum()) if k > 0 else []
+        order = np.concatenate([[order[0]], extra, order[1:]]).astype(int)
     starts, seen = [], set()
     for i in order:
         k = tuple(np.round(cand[i], 9))
