@@ -184,12 +184,14 @@ def test_commands_pause_abort_stop_after(tmp_path):
                          direction="minimize", seed=0, max_epochs=50, n_trials=3)
     seen: list[ev.Event] = []
     reached = threading.Event()
+    commanded = threading.Event()
 
     def obj(config, trial):
         for e in trial.epochs():
             trial.report(val_loss=1.0 / e)
             if trial.number == 0 and e == 2:
                 reached.set()
+                assert commanded.wait(10)  # the commands arrive mid-epoch, as from a UI
 
     runner = Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=3, max_epochs=50), listeners=[seen.append])
     runner.pause()
@@ -200,6 +202,7 @@ def test_commands_pause_abort_stop_after(tmp_path):
     assert reached.wait(10)
     runner.abort_trial()
     runner.stop_after_trial()
+    commanded.set()
     th.join(20)
     t0 = store.trial("s", 0)
     assert t0.state == TrialState.PRUNED and t0.reason == "aborted by the user" and t0.last_epoch < 50
