@@ -281,3 +281,26 @@ def test_a_strategy_that_raises_never_leaves_the_session_running(tmp_path):
         Runner(store, "s", lambda c, t: 1.0, strat).run()
     rec = store.session("s")
     assert rec.state == "failed" and "strategy exploded" in rec.message
+
+
+def test_a_setup_error_stops_the_session_and_the_trial_runs_again(tmp_path):
+    from tuitune.core.errors import SetupError
+
+    store = Store(tmp_path / "s.db")
+    store.create_session("s", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
+                         direction="minimize", seed=0, max_epochs=1, n_trials=3)
+    present = [False]
+
+    def obj(config, trial):
+        if not present[0]:
+            raise SetupError("dataset 'x' is missing: put its files in /data")
+        return config["x"]
+
+    with pytest.raises(SetupError, match="missing"):
+        Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=3, max_epochs=1)).run()
+    t = store.trials("s")
+    assert len(t) == 1 and t[0].state == TrialState.INTERRUPTED and "missing" in t[0].reason
+    assert store.session("s").state == "failed"
+    present[0] = True
+    Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=3, max_epochs=1)).run()
+    assert [x.state for x in store.trials("s")] == [TrialState.COMPLETE] * 3

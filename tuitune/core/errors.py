@@ -70,6 +70,14 @@ class ObjectiveError(TuituneError):
     """The user's objective could not be used (wrong signature, nothing reported, ...)."""
 
 
+class SetupError(TuituneError):
+    """A problem no trial can get past (a missing dataset, an unavailable device).
+
+    Raised by an objective, it stops the session at once instead of failing trial after trial:
+    the trial is left ``interrupted`` and runs again on resume, once the problem is fixed.
+    """
+
+
 class TooManyFailuresError(TuituneError):
     """The session stopped because too many trials in a row failed."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuitune.core import events as ev
-from tuitune.core.errors import StoreWriteError
+from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.records import TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir
@@ -398,6 +398,11 @@ class Runner:
             self._check_threads()
         except StoreWriteError:
             self.current = None
+            raise
+        except SetupError as e:
+            # No trial can get past this: stop now, and run this trial again once it is fixed.
+            self.current = None
+            self._finish_record(rec.number, TrialState.INTERRUPTED, None, str(e), tb.format_exc(), info)
             raise
         except _Hung:
             if self._hung_reason == "stop":

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 
-from tuitune.core.errors import TuituneError
+from tuitune.core.errors import SetupError, TuituneError
 from tuitune.training.presets import DATASETS
 
 # How long a download may wait on the network before we call the machine offline.
@@ -37,11 +37,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class DataError(TuituneError):
+class DataError(SetupError):
     """A dataset that is missing, cannot be downloaded, or cannot be read."""
 
 
-class DeviceError(TuituneError):
+class DeviceError(SetupError):
     """A device that does not exist or is not available on this machine."""
 
 

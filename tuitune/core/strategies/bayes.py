@@ -633,7 +633,7 @@ def _optimize_acqf(
         worse = new < cur
         U[worse] = before[worse]
         cur = np.maximum(new, cur)
-        if np.allclose(U, before, atol=1e-7):
+        if np.allclose(U, before, atol=1e-7) or (_kn("ONEROUND", 0) and not (enc.disc_idx or enc.cat_idx)):
             break
     # Polish the best point alone: the joint L-BFGS-B above stops on the sum, before each start converges.
     b = int(np.argmax(cur))
