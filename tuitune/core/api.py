@@ -70,7 +70,7 @@ class Session:
         rec = self.record
         done = [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
         sign = 1.0 if rec.direction == "minimize" else -1.0
-        return sorted(done, key=lambda t: (sign * t.value, t.number))
+        return sorted(done, key=lambda t: (sign * (t.value or 0.0), t.number))
 
     @property
     def best(self) -> TrialRecord | None:

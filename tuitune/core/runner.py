@@ -84,7 +84,7 @@ def release_memory(seconds: float = float("inf")) -> None:
             cuda = False
     if cuda or seconds > 0.5:
         gc.collect()  # cheap once the long-lived heap is frozen (Runner.run calls gc.freeze)
-    if cuda:
+    if cuda and torch is not None:
         torch.cuda.empty_cache()
 
 
@@ -332,13 +332,14 @@ class Runner:
                 if self._stop_now or self._stop_after:
                     result = RunResult("stopped", self._stop_reason)
                     break
+                sugg: Suggestion | None
                 if rerun:
                     t = rerun.pop(0)
                     sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
                 else:
                     sugg = self.strategy.ask()
-                    if sugg is None:
-                        break
+                if sugg is None:
+                    break
                 rec = self._run_trial(sugg)
                 if rec.state == TrialState.FAILED:
                     failures += 1
@@ -450,13 +451,14 @@ class Runner:
             if not math.isfinite(value):
                 return TrialState.FAILED, None, f"the objective returned {value}"
         else:
-            value = self._value_from_epochs(trial.number)
-            if value is None:
+            best = self._value_from_epochs(trial.number)
+            if best is None:
                 metric = self.strategy.metric
                 return TrialState.FAILED, None, (
                     f"the objective reported no '{metric}' and returned nothing; call "
                     f"trial.report({metric}=...) each epoch or return the value"
                 )
+            value = best
         return TrialState.COMPLETE, value, None
 
     def _value_from_epochs(self, number: int) -> float | None:

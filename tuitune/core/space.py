@@ -176,10 +176,16 @@ class Float(Param):
             return None
         return int(round((self.high - self.low) / self.step)) + 1
 
+    @property
+    def _n(self) -> int:
+        n = self.n_steps
+        assert n is not None, "only for a stepped Float"
+        return n
+
     def to_unit(self, value: Any) -> float:
         x = float(value)
         if self.step is not None:
-            n = self.n_steps
+            n = self._n
             i = round((x - self.low) / self.step)
             return (i + 0.5) / n
         lo, hi = self._t(self.low), self._t(self.high)
@@ -188,7 +194,7 @@ class Float(Param):
     def from_unit(self, u: float) -> float:
         u = min(1.0, max(0.0, float(u)))
         if self.step is not None:
-            n = self.n_steps
+            n = self._n
             i = min(n - 1, int(u * n))
             return min(self.high, self.low + i * self.step)
         lo, hi = self._t(self.low), self._t(self.high)
@@ -199,7 +205,7 @@ class Float(Param):
         if self.grid_values is not None:
             return list(self.grid_values)
         if self.step is not None and self.grid_points is None:
-            return [self.from_unit((i + 0.5) / self.n_steps) for i in range(self.n_steps)]
+            return [self.from_unit((i + 0.5) / self._n) for i in range(self._n)]
         k = self.grid_points or points or DEFAULT_GRID_POINTS
         if k == 1:
             return [self.from_unit(0.5)]

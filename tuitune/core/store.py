@@ -278,8 +278,8 @@ class Store:
                 check_file(self.path)
                 return
             db = sqlite_utils.Database(c)
-            db["tuitune_meta"].create({"key": str, "value": str}, pk="key")
-            db["sessions"].create(
+            db.table("tuitune_meta").create({"key": str, "value": str}, pk="key")
+            db.table("sessions").create(
                 {
                     "id": int,
                     "name": str,
@@ -302,8 +302,8 @@ class Store:
                 pk="id",
                 not_null={"name", "strategy", "metric", "direction", "state"},
             )
-            db["sessions"].create_index(["name"], unique=True)
-            db["trials"].create(
+            db.table("sessions").create_index(["name"], unique=True)
+            db.table("trials").create(
                 {
                     "id": int,
                     "session_id": int,
@@ -324,8 +324,8 @@ class Store:
                 foreign_keys=[("session_id", "sessions", "id")],
                 not_null={"session_id", "number", "state", "config"},
             )
-            db["trials"].create_index(["session_id", "number"], unique=True)
-            db["epochs"].create(
+            db.table("trials").create_index(["session_id", "number"], unique=True)
+            db.table("epochs").create(
                 {
                     "id": int,
                     "trial_id": int,
@@ -345,7 +345,7 @@ class Store:
             )
             from tuitune import __version__
 
-            db["tuitune_meta"].insert_all(
+            db.table("tuitune_meta").insert_all(
                 [
                     {"key": "created_by", "value": __version__},
                     {"key": "created", "value": str(time.time())},
