@@ -200,3 +200,16 @@ def test_beats_random_search_on_branin():
         rnd.append(min(_branin(c) for c in drive(r, _branin, 25)))
     assert np.median(bo) <= np.median(rnd)
     assert np.median(bo) - 0.397887 < 0.05
+
+
+def test_roulette_starts_with_the_best_and_draws_distinct_others_by_ei() -> None:
+    from tuitune.core.strategies.bayes import _roulette
+
+    vals = np.array([-1.0, 0.0, -np.inf, -2.0, -50.0, -0.5])
+    order = np.argsort(-vals)
+    picks = _roulette(vals, order, 4, np.random.default_rng(0))
+    assert picks[0] == 1 and len(picks) == 4 and len(set(picks)) == 4
+    assert 2 not in picks  # log EI of -inf: no weight
+    assert picks == _roulette(vals, order, 4, np.random.default_rng(0))  # a function of the generator
+    # Fewer points with weight than asked for: only those.
+    assert sorted(_roulette(np.array([0.0, -np.inf, -np.inf]), np.array([0, 1, 2]), 5, np.random.default_rng(1))) == [0]
