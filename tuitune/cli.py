@@ -191,10 +191,12 @@ def cmd_presets() -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
+    from tuitune.core.export import finite
+
     store = _store(args)
     recs = store.sessions()
     if args.json:
-        print(json.dumps(_finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
+        print(json.dumps(finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -225,6 +227,8 @@ def _session_json(r: Any) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from tuitune.core.export import finite
+
     store = _store(args)
     rec = store.session(args.name)
     trials = store.trials(args.name)
@@ -240,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 for t in trials
             ],
         }
-        print(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
+        print(json.dumps(finite(doc), indent=2, default=str, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
 
@@ -258,20 +262,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     c.print(leaderboard_table(rec, trials, limit=None))
     return EXIT_OK
-
-
-def _finite(obj: Any) -> Any:
-    """The document with NaN and infinities as null: strict JSON for every parser (a diverged
-    trial's epoch rows hold them)."""
-    import math
-
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def cmd_export(args: argparse.Namespace) -> int:

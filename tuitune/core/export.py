@@ -59,7 +59,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise ExportError(f"cannot write {target}: the folder {parent} does not exist; create it first")
-    data = json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False) + "\n"
+    data = json.dumps(finite(obj), indent=2, default=_default, allow_nan=False) + "\n"
     _remove_stale_temps(parent, target.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
@@ -97,15 +97,16 @@ def _remove_stale_temps(folder: Path, name: str, age: float = 600.0) -> None:
             pass
 
 
-def _finite(obj: Any) -> Any:
+def finite(obj: Any) -> Any:
+    """The object with NaN and infinities as None: strict JSON for every parser."""
     import math
 
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [finite(v) for v in obj]
     return obj
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 
-from tuitune.core.errors import SetupError, TuituneError
+from tuitune.core.errors import SetupError
 from tuitune.training.presets import DATASETS
 
 # How long a download may wait on the network before we call the machine offline.
