@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -73,8 +73,13 @@ class _Coord:
 
     name: str
     kind: str
-    grid: np.ndarray | None = None
+    grid_: np.ndarray | None = None
     n: int = 0
+
+    @property
+    def grid(self) -> np.ndarray:
+        assert self.grid_ is not None, f"coordinate {self.name} is not discrete"
+        return self.grid_
 
 
 class _Encoding:
@@ -89,13 +94,14 @@ class _Encoding:
                 self.coords.append(_Coord(name, "cat", n=len(p.values)))
                 continue
             values: list[Any] | None = None
-            if isinstance(p, Int) and len(p.values) <= _MAX_DISCRETE_VALUES:
+            n_steps = p.n_steps if isinstance(p, Float) else None
+            if isinstance(p, Int) and p.size <= _MAX_DISCRETE_VALUES:
                 values = list(p.values)
-            elif isinstance(p, Float) and p.step is not None and p.n_steps <= _MAX_DISCRETE_VALUES:
-                values = [p.from_unit((i + 0.5) / p.n_steps) for i in range(p.n_steps)]
+            elif isinstance(p, Float) and n_steps is not None and n_steps <= _MAX_DISCRETE_VALUES:
+                values = [p.from_unit((i + 0.5) / n_steps) for i in range(n_steps)]
             if values is not None:
                 grid = np.array(sorted({p.to_unit(v) for v in values}), dtype=float)
-                self.coords.append(_Coord(name, "disc", grid=grid))
+                self.coords.append(_Coord(name, "disc", grid_=grid))
             else:
                 # A continuous Float, or an Int/stepped Float with a huge number of values (rounded at the end).
                 self.coords.append(_Coord(name, "cont"))
@@ -119,7 +125,7 @@ class _Encoding:
         for i, c in enumerate(self.coords):
             p = self.space[c.name]
             if c.kind == "cat":
-                u[i] = p.index(config[c.name])
+                u[i] = cast(Choice, p).index(config[c.name])
             else:
                 u[i] = p.to_unit(p.check(config[c.name]))
         return u
@@ -133,7 +139,7 @@ class _Encoding:
                 continue
             i, c = coords[name]
             if c.kind == "cat":
-                out[name] = p.values[int(round(u[i]))]
+                out[name] = cast(Choice, p).values[int(round(u[i]))]
             else:
                 out[name] = p.from_unit(float(u[i]))
         return out
@@ -276,6 +282,7 @@ class _LeanGP:
             except np.linalg.LinAlgError:
                 return 1e10, np.zeros_like(x)
             loss.backward()
+            assert raw.grad is not None
             return float(loss), raw.grad.numpy().copy()
 
         res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200})
@@ -401,12 +408,12 @@ class BayesStrategy(Strategy):
             configs.append(t.config)
             value = None if t.value is None else float(t.value)
             finite = value is not None and math.isfinite(value)
-            if t.state == TrialState.COMPLETE and finite:
+            if t.state == TrialState.COMPLETE and value is not None and finite:
                 obs_u.append(u)
                 obs_y.append(self.score(value))
             elif t.state in _PENDING_STATES:
                 pend_u.append(u)
-            elif t.state == TrialState.PRUNED and finite:
+            elif t.state == TrialState.PRUNED and value is not None and finite:
                 # Stopped early because it was poor; its value at that epoch is usually worse than where it
                 # would have ended, which steers the search the right way.
                 obs_u.append(u)
@@ -647,6 +654,7 @@ def _lbfgs_cont(
         v = torch.where(torch.isfinite(v), v, torch.full_like(v, -1e6))
         loss = -v.sum()
         loss.backward()
+        assert xt.grad is not None
         g = xt.grad.numpy().reshape(-1)
         return float(loss), np.nan_to_num(g)
 
