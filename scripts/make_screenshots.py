@@ -88,9 +88,19 @@ async def shoot(preset: str, out: Path, size: tuple[int, int], trials: int) -> l
         lr_row = manual.params.index("lr") if "lr" in manual.params else 0
         manual.query_one("#manual-params").move_cursor(row=lr_row)
         await pilot.press("asterisk")  # lr x10
+        before = len(store.trials("swift-otter-42", with_epochs=False))
         await pilot.press("r")
-        await _wait(pilot, lambda: app.run_control.running or manual.running_trial is not None, what="the manual run")
-        await _wait(pilot, lambda: not app.run_control.running and manual.running_trial is None, what="its end")
+
+        def manual_done() -> bool:  # a run this short may start and end between two polls
+            trials = store.trials("swift-otter-42", with_epochs=False)
+            return (
+                len(trials) > before
+                and trials[-1].state.is_finished()
+                and not app.run_control.running
+                and manual.running_trial is None
+            )
+
+        await _wait(pilot, manual_done, what="the manual run and its end")
         await pilot.press("b")  # the new trial becomes the base
         await pilot.press("slash")  # and the next change (lr /10) waits to be run
         await pilot.pause(0.4)
