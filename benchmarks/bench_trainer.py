@@ -64,6 +64,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _model_and_optimizer(model_kind: str, cfg: dict[str, Any], opts: dict[str, Any], device: torch.device):
+    """The same seeded model and optimizer for both paths (channels-last for CNNs on CUDA)."""
+    torch.manual_seed(0)
+    channels_last = device.type == "cuda" and model_kind != "mlp"
+    model = build_model(model_kind, cfg, channels=1, classes=10, options=opts).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, make_optimizer(cfg, model.parameters(), device), channels_last
+
+
 def time_trainer(root: Path, device: torch.device, model_kind: str, batch_size: int, epochs: int) -> list[float]:
     """Epoch times of the trainer's own path: device-resident uint8 tensors, batches by index."""
     D.clear_cache()
@@ -73,12 +83,7 @@ def time_trainer(root: Path, device: torch.device, model_kind: str, batch_size: 
     print(f"  trainer: loaded {len(data.x_train)} train images onto {device} in {time.perf_counter() - t0:.2f} s")
     cfg, opts = _config(model_kind)
     cfg["batch_size"] = batch_size
-    torch.manual_seed(0)
-    channels_last = device.type == "cuda" and model_kind != "mlp"
-    model = build_model(model_kind, cfg, channels=1, classes=10, options=opts).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, model.parameters(), device)
+    model, opt, channels_last = _model_and_optimizer(model_kind, cfg, opts, device)
     gen = data.make_generator(0)
     times = []
     for _ in range(epochs):
@@ -116,12 +121,7 @@ def time_dataloader(
         drop_last=False,
     )
     cfg, opts = _config(model_kind)
-    torch.manual_seed(0)
-    channels_last = device.type == "cuda" and model_kind != "mlp"
-    model = build_model(model_kind, cfg, channels=1, classes=10, options=opts).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(cfg, model.parameters(), device)
+    model, opt, channels_last = _model_and_optimizer(model_kind, cfg, opts, device)
     times = []
     for _ in range(epochs):
         model.train()

@@ -11,7 +11,7 @@ from typing import Any
 
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
-from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, TrialState, better
+from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, TrialState
 from tuitune.core.space import Space
 from tuitune.core.store import Store, default_db_path
 from tuitune.core.strategies import make_strategy, strategy_class
@@ -200,11 +200,3 @@ def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Sess
     store = open_store(db)
     store.session(session)  # raises SessionNotFoundError with the names there are
     return Session(store, session)
-
-
-def best_of_trials(trials: Iterable[TrialRecord], direction: str) -> TrialRecord | None:
-    best = None
-    for t in trials:
-        if t.state == TrialState.COMPLETE and (best is None or better(t.value, best.value, direction)):
-            best = t
-    return best
