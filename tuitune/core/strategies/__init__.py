@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 
 # Modules are imported on first use: bayes pulls in torch and BoTorch.
 _STRATEGIES = {
@@ -38,4 +38,4 @@ def make_strategy(name: str, space, **kwargs: Any) -> Strategy:
     return cls(space, **kwargs)
 
 
-__all__ = ["STRATEGY_NAMES", "Strategy", "Suggestion", "make_strategy", "strategy_class"]
+__all__ = ["STRATEGY_NAMES", "WAIT", "Strategy", "Suggestion", "Wait", "make_strategy", "strategy_class"]

@@ -21,6 +21,27 @@ from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState
 from tuitune.core.space import Space
 
 
+class Wait:
+    """What ``ask()`` answers when nothing can start before a running trial ends (a rung barrier).
+
+    ``None`` from ``ask()`` means the strategy has finished: it will suggest nothing more, whatever the
+    running trials report. ``WAIT`` means "ask again once a running trial has ended".
+    """
+
+    _instance: ClassVar[Wait | None] = None
+
+    def __new__(cls) -> Wait:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "WAIT"
+
+
+WAIT = Wait()
+
+
 @dataclass
 class Suggestion:
     """What the strategy wants run next.
@@ -114,8 +135,8 @@ class Strategy(ABC):
 
     # ---- contract -----------------------------------------------------------------------------
     @abstractmethod
-    def ask(self) -> Suggestion | None:
-        """The next run, or None when the strategy has finished (or waits on running trials)."""
+    def ask(self) -> Suggestion | Wait | None:
+        """The next run; ``WAIT`` when it must wait for a running trial to end; None when it has finished."""
 
     def state_after(self, trial: TrialRecord) -> TrialState:
         """The state a run that ended without error leaves its trial in (Hyperband: PAUSED at a rung)."""
