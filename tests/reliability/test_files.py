@@ -15,7 +15,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.store import SCHEMA_VERSION, Store
 
 DATA = Path(__file__).parent.parent / "data"
-GOLDEN = {1: DATA / "golden-schema1.db"}
+GOLDEN = {1: DATA / "golden-schema1.db", 2: DATA / "golden-schema2.db"}
 
 
 def digest(p: Path) -> str:
@@ -49,24 +49,28 @@ def test_golden_opens_with_everything_kept(tmp_path, version):
     assert sum(len(t.epochs) for t in s.trials("golden-hb")) > 0
     s.close()
     after = table_dump(p)
-    for table in ("trials", "epochs"):
-        assert after[table] == before[table]
+    for table in ("sessions", "trials", "epochs"):
+        # Columns a later schema added come last and start empty; every old value is kept.
+        assert [r[: len(b)] for r, b in zip(after[table], before[table])] == before[table]
+        assert len(after[table]) == len(before[table])
+        assert all(v is None for r, b in zip(after[table], before[table]) for v in r[len(b):])
 
 
 def test_upgrade_machinery_backs_up_and_keeps_rows(tmp_path, monkeypatch):
-    """A pretend schema 2 (one new column) run over the golden schema 1 file."""
+    """A pretend next schema (one new column) run over the golden file of the newest one."""
+    last = max(GOLDEN)
     p = tmp_path / "g.db"
-    shutil.copy(GOLDEN[1], p)
+    shutil.copy(GOLDEN[last], p)
     before = table_dump(p)
 
-    def add_note(c):
-        c.execute("ALTER TABLE trials ADD COLUMN note TEXT")
+    def add_column(c):
+        c.execute("ALTER TABLE trials ADD COLUMN pretend TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {1: add_note})
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", last + 1)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {**store_mod.MIGRATIONS, last: add_column})
     s = Store(p)
-    assert s.schema_version() == 2
-    backup = p.with_name("g.db.v1.bak")
+    assert s.schema_version() == last + 1
+    backup = p.with_name(f"g.db.v{last}.bak")
     assert backup.exists() and table_dump(backup) == before
     after = table_dump(p)
     assert after["epochs"] == before["epochs"] and after["sessions"] == before["sessions"]
@@ -74,7 +78,7 @@ def test_upgrade_machinery_backs_up_and_keeps_rows(tmp_path, monkeypatch):
     assert s.upgrade() is None
     s.close()
     Store(p).close()  # opening again is a no-op too
-    assert not p.with_name("g.db.v1.2.bak").exists()
+    assert not p.with_name(f"g.db.v{last}.2.bak").exists()
 
 
 def test_a_hundred_byte_flipped_copies(tmp_path):

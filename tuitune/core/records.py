@@ -31,6 +31,15 @@ class TrialState(str, Enum):
 
 
 DIRECTIONS = ("minimize", "maximize")
+HEARTBEAT_EVERY = 0.5  # seconds between the owner's heartbeats
+ALIVE_WITHIN = 3.0  # seconds: a session whose owner has not beaten for longer is dead (shown interrupted)
+
+
+def is_alive(heartbeat: float | None, now: float | None = None) -> bool:
+    """True when a session's last heartbeat (a time.time()) is recent enough for its owner to be running."""
+    import time
+
+    return heartbeat is not None and (now if now is not None else time.time()) - heartbeat <= ALIVE_WITHIN
 
 
 def better(a: float | None, b: float | None, direction: str) -> bool:
@@ -75,6 +84,7 @@ class TrialRecord:
     started: float | None = None
     finished: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
 
     @property
     def last_epoch(self) -> int:
@@ -114,3 +124,11 @@ class SessionRecord:
     best_value: float | None = None
     message: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    heartbeat: float | None = None  # the owner's last sign of life (time.time()), None when nobody runs it
+    owner: str | None = None  # "pid@host" of the process running it
+    note: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True while a process runs this session (its heartbeat is recent)."""
+        return is_alive(self.heartbeat)

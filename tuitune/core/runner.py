@@ -26,7 +26,7 @@ from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.records import TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir
-from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed
 
 log = logging.getLogger(__name__)
@@ -332,13 +332,13 @@ class Runner:
                 if self._stop_now or self._stop_after:
                     result = RunResult("stopped", self._stop_reason)
                     break
-                sugg: Suggestion | None
+                sugg: Suggestion | Wait | None
                 if rerun:
                     t = rerun.pop(0)
                     sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
                 else:
                     sugg = self.strategy.ask()
-                if sugg is None:
+                if sugg is None or isinstance(sugg, Wait):
                     break
                 rec = self._run_trial(sugg)
                 if rec.state == TrialState.FAILED:

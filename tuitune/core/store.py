@@ -33,13 +33,30 @@ from tuitune.core.errors import (
     StoreWriteError,
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, is_alive
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
-SCHEMA_VERSION = 1
-# MIGRATIONS[v](conn) takes a database from schema v to v + 1 (inside a transaction). Schema 1 is the
-# first released one, so there is none yet; tests/reliability keeps a golden file of each version.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+SCHEMA_VERSION = 2
+
+
+def _schema_2(c: sqlite3.Connection) -> None:
+    """Schema 2: liveness (the owner's heartbeat), notes, and commands from other terminals."""
+    c.execute("ALTER TABLE sessions ADD COLUMN heartbeat REAL")
+    c.execute("ALTER TABLE sessions ADD COLUMN owner TEXT")
+    c.execute("ALTER TABLE sessions ADD COLUMN note TEXT")
+    c.execute("ALTER TABLE trials ADD COLUMN note TEXT")
+    c.execute(
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id),"
+        " command TEXT NOT NULL, trial INTEGER, created REAL NOT NULL, done REAL)"
+    )
+    c.execute("CREATE INDEX idx_commands_pending ON commands (session_id) WHERE done IS NULL")
+    c.execute("CREATE INDEX idx_trials_state ON trials (session_id, state)")
+
+
+# MIGRATIONS[v](conn) takes a database from schema v to v + 1 (inside a transaction); a new file is
+# made at schema 1 and taken through every step. tests/reliability keeps a golden file of each version.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _schema_2}
+COMMANDS = ("pause", "resume", "stop_after_trial", "stop", "abort")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DURABLE_EVERY = 1.0  # seconds: epoch rows are fsynced at least this often
 
@@ -351,6 +368,8 @@ class Store:
                     {"key": "created", "value": str(time.time())},
                 ]
             )
+            for version in range(1, SCHEMA_VERSION):
+                MIGRATIONS[version](c)
             c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             c.execute("COMMIT")
@@ -484,7 +503,62 @@ class Store:
             c.execute("DELETE FROM sessions WHERE id = ?", (sid,))
         self.__dict__.get("_sid_cache", {}).pop(name, None)
 
+    # ---- liveness, commands, notes ---------------------------------------------------------------
+    def heartbeat(self, name: str, owner: str | None = None, *, alive: bool = True) -> None:
+        """The owner's sign of life (at least once a second while it runs); ``alive=False`` clears it.
+
+        Not fsynced and not touching ``updated``: a lost heartbeat after a power cut only means the
+        session reads as interrupted, which it then is.
+        """
+        sid = self._session_id(name)
+        with self.transaction(durable=False) as c:
+            if alive:
+                c.execute("UPDATE sessions SET heartbeat = ?, owner = coalesce(?, owner) WHERE id = ?", (time.time(), owner, sid))
+            else:
+                c.execute("UPDATE sessions SET heartbeat = NULL, owner = NULL WHERE id = ?", (sid,))
+
+    def add_command(self, name: str, command: str, trial: int | None = None) -> None:
+        """Queues a command (pause, resume, stop_after_trial, stop, abort) for the process running ``name``."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; one of {', '.join(COMMANDS)}")
+        sid = self._session_id(name)
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO commands (session_id, command, trial, created) VALUES (?, ?, ?, ?)",
+                (sid, command, trial, time.time()),
+            )
+
+    def take_commands(self, name: str) -> list[tuple[str, int | None]]:
+        """The session's queued commands, oldest first, marked done (the owner calls this)."""
+        sid = self._session_id(name)
+        if self.conn.execute("SELECT 1 FROM commands WHERE session_id = ? AND done IS NULL LIMIT 1", (sid,)).fetchone() is None:
+            return []
+        with self.transaction() as c:
+            rows = c.execute(
+                "SELECT id, command, trial FROM commands WHERE session_id = ? AND done IS NULL ORDER BY id", (sid,)
+            ).fetchall()
+            c.execute("UPDATE commands SET done = ? WHERE session_id = ? AND done IS NULL", (time.time(), sid))
+        return [(r["command"], r["trial"]) for r in rows]
+
+    def set_note(self, name: str, text: str | None, trial: int | None = None) -> None:
+        """Sets (or, with None or blank text, clears) the free-text note of a session or of one of its trials."""
+        text = text.strip() if text and text.strip() else None
+        with self.transaction() as c:
+            if trial is None:
+                c.execute("UPDATE sessions SET note = ? WHERE id = ?", (text, self._session_id(name)))
+            else:
+                c.execute("UPDATE trials SET note = ? WHERE id = ?", (text, self._trial_id(name, trial)))
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of this thread's connection: it changes when another
+        connection commits, so a follower polls it nearly for free and reads only after a change."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def _session_record(self, row: sqlite3.Row, n_done: int = 0, best: float | None = None) -> SessionRecord:
+        heartbeat = row["heartbeat"]
+        state = row["state"]
+        if state == "running" and not is_alive(heartbeat):
+            state = "interrupted"  # its owner died without a word: nobody needs to resume it to see so
         return SessionRecord(
             name=row["name"],
             strategy=row["strategy"],
@@ -495,7 +569,7 @@ class Store:
             seed=row["seed"],
             max_epochs=row["max_epochs"],
             n_trials=row["n_trials"],
-            state=row["state"],
+            state=state,
             preset=_loads(row["preset"], {}),
             defaults=_loads(row["defaults"], {}),
             created=row["created"],
@@ -504,6 +578,9 @@ class Store:
             best_value=best,
             message=row["message"],
             info=_loads(row["info"], {}),
+            heartbeat=heartbeat,
+            owner=row["owner"],
+            note=row["note"],
         )
 
     @_reading
@@ -695,6 +772,7 @@ class Store:
             started=row["started"],
             finished=row["finished"],
             info=_loads(row["info"], {}),
+            note=row["note"],
         )
 
     @_reading
@@ -703,7 +781,8 @@ class Store:
         row = self.conn.execute("SELECT * FROM trials WHERE session_id = ? AND number = ?", (sid, int(number))).fetchone()
         if row is None:
             raise StoreError(f"session '{session}' has no trial {number}")
-        return self._trial_record(row, self._epochs_of([row["id"]])[row["id"]])
+        rec = self._trial_record(row, self._epochs_of([row["id"]])[row["id"]])
+        return rec if rec.state != TrialState.RUNNING or self._owner_alive(sid) else _dead(rec)
 
     @_reading
     def trials(self, session: str, *, with_epochs: bool = True) -> list[TrialRecord]:
@@ -711,7 +790,14 @@ class Store:
         sid = self._session_id(session)
         rows = self.conn.execute("SELECT * FROM trials WHERE session_id = ? ORDER BY number", (sid,)).fetchall()
         eps = self._epochs_of(r["id"] for r in rows) if with_epochs else {}
-        return [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+        out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+        if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
+            out = [_dead(t) for t in out]
+        return out
+
+    def _owner_alive(self, sid: int) -> bool:
+        row = self.conn.execute("SELECT heartbeat FROM sessions WHERE id = ?", (sid,)).fetchone()
+        return row is not None and is_alive(row[0])
 
     def count_epochs(self, session: str, *, superseded: bool = False) -> int:
         sid = self._session_id(session)
@@ -725,6 +811,15 @@ class Store:
 
     def meta(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT key, value FROM tuitune_meta")}
+
+
+def _dead(t: TrialRecord) -> TrialRecord:
+    """A trial stored 'running' whose session's owner stopped beating: shown interrupted."""
+    if t.state != TrialState.RUNNING:
+        return t
+    import dataclasses
+
+    return dataclasses.replace(t, state=TrialState.INTERRUPTED, reason=t.reason or "the process running it ended")
 
 
 def default_db_path() -> Path:
