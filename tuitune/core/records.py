@@ -132,3 +132,28 @@ class SessionRecord:
     def alive(self) -> bool:
         """True while a process runs this session (its heartbeat is recent)."""
         return is_alive(self.heartbeat)
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """What a leaderboard row needs of a trial's epoch rows, without the rows (``Store.trial_summaries``).
+
+    Attributes:
+        last_epoch: the last live epoch (0 before the first).
+        train_seconds: the sum of the epochs' ``epoch_seconds``: training time, without pauses, waits at
+            a rung or time the app was closed; None when an epoch did not report it.
+        best_acc: the best ``val_acc`` reported, None when the trial reports none.
+    """
+
+    last_epoch: int = 0
+    train_seconds: float | None = None
+    best_acc: float | None = None
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    """One leaderboard row: the trial without its epoch rows, its summary and its rank (complete ones)."""
+
+    trial: TrialRecord
+    summary: TrialSummary
+    rank: int | None = None

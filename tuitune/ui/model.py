@@ -1,16 +1,21 @@
-"""Provides SessionView: what the screens know of one session, built from records and runner events.
+"""Provides SessionView: what the screens know of one session, read from the store a page at a time
+and kept live by runner events.
 
-No Textual import: the dashboard feeds it from messages and reads rows, series and totals from it.
+No Textual import, and no SQL: every query is a Store method.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better
+from tuitune.core.errors import TuituneError
+from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, better
+
+if TYPE_CHECKING:
+    from tuitune.core.store import Store
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 
@@ -20,8 +25,26 @@ def searched_params(record: SessionRecord) -> list[str]:
     return [k for k, p in record.space.items() if p.get("type") != "fixed"]
 
 
+def epoch_seconds(epochs: Iterable[dict[str, Any]]) -> float | None:
+    """The sum of the epochs' ``epoch_seconds`` (None when one lacks it): training time only."""
+    total = 0.0
+    n = 0
+    for e in epochs:
+        v = e.get("epoch_seconds")
+        if not isinstance(v, (int, float)):
+            return None
+        total += float(v)
+        n += 1
+    return total if n else None
+
+
 def trial_duration(t: TrialRecord, now: float | None = None) -> float | None:
-    """Seconds from the trial's start to its end (to ``now`` while it runs, else to its last epoch)."""
+    """The trial's training seconds: the sum of its epochs' ``epoch_seconds`` (so pauses, waits at a
+    rung and time the app was closed are left out); when its objective does not report them, the
+    time from its start to its end (to ``now`` while it runs, else to its last epoch)."""
+    trained = epoch_seconds(t.epochs)
+    if trained is not None:
+        return trained
     if t.started is None:
         return None
     end = t.finished
@@ -53,20 +76,52 @@ def is_manual(t: TrialRecord) -> bool:
     return "change" in t.meta
 
 
+class TrialsMap(Mapping[int, TrialRecord]):
+    """The trials of a SessionView as a read-only mapping that loads each one when asked for."""
+
+    def __init__(self, view: SessionView) -> None:
+        self.view = view
+
+    def __getitem__(self, number: int) -> TrialRecord:
+        t = self.view.trial(number)
+        if t is None:
+            raise KeyError(number)
+        return t
+
+    def __contains__(self, number: object) -> bool:
+        return isinstance(number, int) and self.view.trial(number) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self.view.order("trial")))
+
+    def __len__(self) -> int:
+        return self.view.n_trials()
+
+
 class SessionView:
-    """One session's trials, kept current from runner events.
+    """One session as the screens see it: read from the store a page at a time, kept live by run events.
+
+    A session may hold 10,000 trials: nothing here loads them all. Orders, counts and the best trial
+    come from SQL and are cached until an event says they changed; a trial's epoch rows are read
+    only for the trials a chart or a screen shows; the running trial's rows come from the events.
 
     Args:
-        record: the session's stored settings.
-        trials: the stored trials (a resumed session opens with them).
+        store: the database.
+        name: the session.
     """
 
-    def __init__(self, record: SessionRecord, trials: Iterable[TrialRecord] = ()) -> None:
-        self.record = record
-        self.trials: dict[int, TrialRecord] = {t.number: t for t in trials}
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.record = store.session(name)
         self.current: int | None = None
-        self.total: int | None = record.n_trials
-        self.searched = searched_params(record)
+        self.total: int | None = self.record.n_trials
+        self.searched = searched_params(self.record)
+        self.metrics = store.metric_names(name)
+        self.live: dict[int, TrialRecord] = {}  # trials this app's run touched, with their epoch rows
+        self._cache: dict[Any, Any] = {}
+        self._trials: dict[int, TrialRecord] = {}  # trials read from the store since the last change
+        self._seconds: dict[int, tuple[str, float | None]] | None = None  # per trial: state, training seconds
 
     @property
     def metric(self) -> str:
@@ -76,105 +131,185 @@ class SessionView:
     def direction(self) -> str:
         return self.record.direction
 
+    @property
+    def trials(self) -> TrialsMap:
+        return TrialsMap(self)
+
     # ---- updates ---------------------------------------------------------------------------
-    def reset(self, trials: Iterable[TrialRecord], total: int | None = None) -> None:
-        self.trials = {t.number: t for t in trials}
+    def changed(self) -> None:
+        """Forgets what was read from the store (a trial began or ended, another process wrote)."""
+        self._cache.clear()
+        self._trials.clear()
+
+    def reload(self) -> None:
+        """Re-reads everything (a run ended, a manual trial ran, the lead's follower saw a change)."""
+        self.record = self.store.session(self.name)
+        self.total = self.record.n_trials
+        self.metrics = self.store.metric_names(self.name) or self.metrics
+        self.live.clear()
+        self._seconds = None
+        self.changed()
+
+    def reset(self, trials: Iterable[TrialRecord] = (), total: int | None = None) -> None:
+        """A run (re)started: its trials are in the store; ``total`` its planned trials."""
+        self.reload()
         if total is not None:
             self.total = total
         self.current = None
 
     def trial_started(self, t: TrialRecord) -> None:
-        self.trials[t.number] = t
+        self.live[t.number] = t
         self.current = t.number
+        self.changed()
 
     def epochs(self, number: int, budget: int, rows: tuple[dict[str, Any], ...]) -> None:
-        t = self.trials.get(number)
+        t = self.live.get(number) or self.trial(number)
         if t is None:
             return
+        if not self.metrics and rows:
+            self.metrics = [k for k in rows[-1] if k not in ("epoch", "time")]
         # Rows of an earlier attempt past the restart point are superseded: keep the prefix before them.
         first = rows[0]["epoch"] if rows else t.last_epoch + 1
         kept = tuple(e for e in t.epochs if e["epoch"] < first)
-        self.trials[number] = replace(t, epochs=kept + tuple(rows), budget=budget)
+        self.live[number] = replace(t, epochs=kept + tuple(rows), budget=budget)
 
     def trial_finished(self, t: TrialRecord, changed: Iterable[TrialRecord] = ()) -> None:
-        self.trials[t.number] = t
+        self.live[t.number] = t
         for c in changed:
-            self.trials[c.number] = c
+            if c.number in self.live:
+                self.live[c.number] = c
         if self.current == t.number:
             self.current = None
+        self.changed()
 
     # ---- reading ---------------------------------------------------------------------------
-    def ordered(self) -> list[TrialRecord]:
-        return [self.trials[k] for k in sorted(self.trials)]
+    def _cached(self, key: Any, read: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
 
-    def best(self) -> TrialRecord | None:
-        best = None
-        for t in self.ordered():
-            if t.state == TrialState.COMPLETE and t.value is not None:
-                if best is None or better(t.value, best.value, self.direction):
-                    best = t
-        return best
+    def trial(self, number: int) -> TrialRecord | None:
+        """One trial with its epoch rows: the run's own copy while it runs, else the store's."""
+        t = self.live.get(number)
+        if t is not None and (t.state == TrialState.RUNNING or number == self.current):
+            return t
+        if number not in self._trials:
+            try:
+                self._trials[number] = self.store.trial(self.name, number)
+            except TuituneError:
+                return t
+        return self._trials[number]
 
-    def ranked(self) -> list[TrialRecord]:
-        """Complete trials best first, then running, paused, interrupted, pruned and failed by number."""
-        sign = 1.0 if self.direction == "minimize" else -1.0
-        done = [t for t in self.ordered() if t.state == TrialState.COMPLETE and t.value is not None]
-        done.sort(key=lambda t: (sign * t.value, t.number))
-        order = {
-            TrialState.RUNNING: 0,
-            TrialState.PAUSED: 1,
-            TrialState.INTERRUPTED: 2,
-            TrialState.PRUNED: 3,
-            TrialState.COMPLETE: 3,
-            TrialState.FAILED: 4,
-        }
-        rest = [t for t in self.ordered() if t not in done]
-        rest.sort(key=lambda t: (order.get(t.state, 5), t.number))
-        return done + rest
+    def order(self, key: str = "rank") -> list[int]:
+        """The trial numbers in leaderboard order: ``time`` sorted here (training seconds are summed once
+        per session, then kept current from events), the others in SQL (``Store.leaderboard_order``)."""
+        if key == "time":
+            secs = self.seconds()
+            return self._cached(("order", key), lambda: sorted(secs, key=lambda n: (-(secs[n][1] or 0.0), n)))  # type: ignore[no-any-return]
+        return self._cached(("order", key), lambda: self.store.leaderboard_order(self.name, key))  # type: ignore[no-any-return]
 
-    def rank_of(self) -> dict[int, int]:
-        ranked = self.ranked()
-        return {t.number: i + 1 for i, t in enumerate(ranked) if t.state == TrialState.COMPLETE and t.value is not None}
+    def load_seconds(self) -> None:
+        """Sums every trial's training seconds (a fraction of a second for 10,000 trials: the dashboard
+        calls it from a thread so that it opens at once)."""
+        if self._seconds is None:
+            self._seconds = self.store.trial_seconds(self.name)
 
-    def accuracy(self, t: TrialRecord) -> float | None:
-        e = best_epoch(t, self.metric, self.direction)
-        if e is None:
-            return None
-        v = e.get("val_acc")
-        return float(v) if isinstance(v, (int, float)) else None
+    def seconds(self, load: bool = True) -> dict[int, tuple[str, float | None]]:
+        """Per trial: (state, training seconds), the trials of this app's run from its events."""
+        if self._seconds is None:
+            if not load:
+                return {}
+            self.load_seconds()
+        assert self._seconds is not None
+        out = dict(self._seconds)
+        for n, t in self.live.items():
+            out[n] = (t.state.value, trial_duration(t))
+        return out
+
+    def ranks(self) -> dict[int, int]:
+        """Rank (from 1) of each complete trial: its place in the ``rank`` order, where they come first."""
+
+        def read() -> dict[int, int]:
+            n = self.store.count_complete(self.name)
+            return {num: i + 1 for i, num in enumerate(self.order("rank")[:n])}
+
+        return self._cached("ranks", read)  # type: ignore[no-any-return]
+
+    def rows(self, numbers: list[int]) -> dict[int, LeaderRow]:
+        """Leaderboard rows of some trials, the running ones from the run's events."""
+        rows = self.store.leaderboard_rows(self.name, numbers)
+        ranks = self.ranks()
+        out = {}
+        for n, r in rows.items():
+            live = self.live.get(n)
+            if live is not None and live.state == TrialState.RUNNING and r.trial.state in (
+                TrialState.RUNNING, TrialState.INTERRUPTED
+            ):
+                value = best_value(live, self.metric, self.direction)
+                r = LeaderRow(
+                    replace(live, epochs=(), value=value),
+                    TrialSummary(live.last_epoch, epoch_seconds(live.epochs), _best_acc(live)),
+                )
+            out[n] = replace(r, rank=ranks.get(n))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return self._cached("counts", lambda: self.store.state_counts(self.name))  # type: ignore[no-any-return]
+
+    def n_trials(self) -> int:
+        return sum(self.counts().values())
 
     def n_done(self) -> int:
-        return sum(1 for t in self.trials.values() if t.state in DONE_STATES)
+        c = self.counts()
+        return sum(c.get(s.value, 0) for s in DONE_STATES)
+
+    def best(self) -> TrialRecord | None:
+        return self._cached("best", lambda: self.store.best_trial(self.name))  # type: ignore[no-any-return]
 
     def best_so_far(self) -> tuple[list[int], list[float], list[int], list[float]]:
         """(trial numbers, best value up to each) and (numbers, values) of every complete trial."""
         xs, ys, px, py = [], [], [], []
         best: float | None = None
-        for t in self.ordered():
-            if t.state != TrialState.COMPLETE or t.value is None:
-                continue
-            px.append(t.number)
-            py.append(t.value)
-            if best is None or better(t.value, best, self.direction):
-                best = t.value
-            xs.append(t.number)
+        for number, value, _ in self.store.complete_values(self.name):
+            px.append(number)
+            py.append(value)
+            if best is None or better(value, best, self.direction):
+                best = value
+            xs.append(number)
             ys.append(best)
         return xs, ys, px, py
 
+    def slice_points(self, param: str) -> list[tuple[Any, float]]:
+        """(the parameter's value, the metric) of every complete trial."""
+        return [(x, v) for _, v, x in self.store.complete_values(self.name, param)]
+
+    def curves(self, limit: int = 30) -> list[TrialRecord]:
+        """The trials the all-curves chart draws: the best ``limit`` complete ones, the running one, and
+        the latest pruned, failed and interrupted ones (up to ``limit`` more), each with its epochs."""
+        order = self.order("rank")
+        n = len(self.ranks())
+        numbers = order[: min(n, limit)] + sorted(order[n:], reverse=True)[:limit]
+        rows = self.store.epochs_of(self.name, numbers)
+        states = self.store.leaderboard_rows(self.name, numbers)
+        out = []
+        for num in numbers:
+            live = self.live.get(num)
+            if live is not None and live.state == TrialState.RUNNING:
+                out.append(live)
+            elif num in states:
+                out.append(replace(states[num].trial, epochs=rows.get(num, ())))
+        return out
+
     def elapsed(self, now: float | None = None) -> float | None:
-        """Seconds of training recorded in the session: the sum of its trials' durations."""
-        ds = [d for d in (trial_duration(t, now) for t in self.trials.values()) if d is not None]
-        return sum(ds) if ds else None
+        """Seconds of training recorded in the session (pauses and closed time left out); None until
+        ``load_seconds`` has run."""
+        if self._seconds is None:
+            return None
+        return sum(s or 0.0 for _, s in self.seconds().values())
 
     def mean_trial_time(self) -> float | None:
-        ds = [
-            d
-            for t in self.trials.values()
-            if t.state == TrialState.COMPLETE
-            for d in [trial_duration(t)]
-            if d is not None
-        ]
-        return sum(ds) / len(ds) if ds else None
+        done = [s for state, s in self.seconds(load=False).values() if state == "complete" and s is not None]
+        return sum(done) / len(done) if done else None
 
     def eta(self) -> float | None:
         """Seconds left, from the mean complete trial's time and the trials not yet done."""
@@ -182,22 +317,30 @@ class SessionView:
         if mean is None or self.total is None:
             return None
         left = max(0, self.total - self.n_done())
-        cur = self.trials.get(self.current) if self.current is not None else None
+        cur = self.live.get(self.current) if self.current is not None else None
         if cur is not None and cur.budget:
             left = max(0.0, left - cur.last_epoch / cur.budget)
         return left * mean
 
     def rungs(self) -> list[int]:
         """The epoch budgets trials were given, below the maximum (Hyperband's rungs)."""
-        budgets = sorted({t.budget for t in self.trials.values()} | self._planned_rungs())
+        budgets = self._cached("budgets", lambda: self.store.budgets(self.name))
         return [b for b in budgets if b < self.record.max_epochs]
 
-    def _planned_rungs(self) -> set[int]:
-        if self.record.strategy != "hyperband":
-            return set()
-        out = set()
-        for t in self.trials.values():
-            r, b = t.meta.get("rung"), t.meta.get("bracket")
-            if isinstance(r, int) and isinstance(b, int):
-                out.add(t.budget)
-        return out
+    def shows_acc(self) -> bool:
+        """True when the trials report ``val_acc`` and it is not the session metric (an extra column)."""
+        return self.metric != "val_acc" and "val_acc" in self.metrics
+
+
+def best_value(t: TrialRecord, metric: str, direction: str) -> float | None:
+    """The trial's value, or while it runs its best metric so far."""
+    if t.value is not None:
+        return t.value
+    e = best_epoch(t, metric, direction)
+    v = e.get(metric) if e is not None else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _best_acc(t: TrialRecord) -> float | None:
+    vals = [e["val_acc"] for e in t.epochs if isinstance(e.get("val_acc"), (int, float))]
+    return max(vals) if vals else None

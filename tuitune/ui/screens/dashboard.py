@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -66,7 +66,7 @@ class DashboardScreen(Screen[None]):
         self.store = store
         self.session_name = name
         self.launch = launch
-        self.view = SessionView(store.session(name), store.trials(name))
+        self.view = SessionView(store, name)
         self.paused = False
         self.chart_index = 0
         self.param_index = 0
@@ -97,7 +97,7 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         log = self.query_one(RichLog)
         v = self.view
-        if v.trials:
+        if v.n_trials():
             log.write(
                 f"session [b]{v.record.name}[/]: {v.n_done()} trials done"
                 + (f", state {v.record.state}" if v.record.state else "")
@@ -109,11 +109,18 @@ class DashboardScreen(Screen[None]):
         self.set_interval(REDRAW_S, self._flush)
         self.set_interval(1.0, self._tick)
         self.query_one(Leaderboard).focus()
+        self._load_seconds()
         if self.launch is not None:
             for note in self.launch.notes:
                 log.write(f"[dim]{note}[/]")
             self._start(self.launch)
             self.launch = None
+
+    @work(thread=True, exit_on_error=False, group="seconds")
+    def _load_seconds(self) -> None:
+        """Sums the trials' training seconds off the UI thread (the header's "trained" total)."""
+        self.view.load_seconds()
+        self.app.call_from_thread(self._dirty.add, "header")
 
     # ---- running -----------------------------------------------------------------------------
     @property
@@ -135,7 +142,8 @@ class DashboardScreen(Screen[None]):
         """Called by the app with each message of this session's run."""
         v, log = self.view, self.query_one(RichLog)
         if isinstance(message, msg.RunStarted):
-            v.reset(message.trials, message.total)
+            v.reset(total=message.total)
+            self._load_seconds()
             log.write(
                 f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
                 + (f": {v.n_done()} trials done" if message.resumed else "")
@@ -172,9 +180,10 @@ class DashboardScreen(Screen[None]):
             }.get(message.state, message.state)
             log.write(f"[{style}]{what}[/]" + (f": {message.message}" if message.message else ""))
             try:
-                v.record = self.store.session(self.session_name)
+                v.reload()
             except TuituneError:
                 pass
+            self._load_seconds()
         self._dirty.update({"header", "chart", "board", "progress"})
 
     def _log_end(self, message: msg.TrialEnded, before: Any) -> None:
@@ -210,16 +219,16 @@ class DashboardScreen(Screen[None]):
         if "chart" in dirty:
             self._draw_chart()
         if "board" in dirty:
-            self.query_one(Leaderboard).update(self.view)
+            board = self.query_one(Leaderboard)
+            board.run_paused = self.running and self.paused
+            board.update(self.view)
         if "progress" in dirty:
             self._draw_progress()
 
     def _device(self) -> str:
         dev = self.view.record.info.get("device")
-        for t in reversed(self.view.ordered()):
-            if t.info.get("device"):
-                dev = t.info["device"]
-                break
+        for t in self.view.live.values():
+            dev = t.info.get("device") or dev
         return str(dev or "auto")
 
     def _draw_header(self) -> None:
@@ -227,10 +236,11 @@ class DashboardScreen(Screen[None]):
         rec = v.record
         running = self.running
         state = "paused" if running and self.paused else "running" if running else rec.state
-        total = v.total
-        current = v.current if v.current is not None else None
-        i = (current + 1) if current is not None else v.n_done()
-        trial = f"trial {i}/{total}" if total else f"trial {i}"
+        # The same words as the side panel: trials done of those planned, and the running trial's number.
+        done, total = v.n_done(), v.total
+        trial = f"{done}/{total} done" if total and done <= total else f"{done} done"
+        if v.current is not None:
+            trial += f", trial {v.current} {'paused' if state == 'paused' else 'training'}"
         mem = gpu_memory()
         device = self._device() + (f" {mem}" if mem else "")
         elapsed = v.elapsed(time.time() if running else None)
@@ -241,7 +251,7 @@ class DashboardScreen(Screen[None]):
             f"best {fmt(best.value)} (#{best.number})" if best else None,
             rec.strategy,
             device,
-            f"elapsed {fmt_duration(elapsed)}",
+            f"trained {fmt_duration(elapsed)}",
             f"ETA {fmt_duration(v.eta())}" if running else None,
         ]
         self.query_one("#dash-header", Static).update(" │ ".join(p for p in parts if p))
@@ -251,8 +261,8 @@ class DashboardScreen(Screen[None]):
         which = CHARTS[self.chart_index]
         if which == "chart-trial":
             number = v.current if v.current is not None else self.shown_trial
-            if number is None and v.trials:
-                number = max(v.trials)
+            if number is None:
+                number = self.query_one(Leaderboard).selected_number()
             self.query_one(TrialChart).update(v, number)
         elif which == "chart-curves":
             self.query_one(CurvesChart).update(v)
@@ -264,15 +274,17 @@ class DashboardScreen(Screen[None]):
 
     def _draw_progress(self) -> None:
         v = self.view
-        t = v.trials.get(v.current) if v.current is not None else None
+        t = v.live.get(v.current) if v.current is not None else None
         tp = self.query_one("#trial-progress", Meter)
         if t is not None:
-            tp.update_meter(f"trial {t.number}: epoch {t.last_epoch}/{t.budget}", t.last_epoch, max(t.budget, 1))
+            word = " [yellow]paused[/]" if self.running and self.paused else ""
+            tp.update_meter(f"trial {t.number}: epoch {t.last_epoch}/{t.budget}{word}", t.last_epoch, max(t.budget, 1))
         else:
             tp.update_meter("trial: [dim]idle[/]", 0, 1)
         done = v.n_done()
-        label = f"session: {done}/{v.total} trials" if v.total else f"session: {done} trials"
-        self.query_one("#session-progress", Meter).update_meter(label, done, v.total)
+        total = v.total if v.total and done <= v.total else None
+        label = f"session: {done}/{total} trials done" if total else f"session: {done} trials done"
+        self.query_one("#session-progress", Meter).update_meter(label, done, total)
 
     # ---- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -387,6 +399,6 @@ class DashboardScreen(Screen[None]):
 
     def refresh_from_store(self) -> None:
         """Re-reads the session (after a run ended or a manual trial), keeping what is shown."""
-        self.view.record = self.store.session(self.session_name)
-        self.view.reset(self.store.trials(self.session_name))
+        self.view.reload()
+        self._load_seconds()
         self._dirty.update({"header", "chart", "board", "progress"})

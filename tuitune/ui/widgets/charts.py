@@ -15,6 +15,26 @@ from tuitune.core.records import TrialRecord, TrialState
 from tuitune.ui.model import SessionView
 
 TRAIN, VAL, BEST, DIM, FAILED = "cyan", "orange", "green", "gray", "red"
+CURVES = 30  # the all-curves chart draws the best 30 complete trials and the 30 latest others
+MAX_POINTS = 1500  # scatter plots of more points are thinned evenly (a terminal shows fewer cells)
+
+
+def _thin(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
+    if len(xs) <= MAX_POINTS:
+        return xs, ys
+    step = len(xs) // MAX_POINTS + 1
+    return xs[::step], ys[::step]
+
+
+def _epoch_ticks(plt: Any, hi: int) -> None:
+    """Whole-number epoch ticks from 1 to ``hi`` (plotext's own are fractional: 1.0 5.8 10.5)."""
+    lo = 1 if hi > 1 else 0
+    plt.xlim(lo, hi)
+    step = max(1, -(-(hi - lo) // 6))
+    ticks = list(range(lo, hi + 1, step))
+    if ticks[-1] != hi:
+        ticks.append(hi)
+    plt.xticks(ticks, [str(x) for x in ticks])
 
 
 def _xy(t: TrialRecord, key: str) -> tuple[list[int], list[float]]:
@@ -63,8 +83,7 @@ class TrialChart(_Chart):
             xs, ys = _xy(t, key)
             if xs:
                 plt.plot(xs, ys, color=color, marker="braille", label=label)
-        hi = max(t.budget, t.last_epoch, 1)
-        plt.xlim(1 if hi > 1 else 0, hi)
+        _epoch_ticks(plt, max(t.budget, t.last_epoch, 1))
         self.refresh()
 
 
@@ -72,34 +91,38 @@ class CurvesChart(_Chart):
     """Every trial's learning curve of the session metric; pruned and failed trials dimmed, rungs marked."""
 
     def update(self, view: SessionView) -> None:
-        trials = [t for t in view.ordered() if t.epochs]
+        trials = [t for t in view.curves(CURVES) if t.epochs]
         if not trials:
             self._empty(f"all trials: {view.metric}", "no epochs yet")
             return
-        plt = self._begin(f"all trials: {view.metric} per epoch")
+        n = view.n_trials()
+        shown = f"the best {CURVES} and latest others of {n}" if n > len(trials) else "all trials"
+        plt = self._begin(f"{shown}: {view.metric} per epoch")
         plt.xlabel("epoch")
         for r in view.rungs():
             plt.vline(r, DIM)
         best = view.best()
+        labelled: set[str] = set()  # the legend names each kind of curve once
         for t in trials:
             xs, ys = _xy(t, view.metric)
             if not xs:
                 continue
             if t.state in (TrialState.PRUNED, TrialState.INTERRUPTED):
-                color = DIM
+                color, kind = DIM, "pruned/stopped"
             elif t.state == TrialState.FAILED:
-                color = FAILED
+                color, kind = FAILED, "failed"
             elif best is not None and t.number == best.number:
                 continue  # drawn last, on top
             elif t.state == TrialState.RUNNING:
-                color = VAL
+                color, kind = VAL, f"running #{t.number}"
             else:
-                color = TRAIN
-            plt.plot(xs, ys, color=color, marker="braille")
+                color, kind = TRAIN, "complete"
+            plt.plot(xs, ys, color=color, marker="braille", label=None if kind in labelled else kind)
+            labelled.add(kind)
         if best is not None:
             xs, ys = _xy(best, view.metric)
             plt.plot(xs, ys, color=BEST, marker="braille", label=f"best #{best.number}")
-        plt.xlim(1, max(view.record.max_epochs, 2))
+        _epoch_ticks(plt, max(view.record.max_epochs, 2))
         self.refresh()
 
 
@@ -113,6 +136,7 @@ class BestChart(_Chart):
             return
         plt = self._begin(f"best {view.metric} so far ({view.direction})")
         plt.xlabel("trial")
+        px, py = _thin(px, py)
         plt.scatter(px, py, color=DIM, marker="dot", label="trial")
         plt.plot(xs, ys, color=BEST, marker="braille", label="best so far")
         self.refresh()
@@ -126,11 +150,9 @@ class SliceChart(_Chart):
             self._empty("slice", "no searched parameter")
             return
         spec = view.record.space.get(param, {})
-        pts = [
-            (t.config.get(param), t.value)
-            for t in view.ordered()
-            if t.state == TrialState.COMPLETE and t.value is not None
-        ]
+        pts = view.slice_points(param)
+        if len(pts) > MAX_POINTS:
+            pts = pts[:: len(pts) // MAX_POINTS + 1]
         if not pts:
             self._empty(f"{view.metric} against {param}", "no complete trial yet")
             return
