@@ -326,7 +326,7 @@ def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | N
         if len(signals_seen) > 1 and signum == signal.SIGINT:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
-        runner.stop(f"stopped by {name}")
+        runner.stop(f"{name} received")
         try:
             print(f"\n{name}: stopping after this epoch; everything is saved. "
                   f"Resume with: tuitune resume {launch.name}"

@@ -136,7 +136,7 @@ def _build(path: Path, preset_path: Path) -> str:
         (0.09, 256, 1, "failed", "ValueError: loss became nan", {}),
         (0.004, 256, 6, "complete", None, {"base": 3, "change": {"units": 256}}),
         (0.001, 64, 6, "complete", None, {"base": "defaults", "change": {}}),
-        (0.0004, 96, 3, "interrupted", "stopped: the TUI was closed at epoch 3", {}),
+        (0.0004, 96, 3, "interrupted", "the TUI was closed at epoch 3", {}),
     ]
     for i, (lr, units, n, state, reason, meta) in enumerate(rows):
         store.new_trial(name, config={"lr": lr, "units": units}, budget=6, meta=meta, info={"device": "cpu"})
@@ -153,6 +153,6 @@ def _build(path: Path, preset_path: Path) -> str:
         store.finish_trial(
             name, i, state=state, value=best if state in ("complete", "pruned") else None, reason=reason, traceback=tb
         )
-    store.update_session(name, state="stopped", message="stopped: the TUI was closed")
+    store.update_session(name, state="stopped", message="the TUI was closed")
     store.close()
     return name

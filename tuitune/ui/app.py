@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.store import Store, default_db_path
 from tuitune.ui import messages as msg
 from tuitune.ui.run_control import RunControl
 from tuitune.ui.widgets.dialogs import ConfirmDialog
+from tuitune.ui.widgets.help import HelpScreen, screen_keys
 
 if TYPE_CHECKING:
     from tuitune.launch import Launch
+    from tuitune.ui.model import SessionView
 
 
 class TuituneApp(App[int]):
@@ -36,8 +42,11 @@ class TuituneApp(App[int]):
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
+        Binding("question_mark", "help", "Keys", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        # As the README and headless mode promise: stop after the epoch; a second Ctrl+C quits.
+        Binding("ctrl+c", "interrupt", "Stop after the epoch, again: quit", show=False, priority=True),
     ]
 
     def __init__(
@@ -59,18 +68,100 @@ class TuituneApp(App[int]):
         self.probe_devices = probe_devices
         self.run_control = RunControl(self, max_failures=max_failures, trial_timeout=trial_timeout)
         self._quitting = False
+        self._interrupted = False
+        # Screens subscribe (TuituneScreen): every run message, and "this session changed" (a name).
+        self.run_signal: Signal[msg.RunMessage] = Signal(self, "run")
+        self.session_signal: Signal[str] = Signal(self, "session")
+        self.ran: list[str] = []  # the sessions run in this app, for the words printed on exit
 
     def on_mount(self) -> None:
-        from tuitune.ui.screens.dashboard import DashboardScreen
         from tuitune.ui.screens.home import HomeScreen
 
         self.sub_title = str(self.store.path)
         self.push_screen(HomeScreen(self.store))
         if self.initial_launch is not None:
             launch, self.initial_launch = self.initial_launch, None
-            self.push_screen(DashboardScreen(self.store, launch.name, launch=launch))
+            self.open_dashboard(launch.name, launch=launch)
 
-    # ---- run messages: forwarded to the screens showing that session ---------------------------
+    # ---- navigation: the app owns it, so that screens never import each other ------------------
+    def open_dashboard(self, name: str, *, launch: Launch | None = None, resume: bool = False, switch: bool = False) -> None:
+        from tuitune.ui.screens.dashboard import DashboardScreen
+
+        try:
+            screen = DashboardScreen(self.store, name, launch=launch)
+        except TuituneError as e:
+            self.notify(str(e), severity="error")
+            return
+        (self.switch_screen if switch else self.push_screen)(screen)
+        if resume:
+            screen.call_after_refresh(screen.action_run)
+
+    def open_new_session(self) -> None:
+        from tuitune.ui.screens.new_session import NewSessionScreen
+
+        self.push_screen(NewSessionScreen(self.store))
+
+    def open_manual(self, name: str, base: str | int = "best", *, switch: bool = False) -> None:
+        from tuitune.ui.screens.manual import ManualScreen
+
+        (self.switch_screen if switch else self.push_screen)(ManualScreen(self.store, name, base=base))
+
+    def open_trial(self, view: SessionView, number: int) -> None:
+        from tuitune.ui.screens.trial_detail import TrialDetailScreen
+
+        self.push_screen(TrialDetailScreen(view, number))
+
+    def open_compare(self, view: SessionView, numbers: list[int]) -> None:
+        from tuitune.ui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(view, numbers))
+
+    def open_importance(self, view: SessionView) -> None:
+        from tuitune.ui.screens.importance import ImportanceScreen
+
+        self.push_screen(ImportanceScreen(view))
+
+    def session_changed(self, name: str) -> None:
+        """Tells the screens showing ``name`` that its trials or notes changed outside a run."""
+        self.session_signal.publish(name)
+
+    # ---- keys everywhere: help, the command palette, Ctrl+C --------------------------------------
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        title = getattr(self.screen, "HELP_TITLE", None) or (self.screen.name or "this screen")
+        self.push_screen(HelpScreen(title, screen_keys(self.screen)))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands, then every action the screen's keys reach (typing "export" finds it)."""
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not active.enabled or not b.description or b.action in seen or b.action == "command_palette":
+                continue
+            seen.add(b.action)
+            node = active.node
+            yield SystemCommand(
+                b.description,
+                f"key {key.replace('_', ' ')}: {b.tooltip or b.description}",
+                partial(self.call_later, self.run_action, b.action, node),
+            )
+
+    async def action_interrupt(self) -> None:
+        """Ctrl+C: the run stops after its epoch (everything saved); a second Ctrl+C quits at once."""
+        if self.run_control.running and not self._interrupted:
+            self._interrupted = True
+            self.run_control.stop("Ctrl+C in the TUI")
+            self.notify(
+                f"stopping '{self.run_control.session}' after this epoch; everything is saved. Ctrl+C again quits",
+                title="Ctrl+C",
+                timeout=10,
+            )
+            return
+        self.exit(0)
+
+    # ---- run messages: published to the screens that subscribed --------------------------------
     @on(msg.RunStarted)
     @on(msg.TrialBegan)
     @on(msg.EpochsProgress)
@@ -78,11 +169,11 @@ class TuituneApp(App[int]):
     @on(msg.RunPaused)
     @on(msg.RunEnded)
     def forward_run_message(self, message: msg.RunMessage) -> None:
-        for screen in list(self.screen_stack):
-            handler = getattr(screen, "run_message", None)
-            if handler is not None and getattr(screen, "session_name", None) == message.session:
-                handler(message)
+        if isinstance(message, msg.RunStarted) and message.session not in self.ran:
+            self.ran.append(message.session)
+        self.run_signal.publish(message)
         if isinstance(message, msg.RunEnded):
+            self._interrupted = False
             if message.state == "error":
                 self.notify(message.message, title="the run could not go on", severity="error", timeout=10)
             elif message.state == "failed":
@@ -127,7 +218,7 @@ class TuituneApp(App[int]):
     async def _stop_and_exit(self) -> None:
         self._quitting = True
         self.notify("stopping after the current epoch…", timeout=30)
-        self.run_control.stop("stopped: the TUI was closed")
+        self.run_control.stop("the TUI was closed")
         await self.run_control.wait()
         self.exit(0)
 
@@ -143,4 +234,22 @@ def run_app(db: str | os.PathLike[str] | None, launch: Any = None) -> int:
     code = app.run()
     # However the app ended, the runner stops after its epoch with everything saved before we return.
     app.run_control.stop_and_join()
+    for line in exit_words(store, app.ran):
+        print(line)
     return int(code or 0)
+
+
+def exit_words(store: Store, names: list[str]) -> list[str]:
+    """What headless mode says at the end, for each session run in the app: how to resume or export it."""
+    out = []
+    for name in names:
+        try:
+            rec = store.session(name)
+        except TuituneError:
+            continue
+        if rec.state == "finished":
+            best = f", best {rec.metric} {rec.best_value:.4g}" if rec.best_value is not None else ""
+            out.append(f"session {name} finished{best}; export with: tuitune export {name}")
+        else:
+            out.append(f"session {name} {rec.state}; resume with: tuitune resume {name}")
+    return out

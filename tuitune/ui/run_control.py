@@ -45,7 +45,7 @@ class RunControl:
     def stop_and_join(self, timeout: float | None = None) -> bool:
         """Stops the runner after its epoch and waits for its thread (used when the app has ended)."""
         if self.runner is not None and not self.done.is_set():
-            self.runner.stop("stopped: the TUI ended")
+            self.runner.stop("the TUI ended")
         return self.done.wait(timeout)
 
     def is_running(self, session: str) -> bool:

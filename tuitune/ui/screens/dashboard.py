@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, RichLog, Static
 
 from tuitune.core.errors import TuituneError
@@ -18,6 +17,7 @@ from tuitune.core.records import TrialState
 from tuitune.ui import messages as msg
 from tuitune.ui.format import fmt, fmt_duration
 from tuitune.ui.model import SessionView
+from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
 from tuitune.ui.widgets.dialogs import PathDialog
 from tuitune.ui.widgets.leaderboard import Leaderboard
@@ -26,7 +26,6 @@ from tuitune.ui.widgets.meter import Meter
 if TYPE_CHECKING:
     from tuitune.core.store import Store
     from tuitune.launch import Launch
-    from tuitune.ui.app import TuituneApp
 
 CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
 REDRAW_S = 0.25  # charts and the leaderboard redraw at most 4 times a second
@@ -45,7 +44,7 @@ def gpu_memory() -> str | None:
     return None
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(TuituneScreen):
     """One session, live while it runs; opened from the home screen or straight from ``tuitune run``."""
 
     BINDINGS = [
@@ -73,10 +72,6 @@ class DashboardScreen(Screen[None]):
         self.shown_trial: int | None = None
         self._dirty: set[str] = set()
         self._run_started = 0.0
-
-    @property
-    def tuitune(self) -> TuituneApp:
-        return self.app  # type: ignore[return-value]
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -289,10 +284,11 @@ class DashboardScreen(Screen[None]):
     # ---- actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         running = self.running
+        # What cannot be done now is left out of the footer (it has room for what can: 80 columns).
         if action in ("pause", "stop_after", "abort"):
-            return True if running else None
+            return running
         if action == "run":
-            return None if running else True
+            return not running
         return True
 
     def action_pause(self) -> None:
@@ -368,15 +364,13 @@ class DashboardScreen(Screen[None]):
         )
 
     def action_manual(self) -> None:
-        from tuitune.ui.screens.manual import ManualScreen
-
         board = self.query_one(Leaderboard)
         number = board.selected_number()
         base: str | int = "best" if number is None else number
         t = self.view.trials.get(number) if number is not None else None
         if t is not None and t.state != TrialState.COMPLETE:
             base = "best"
-        self.app.push_screen(ManualScreen(self.store, self.session_name, base=base))
+        self.tuitune.open_manual(self.session_name, base)
 
     def action_back(self) -> None:
         if self.running:
@@ -386,16 +380,17 @@ class DashboardScreen(Screen[None]):
 
     @on(Leaderboard.TrialChosen)
     def open_trial(self, event: Leaderboard.TrialChosen) -> None:
-        from tuitune.ui.screens.trial_detail import TrialDetailScreen
-
         if event.number in self.view.trials:
-            self.app.push_screen(TrialDetailScreen(self.view, event.number))
+            self.tuitune.open_trial(self.view, event.number)
 
     @on(Leaderboard.TrialHighlighted)
     def show_trial(self, event: Leaderboard.TrialHighlighted) -> None:
         if self.view.current is None and self.shown_trial != event.number:
             self.shown_trial = event.number
             self._dirty.add("chart")
+
+    def session_changed(self) -> None:
+        self.refresh_from_store()
 
     def refresh_from_store(self) -> None:
         """Re-reads the session (after a run ended or a manual trial), keeping what is shown."""

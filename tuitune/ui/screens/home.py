@@ -8,22 +8,21 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import SessionRecord
 from tuitune.ui.format import fmt, fmt_time
+from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.dialogs import ConfirmDialog, PathDialog
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
-    from tuitune.ui.app import TuituneApp
 
 STATE_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim"}
 
 
-class HomeScreen(Screen[None]):
+class HomeScreen(TuituneScreen):
     """Every session of the database, most recent first."""
 
     BINDINGS = [
@@ -41,10 +40,6 @@ class HomeScreen(Screen[None]):
         super().__init__(name="home")
         self.store = store
         self.records: list[SessionRecord] = []
-
-    @property
-    def tuitune(self) -> TuituneApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -122,28 +117,16 @@ class HomeScreen(Screen[None]):
         self.reload()
 
     def action_new(self) -> None:
-        from tuitune.ui.screens.new_session import NewSessionScreen
-
-        self.app.push_screen(NewSessionScreen(self.store))
+        self.tuitune.open_new_session()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 
     def _open(self, resume: bool) -> None:
-        from tuitune.ui.screens.dashboard import DashboardScreen
-
         name = self._need_selected()
-        if name is None:
-            return
-        try:
-            screen = DashboardScreen(self.store, name)
-        except TuituneError as e:
-            self.notify(str(e), severity="error")
-            return
-        self.app.push_screen(screen)
-        if resume:
-            screen.call_after_refresh(screen.action_run)
+        if name is not None:
+            self.tuitune.open_dashboard(name, resume=resume)
 
     def action_open(self) -> None:
         if not self.records:  # the empty database: enter starts the first session

@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -19,14 +18,14 @@ from tuitune.core.records import TrialState
 from tuitune.ui import messages as msg
 from tuitune.ui.format import describe_param, fmt, fmt_delta
 from tuitune.ui.manual_run import base_value, history, improved, manual_launch, manual_strategy, parse_text
+from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
-    from tuitune.ui.app import TuituneApp
 
 
-class ManualScreen(Screen[None]):
+class ManualScreen(TuituneScreen):
     """The base config as a list of parameters; one change at a time; the history of changes."""
 
     BINDINGS = [
@@ -52,10 +51,6 @@ class ManualScreen(Screen[None]):
         self.editing: str | None = None
         self.running_trial: int | None = None
         self._reload()
-
-    @property
-    def tuitune(self) -> TuituneApp:
-        return self.app  # type: ignore[return-value]
 
     def _reload(self) -> None:
         self.record = self.store.session(self.session_name)
@@ -414,11 +409,7 @@ class ManualScreen(Screen[None]):
                     self.store.update_session(self.session_name, state="stopped", message="manual trial run")
                 except TuituneError:
                     pass
-                for screen in self.app.screen_stack:
-                    if screen is not self and getattr(screen, "session_name", None) == self.session_name:
-                        refresh = getattr(screen, "refresh_from_store", None)
-                        if refresh is not None:
-                            refresh()
+                self.tuitune.session_changed(self.session_name)
             self.running_trial = None
             bar.display = False
             self.pending = {}

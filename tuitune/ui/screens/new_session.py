@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
@@ -18,6 +17,7 @@ from textual.widgets.option_list import Option
 from tuitune.core.api import check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
 from tuitune.ui.format import describe_param, fmt
+from tuitune.ui.screens.base import TuituneScreen
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
@@ -111,7 +111,7 @@ def probe_devices() -> list[tuple[str, str]]:
     return out
 
 
-class NewSessionScreen(Screen[None]):
+class NewSessionScreen(TuituneScreen):
     """Pick a preset, a strategy and a device; name the session; start it."""
 
     BINDINGS = [
@@ -358,10 +358,8 @@ class NewSessionScreen(Screen[None]):
         self.notify(text, severity="error", timeout=10)
 
     def _open(self, launch: Any) -> None:
-        from tuitune.ui.screens.dashboard import DashboardScreen
-
         self._starting = False
-        self.app.switch_screen(DashboardScreen(self.store, launch.name, launch=launch))
+        self.tuitune.open_dashboard(launch.name, launch=launch, switch=True)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -7,16 +7,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tuitune.core.records import TrialState
 from tuitune.ui.format import fmt, fmt_duration, fmt_time
 from tuitune.ui.model import SessionView, base_label, trial_duration
+from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import TrialChart
 
 
-class TrialDetailScreen(Screen[None]):
+class TrialDetailScreen(TuituneScreen):
     """Everything about one trial."""
 
     BINDINGS = [
@@ -110,9 +110,6 @@ class TrialDetailScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_manual(self) -> None:
-        from tuitune.ui.screens.manual import ManualScreen
-
         t = self.view.trials[self.number]
         base: str | int = t.number if t.state == TrialState.COMPLETE else "best"
-        store = self.app.store
-        self.app.switch_screen(ManualScreen(store, self.session_name, base=base))
+        self.tuitune.open_manual(self.session_name, base, switch=True)

@@ -1,0 +1,47 @@
+"""Provides TuituneScreen, the base of every screen: the app typed, the session it shows, and the run
+messages of that session delivered by subscription to the app's ``run_signal``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.screen import Screen
+
+from tuitune.ui import messages as msg
+
+if TYPE_CHECKING:
+    from tuitune.ui.app import TuituneApp
+
+
+class TuituneScreen(Screen[None]):
+    """A screen of the control room.
+
+    Subclasses set ``session_name`` when they show one session, and override ``run_message`` (the
+    messages of that session's run) and ``session_changed`` (its trials changed outside a run, e.g.
+    a manual trial or a note). Screens never import each other: they open others through the app's
+    ``open_*`` methods.
+    """
+
+    session_name: str | None = None
+
+    @property
+    def tuitune(self) -> TuituneApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.tuitune.run_signal.subscribe(self, self._run_signal, immediate=True)
+        self.tuitune.session_signal.subscribe(self, self._session_signal, immediate=True)
+
+    def _run_signal(self, message: msg.RunMessage) -> None:
+        if self.session_name is not None and message.session == self.session_name:
+            self.run_message(message)
+
+    def _session_signal(self, name: str) -> None:
+        if self.session_name is not None and name == self.session_name:
+            self.session_changed()
+
+    def run_message(self, message: msg.RunMessage) -> None:
+        """Each message of this screen's session's run (override)."""
+
+    def session_changed(self) -> None:
+        """This screen's session changed outside a run (override)."""

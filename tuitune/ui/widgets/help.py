@@ -1,0 +1,78 @@
+"""Provides HelpScreen: every key of the screen below and of the app, the hidden ones too (``?``)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Label
+
+# How keys are written on screen (Textual's names are for code).
+KEY_NAMES = {
+    "asterisk": "*",
+    "slash": "/",
+    "right_square_bracket": "]",
+    "left_square_bracket": "[",
+    "question_mark": "?",
+    "escape": "esc",
+    "enter": "enter",
+}
+
+
+def key_label(key: str) -> str:
+    return ", ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+def screen_keys(screen: Screen) -> list[tuple[str, str, bool]]:
+    """(keys, what they do, usable now) of every binding active on ``screen``, its widgets' and the app's."""
+    seen: dict[str, tuple[str, str, bool]] = {}
+    for key, active in screen.active_bindings.items():
+        b = active.binding
+        desc = b.description or b.action.replace("_", " ")
+        if b.action in ("command_palette",):
+            desc = "command palette: every action by name"
+        label = key_label(key)
+        if desc in seen:  # several keys for one action: one row
+            k, d, e = seen[desc]
+            if label not in k.split(", "):
+                seen[desc] = (f"{k}, {label}", d, e or active.enabled)
+            continue
+        seen[desc] = (label, desc, active.enabled)
+    return list(seen.values())
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys of the screen it was opened on; escape, ? or q closes it."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: 64; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    HelpScreen DataTable { height: auto; max-height: 100%; }
+    HelpScreen Label { width: 100%; }
+    """
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, title: str, keys: list[tuple[str, str, bool]]) -> None:
+        super().__init__()
+        self.title_text, self.keys = title, keys
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"[b]keys: {self.title_text}[/]  [dim](esc closes; ctrl+p finds any action by name)[/]")
+            yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True, show_header=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("key", "action")
+        for key, desc, enabled in self.keys:
+            style = "" if enabled else "dim"
+            table.add_row(Text(key, style="bold " + style), Text(desc + ("" if enabled else " (not now)"), style=style))
+        table.focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
