@@ -41,6 +41,7 @@ class TuituneApp(App[int]):
     TITLE = "tuitune"
     CSS_PATH = "app.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("question_mark", "help", "Keys", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -129,7 +130,7 @@ class TuituneApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        title = getattr(self.screen, "HELP_TITLE", None) or (self.screen.name or "this screen")
+        title = getattr(self.screen, "HELP_TITLE", "") or "this screen"
         self.push_screen(HelpScreen(title, screen_keys(self.screen)))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:

@@ -23,6 +23,7 @@ class TuituneScreen(Screen[None]):
     """
 
     session_name: str | None = None
+    HELP_TITLE = ""  # what the ? screen calls this screen
 
     @property
     def tuitune(self) -> TuituneApp:

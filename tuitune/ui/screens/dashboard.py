@@ -47,16 +47,18 @@ def gpu_memory() -> str | None:
 class DashboardScreen(TuituneScreen):
     """One session, live while it runs; opened from the home screen or straight from ``tuitune run``."""
 
+    HELP_TITLE = "the session dashboard"
+    # Short words: at 80 columns the footer shows every key the state allows (? lists them all).
     BINDINGS = [
-        Binding("p", "pause", "Pause/resume"),
-        Binding("s", "stop_after", "Stop after trial"),
-        Binding("a", "abort", "Abort trial"),
-        Binding("r", "run", "Run/resume"),
-        Binding("c", "next_chart", "Chart"),
-        Binding("x", "next_param", "Slice param", show=False),
-        Binding("o", "sort", "Sort"),
-        Binding("e", "export", "Export best"),
-        Binding("m", "manual", "Manual"),
+        Binding("p", "pause", "Pause", tooltip="Pause or resume the run (before the next epoch)"),
+        Binding("s", "stop_after", "Stop", tooltip="Stop the session after this trial"),
+        Binding("a", "abort", "Abort", tooltip="Abort this trial after its epoch (pruned)"),
+        Binding("r", "run", "Run", tooltip="Run or resume the session"),
+        Binding("c", "next_chart", "Chart", tooltip="Next chart: trial, all curves, best so far, slice"),
+        Binding("x", "next_param", "Slice parameter", show=False),
+        Binding("o", "sort", "Sort", tooltip="Sort by rank, trial, time, each parameter"),
+        Binding("e", "export", "Export best", show=False),
+        Binding("m", "manual", "Manual", tooltip="Manual mode from the selected trial"),
         Binding("escape", "back", "Home"),
     ]
 
@@ -209,14 +211,14 @@ class DashboardScreen(TuituneScreen):
         dirty, self._dirty = self._dirty, set()
         if not dirty:
             return
+        if "board" in dirty:  # first: the trial chart shows the selected row's trial
+            board = self.query_one(Leaderboard)
+            board.run_paused = self.running and self.paused
+            board.update(self.view)
         if "header" in dirty:
             self._draw_header()
         if "chart" in dirty:
             self._draw_chart()
-        if "board" in dirty:
-            board = self.query_one(Leaderboard)
-            board.run_paused = self.running and self.paused
-            board.update(self.view)
         if "progress" in dirty:
             self._draw_progress()
 

@@ -25,6 +25,7 @@ STATE_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "fai
 class HomeScreen(TuituneScreen):
     """Every session of the database, most recent first."""
 
+    HELP_TITLE = "home: your sessions"
     BINDINGS = [
         Binding("n", "new", "New session"),
         Binding("enter", "open", "Open", show=True),

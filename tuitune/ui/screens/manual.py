@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,9 +26,27 @@ if TYPE_CHECKING:
     from tuitune.core.store import Store
 
 
+class NumberInput(Input):
+    """The value field: it takes what a number is written with, and leaves every other key to the
+    screen's keys (r runs, applying what was typed; q, ?, u, b ... do what they do elsewhere)."""
+
+    NUMBER = re.compile(r"[0-9eE.+\-]")
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(restrict=r"[0-9eE.+\-]*", **kw)
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character is not None and bool(self.NUMBER.fullmatch(character))
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.is_printable and not self.check_consume_key(event.key, event.character):
+            event.prevent_default()  # Input's own handler would swallow it: it goes on to the screen's keys
+
+
 class ManualScreen(TuituneScreen):
     """The base config as a list of parameters; one change at a time; the history of changes."""
 
+    HELP_TITLE = "manual mode"
     BINDINGS = [
         Binding("enter", "edit", "Edit value", show=False),
         Binding("asterisk", "scale(10)", "x10"),
@@ -35,7 +54,7 @@ class ManualScreen(TuituneScreen):
         Binding("right_square_bracket", "scale(2)", "x2"),
         Binding("left_square_bracket", "scale(0.5)", "/2"),
         Binding("u", "undo", "Undo change"),
-        Binding("r", "run", "Run"),
+        Binding("r", "run", "Run"),  # from the value field too: it applies what was typed, then runs
         Binding("b", "base_last", "Last as base"),
         Binding("d", "base_defaults", "Defaults base", show=False),
         Binding("t", "base_best", "Best as base", show=False),
@@ -72,7 +91,7 @@ class ManualScreen(TuituneScreen):
             yield DataTable(id="manual-params", cursor_type="row", zebra_stripes=True)
             with Vertical(id="manual-side"):
                 yield Static(id="manual-edit")
-                yield Input(placeholder="select a parameter, enter", id="manual-value")
+                yield NumberInput(placeholder="select a parameter, enter", id="manual-value")
                 yield OptionList(id="manual-choices")
                 yield Static(id="manual-status")
                 yield Meter(id="manual-progress")
@@ -233,17 +252,30 @@ class ManualScreen(TuituneScreen):
 
     @on(Input.Submitted, "#manual-value")
     def _submitted(self, event: Input.Submitted) -> None:
-        k = self.editing or self.selected_param()
-        if k is None:
-            return
+        if self._apply_typed():
+            self.query_one("#manual-params", DataTable).focus()
+
+    @on(Input.Blurred, "#manual-value")
+    def _left_field(self) -> None:
+        """Leaving the field (tab, a click) applies a valid value: an edit is never silently lost."""
+        self._apply_typed(quiet=True)
+
+    def _apply_typed(self, quiet: bool = False) -> bool:
+        """Applies the value typed in the field to the parameter being edited; False when it is not valid."""
+        inp = self.query_one("#manual-value", Input)
+        k = self.editing
+        if k is None or not inp.value.strip():
+            return True
         try:
-            value = parse_text(self.record, k, event.value)
+            value = parse_text(self.record, k, inp.value)
             self.strategy.plan({k: value}, self.base)
         except TuituneError as e:
-            self.notify(str(e), severity="error")
-            return
+            if not quiet:
+                self.notify(str(e), severity="error")
+            return False
+        inp.value = ""
         self._set(k, value)
-        self.query_one("#manual-params", DataTable).focus()
+        return True
 
     def _set(self, k: str, value: Any) -> None:
         if value == self.base_config.get(k):
@@ -328,6 +360,9 @@ class ManualScreen(TuituneScreen):
 
     # ---- running -----------------------------------------------------------------------------
     def action_run(self) -> None:
+        if not self._apply_typed():
+            return
+        self.query_one("#manual-params", DataTable).focus()
         if self.tuitune.run_control.running:
             self.notify("a session is running: wait for it or stop it before a manual run", severity="warning")
             return
@@ -417,4 +452,11 @@ class ManualScreen(TuituneScreen):
             self._draw()
 
     def action_back(self) -> None:
+        if self.editing is not None and self.focused is not self.query_one("#manual-params", DataTable):
+            self.editing = None  # escape in the field cancels the edit
+            self.query_one("#manual-value", Input).value = ""
+            self.query_one("#manual-choices", OptionList).display = False
+            self.query_one("#manual-params", DataTable).focus()
+            self._draw_status()
+            return
         self.app.pop_screen()

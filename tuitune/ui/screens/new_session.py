@@ -114,6 +114,7 @@ def probe_devices() -> list[tuple[str, str]]:
 class NewSessionScreen(TuituneScreen):
     """Pick a preset, a strategy and a device; name the session; start it."""
 
+    HELP_TITLE = "new session"
     BINDINGS = [
         Binding("ctrl+s", "start", "Start", priority=True),
         Binding("escape", "back", "Back"),

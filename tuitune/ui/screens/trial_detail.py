@@ -19,6 +19,7 @@ from tuitune.ui.widgets.charts import TrialChart
 class TrialDetailScreen(TuituneScreen):
     """Everything about one trial."""
 
+    HELP_TITLE = "one trial"
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
         Binding("m", "manual", "Manual from this trial"),

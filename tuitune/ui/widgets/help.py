@@ -25,22 +25,37 @@ def key_label(key: str) -> str:
     return ", ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in key.split(","))
 
 
+NOISE = {"super+c", "ctrl+pageup", "ctrl+pagedown", "left", "right", "tab", "shift+tab"}  # Textual's own
+
+
 def screen_keys(screen: Screen) -> list[tuple[str, str, bool]]:
-    """(keys, what they do, usable now) of every binding active on ``screen``, its widgets' and the app's."""
-    seen: dict[str, tuple[str, str, bool]] = {}
-    for key, active in screen.active_bindings.items():
-        b = active.binding
+    """(keys, what they do, usable now) of every key on ``screen``: the screen's own first (those it
+    cannot use now too, such as pause while nothing runs), then the app's, then the focused widget's."""
+    groups: list[dict[str, tuple[str, str, bool]]] = [{}, {}, {}]
+    active = screen.active_bindings
+
+    def add(group: int, key: str, b: Binding, enabled: bool) -> None:
+        if key in NOISE or b.action == "command_palette":
+            return
         desc = b.description or b.action.replace("_", " ")
-        if b.action in ("command_palette",):
-            desc = "command palette: every action by name"
-        label = key_label(key)
+        seen = groups[group]
         if desc in seen:  # several keys for one action: one row
             k, d, e = seen[desc]
-            if label not in k.split(", "):
-                seen[desc] = (f"{k}, {label}", d, e or active.enabled)
-            continue
-        seen[desc] = (label, desc, active.enabled)
-    return list(seen.values())
+            if key_label(key) not in k.split(", "):
+                seen[desc] = (f"{k}, {key_label(key)}", d, e or enabled)
+            return
+        seen[desc] = (key_label(key), desc, enabled)
+
+    for key, bindings in screen._bindings.key_to_bindings.items():
+        for b in bindings:
+            a = active.get(key)
+            add(0, key, b, a is not None and a.binding is b and a.enabled)
+    for key, a in active.items():
+        if a.node is not screen:
+            add(1 if a.node is screen.app else 2, key, a.binding, a.enabled)
+    rows = [r for g in groups for r in g.values()]
+    rows.append(("ctrl+p", "command palette: every action by name", True))
+    return rows
 
 
 class HelpScreen(ModalScreen[None]):
