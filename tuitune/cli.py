@@ -222,7 +222,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "message": r.message,
-        "space": r.space, "created": r.created, "updated": r.updated,
+        "note": r.note, "space": r.space, "created": r.created, "updated": r.updated,
     }
 
 
@@ -240,6 +240,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "number": t.number, "state": t.state.value, "config": t.config, "value": t.value,
                     "budget": t.budget, "error": t.reason if t.state.value == "failed" else None,
                     "reason": t.reason, "meta": t.meta, "epochs": [dict(e) for e in t.epochs], "info": t.info,
+                    "note": t.note,
                 }
                 for t in trials
             ],
@@ -247,6 +248,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(finite(doc), indent=2, default=str, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
+    from rich.markup import escape
 
     from tuitune.headless import fmt, leaderboard_table
 
@@ -260,7 +262,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         + (f": {rec.message}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
     )
+    if rec.note:
+        c.print(f"note: {escape(rec.note)}")
     c.print(leaderboard_table(rec, trials, limit=None))
+    for t in trials:
+        if t.note:
+            c.print(f"note on trial {t.number}: {escape(t.note)}")
     return EXIT_OK
 
 

@@ -31,6 +31,8 @@ def export_document(session: SessionRecord, best: TrialRecord | None) -> dict[st
         "direction": session.direction,
         "value": best.value,
         "trial": best.number,
+        "note": session.note,
+        "trial_note": best.note,
         "config": dict(best.config),
         "epochs": [dict(e) for e in best.epochs],
         "budget": best.budget,

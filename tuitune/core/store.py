@@ -1010,6 +1010,19 @@ class Store:
         ]
 
     @_reading
+    def complete_configs(self, session: str) -> list[tuple[dict[str, Any], float]]:
+        """(config, value) of every complete trial with a value, by number (parameter importance)."""
+        sid = self._session_id(session)
+        return [
+            (_loads(r[0], {}), float(r[1]))
+            for r in self.conn.execute(
+                "SELECT config, value FROM trials WHERE session_id = ? AND state = 'complete' AND value IS NOT NULL"
+                " ORDER BY number",
+                (sid,),
+            )
+        ]
+
+    @_reading
     def trial_seconds(self, session: str) -> dict[int, tuple[str, float | None]]:
         """Per trial number: (its state, its training seconds).
 

@@ -107,10 +107,10 @@ class TuituneApp(App[int]):
 
         (self.switch_screen if switch else self.push_screen)(ManualScreen(self.store, name, base=base))
 
-    def open_trial(self, view: SessionView, number: int) -> None:
+    def open_trial(self, view: SessionView, number: int, *, follow: bool = False) -> None:
         from tuitune.ui.screens.trial_detail import TrialDetailScreen
 
-        self.push_screen(TrialDetailScreen(view, number))
+        self.push_screen(TrialDetailScreen(view, number, follow=follow))
 
     def open_compare(self, view: SessionView, numbers: list[int]) -> None:
         from tuitune.ui.screens.compare import CompareScreen
@@ -121,6 +121,30 @@ class TuituneApp(App[int]):
         from tuitune.ui.screens.importance import ImportanceScreen
 
         self.push_screen(ImportanceScreen(view))
+
+    def edit_note(self, name: str, trial: int | None = None) -> None:
+        """Asks for the note of session ``name`` (or of one of its trials), stores it, tells the screens."""
+        from tuitune.ui.widgets.dialogs import NoteDialog
+
+        try:
+            current = self.store.trial(name, trial).note if trial is not None else self.store.session(name).note
+        except TuituneError as e:
+            self.notify(str(e), severity="error")
+            return
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                self.store.set_note(name, text, trial)
+            except TuituneError as e:
+                self.notify(str(e), severity="error")
+                return
+            self.notify("note saved" if text else "note cleared", timeout=3)
+            self.session_changed(name)
+
+        what = f"trial {trial} of {name}" if trial is not None else f"session {name}"
+        self.push_screen(NoteDialog(f"Note on {what}", current or ""), done)
 
     def session_changed(self, name: str) -> None:
         """Tells the screens showing ``name`` that its trials or notes changed outside a run."""

@@ -59,6 +59,12 @@ class DashboardScreen(TuituneScreen):
         Binding("o", "sort", "Sort", tooltip="Sort by rank, trial, time, each parameter"),
         Binding("e", "export", "Export best", show=False),
         Binding("m", "manual", "Manual", tooltip="Manual mode from the selected trial"),
+        Binding("space", "mark", "Mark for compare", show=False),
+        Binding("v", "compare", "Compare trials", show=False, tooltip="The marked trials (or this one and the best)"),
+        Binding("i", "importance", "Parameter importance", show=False),
+        Binding("t", "follow", "Live trial", show=False, tooltip="The running trial's detail, following it"),
+        Binding("n", "note_trial", "Note on trial", show=False),
+        Binding("N", "note_session", "Note on session", show=False),
         Binding("escape", "back", "Home"),
     ]
 
@@ -373,6 +379,42 @@ class DashboardScreen(TuituneScreen):
         if t is not None and t.state != TrialState.COMPLETE:
             base = "best"
         self.tuitune.open_manual(self.session_name, base)
+
+    def action_mark(self) -> None:
+        board = self.query_one(Leaderboard)
+        n = board.selected_number()
+        if n is not None:
+            board.toggle_mark(n)
+            board.action_cursor(1)
+
+    def action_compare(self) -> None:
+        board = self.query_one(Leaderboard)
+        numbers = sorted(board.marked)
+        if len(numbers) < 2:
+            best, sel = self.view.best(), board.selected_number()
+            numbers = sorted({n for n in (sel, best.number if best else None, *numbers) if n is not None})
+        if len(numbers) < 2:
+            self.notify("mark two or more trials with space (or select one other than the best)", severity="warning")
+            return
+        self.tuitune.open_compare(self.view, numbers)
+
+    def action_importance(self) -> None:
+        self.tuitune.open_importance(self.view)
+
+    def action_follow(self) -> None:
+        n = self.view.current if self.view.current is not None else self.query_one(Leaderboard).selected_number()
+        if n is None:
+            self.notify("no trial yet", severity="warning")
+            return
+        self.tuitune.open_trial(self.view, n, follow=True)
+
+    def action_note_trial(self) -> None:
+        n = self.query_one(Leaderboard).selected_number()
+        if n is not None:
+            self.tuitune.edit_note(self.session_name, n)
+
+    def action_note_session(self) -> None:
+        self.tuitune.edit_note(self.session_name)
 
     def action_back(self) -> None:
         if self.running:

@@ -175,3 +175,24 @@ class SliceChart(_Chart):
         if best is not None and isinstance(best.config.get(param), (int, float)) and spec.get("type") != "choice":
             plt.scatter([float(best.config[param])], [best.value], color=BEST, marker="x", label=f"best #{best.number}")
         self.refresh()
+
+
+PALETTE = ("cyan", "orange", "magenta", "green", "yellow", "blue", "red", "white")
+
+
+class OverlayChart(_Chart):
+    """Several learning curves of one metric overlaid, each in its colour with a legend entry."""
+
+    def update_series(self, title: str, metric: str, series: list[tuple[str, TrialRecord, str | None]], hi: int) -> None:
+        """``series``: (legend label, trial with its epochs, colour or None for the next of the palette)."""
+        drawn = [(label, t, color) for label, t, color in series if _xy(t, metric)[0]]
+        if not drawn:
+            self._empty(title, "no epochs yet")
+            return
+        plt = self._begin(title)
+        plt.xlabel("epoch")
+        for i, (label, t, color) in enumerate(drawn):
+            xs, ys = _xy(t, metric)
+            plt.plot(xs, ys, color=color or PALETTE[i % len(PALETTE)], marker="braille", label=label)
+        _epoch_ticks(plt, max(hi, 2))
+        self.refresh()

@@ -86,6 +86,7 @@ class Leaderboard(ScrollView, can_focus=True):
         self.numbers: list[int] = []  # every trial, in the current order
         self.cursor = 0
         self.run_paused = False  # the running trial's row reads "paused" while the run is paused
+        self.marked: set[int] = set()  # trials marked (space) for the compare screen
         self.columns: list[Column] = []
         self._columns_for: tuple[str, ...] | None = None
         self._cells: dict[int, list[tuple[str, str]]] = {}  # the rows read and formatted, by trial number
@@ -153,7 +154,7 @@ class Leaderboard(ScrollView, can_focus=True):
             seconds = t.finished - t.started
         return [
             (str(r.rank or "-"), "bold green" if t.number == self._best else dim),
-            (f"{t.number}{'m' if is_manual(t) else ''}", dim),
+            (f"{'•' if t.number in self.marked else ''}{t.number}{'m' if is_manual(t) else ''}{'*' if t.note else ''}", dim),
             (fmt(t.value), dim),
             *acc,
             (f"{r.summary.last_epoch}/{t.budget}", dim),
@@ -217,6 +218,11 @@ class Leaderboard(ScrollView, can_focus=True):
     def _crop(segs: list[Segment], scroll_x: int, width: int, fill: Style) -> Strip:
         strip = Strip(segs).crop(scroll_x, scroll_x + width)
         return strip.extend_cell_length(width, fill)
+
+    def toggle_mark(self, number: int) -> None:
+        self.marked ^= {number}
+        self._cells.pop(number, None)
+        self.refresh()
 
     # ---- the cursor ------------------------------------------------------------------------------
     def selected_number(self) -> int | None:
