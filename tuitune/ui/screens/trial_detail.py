@@ -10,8 +10,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
 from tuitune.core.records import TrialState
-from tuitune.ui.format import fmt, fmt_duration, fmt_time
 from tuitune.ui import messages as msg
+from tuitune.ui.format import fmt, fmt_duration, fmt_time
 from tuitune.ui.model import SessionView, base_label, best_value, trial_duration
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import TrialChart

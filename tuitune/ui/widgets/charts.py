@@ -145,7 +145,7 @@ class BestChart(_Chart):
 class SliceChart(_Chart):
     """The session metric against one parameter (a slice plot); complete trials only."""
 
-    def update(self, view: SessionView, param: str | None) -> None:
+    def update(self, view: SessionView, param: str | None, hint: bool = True) -> None:
         if param is None:
             self._empty("slice", "no searched parameter")
             return
@@ -156,7 +156,7 @@ class SliceChart(_Chart):
         if not pts:
             self._empty(f"{view.metric} against {param}", "no complete trial yet")
             return
-        plt = self._begin(f"{view.metric} against {param}   (x: next parameter)")
+        plt = self._begin(f"{view.metric} against {param}" + ("   (x: next parameter)" if hint else ""))
         plt.xlabel(param)
         if spec.get("type") == "choice":
             values = list(spec.get("values", []))
