@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import SessionRecord
 from tuitune.ui.format import fmt, fmt_time
+from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
+from tuitune.ui.widgets.charts import BestChart
 from tuitune.ui.widgets.dialogs import ConfirmDialog, PathDialog
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
 
-STATE_STYLE = {"finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim"}
+STATE_STYLE = {
+    "finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim", "interrupted": "yellow",
+}
 
 
 class HomeScreen(TuituneScreen):
@@ -32,6 +39,7 @@ class HomeScreen(TuituneScreen):
         Binding("r", "resume", "Resume"),
         Binding("e", "export", "Export best"),
         Binding("d", "delete", "Delete"),
+        Binding("N", "note", "Note on session", show=False),
         Binding("f5", "reload", "Reload", show=False),
     ]
 
@@ -41,12 +49,16 @@ class HomeScreen(TuituneScreen):
         super().__init__(name="home")
         self.store = store
         self.records: list[SessionRecord] = []
+        self._detail_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="home-body"):
             yield Static(id="home-empty")
             yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="home-detail"):
+                yield Static(id="home-info")
+                yield BestChart(id="home-chart")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -68,7 +80,8 @@ class HomeScreen(TuituneScreen):
         keep = self.selected()
         table.clear()
         for r in self.records:
-            budget = "" if r.n_trials is None else f"/{r.n_trials}"
+            # Manual trials beyond the plan: the count alone (never "5/4").
+            budget = "" if r.n_trials is None or r.n_done > r.n_trials else f"/{r.n_trials}"
             best = f"{fmt(r.best_value)} {r.metric}" if r.best_value is not None else "-"
             table.add_row(
                 r.name,
@@ -90,13 +103,51 @@ class HomeScreen(TuituneScreen):
             )
             empty.display = True
             table.display = False
+            self.query_one("#home-detail").display = False
             self.set_focus(None)
         else:
             empty.display = False
             table.display = True
+            self.query_one("#home-detail").display = True
             if keep is not None and keep in [r.name for r in self.records]:
                 table.move_cursor(row=[r.name for r in self.records].index(keep))
             table.focus()
+
+    @on(DataTable.RowHighlighted, "#sessions")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        name = event.row_key.value if event.row_key is not None else None
+        if name is not None:  # drawn once the cursor rests (holding a key down stays fast)
+            self._detail_timer = self.set_timer(0.15, lambda: self._detail(name))
+
+    def _detail(self, name: str) -> None:
+        """The pane under the table: state, liveness, best config, note and the best-so-far chart."""
+        try:
+            view = SessionView(self.store, name)
+        except TuituneError as e:
+            self.query_one("#home-info", Static).update(f"[red]{escape(str(e))}[/]")
+            return
+        r = view.record
+        best = view.best()
+        live = f"[green]● live[/] ({r.owner})" if r.alive else "[dim]○ not running[/]"
+        lines = [
+            f"[b]{r.name}[/]  [{STATE_STYLE.get(r.state, 'dim')}]{r.state}[/]  {live}",
+            f"{r.strategy}, {r.metric} ({r.direction}), {r.n_done} trials done"
+            + (f" of {r.n_trials}" if r.n_trials is not None and r.n_done <= r.n_trials else ""),
+        ]
+        if r.message:
+            lines.append(f"[dim]{escape(r.message)}[/]")
+        if best is not None:
+            cfg = ", ".join(f"{k}={fmt(best.config.get(k))}" for k in view.searched)
+            lines.append(f"best #{best.number}: {r.metric} {fmt(best.value)}  {cfg}")
+        if r.note:
+            lines.append(f"[b]note:[/] {escape(r.note)}")
+        self.query_one("#home-info", Static).update("\n".join(lines))
+        self.query_one("#home-chart", BestChart).update(view)
+
+    def session_changed(self) -> None:
+        self.reload()
 
     def selected(self) -> str | None:
         table = self.query_one("#sessions", DataTable)
@@ -151,6 +202,11 @@ class HomeScreen(TuituneScreen):
                 self.tuitune.export_best(name, path)
 
         self.app.push_screen(PathDialog(f"Export the best config of {name} to", f"{name}-best.json"), done)
+
+    def action_note(self) -> None:
+        name = self._need_selected()
+        if name is not None:
+            self.tuitune.edit_note(name)
 
     def action_delete(self) -> None:
         name = self._need_selected()

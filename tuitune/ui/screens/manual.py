@@ -11,7 +11,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tuitune.core.errors import TuituneError
@@ -20,6 +20,7 @@ from tuitune.ui import messages as msg
 from tuitune.ui.format import describe_param, fmt, fmt_delta
 from tuitune.ui.manual_run import base_value, history, improved, manual_launch, manual_strategy, parse_text
 from tuitune.ui.screens.base import TuituneScreen
+from tuitune.ui.widgets.charts import OverlayChart
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class ManualScreen(TuituneScreen):
         Binding("b", "base_last", "Last as base"),
         Binding("d", "base_defaults", "Defaults base", show=False),
         Binding("t", "base_best", "Best as base", show=False),
+        Binding("g", "curves", "Curves", tooltip="The change's learning curve over its base's (and the base's repeats)"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -88,7 +90,9 @@ class ManualScreen(TuituneScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="manual-header")
         with Horizontal(id="manual-top"):
-            yield DataTable(id="manual-params", cursor_type="row", zebra_stripes=True)
+            with ContentSwitcher(initial="manual-params", id="manual-left"):
+                yield DataTable(id="manual-params", cursor_type="row", zebra_stripes=True)
+                yield OverlayChart(id="manual-curves")
             with Vertical(id="manual-side"):
                 yield Static(id="manual-edit")
                 yield NumberInput(placeholder="select a parameter, enter", id="manual-value")
@@ -347,6 +351,59 @@ class ManualScreen(TuituneScreen):
             self.notify("no complete trial yet", severity="warning")
             return
         self._set_base(pick[-1].number)
+
+    # ---- the effect as curves: base, change, and the base's repeats (the noise) ------------------
+    def action_curves(self) -> None:
+        sw = self.query_one("#manual-left", ContentSwitcher)
+        if sw.current == "manual-curves":
+            sw.current = "manual-params"
+            self.query_one("#manual-params", DataTable).focus()
+            return
+        sw.current = "manual-curves"
+        self.query_one("#manual-history", DataTable).focus()
+        self._draw_curves()
+
+    @on(DataTable.RowHighlighted, "#manual-history")
+    def _history_highlighted(self) -> None:
+        if self.query_one("#manual-left", ContentSwitcher).current == "manual-curves":
+            self._draw_curves()
+
+    def effect_curves(self, number: int | None) -> list[tuple[str, Any, str | None]]:
+        """(label, trial, colour) of a manual trial, its base and the base's repeats (runs of it unchanged)."""
+        t = self.by_number.get(number) if number is not None else None
+        if t is None or "change" not in t.meta:
+            return []
+        base = t.meta.get("base", "defaults")
+        out: list[tuple[str, Any, str | None]] = []
+        if isinstance(base, int) and base in self.by_number:
+            out.append((f"base #{base}", self.by_number[base], "green"))
+        repeats = [
+            r for r in self.trials
+            if r.number != t.number and "change" in r.meta and not r.meta.get("change")
+            and r.meta.get("base", "defaults") == base and r.state == TrialState.COMPLETE
+        ]
+        for i, r in enumerate(repeats[-4:]):
+            out.append(("base again" if i == 0 else "", r, "gray"))
+        change = ", ".join(f"{k}={fmt(v)}" for k, v in (t.meta.get("change") or {}).items()) or "no change"
+        out.append((f"#{t.number} {change}", t, "orange"))
+        return out
+
+    def _draw_curves(self) -> None:
+        h = self.query_one("#manual-history", DataTable)
+        number = None
+        if h.row_count:
+            try:
+                number = int(h.coordinate_to_cell_key(h.cursor_coordinate).row_key.value or 0)
+            except Exception:  # noqa: BLE001 - no row under the cursor
+                number = None
+        series = self.effect_curves(number)
+        chart = self.query_one("#manual-curves", OverlayChart)
+        if not series:
+            chart._empty("the effect as curves", "run a change (r): its curve shows here over its base's")
+            return
+        chart.update_series(
+            f"{self.record.metric}: trial {number} against its base", self.record.metric, series, self.record.max_epochs
+        )
 
     @on(DataTable.RowSelected, "#manual-history")
     def _history_selected(self, event: DataTable.RowSelected) -> None:

@@ -28,7 +28,11 @@ def _thin(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
 
 def _epoch_ticks(plt: Any, hi: int) -> None:
     """Whole-number epoch ticks from 1 to ``hi`` (plotext's own are fractional: 1.0 5.8 10.5)."""
-    lo = 1 if hi > 1 else 0
+    _int_ticks(plt, 1 if hi > 1 else 0, hi)
+
+
+def _int_ticks(plt: Any, lo: int, hi: int) -> None:
+    """At most 7 whole-number ticks from ``lo`` to ``hi`` on the x axis."""
     plt.xlim(lo, hi)
     step = max(1, -(-(hi - lo) // 6))
     ticks = list(range(lo, hi + 1, step))
@@ -136,6 +140,7 @@ class BestChart(_Chart):
             return
         plt = self._begin(f"best {view.metric} so far ({view.direction})")
         plt.xlabel("trial")
+        _int_ticks(plt, min(px), max(max(px), min(px) + 1))
         px, py = _thin(px, py)
         plt.scatter(px, py, color=DIM, marker="dot", label="trial")
         plt.plot(xs, ys, color=BEST, marker="braille", label="best so far")
