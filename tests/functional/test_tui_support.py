@@ -156,3 +156,67 @@ def _build(path: Path, preset_path: Path) -> str:
     store.update_session(name, state="stopped", message="the TUI was closed")
     store.close()
     return name
+
+
+def add_running_trial(path: Path, name: str = "steady-heron-7") -> int:
+    """Adds trial 8, running at epoch 3 of 6 (its owner is not alive: the UI makes it live). Returns 8."""
+    from tuitune.core import store as store_mod
+    from tuitune.core.store import Store
+
+    clock = FixedClock(start=1_767_226_000.0)
+    real_time = store_mod.time
+    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
+    try:
+        store = Store(path)
+        t = store.new_trial(name, config={"lr": 0.003, "units": 160}, budget=6, info={"device": "cpu"})
+        for e in (1, 2, 3):
+            v = round(0.5 / e + 0.2, 4)
+            store.add_epoch(name, t.number, e, {"train_loss": v * 0.9, "val_loss": v, "val_acc": round(1 - v / 3, 4)})
+        store.close()
+        return t.number
+    finally:
+        store_mod.time = real_time
+
+
+def build_hyperband_db(path: Path, preset_path: Path) -> str:
+    """A Hyperband session of fixed trials: rungs at 2 and 6 epochs, promoted and pruned ones."""
+    from tuitune.core import store as store_mod
+
+    clock = FixedClock()
+    real_time = store_mod.time
+    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
+    try:
+        return _build_hyperband(path, preset_path)
+    finally:
+        store_mod.time = real_time
+
+
+def _build_hyperband(path: Path, preset_path: Path) -> str:
+    import math
+
+    from tuitune.core.store import Store
+    from tuitune.training.presets import load_preset
+
+    preset = load_preset(str(preset_path))
+    store = Store(path)
+    name = "brisk-wren-3"
+    store.create_session(
+        name, strategy="hyperband", options={"factor": 3}, space=preset.space.to_dict(), metric="val_loss",
+        direction="minimize", seed=0, max_epochs=6, n_trials=9, preset=preset.to_dict(),
+        defaults=dict(preset.defaults), info={"device": "cpu"},
+    )
+    for i in range(9):
+        lr, units = 10 ** (-4 + (i * 7 % 9) / 3), 32 * (1 + i % 8)
+        promoted = i in (2, 5, 7)
+        budget = 6 if promoted else 2
+        store.new_trial(name, config={"lr": lr, "units": units}, budget=budget, meta={"bracket": 0, "rung": 1 if promoted else 0})
+        best = None
+        for e in range(1, budget + 1):
+            v = round(abs(math.log10(lr) + 2.5) / 3 + 6.4 / units + 1.0 / e, 4)
+            store.add_epoch(name, i, e, {"train_loss": round(v * 0.9, 4), "val_loss": v, "epoch_seconds": 0.25})
+            best = v if best is None else min(best, v)
+        state = "complete" if promoted else "pruned"
+        store.finish_trial(name, i, state=state, value=best, reason=None if promoted else "not promoted at rung 2")
+    store.update_session(name, state="finished")
+    store.close()
+    return name

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
 REDRAW_S = 0.25  # charts and the leaderboard redraw at most 4 times a second
+SYNC_TRIALS = 2000  # up to this many trials, their training seconds are summed before the first frame
 
 
 def gpu_memory() -> str | None:
@@ -112,7 +113,12 @@ class DashboardScreen(TuituneScreen):
         self.set_interval(REDRAW_S, self._flush)
         self.set_interval(1.0, self._tick)
         self.query_one(Leaderboard).focus()
-        self._load_seconds()
+        if self.view.n_trials() <= SYNC_TRIALS:
+            self.view.load_seconds()  # milliseconds: the header has its total from the first frame
+            self._dirty.add("header")
+            self._flush()
+        else:
+            self._load_seconds()
         if self.launch is not None:
             for note in self.launch.notes:
                 log.write(f"[dim]{note}[/]")
@@ -295,7 +301,7 @@ class DashboardScreen(TuituneScreen):
         # What cannot be done now is left out of the footer (it has room for what can: 80 columns).
         if action in ("pause", "stop_after", "abort"):
             return running
-        if action == "run":
+        if action in ("run", "back"):  # back is refused while running: the footer has room for p s a
             return not running
         return True
 

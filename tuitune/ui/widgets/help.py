@@ -46,10 +46,12 @@ def screen_keys(screen: Screen) -> list[tuple[str, str, bool]]:
             return
         seen[desc] = (key_label(key), desc, enabled)
 
-    for key, bindings in screen._bindings.key_to_bindings.items():
-        for b in bindings:
-            a = active.get(key)
-            add(0, key, b, a is not None and a.binding is b and a.enabled)
+    for b in type(screen).BINDINGS:  # the screen's own keys, usable now or not
+        if not isinstance(b, Binding):
+            continue
+        usable = screen.app._check_action_state(b.action, screen) is True
+        for key in b.key.split(","):
+            add(0, key.strip(), b, usable)
     for key, a in active.items():
         if a.node is not screen:
             add(1 if a.node is screen.app else 2, key, a.binding, a.enabled)

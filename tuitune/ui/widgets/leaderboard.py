@@ -253,6 +253,10 @@ class Leaderboard(ScrollView, can_focus=True):
         if post and moved:
             self.post_message(self.TrialHighlighted(self.numbers[index]))
 
+    def move_cursor(self, *, row: int, **_: object) -> None:
+        """Puts the cursor on the ``row``-th trial of the current order (DataTable's name for it)."""
+        self._move(row)
+
     def action_cursor(self, step: int) -> None:
         self._move(self.cursor + step)
 
