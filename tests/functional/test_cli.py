@@ -319,6 +319,22 @@ def test_show_json_has_session_trials_and_epoch_rows(project: Project) -> None:
             assert isinstance(e["val_loss"], float)
 
 
+def test_show_prints_notes_and_no_doubled_stopped(inproc, project: Project) -> None:
+    from tuitune.core.store import Store
+
+    inproc("run", project.toml(max_epochs=1).name, "--trials", 2, "--session", "nt", "--headless")
+    store = Store(project.db)
+    store.set_note("nt", "lr looked too high")
+    store.set_note("nt", "the odd one", trial=1)
+    store.update_session("nt", state="stopped", message="the TUI was closed")
+    store.close()
+    r = inproc("show", "nt")
+    assert "note: lr looked too high" in r.out and "note on trial 1: the odd one" in r.out
+    assert "state stopped: the TUI was closed" in r.out and "stopped: stopped" not in r.out
+    doc = json.loads(inproc("show", "nt", "--json").out)
+    assert doc["session"]["note"] == "lr looked too high" and doc["trials"][1]["note"] == "the odd one"
+
+
 def test_show_unknown_session_names_the_known_ones(inproc, project: Project) -> None:
     inproc("run", project.toml(max_epochs=1).name, "--trials", 1, "--session", "present", "--headless")
     for args in (("show", "absent"), ("show", "absent", "--json")):
