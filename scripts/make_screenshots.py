@@ -3,8 +3,9 @@
     python scripts/make_screenshots.py [--preset digits-mlp] [--out screenshots] [--sizes 120x40,80x24]
 
 It trains a short random-search session of the preset in a temporary database, pauses it mid-trial,
-and saves the dashboard (trial chart and all learning curves), a trial's detail, manual mode after
-one manual run, the home screen and the new-session screen. The 120x40 files are named
+and saves the dashboard (trial chart and all learning curves), a trial's detail, the keys (?), three
+trials compared, parameter importance, manual mode after one manual run (and its effect as curves),
+the home screen and the new-session screen. The 120x40 files are named
 ``<screen>.svg``, other sizes ``<screen>-<W>x<H>.svg``. View them as PNG with
 ``rsvg-convert screenshots/dashboard.svg -o /tmp/dashboard.png``.
 """
@@ -77,6 +78,20 @@ async def shoot(preset: str, out: Path, size: tuple[int, int], trials: int) -> l
         await pilot.pause(0.4)
         save("trial-detail")
         await pilot.press("escape")
+        await pilot.press("question_mark")
+        await pilot.pause(0.4)
+        save("help")
+        await pilot.press("escape")
+        dash.query_one("#board").move_cursor(row=0)
+        await pilot.press("space", "space", "space", "v")
+        await _wait(pilot, lambda: app.screen.name == "compare", what="the compare screen")
+        await pilot.pause(0.4)
+        save("compare")
+        await pilot.press("escape", "i")
+        await _wait(pilot, lambda: app.screen.name == "importance" and app.screen.shares, what="importance")
+        await pilot.pause(0.4)
+        save("importance")
+        await pilot.press("escape")
 
         # Stop the session (the trial is interrupted, resumable), then one manual change from the best.
         app.run_control.stop("stopped for the screenshots")
@@ -105,6 +120,10 @@ async def shoot(preset: str, out: Path, size: tuple[int, int], trials: int) -> l
         await pilot.press("slash")  # and the next change (lr /10) waits to be run
         await pilot.pause(0.4)
         save("manual")
+        await pilot.press("g")
+        await pilot.pause(0.4)
+        save("manual-curves")
+        await pilot.press("g")
         await pilot.press("escape", "escape")
         await _wait(pilot, lambda: isinstance(app.screen, HomeScreen), what="home")
         await pilot.pause(0.3)

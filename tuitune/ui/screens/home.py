@@ -123,6 +123,8 @@ class HomeScreen(TuituneScreen):
 
     def _detail(self, name: str) -> None:
         """The pane under the table: state, liveness, best config, note and the best-so-far chart."""
+        if not self.is_current:  # another screen opened meanwhile: not worth its queries
+            return
         try:
             view = SessionView(self.store, name)
         except TuituneError as e:
