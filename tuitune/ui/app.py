@@ -60,8 +60,10 @@ class TuituneApp(App[int]):
         probe_devices: bool = True,
         max_failures: int = 3,
         trial_timeout: float | None = None,
+        open_session: str | None = None,
     ) -> None:
         super().__init__()
+        self.open_session = open_session
         self.store = store
         self.initial_launch = launch
         self.preset_files = list(preset_files or [])
@@ -83,6 +85,8 @@ class TuituneApp(App[int]):
         if self.initial_launch is not None:
             launch, self.initial_launch = self.initial_launch, None
             self.open_dashboard(launch.name, launch=launch)
+        elif self.open_session is not None:
+            self.open_dashboard(self.open_session)
 
     # ---- navigation: the app owns it, so that screens never import each other ------------------
     def open_dashboard(self, name: str, *, launch: Launch | None = None, resume: bool = False, switch: bool = False) -> None:
@@ -175,7 +179,8 @@ class TuituneApp(App[int]):
 
     async def action_interrupt(self) -> None:
         """Ctrl+C: the run stops after its epoch (everything saved); a second Ctrl+C quits at once."""
-        if self.run_control.running and not self._interrupted:
+        # A followed session goes on in its own process: Ctrl+C leaves it running and quits.
+        if self.run_control.owns_run and not self._interrupted:
             self._interrupted = True
             self.run_control.stop("Ctrl+C in the TUI")
             self.notify(
@@ -221,7 +226,8 @@ class TuituneApp(App[int]):
     async def action_quit(self) -> None:
         if self._quitting:
             return
-        if not self.run_control.running:
+        if not self.run_control.owns_run:  # nothing runs here (a followed session goes on in its process)
+            self.run_control.stop_and_join(0)
             self.exit(0)
             return
 
@@ -248,14 +254,14 @@ class TuituneApp(App[int]):
         self.exit(0)
 
 
-def run_app(db: str | os.PathLike[str] | None, launch: Any = None) -> int:
+def run_app(db: str | os.PathLike[str] | None, launch: Any = None, open_session: str | None = None) -> int:
     """Runs the TUI on the database ``db`` (default: ``default_db_path()``); returns the exit code.
 
     With a ``launch`` (from ``tuitune run`` or ``tuitune resume``) it opens on that session's dashboard
     and starts it. A database that cannot be opened raises its ``StoreError`` before the screen opens.
     """
     store = launch.store if launch is not None else Store(db if db is not None else default_db_path())
-    app = TuituneApp(store, launch)
+    app = TuituneApp(store, launch, open_session=open_session)
     code = app.run()
     # However the app ended, the runner stops after its epoch with everything saved before we return.
     app.run_control.stop_and_join()
@@ -272,7 +278,9 @@ def exit_words(store: Store, names: list[str]) -> list[str]:
             rec = store.session(name)
         except TuituneError:
             continue
-        if rec.state == "finished":
+        if rec.alive:
+            out.append(f"session {name} goes on in process {rec.owner or '?'}; follow it with: tuitune open {name}")
+        elif rec.state == "finished":
             best = f", best {rec.metric} {rec.best_value:.4g}" if rec.best_value is not None else ""
             out.append(f"session {name} finished{best}; export with: tuitune export {name}")
         else:

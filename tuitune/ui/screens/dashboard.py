@@ -124,6 +124,11 @@ class DashboardScreen(TuituneScreen):
                 log.write(f"[dim]{note}[/]")
             self._start(self.launch)
             self.launch = None
+        elif v.record.alive and not self.tuitune.run_control.running:
+            # Another process runs it (headless, another TUI, another login): follow it live; its keys reach it.
+            log.write(f"[dim]following session {v.record.name}, run by process {v.record.owner or '?'}[/]")
+            self.tuitune.run_control.follow(self.store, self.session_name)
+            self._run_started = time.monotonic()
 
     @work(thread=True, exit_on_error=False, group="seconds")
     def _load_seconds(self) -> None:
