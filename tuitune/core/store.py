@@ -1025,6 +1025,16 @@ class Store:
         ]
 
     @_reading
+    def sort_rows(self, session: str) -> list[tuple[int, str, float | None, dict[str, Any]]]:
+        """(number, state, value, config) of every trial, for sorting in memory (no epoch rows)."""
+        sid = self._session_id(session)
+        alive = self._owner_alive(sid)
+        return [
+            (r[0], "interrupted" if r[1] == "running" and not alive else r[1], r[2], _loads(r[3], {}))
+            for r in self.conn.execute("SELECT number, state, value, config FROM trials WHERE session_id = ?", (sid,))
+        ]
+
+    @_reading
     def trial_seconds(self, session: str) -> dict[int, tuple[str, float | None]]:
         """Per trial number: (its state, its training seconds).
 

@@ -6,6 +6,7 @@ No Textual import, and no SQL: every query is a Store method.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -76,6 +77,72 @@ def is_manual(t: TrialRecord) -> bool:
     return "change" in t.meta
 
 
+# The leaderboard's order of trials that are not complete: the same as Store.leaderboard_order's.
+STATE_ORDER = {"running": 0, "paused": 1, "interrupted": 2, "pruned": 3, "complete": 3, "failed": 4}
+
+
+def rank_key(number: int, state: str, value: float | None, sign: float) -> tuple[Any, ...]:
+    if state == "complete" and value is not None:
+        return (0, value * sign, 0, number)
+    return (1, 0.0, STATE_ORDER.get(state, 5), number)
+
+
+def param_key(number: int, v: Any) -> tuple[Any, ...]:
+    """Numbers before text, missing last (as SQLite sorts a JSON value), then by number."""
+    if isinstance(v, (int, float)):
+        return (0, float(v), "", number)
+    if v is None:
+        return (2, 0.0, "", number)
+    return (1, 0.0, str(v), number)
+
+
+class SortArrays:
+    """Every trial's sort keys in memory, each order kept sorted: pressing a sort key copies a list,
+    and a trial that changes moves by bisection (10,000 trials: about a millisecond).
+
+    Args:
+        rows: (number, state, value, config) of every trial (``Store.sort_rows``).
+        params: the parameters the leaderboard sorts by.
+        sign: 1 to minimize, -1 to maximize.
+    """
+
+    def __init__(self, rows: list[tuple[int, str, float | None, dict[str, Any]]], params: list[str], sign: float) -> None:
+        self.sign, self.params = sign, params
+        self.keys: dict[str, dict[int, tuple[Any, ...]]] = {"rank": {}, **{p: {} for p in params}}
+        for number, state, value, config in rows:
+            self.keys["rank"][number] = rank_key(number, state, value, sign)
+            for p in params:
+                self.keys[p][number] = param_key(number, config.get(p))
+        self.sorted = {k: sorted(v.values()) for k, v in self.keys.items()}
+
+    def update(self, number: int, state: str, value: float | None, config: dict[str, Any]) -> None:
+        self._put("rank", number, rank_key(number, state, value, self.sign))
+        if self.params and number not in self.keys[self.params[0]]:  # a config never changes: new trials only
+            for p in self.params:
+                self._put(p, number, param_key(number, config.get(p)))
+
+    def _put(self, which: str, number: int, key: tuple[Any, ...]) -> None:
+        keys, ordered = self.keys[which], self.sorted[which]
+        old = keys.get(number)
+        if old == key:
+            return
+        if old is not None:
+            del ordered[bisect.bisect_left(ordered, old)]
+        bisect.insort(ordered, key)
+        keys[number] = key
+
+    def numbers(self, which: str) -> list[int]:
+        if which == "trial":
+            return sorted(self.keys["rank"])
+        return [k[-1] for k in self.sorted[which]]
+
+    def rank(self, number: int) -> int | None:
+        key = self.keys["rank"].get(number)
+        if key is None or key[0] != 0:
+            return None
+        return bisect.bisect_left(self.sorted["rank"], key) + 1
+
+
 class TrialsMap(Mapping[int, TrialRecord]):
     """The trials of a SessionView as a read-only mapping that loads each one when asked for."""
 
@@ -122,6 +189,7 @@ class SessionView:
         self._cache: dict[Any, Any] = {}
         self._trials: dict[int, TrialRecord] = {}  # trials read from the store since the last change
         self._seconds: dict[int, tuple[str, float | None]] | None = None  # per trial: state, training seconds
+        self.arrays: SortArrays | None = None  # every trial's sort keys, once loaded (load_arrays)
 
     @property
     def metric(self) -> str:
@@ -148,6 +216,7 @@ class SessionView:
         self.metrics = self.store.metric_names(self.name) or self.metrics
         self.live.clear()
         self._seconds = None
+        self.arrays = None
         self.changed()
 
     def reset(self, trials: Iterable[TrialRecord] = (), total: int | None = None) -> None:
@@ -160,6 +229,8 @@ class SessionView:
     def trial_started(self, t: TrialRecord) -> None:
         self.live[t.number] = t
         self.current = t.number
+        if self.arrays is not None:
+            self.arrays.update(t.number, t.state.value, t.value, t.config)
         self.changed()
 
     def epochs(self, number: int, budget: int, rows: tuple[dict[str, Any], ...]) -> None:
@@ -178,6 +249,9 @@ class SessionView:
         for c in changed:
             if c.number in self.live:
                 self.live[c.number] = c
+        if self.arrays is not None:
+            for x in (t, *changed):
+                self.arrays.update(x.number, x.state.value, x.value, x.config)
         if self.current == t.number:
             self.current = None
         self.changed()
@@ -201,18 +275,30 @@ class SessionView:
         return self._trials[number]
 
     def order(self, key: str = "rank") -> list[int]:
-        """The trial numbers in leaderboard order: ``time`` sorted here (training seconds are summed once
-        per session, then kept current from events), the others in SQL (``Store.leaderboard_order``)."""
+        """The trial numbers in leaderboard order: on the in-memory arrays once loaded (kept current from
+        events), before that in SQL (``Store.leaderboard_order``); ``time`` on the training seconds."""
         if key == "time":
             secs = self.seconds()
             return self._cached(("order", key), lambda: sorted(secs, key=lambda n: (-(secs[n][1] or 0.0), n)))  # type: ignore[no-any-return]
+        arrays = self.arrays
+        if arrays is not None:
+            which = key.removeprefix("param:")
+            if which in arrays.sorted or which == "trial":
+                return self._cached(("order", key), lambda: arrays.numbers(which))  # type: ignore[no-any-return]
         return self._cached(("order", key), lambda: self.store.leaderboard_order(self.name, key))  # type: ignore[no-any-return]
 
     def load_seconds(self) -> None:
-        """Sums every trial's training seconds (a fraction of a second for 10,000 trials: the dashboard
-        calls it from a thread so that it opens at once)."""
+        """Reads what sorting needs into memory: every trial's training seconds and sort keys (a fraction
+        of a second for 10,000 trials: the dashboard calls it from a thread so that it opens at once).
+        The arrays then follow the run's events."""
         if self._seconds is None:
             self._seconds = self.store.trial_seconds(self.name)
+        if self.arrays is None:
+            sign = 1.0 if self.direction == "minimize" else -1.0
+            arrays = SortArrays(self.store.sort_rows(self.name), self.searched, sign)
+            for t in list(self.live.values()):  # events that came while it was read
+                arrays.update(t.number, t.state.value, t.value, t.config)
+            self.arrays = arrays
 
     def seconds(self, load: bool = True) -> dict[int, tuple[str, float | None]]:
         """Per trial: (state, training seconds), the trials of this app's run from its events."""
@@ -235,10 +321,14 @@ class SessionView:
 
         return self._cached("ranks", read)  # type: ignore[no-any-return]
 
+    def rank_of(self, number: int) -> int | None:
+        if self.arrays is not None:
+            return self.arrays.rank(number)
+        return self.ranks().get(number)
+
     def rows(self, numbers: list[int]) -> dict[int, LeaderRow]:
         """Leaderboard rows of some trials, the running ones from the run's events."""
         rows = self.store.leaderboard_rows(self.name, numbers)
-        ranks = self.ranks()
         out = {}
         for n, r in rows.items():
             live = self.live.get(n)
@@ -250,7 +340,7 @@ class SessionView:
                     replace(live, epochs=(), value=value),
                     TrialSummary(live.last_epoch, epoch_seconds(live.epochs), _best_acc(live)),
                 )
-            out[n] = replace(r, rank=ranks.get(n))
+            out[n] = replace(r, rank=self.rank_of(n))
         return out
 
     def counts(self) -> dict[str, int]:
