@@ -138,3 +138,31 @@ async def test_a_10000_trial_leaderboard_sorts_and_pages_in_sql(tmp_path):
         assert board.selected_number() == sorted(lrs, key=lambda n: (lrs[n], n))[index]
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.name.startswith("trial-"), what="trial detail")
+
+
+@run_async
+async def test_new_session_form_is_reachable_by_tab_at_80x24(tmp_path):
+    """At 80x24, tab walks from the preset list through every field to Start, each one in view."""
+    from textual.widgets import Button, Select
+
+    preset = make_preset(tmp_path, epochs=2)
+    app = TuituneApp(Store(tmp_path / "t.db"), preset_files=[str(preset)], bundled_presets=False, probe_devices=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen.name == "new-session", what="new session")
+        await pilot.pause()
+        seen = []
+        for _ in range(20):
+            await pilot.press("tab")
+            await pilot.pause()
+            w = app.focused
+            if w is None:
+                continue
+            seen.append(w.id)
+            region = w.region
+            assert region.height > 0 and app.screen.region.contains_region(region), w.id  # on screen
+            if isinstance(w, Button):
+                break
+        for wanted in ("strategy", "trials", "max-epochs", "seed", "device", "session-name", "start"):
+            assert wanted in seen, (wanted, seen)
+        assert isinstance(app.screen.query_one("#strategy"), Select)
