@@ -117,8 +117,8 @@ class DashboardScreen(TuituneScreen):
             self.view.load_seconds()  # milliseconds: the header has its total from the first frame
             self._dirty.add("header")
             self._flush()
-        else:
-            self._load_seconds()
+        else:  # after the first frame: the thread's Python work would hold the GIL while it is drawn
+            self.set_timer(0.3, self._load_seconds)
         if self.launch is not None:
             for note in self.launch.notes:
                 log.write(f"[dim]{note}[/]")
