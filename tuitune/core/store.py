@@ -1025,13 +1025,18 @@ class Store:
         ]
 
     @_reading
-    def sort_rows(self, session: str) -> list[tuple[int, str, float | None, dict[str, Any]]]:
-        """(number, state, value, config) of every trial, for sorting in memory (no epoch rows)."""
+    def sort_rows(self, session: str, params: list[str]) -> list[tuple[int, str, float | None, dict[str, Any]]]:
+        """(number, state, value, {param: value}) of every trial, for sorting in memory: the parameters
+        are taken out of the config by SQLite (no JSON parsed in Python), no epoch rows."""
         sid = self._session_id(session)
         alive = self._owner_alive(sid)
+        cols = "".join(", json_extract(config, ?)" for _ in params)
+        paths = ['$."' + p.replace('"', "") + '"' for p in params]
         return [
-            (r[0], "interrupted" if r[1] == "running" and not alive else r[1], r[2], _loads(r[3], {}))
-            for r in self.conn.execute("SELECT number, state, value, config FROM trials WHERE session_id = ?", (sid,))
+            (r[0], "interrupted" if r[1] == "running" and not alive else r[1], r[2], dict(zip(params, r[3:])))
+            for r in self.conn.execute(
+                f"SELECT number, state, value{cols} FROM trials WHERE session_id = ?", (*paths, sid)
+            )
         ]
 
     @_reading

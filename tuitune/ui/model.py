@@ -295,7 +295,7 @@ class SessionView:
             self._seconds = self.store.trial_seconds(self.name)
         if self.arrays is None:
             sign = 1.0 if self.direction == "minimize" else -1.0
-            arrays = SortArrays(self.store.sort_rows(self.name), self.searched, sign)
+            arrays = SortArrays(self.store.sort_rows(self.name, self.searched), self.searched, sign)
             for t in list(self.live.values()):  # events that came while it was read
                 arrays.update(t.number, t.state.value, t.value, t.config)
             self.arrays = arrays
