@@ -4,7 +4,10 @@ For each size it writes a session of finished trials straight into a fresh datab
 (``Store.add_trials``: 4 epochs each, a few pruned and failed), then runs the real app headless
 (Textual's Pilot, 120x40) and times:
 
-* **open**: enter on the home screen until the dashboard shows its leaderboard rows (drawn);
+* **open**: from enter on the home screen until the dashboard's first frame draws its leaderboard
+  rows (the rows are read from ``render_line``, as the frame is composed);
+* **background read**: until the in-memory sort keys and training times are read (a thread, started
+  after the first frame);
 * **sort**: each press of ``o`` until the leaderboard has re-sorted (its order read, its rows
   forgotten: the visible ones are read as they are drawn), through every key;
 * **keys while training**: the session is resumed with the bundled ``digits-mlp`` preset, and while
@@ -35,7 +38,6 @@ from pathlib import Path
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 from tuitune.ui.app import TuituneApp
-from tuitune.ui.screens.dashboard import DashboardScreen
 from tuitune.ui.widgets.leaderboard import Leaderboard
 
 SIZE = (120, 40)
@@ -89,11 +91,23 @@ async def open_and_sort(db: Path, name: str, presses: int) -> tuple[float, float
     app = TuituneApp(Store(db), probe_devices=False, bundled_presets=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        t0 = time.perf_counter()
-        await pilot.press("enter")
-        await until(lambda: isinstance(app.screen, DashboardScreen) and app.screen.query_one(Leaderboard)._cells)
-        await pilot.pause()  # the first frame is drawn
-        opened = time.perf_counter() - t0
+        drawn: list[float] = []
+        load = Leaderboard._load
+
+        def noted(self: Leaderboard, first: int, last: int) -> None:
+            # The rows are read and formatted from render_line, while the first frame is composed.
+            load(self, first, last)
+            if self._cells and not drawn:
+                drawn.append(time.perf_counter())
+
+        Leaderboard._load = noted  # type: ignore[method-assign]
+        try:
+            t0 = time.perf_counter()
+            await pilot.press("enter")
+            await until(lambda: bool(drawn))
+        finally:
+            Leaderboard._load = load  # type: ignore[method-assign]
+        opened = drawn[0] - t0
         board = app.screen.query_one(Leaderboard)
         await until(lambda: app.screen.view.arrays is not None)  # sort keys and training times read
         loaded = time.perf_counter() - t0
@@ -201,9 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| measure | {args.small} trials | {args.big:,} trials | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| database written (s) | {small[0]:.2f} | {big[0]:.2f} | |")
-    print(f"| open: enter to rows drawn, median of {args.repeats} (ms) | {small[1] * 1000:.0f} | {big[1] * 1000:.0f} | {big[1] / small[1]:.2f} |")
+    print(f"| open: enter to the first frame's rows, median of {args.repeats} (ms) | {small[1] * 1000:.0f} | {big[1] * 1000:.0f} | {big[1] / small[1]:.2f} |")
     print(
-        f"| sort keys and training times read in the background, from enter (ms) | {small[4] * 1000:.0f} | "
+        f"| background read of sort keys and training times done, from enter (ms) | {small[4] * 1000:.0f} | "
         f"{big[4] * 1000:.0f} | {big[4] / small[4]:.2f} |"
     )
     ratio = statistics.median(big[2]) / statistics.median(small[2])
