@@ -13,6 +13,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
+from textual.worker import Worker, WorkerState
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.store import Store, default_db_path
@@ -209,6 +210,12 @@ class TuituneApp(App[int]):
             elif message.state == "failed":
                 self.notify(message.message, title=f"session {message.session} stopped", severity="error", timeout=10)
             self.call_after_refresh(self.refresh_bindings)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The run's thread ends a moment after its last message: only then do p/s/a give way to r.
+        if event.worker.group == "runner" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self.refresh_bindings()
+            self.screen.refresh_bindings()
 
     # ---- shared actions --------------------------------------------------------------------
     def export_best(self, name: str, path: str) -> Path | None:
