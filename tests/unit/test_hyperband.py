@@ -12,9 +12,9 @@ import pytest
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.simulate import WorkerSim
 from tuitune.core.space import Choice, Float, Space
 from tuitune.core.strategies import make_strategy
-from tuitune.core.simulate import WorkerSim
 from tuitune.core.strategies.base import WAIT, Suggestion, Wait
 from tuitune.core.strategies.hyperband import HyperbandStrategy, rung_budgets, s_max_of
 

@@ -53,8 +53,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuitune.core.errors import StrategyError
@@ -140,7 +140,7 @@ class AshaStrategy(Strategy):
     # ---- reading the records ----------------------------------------------------------------------
     def _rung_of(self, t: TrialRecord) -> int | None:
         r = t.meta.get("rung")
-        return r if _whole(r) and 0 <= r <= self.top else None
+        return r if isinstance(r, int) and _whole(r) and 0 <= r <= self.top else None
 
     def _raw_value(self, t: TrialRecord, k: int) -> float | None:
         """The trial's metric at rung k: its epoch rows, else its value at its own rung, else the stored one."""
