@@ -59,6 +59,7 @@ class WorkerSim:
         duration: the time an epoch of a trial takes.
         fails: configs whose runs fail (FAILED after their first epoch).
         records: stored trials to continue from (call ``strategy.restore`` with them first).
+        epochs: write epoch rows (False: only the value at the budget, as an objective without report()).
     """
 
     strategy: Strategy
@@ -67,6 +68,7 @@ class WorkerSim:
     duration: Duration = one_unit
     fails: Callable[[dict[str, Any]], bool] = lambda c: False
     records: dict[int, TrialRecord] = field(default_factory=dict)
+    epochs: bool = True
     runs: list[Run] = field(default_factory=list)
     clock: float = 0.0
     busy: float = 0.0  # worker-time spent running trials
@@ -126,9 +128,12 @@ class WorkerSim:
             end = dataclasses.replace(rec, state=TrialState.FAILED, epochs=tuple(rows[: rec.last_epoch + 1]))
             end = dataclasses.replace(end, value=None, reason="simulated failure")
         else:
-            vals = [float(r[s.metric]) for r in rows]
-            value = min(vals) if s.direction == "minimize" else max(vals)
-            end = dataclasses.replace(rec, epochs=tuple(rows), value=value)
+            if self.epochs:
+                vals = [float(r[s.metric]) for r in rows]
+                value = min(vals) if s.direction == "minimize" else max(vals)
+                end = dataclasses.replace(rec, epochs=tuple(rows), value=value)
+            else:
+                end = dataclasses.replace(rec, value=float(rows[-1][s.metric]))
             end = dataclasses.replace(end, state=s.state_after(end))
         self.records[number] = end
         s.tell(end)
