@@ -244,7 +244,7 @@ class Store:
             self._local.last_full = time.monotonic()
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True, faults: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error.
 
         A write the disk refuses (full, I/O error, read-only) is a StoreWriteError saying so; the
@@ -254,7 +254,8 @@ class Store:
         ``durable`` commit is also fsynced, and with it every commit before it: trial starts and ends
         are durable, and epoch rows at least once a second (``DURABLE_EVERY``), so a power cut can
         roll back at most the last second of epoch rows, and an fsync per epoch (milliseconds on a
-        slow disk) is not paid.
+        slow disk) is not paid. ``faults=False`` keeps the tests' injected write faults (``fault``) for
+        the data: the heartbeat, written from its own thread, must not take them.
         """
         c = self.conn
         if not durable and time.monotonic() - getattr(self._local, "last_full", 0.0) >= DURABLE_EVERY:
@@ -264,7 +265,7 @@ class Store:
             c.execute("BEGIN IMMEDIATE")
             try:
                 yield c
-                if self.fault is not None:
+                if self.fault is not None and faults:
                     self.fault()
                 c.execute("COMMIT")
             except BaseException:
@@ -511,7 +512,7 @@ class Store:
         session reads as interrupted, which it then is.
         """
         sid = self._session_id(name)
-        with self.transaction(durable=False) as c:
+        with self.transaction(durable=False, faults=False) as c:
             if alive:
                 c.execute("UPDATE sessions SET heartbeat = ?, owner = coalesce(?, owner) WHERE id = ?", (time.time(), owner, sid))
             else:
