@@ -119,6 +119,17 @@ def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
     assert '"factor": 3' in options and '"min_epochs": 1' in options
 
 
+def test_run_asha_on_two_workers_continues_promoted_trials(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=9, objective="_objectives:with_torch")
+    r = inproc("run", toml.name, "--strategy", "asha", "--workers", 2, "--session", "as2", "--headless")
+    assert r.rc == 0, r.err
+    trials = show_json(project, "as2")["trials"]
+    assert len(trials) == 9 and {t["state"] for t in trials} == {"complete", "pruned"}
+    for t in trials:  # a promoted trial continued its epochs from its checkpoint: 1..budget once each
+        assert [e["epoch"] for e in t["epochs"]] == list(range(1, t["budget"] + 1))
+    assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
+
+
 def test_run_bayes_with_n_initial(project: Project) -> None:
     r = project.cli("run", project.toml(max_epochs=1).name, "--strategy", "bayes", "--trials", 3, "--n-initial", 2,
                     "--session", "bz", "--headless", timeout=300)
