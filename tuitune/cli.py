@@ -88,12 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="a session's settings and leaderboard")
     sh.add_argument("name")
     sh.add_argument("--json", action="store_true", help="the session, its trials and their epoch rows")
+    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log)")
     common(sh)
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
     ex.add_argument("name")
     ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json)")
     common(ex)
+
+    op = sub.add_parser("open", help="the dashboard of a session; follows it live when another process runs it")
+    op.add_argument("name")
+    common(op)
 
     pr = sub.add_parser("presets", help="list the bundled presets")
     common(pr)
@@ -170,6 +175,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_export(args)
     if cmd in ("run", "resume"):
         return cmd_run(args)
+    if cmd == "open":
+        store = _store(args)
+        store.session(args.name)  # an unknown name is one line, before the screen opens
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(f"tuitune: open needs a terminal; without one use: tuitune{_db_flag(store.path)} show {args.name}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        from tuitune.ui.app import run_app
+
+        return run_app(db=store.path, open_session=args.name)
     raise AssertionError(cmd)
 
 
@@ -233,8 +248,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     t = Table("session", "preset", "strategy", "done", "best", "state", "updated")
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
+        state = f"{r.state} (live)" if r.alive else r.state
         t.add_row(
-            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), r.state,
+            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
     Console().print(t)
@@ -245,7 +261,8 @@ def _session_json(r: Any) -> dict[str, Any]:
     return {
         "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
-        "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "message": r.message,
+        "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
+        "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
         "space": r.space, "created": r.created, "updated": r.updated,
     }
 
@@ -255,6 +272,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = _store(args)
     rec = store.session(args.name)
+    if args.log is not None:
+        return _print_log(store, rec.name, args.log)
     trials = store.trials(args.name)
     if args.json:
         doc = {
@@ -285,6 +304,23 @@ def cmd_show(args: argparse.Namespace) -> int:
         + f", best {fmt(rec.best_value)}"
     )
     c.print(leaderboard_table(rec, trials, limit=None))
+    return EXIT_OK
+
+
+def _print_log(store: Any, name: str, number: int) -> int:
+    from tuitune.core.errors import StoreError
+    from tuitune.core.store import files_dir
+
+    store.trial(name, number)  # an unknown trial is one line naming it
+    path = files_dir(store.path) / "logs" / name / f"{number}.log"
+    if not path.exists():
+        raise StoreError(
+            f"trial {number} of '{name}' has no log ({path} does not exist): it ran in the coordinator's own process "
+            "(--in-process), or before tuitune kept logs"
+        )
+    with open(path, "rb") as f:
+        sys.stdout.buffer.write(f.read())
+    sys.stdout.flush()
     return EXIT_OK
 
 

@@ -187,6 +187,8 @@ class Runner:
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
+        self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
+        self._state_lock = threading.Lock()
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -314,8 +316,13 @@ class Runner:
 
     def _beat(self) -> None:
         """Writes the heartbeat and applies queued commands, on a thread of its own, while the run lasts."""
+        shown = False  # the paused state as the store has it, for other terminals
         while self._active:
             try:
+                with self._state_lock:
+                    if self.paused != shown and self._session_state_written:
+                        shown = self.paused
+                        self.store.update_session(self.session, state="paused" if shown else "running")
                 self._heartbeat()
                 for command, number in self.store.take_commands(self.session):
                     self.command(command, number)
@@ -403,6 +410,7 @@ class Runner:
             self.strategy.restore(records)
         rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
         store.update_session(name, state="running", message=None)
+        self._session_state_written = True
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
         failures = 0
         result = RunResult("finished", "")
@@ -452,6 +460,7 @@ class Runner:
         except KeyboardInterrupt:
             self._interrupt_remote("interrupted (Ctrl+C)")
             result = RunResult("stopped", "interrupted")
+            self._ending()
             store.update_session(name, state=result.state, message=result.message)
             self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
             raise
@@ -460,14 +469,21 @@ class Runner:
         except BaseException as e:  # the strategy or the store refused: never leave the session 'running'
             self._interrupt_remote("the session stopped: " + (str(e) or type(e).__name__))
             msg = str(e) or type(e).__name__
+            self._ending()
             try:
                 store.update_session(name, state="failed", message=msg)
             finally:
                 self._emit(ev.SessionFinished(name, state="failed", message=msg))
             raise
+        self._ending()
         store.update_session(name, state=result.state, message=result.message or None)
         self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
         return result
+
+    def _ending(self) -> None:
+        """From now on the session's state is the run's final one: the heartbeat thread leaves it alone."""
+        with self._state_lock:
+            self._session_state_written = False
 
     _last_failed: str | None = None
 

@@ -558,7 +558,7 @@ class Store:
     def _session_record(self, row: sqlite3.Row, n_done: int = 0, best: float | None = None) -> SessionRecord:
         heartbeat = row["heartbeat"]
         state = row["state"]
-        if state == "running" and not is_alive(heartbeat):
+        if state in ("running", "paused") and not is_alive(heartbeat):
             state = "interrupted"  # its owner died without a word: nobody needs to resume it to see so
         return SessionRecord(
             name=row["name"],
@@ -774,6 +774,7 @@ class Store:
             finished=row["finished"],
             info=_loads(row["info"], {}),
             note=row["note"],
+            updated=row["updated"],
         )
 
     @_reading
@@ -791,6 +792,21 @@ class Store:
         sid = self._session_id(session)
         rows = self.conn.execute("SELECT * FROM trials WHERE session_id = ? ORDER BY number", (sid,)).fetchall()
         eps = self._epochs_of(r["id"] for r in rows) if with_epochs else {}
+        out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+        if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
+            out = [_dead(t) for t in out]
+        return out
+
+    @_reading
+    def trials_since(self, session: str, since: float | None) -> list[TrialRecord]:
+        """The trials whose row changed at or after ``since`` (a ``TrialRecord.updated``), with their epochs."""
+        if since is None:
+            return self.trials(session)
+        sid = self._session_id(session)
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE session_id = ? AND updated >= ? ORDER BY number", (sid, since)
+        ).fetchall()
+        eps = self._epochs_of(r["id"] for r in rows)
         out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
         if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
             out = [_dead(t) for t in out]

@@ -22,6 +22,7 @@ Everything the user's code prints goes to a log file per trial beside the databa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 import traceback as tb
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,25 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
 # ---------------------------------------------------------------------------- the coordinator's side
 
 
+@contextlib.contextmanager
+def _real_stdio() -> Iterator[None]:
+    """Real file descriptors as sys.stdout/stderr while a process starts (Textual swaps in capture objects
+    whose fileno() is not a file, which multiprocessing's start-up would hand to the child)."""
+    saved = sys.stdout, sys.stderr
+    try:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            try:
+                ok = stream is not None and stream.fileno() >= 0
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                setattr(sys, name, getattr(sys, f"__{name}__") or open(os.devnull, "w"))  # noqa: SIM115
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 @dataclass
 class Worker:
     """The coordinator's view of one worker process."""
@@ -398,6 +418,10 @@ class WorkerPool:
             self._spawn(slot)
 
     def _spawn(self, slot: Slot) -> Worker:
+        with _real_stdio():
+            return self._spawn_process(slot)
+
+    def _spawn_process(self, slot: Slot) -> Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         log = self.log_dir / f"worker-{slot.index}.log"
         proc = self._ctx.Process(
