@@ -136,8 +136,8 @@ def workers(args: argparse.Namespace) -> None:
 
 def fused(args: argparse.Namespace) -> None:
     """16 MLPs (784-256-10) trained on the same batches: one vmapped functional step against 16 loops."""
-    from torch.func import functional_call, grad, stack_module_state, vmap
     from torch import nn
+    from torch.func import functional_call, grad, stack_module_state, vmap
 
     dev = torch.device(args.device)
     k, n, bs = 16, (6000 if args.quick else 60000), 128

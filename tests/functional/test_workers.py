@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -179,7 +178,7 @@ def test_a_closure_runs_in_this_process_and_says_so_once(tmp_path):
 
     def objective(config, trial):
         seen.append(os.getpid())
-        for e in trial.epochs():
+        for _ in trial.epochs():
             trial.report(val_loss=config["x"])
 
     with pytest.warns(UserWarning, match="runs in this process"):
@@ -277,7 +276,6 @@ def test_kill_9_of_the_coordinator_reads_dead_leaves_no_worker_and_resumes(tmp_p
     assert row["state"] == "interrupted"
     assert any(t.state == TrialState.INTERRUPTED for t in store.trials("k"))
     _wait(lambda: all(_gone(p) for p in pids), "the workers to exit after their coordinator")
-    ino = os.stat(db).st_ino
     p = subprocess.run(
         [sys.executable, "-m", "tuitune", "--db", str(db), "resume", "k", "--headless"],
         capture_output=True, text=True, env={**env, "TT_EPOCH": "0.01"}, cwd=tmp_path, timeout=300,
