@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a session of a preset or of your own TOML file")
     r.add_argument("preset", metavar="PRESET|FILE.toml")
-    r.add_argument("--strategy", default="random", choices=["manual", "grid", "random", "bayes", "hyperband"])
+    from tuitune.core.strategies import STRATEGY_NAMES
+
+    # Checked by strategy_class (one line naming the valid ones), not by argparse choices (the full usage).
+    r.add_argument("--strategy", default="random", metavar="{" + ",".join(STRATEGY_NAMES) + "}",
+                   help="how configs are chosen (default random)")
     r.add_argument("--trials", type=_positive_int, help="trials to run (random, bayes: default 20)")
     r.add_argument("--max-epochs", type=_positive_int, help="epochs a trial may reach (default: the preset's)")
     r.add_argument("--seed", type=int, default=0)
@@ -98,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_limits(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--max-failures", type=_positive_int, default=3, help="stop after this many failures in a row")
+    from tuitune.launch import DEFAULT_MAX_FAILURES
+
+    sp.add_argument("--max-failures", type=_positive_int, default=DEFAULT_MAX_FAILURES,
+                    help="stop after this many failures in a row")
     sp.add_argument("--trial-timeout", type=float, help="seconds a trial may run")
 
 
@@ -120,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuituneError as e:
         if debug:
             raise
-        print(f"tuitune: error: {e}", file=sys.stderr)
+        print(f"tuitune: error: {getattr(e, 'cli_message', None) or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tuitune: interrupted", file=sys.stderr)
@@ -292,33 +299,67 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tuitune.launch import new_run, resume_run
 
     if args.command == "run":
+        from tuitune.core.strategies import check_strategy_name
+
+        check_strategy_name(args.strategy)  # before its options are checked against it
         launch = new_run(
             args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
             session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
-            base=args.base, options=_strategy_options(args),
+            base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
+            trial_timeout=args.trial_timeout,
         )
     else:
         launch = resume_run(
             args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
-            sets=args.set, base=args.base,
+            sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
         )
     if not args.headless:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             print("tuitune: not a terminal (output redirected?): running headless", file=sys.stderr)
         elif _tui_available():
             return _tui(args, launch)
-    return run_headless(launch, max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+    return run_headless(launch)
 
 
-def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | None = None) -> int:
+def resume_hint(launch: Any) -> str:
+    """The command that resumes a launch's session, ``--db`` included when it is not the default."""
+    from tuitune.core.store import resume_command
+
+    return resume_command(launch.name, launch.store.path)
+
+
+def _db_flag(launch: Any) -> str:
+    """`` --db PATH`` when the launch's database is not the default one, else nothing."""
+    import shlex
+
+    from tuitune.core.store import db_option
+
+    return "".join(" " + shlex.quote(w) for w in db_option(launch.store.path))
+
+
+def run_headless(launch: Any) -> int:
     """Runs a launch on the main thread with progress bars; signals stop it cleanly after the epoch."""
     from tuitune.core.api import Session
     from tuitune.headless import HeadlessDisplay, leaderboard_table
 
-    display = HeadlessDisplay(launch.record)
+    runner: Any = None
+
+    def on_closed() -> None:
+        # A closed standard output (``| head``) stops the run as Ctrl+C does: cleanly, resumably.
+        if runner is not None:
+            runner.stop("stopped: the output was closed")
+        try:
+            print(f"tuitune: the output was closed: stopping after this epoch; everything is saved. "
+                  f"Resume with: {resume_hint(launch)}", file=sys.stderr)
+        except OSError:
+            pass
+
+    display = HeadlessDisplay(launch.record, on_closed=on_closed)
     for note in launch.notes:
-        display.console.print(note)
-    runner = launch.runner([display], max_failures=max_failures, trial_timeout=trial_timeout)
+        display.print(note)
+    runner = launch.runner([display])
+    if display.closed:
+        runner.stop("stopped: the output was closed")
     signals_seen: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -329,35 +370,32 @@ def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | N
         runner.stop(f"stopped by {name}")
         try:
             print(f"\n{name}: stopping after this epoch; everything is saved. "
-                  f"Resume with: tuitune resume {launch.name}"
+                  f"Resume with: {resume_hint(launch)}"
                   + ("  (Ctrl+C again to quit at once)" if signum == signal.SIGINT else ""), file=sys.stderr)
         except OSError:
             pass
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        result = runner.run()
+        result = launch.run(runner)
     finally:
         display.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    try:
-        session = Session(launch.store, launch.name)
-        display.console.print(leaderboard_table(session.record, session.trials))
-        if result.state == "failed":
-            print(f"tuitune: session '{launch.name}' stopped: {result.message}", file=sys.stderr)
-            return EXIT_FAILED
-        if result.state == "stopped":
-            display.console.print(f"stopped; resume with: tuitune resume {launch.name}")
-            return EXIT_INTERRUPTED if signals_seen else EXIT_OK
-        best = session.best
-        if best is not None:
-            display.console.print(
-                f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
-                f"export with: tuitune export {launch.name}"
-            )
-    except OSError:
-        pass
+    session = Session(launch.store, launch.name)
+    display.print(leaderboard_table(session.record, session.trials))
+    if result.state == "failed":
+        print(f"tuitune: session '{launch.name}' stopped: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.state == "stopped":
+        display.print(f"stopped; resume with: {resume_hint(launch)}")
+        return EXIT_INTERRUPTED if signals_seen else EXIT_OK
+    best = session.best
+    if best is not None:
+        display.print(
+            f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
+            f"export with: tuitune export {launch.name}{_db_flag(launch)}"
+        )
     return EXIT_OK
 
 

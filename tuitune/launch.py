@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuitune.core.api import check_session_name, new_session_name, open_store, strategy_for
-from tuitune.core.errors import ManualError, PresetError, SessionExistsError
+from tuitune.core.errors import ManualError, PresetError, SessionExistsError, SetupError
 from tuitune.core.records import SessionRecord
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store
+from tuitune.core.runner import Runner, RunResult
+from tuitune.core.store import Store, default_db_path, resume_command
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
+DEFAULT_MAX_FAILURES = 3
 
 
 @dataclass
@@ -35,15 +36,35 @@ class Launch:
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)  # session fields written once the run lock is held
+    max_failures: int = DEFAULT_MAX_FAILURES  # the run stops after this many failed trials in a row
+    trial_timeout: float | None = None  # seconds one trial may run; None: no limit
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
+        """The Runner of this launch, with its run limits (the one place a Runner is configured)."""
         updates = dict(self.updates)
 
         def apply() -> None:
             if updates:
                 self.store.update_session(self.name, **updates)
 
-        return Runner(self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, **kw)
+        return Runner(
+            self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply,
+            max_failures=self.max_failures, trial_timeout=self.trial_timeout, **kw,
+        )
+
+
+    def run(self, runner: Runner) -> RunResult:
+        """Runs ``runner`` (from ``self.runner()``); a new session whose setup failed before any trial
+        got an epoch (a dataset missing offline, say) is deleted rather than left behind as ``failed``:
+        the next attempt starts afresh, and the error is reported once, by the caller."""
+        try:
+            return runner.run()
+        except SetupError:
+            if not self.resumed and self.store.session_exists(self.name):
+                trials = self.store.trials(self.name, with_epochs=True)
+                if all(t.last_epoch == 0 and not t.state.is_finished() for t in trials):
+                    self.store.delete_session(self.name)
+            raise
 
 
 def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
@@ -62,16 +83,22 @@ def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _manual_options(values: Mapping[str, Any], base: str | int | None) -> dict[str, Any]:
+def _manual_options(values: Mapping[str, Any], base: str | int | None, hint: str) -> dict[str, Any]:
     if len(values) > 1:
         raise ManualError(
             f"manual mode changes one parameter at a time; --set gives {len(values)} ({', '.join(values)}). "
-            "Run one change, then 'tuitune resume NAME --set ...' for the next"
+            f"Run one change, then '{hint}' for the next"
         )
     req: dict[str, Any] = {"change": dict(values)}
     if base is not None:
         req["base"] = base
     return {"changes": [req]}
+
+
+def _db_path(db: str | os.PathLike[str] | Store | None) -> Any:
+    if isinstance(db, Store):
+        return db.path
+    return db if db is not None else default_db_path()
 
 
 def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
@@ -94,6 +121,8 @@ def new_run(
     sets: Sequence[str] = (),
     base: str | int | None = None,
     options: Mapping[str, Any] | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    trial_timeout: float | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume)."""
     from tuitune.training.presets import load_preset
@@ -105,7 +134,8 @@ def new_run(
     space = preset.space
     defaults = dict(preset.defaults)
     if strategy == "manual":
-        options.update(_manual_options(values, base))
+        hint = resume_command(session or "NAME", _db_path(db), "--set", "KEY=VALUE")
+        options.update(_manual_options(values, base, hint))
     elif values:
         space = space.with_fixed(values)
         defaults.update(values)
@@ -135,9 +165,12 @@ def new_run(
         if diffs:
             raise SessionExistsError(
                 f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
-                f"continue it with 'tuitune resume {name}' or pick another --session name"
+                f"continue it with '{resume_command(name, store.path)}' or pick another --session name"
             )
-        launch = resume_run(name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base)
+        launch = resume_run(
+            name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base,
+            max_failures=max_failures, trial_timeout=trial_timeout,
+        )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
     info = {"device": device, "data_dir": data_dir}
@@ -146,7 +179,9 @@ def new_run(
         direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
         defaults=defaults, info=info,
     )
-    return Launch(store, name, strat, objective, store.session(name))
+    return Launch(
+        store, name, strat, objective, store.session(name), max_failures=max_failures, trial_timeout=trial_timeout
+    )
 
 
 def _comparable(preset: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,6 +198,8 @@ def resume_run(
     data_dir: str | None = None,
     sets: Sequence[str] = (),
     base: str | int | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    trial_timeout: float | None = None,
 ) -> Launch:
     """The stored session ``name``, ready to continue with its own strategy, budget and seed.
 
@@ -192,7 +229,7 @@ def resume_run(
                 f"--set on resume is for manual sessions; session '{name}' uses {rec.strategy}. "
                 "Start a new session to fix a parameter"
             )
-        overrides.update(_manual_options(parse_sets(preset, sets), base))
+        overrides.update(_manual_options(parse_sets(preset, sets), base, resume_command(name, store.path, "--set", "KEY=VALUE")))
     strat = strategy_for(rec, **overrides)
     device = device or rec.info.get("device")
     data_dir = data_dir or rec.info.get("data_dir")
@@ -200,7 +237,10 @@ def resume_run(
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))
-    return Launch(store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates)
+    return Launch(
+        store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates,
+        max_failures=max_failures, trial_timeout=trial_timeout,
+    )
 
 
 def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:

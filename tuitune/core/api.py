@@ -80,7 +80,7 @@ class Session:
 
     def export(self, path: str | os.PathLike[str] = "best.json") -> Path:
         """Writes the best config and its provenance to ``path`` as JSON, atomically."""
-        return write_json_atomic(path, export_document(self.record, self.best))
+        return write_json_atomic(path, export_document(self.record, self.best, self.store.path))
 
     def __repr__(self) -> str:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"

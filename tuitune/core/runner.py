@@ -25,7 +25,7 @@ from tuitune.core import events as ev
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.records import TrialRecord, TrialState, best_of
-from tuitune.core.store import Store, files_dir
+from tuitune.core.store import Store, files_dir, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed
 
@@ -347,7 +347,7 @@ class Runner:
                         result = RunResult(
                             "failed",
                             f"{failures} trials in a row failed; the last: {rec.reason}. Fix the cause, "
-                            f"then 'tuitune resume {name}'",
+                            f"then '{resume_command(name, store.path)}'",
                         )
                         break
                 elif rec.state in (TrialState.COMPLETE, TrialState.PAUSED):

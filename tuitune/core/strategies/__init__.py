@@ -19,10 +19,15 @@ _STRATEGIES = {
 STRATEGY_NAMES = tuple(_STRATEGIES)
 
 
-def strategy_class(name: str) -> type[Strategy]:
+def check_strategy_name(name: str) -> str:
+    """``name`` when it names a strategy, else a one-line StrategyError listing the valid names."""
     if name not in _STRATEGIES:
         raise StrategyError(f"strategy {name!r} is unknown; use one of {', '.join(STRATEGY_NAMES)}")
-    module, cls = _STRATEGIES[name]
+    return name
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    module, cls = _STRATEGIES[check_strategy_name(name)]
     return getattr(importlib.import_module(module), cls)
 
 
@@ -38,4 +43,6 @@ def make_strategy(name: str, space, **kwargs: Any) -> Strategy:
     return cls(space, **kwargs)
 
 
-__all__ = ["STRATEGY_NAMES", "WAIT", "Strategy", "Suggestion", "Wait", "make_strategy", "strategy_class"]
+__all__ = [
+    "STRATEGY_NAMES", "WAIT", "Strategy", "Suggestion", "Wait", "check_strategy_name", "make_strategy", "strategy_class",
+]
