@@ -23,7 +23,7 @@ import tuitune
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from tests.support.project import Project
 
 
 TRIAL_LINE = re.compile(

@@ -30,7 +30,7 @@ from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from tests.support.project import Project
 
 SESSION = "kk"
 

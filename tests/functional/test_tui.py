@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_tui_support import build_fixed_db, make_preset, run_async, wait_for
 from textual.widgets import DataTable, Input, OptionList
 
+from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialState
 from tuitune.core.store import Store
 from tuitune.launch import new_run

@@ -10,7 +10,8 @@ import json
 import signal
 import time
 
-from _rel_support import Project, read_log, wait_until
+from tests.support.project import ReliabilityProject as Project
+from tests.support.project import read_log, wait_until
 
 # mode -> a piece of the stored reason
 REASONS = {

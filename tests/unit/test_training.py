@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
-from _datasets import write_imagefolder
-from _fake_trial import FakeTrial
 
+from tests.support.datasets import write_imagefolder
+from tuitune.testing import FakeTrial
 from tuitune.training import data as D
 from tuitune.training import loop
 from tuitune.training.loop import make_objective, trial_seed
