@@ -1,4 +1,4 @@
-"""Provides the command line (DESIGN.md 4.2); with no subcommand it opens the TUI."""
+"""Provides the command line (docs/DESIGN.md 4.2); with no subcommand it opens the TUI."""
 
 from __future__ import annotations
 

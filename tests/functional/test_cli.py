@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md 4.2-4.4): each command's output and each user error.
+"""The command line (docs/DESIGN.md 4.2-4.4): each command's output and each user error.
 
 Most tests run the real ``tuitune`` entry point in a subprocess with ``--db`` in a temporary folder;
 the ones that only need output and exit codes call ``tuitune.cli.main`` in-process (faster). Every

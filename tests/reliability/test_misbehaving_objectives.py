@@ -1,4 +1,4 @@
-"""Objectives that misbehave, through the real command line (DESIGN.md 3: failed trials).
+"""Objectives that misbehave, through the real command line (docs/DESIGN.md 3: failed trials).
 
 Each failing trial first reports an epoch *better* than any good trial's, so a failed trial that
 slipped into the ranking would be the best one: it must never be best and never be exported.

@@ -1,4 +1,4 @@
-"""Provides the export of a session's best trial to JSON (DESIGN.md 4.3), written atomically."""
+"""Provides the export of a session's best trial to JSON (docs/DESIGN.md 4.3), written atomically."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 
 
 class TrialState(str, Enum):
-    """The states of DESIGN.md section 3."""
+    """The states of docs/DESIGN.md section 3."""
 
     RUNNING = "running"
     COMPLETE = "complete"

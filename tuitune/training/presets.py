@@ -26,7 +26,22 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+def _preset_dir() -> Path:
+    """The bundled presets: the repository's top-level ``presets/`` folder, which a wheel (and an editable
+    install) ships as the data-only package ``tuitune.presets`` (pyproject's package-dir)."""
+    source = Path(__file__).resolve().parent.parent.parent / "presets"  # a source checkout on the path
+    if (source / "digits-mlp.toml").is_file():
+        return source
+    from importlib.util import find_spec
+
+    spec = find_spec("tuitune.presets")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location).resolve()
+    return source
+
+
+PRESET_DIR = _preset_dir()
 
 METRICS_BUILTIN = ("val_acc", "val_loss", "train_loss")
 DIRECTIONS = ("minimize", "maximize")
