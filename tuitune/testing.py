@@ -48,8 +48,9 @@ class FakeTrial:
         self.budget = budget
         self.rows: list[dict[str, Any]] = []
         self.saved = saved
-        self.saved_epoch = 0
+        self.saved_epoch = 0  # the epoch of the last checkpoint (written, or restored from ``saved``)
         self.stop_after = stop_after
+        self._start = 0  # the epoch training resumes after: the restored checkpoint's
         self._epoch = 0
         self.checkpoints = 0
         if saved is not None:
@@ -63,10 +64,15 @@ class FakeTrial:
         return torch.load(buf, weights_only=True)
 
     def restore(self) -> dict[str, Any] | None:
-        return None if self.saved is None else self._load(self.saved)
+        """The last checkpoint's state, or None; after it, ``epochs()`` continues from the next epoch."""
+        if self.saved is None:
+            return None
+        blob = self._load(self.saved)
+        self._start = int(blob["epoch"])
+        return blob["state"]
 
     def epochs(self) -> Iterator[int]:
-        for e in range(self.saved_epoch + 1, self.budget + 1):
+        for e in range(self._start + 1, self.budget + 1):
             if self.stop_after is not None and e > self.stop_after:
                 return
             self._epoch = e
@@ -79,10 +85,11 @@ class FakeTrial:
         self.rows.append({"epoch": self._epoch, **metrics})
 
     def checkpoint(self, state: dict[str, Any]) -> None:
+        """Keeps ``state`` for the current epoch, in the engine's format (its epoch beside it)."""
         import torch
 
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save({"epoch": self._epoch, "state": state}, buf)
         self.saved = buf.getvalue()
         self.saved_epoch = self._epoch
         self.checkpoints += 1
