@@ -208,7 +208,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tuitune.headless import fmt
+    from tuitune.core.text import fmt
 
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
@@ -255,7 +255,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.console import Console
 
-    from tuitune.headless import fmt, leaderboard_table
+    from tuitune.core.text import fmt
+    from tuitune.headless import leaderboard_table
 
     c = Console()
     preset = (rec.preset or {}).get("name") or "-"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,31 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuitune.core import events as ev
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState
-
-
-def fmt(v: Any) -> str:
-    """A compact rendering of a value for tables: 4 significant digits for floats."""
-    if isinstance(v, bool) or v is None:
-        return "-" if v is None else str(v)
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        return f"{v:.4g}"
-    return str(v)
-
-
-def searched_names(record: SessionRecord) -> list[str]:
-    return [k for k, p in record.space.items() if p.get("type") != "fixed"]
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, ranked
+from tuitune.core.text import fmt
 
 
 def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
     """Trials ranked: complete ones by value, then the others by number."""
-    names = searched_names(record)
-    sign = 1.0 if record.direction == "minimize" else -1.0
-    done = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None), key=lambda t: (sign * t.value, t.number)
-    )
+    names = record.searched
+    done = ranked(trials, record.direction)
     rest = [t for t in trials if t not in done]
     rows = done + rest
     # Many searched parameters do not fit as columns: then one wrapped column holds them all.
@@ -74,7 +56,7 @@ class HeadlessDisplay:
         self.console = console or Console()
         self.on_closed = on_closed  # called once when the output goes away (``| head``, a closed terminal)
         self.closed = False
-        self.names = searched_names(record)
+        self.names = record.searched
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -102,7 +102,7 @@ def _db_path(db: str | os.PathLike[str] | Store | None) -> Any:
 
 
 def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
-    from tuitune.training.presets import load_objective
+    from tuitune.training.objective import load_objective
 
     return load_objective(preset, device=device, data_dir=data_dir, seed=seed)
 

@@ -12,13 +12,13 @@ import pytest
 
 from tuitune.core.errors import PresetError
 from tuitune.core.space import Choice, Fixed, Float, Int
+from tuitune.training.objective import load_objective
 from tuitune.training.presets import (
     PRESET_DIR,
     TRAINER_PARAMS,
     Preset,
     bundled_names,
     list_presets,
-    load_objective,
     load_preset,
     parse_value,
 )

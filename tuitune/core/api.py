@@ -11,7 +11,7 @@ from typing import Any
 
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
-from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, TrialState
+from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
 from tuitune.core.space import Space
 from tuitune.core.store import Store, default_db_path
 from tuitune.core.strategies import make_strategy, strategy_class
@@ -67,16 +67,12 @@ class Session:
 
     def leaderboard(self) -> list[TrialRecord]:
         """Complete trials, best first (ties: the earlier trial first)."""
-        rec = self.record
-        done = [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
-        sign = 1.0 if rec.direction == "minimize" else -1.0
-        return sorted(done, key=lambda t: (sign * (t.value or 0.0), t.number))
+        return ranked(self.trials, self.record.direction)
 
     @property
     def best(self) -> TrialRecord | None:
         """The best complete trial (a failed, pruned or unfinished trial is never best)."""
-        board = self.leaderboard()
-        return board[0] if board else None
+        return best_trial(self.trials, self.record.direction)
 
     def export(self, path: str | os.PathLike[str] = "best.json") -> Path:
         """Writes the best config and its provenance to ``path`` as JSON, atomically."""
