@@ -63,11 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base", type=_base, help="manual: the base config (defaults, best, or a trial number)")
     r.add_argument("--headless", action="store_true", help="no TUI: progress bars and lines")
     g = r.add_argument_group("strategy options")
-    g.add_argument("--factor", type=int, help="hyperband: eta, the halving factor (default 3)")
-    g.add_argument("--bracket", type=int, help="hyperband: run this bracket alone (successive halving)")
-    g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
-    g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
-    g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
+    from tuitune.core.strategies import STRATEGY_OPTIONS
+
+    for opt in STRATEGY_OPTIONS:
+        g.add_argument(opt.flag, type=_positive_int if opt.positive else int, help=f"{opt.strategy}: {opt.help}")
     _run_limits(r)
     common(r)
 
@@ -283,16 +282,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = {"factor": "factor", "bracket": "bracket", "n_initial": "n_initial", "grid_points": "points",
-             "max_grid": "max_size"}
-    given = {names[k]: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    owners = {"factor": "hyperband", "bracket": "hyperband", "n_initial": "bayes", "points": "grid", "max_size": "grid"}
+    """The strategy options given as flags (core's STRATEGY_OPTIONS), each checked to belong to --strategy."""
     from tuitune.core.errors import StrategyError
+    from tuitune.core.strategies import STRATEGY_OPTIONS
 
-    for k in given:
-        if owners[k] != args.strategy:
-            flag = "--" + next(a for a, b in names.items() if b == k).replace("_", "-")
-            raise StrategyError(f"{flag} is an option of the {owners[k]} strategy, not of {args.strategy}")
+    given = {}
+    for opt in STRATEGY_OPTIONS:
+        value = getattr(args, opt.flag[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        if opt.strategy != args.strategy:
+            raise StrategyError(f"{opt.flag} is an option of the {opt.strategy} strategy, not of {args.strategy}")
+        given[opt.name] = value
     return given
 
 

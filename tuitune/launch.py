@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuitune.core.api import check_session_name, new_session_name, open_store, strategy_for
-from tuitune.core.errors import ManualError, PresetError, SessionExistsError, SetupError
+from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
+from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.records import SessionRecord
 from tuitune.core.runner import Runner, RunResult
 from tuitune.core.store import Store, default_db_path, resume_command
@@ -154,39 +154,19 @@ def new_run(
         strat.plan(values, base)
     store = open_store(db)
     name = session or new_session_name(store)
-    preset_dict = preset.to_dict()
-    if store.session_exists(name):
-        rec = store.session(name)
-        mine = dict(
-            strategy=strategy, space=space.to_dict(), metric=preset.metric, direction=preset.direction,
-            seed=seed, max_epochs=max_epochs, n_trials=trials, options=strat.options(), preset=_comparable(preset_dict),
-        )
-        diffs = [k for k, v in mine.items() if (_comparable(rec.preset) if k == "preset" else getattr(rec, k)) != v]
-        if diffs:
-            raise SessionExistsError(
-                f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
-                f"continue it with '{resume_command(name, store.path)}' or pick another --session name"
-            )
+    rec, existed = open_session(
+        store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
+        max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
+        info={"device": device, "data_dir": data_dir},
+    )
+    if existed:
         launch = resume_run(
             name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base,
             max_failures=max_failures, trial_timeout=trial_timeout,
         )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
-    info = {"device": device, "data_dir": data_dir}
-    store.create_session(
-        name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=preset.metric,
-        direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
-        defaults=defaults, info=info,
-    )
-    return Launch(
-        store, name, strat, objective, store.session(name), max_failures=max_failures, trial_timeout=trial_timeout
-    )
-
-
-def _comparable(preset: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored preset without where its file was: the same TOML by another path is the same preset."""
-    return {k: v for k, v in dict(preset).items() if k != "path"}
+    return Launch(store, name, strat, objective, rec, max_failures=max_failures, trial_timeout=trial_timeout)
 
 
 def resume_run(

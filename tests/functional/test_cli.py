@@ -136,11 +136,13 @@ def test_run_existing_name_with_other_settings_is_refused(project: Project) -> N
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "dup", "--headless").rc == 0
     before = project.trials("dup")
-    r = project.cli("run", toml.name, "--trials", 3, "--session", "dup", "--headless")
-    r.assert_user_error("dup", "already exists", "tuitune resume dup")
-    assert project.trials("dup") == before
     r = project.cli("run", toml.name, "--trials", 2, "--seed", 1, "--session", "dup", "--headless")
-    r.assert_user_error("already exists", "seed", "tuitune resume dup")
+    r.assert_user_error("dup", "already exists", "seed", "tuitune resume dup")
+    assert project.trials("dup") == before
+    # The one rule of tt.tune and run: the same settings with a larger --trials extend the session.
+    r = project.cli("run", toml.name, "--trials", 3, "--session", "dup", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("dup")) == 3
 
 
 def test_run_existing_name_with_identical_settings_resumes(project: Project) -> None:

@@ -86,10 +86,10 @@ def release_memory(seconds: float = float("inf")) -> None:
         gc.collect()  # cheap once the long-lived heap is frozen (Runner.run calls gc.freeze)
     if cuda and torch is not None:
         torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None) if torch is not None else None
-    if mps is not None and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        gc.collect()
-        mps.empty_cache()
+    if torch is not None and hasattr(torch, "mps") and getattr(torch.backends, "mps", None) is not None:
+        if torch.backends.mps.is_available():  # Apple GPUs keep a cache too
+            gc.collect()
+            torch.mps.empty_cache()
 
 
 def versions() -> dict[str, Any]:
