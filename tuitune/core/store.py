@@ -96,6 +96,22 @@ def _reading(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Database files this process has SQLite connections to, with how many Stores hold them. POSIX record
+# locks belong to the process: closing *any* descriptor of the file drops them all, so a plain
+# open()/close() of a database this process has open would silently drop the locks its live
+# connections rely on (another process may then checkpoint and delete the WAL under them, losing
+# what they see). SQLite itself defers such closes; we must not open the file outside SQLite then.
+_LIVE: dict[str, int] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _live_key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
+
+
 def check_file(path: str | os.PathLike[str]) -> bool:
     """Checks, without writing a byte, that ``path`` is a tuitune database or may become one.
 
@@ -111,6 +127,10 @@ def check_file(path: str | os.PathLike[str]) -> bool:
     size = p.stat().st_size
     if size == 0:
         return False
+    with _LIVE_LOCK:
+        live = _LIVE.get(_live_key(p), 0) > 0
+    if live:
+        return True  # checked when this process opened it; reading it outside SQLite now would drop its locks
     with open(p, "rb") as f:
         header = f.read(100)
     if not header.startswith(SQLITE_MAGIC):
@@ -192,6 +212,10 @@ class Store:
             self._create_schema()
         else:
             self.upgrade()
+        self._key = _live_key(self.path)
+        with _LIVE_LOCK:
+            _LIVE[self._key] = _LIVE.get(self._key, 0) + 1
+        self._closed = False
 
     # ---- connections --------------------------------------------------------------------------
     @property
@@ -233,6 +257,26 @@ class Store:
                     pass
             self._conns.clear()
         self._local = threading.local()
+        self._release()
+
+    def _release(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        with _LIVE_LOCK:
+            n = _LIVE.get(self._key, 0) - 1
+            if n > 0:
+                _LIVE[self._key] = n
+            else:
+                _LIVE.pop(self._key, None)
+
+    def __del__(self) -> None:
+        # Close the connections now: left to the cycle collector they would outlive this count, and a
+        # plain open() of the file in between would drop the POSIX locks they still hold.
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def _sync(self, full: bool) -> None:
         """Chooses this connection's durability for its next commit (not allowed inside a transaction)."""
@@ -244,7 +288,7 @@ class Store:
             self._local.last_full = time.monotonic()
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True, faults: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error.
 
         A write the disk refuses (full, I/O error, read-only) is a StoreWriteError saying so; the
@@ -254,7 +298,8 @@ class Store:
         ``durable`` commit is also fsynced, and with it every commit before it: trial starts and ends
         are durable, and epoch rows at least once a second (``DURABLE_EVERY``), so a power cut can
         roll back at most the last second of epoch rows, and an fsync per epoch (milliseconds on a
-        slow disk) is not paid.
+        slow disk) is not paid. ``faults=False`` keeps the tests' injected write faults (``fault``) for
+        the data: the heartbeat, written from its own thread, must not take them.
         """
         c = self.conn
         if not durable and time.monotonic() - getattr(self._local, "last_full", 0.0) >= DURABLE_EVERY:
@@ -264,7 +309,7 @@ class Store:
             c.execute("BEGIN IMMEDIATE")
             try:
                 yield c
-                if self.fault is not None:
+                if self.fault is not None and faults:
                     self.fault()
                 c.execute("COMMIT")
             except BaseException:
@@ -511,7 +556,7 @@ class Store:
         session reads as interrupted, which it then is.
         """
         sid = self._session_id(name)
-        with self.transaction(durable=False) as c:
+        with self.transaction(durable=False, faults=False) as c:
             if alive:
                 c.execute("UPDATE sessions SET heartbeat = ?, owner = coalesce(?, owner) WHERE id = ?", (time.time(), owner, sid))
             else:
@@ -557,7 +602,7 @@ class Store:
     def _session_record(self, row: sqlite3.Row, n_done: int = 0, best: float | None = None) -> SessionRecord:
         heartbeat = row["heartbeat"]
         state = row["state"]
-        if state == "running" and not is_alive(heartbeat):
+        if state in ("running", "paused") and not is_alive(heartbeat):
             state = "interrupted"  # its owner died without a word: nobody needs to resume it to see so
         return SessionRecord(
             name=row["name"],
@@ -773,6 +818,7 @@ class Store:
             finished=row["finished"],
             info=_loads(row["info"], {}),
             note=row["note"],
+            updated=row["updated"],
         )
 
     @_reading
@@ -790,6 +836,21 @@ class Store:
         sid = self._session_id(session)
         rows = self.conn.execute("SELECT * FROM trials WHERE session_id = ? ORDER BY number", (sid,)).fetchall()
         eps = self._epochs_of(r["id"] for r in rows) if with_epochs else {}
+        out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+        if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
+            out = [_dead(t) for t in out]
+        return out
+
+    @_reading
+    def trials_since(self, session: str, since: float | None) -> list[TrialRecord]:
+        """The trials whose row changed at or after ``since`` (a ``TrialRecord.updated``), with their epochs."""
+        if since is None:
+            return self.trials(session)
+        sid = self._session_id(session)
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE session_id = ? AND updated >= ? ORDER BY number", (sid, since)
+        ).fetchall()
+        eps = self._epochs_of(r["id"] for r in rows)
         out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
         if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
             out = [_dead(t) for t in out]
