@@ -965,7 +965,7 @@ def test_every_resume_hint_names_a_non_default_db(project: Project, tmp_path: Pa
         raise RuntimeError("boom")
 
     with pytest.raises(TooManyFailuresError) as e:
-        tt.tune(fails, {"x": tt.Float(0, 1)}, trials=5, db=project.db, session="demo", max_failures=2)
+        tt.tune(fails, {"x": tt.Float(0, 1)}, trials=5, db=project.db, session="demo", max_failures=2, workers=0)
     assert f"tuitune resume demo --db {project.db}" in str(e.value)
     with pytest.raises(ExportError) as e2:
         tt.load("demo", db=project.db).export(tmp_path / "x.json")
