@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     from tuitune.core.strategies import STRATEGY_OPTIONS
 
     for opt in STRATEGY_OPTIONS:
-        g.add_argument(opt.flag, type=_positive_int if opt.positive else int, help=f"{opt.strategy}: {opt.help}")
+        g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
+                       help=f"{', '.join(opt.strategies)}: {opt.help}")
     _where(r)
     _run_limits(r)
     common(r)
@@ -350,8 +351,10 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, opt.flag[2:].replace("-", "_"), None)
         if value is None:
             continue
-        if opt.strategy != args.strategy:
-            raise StrategyError(f"{opt.flag} is an option of the {opt.strategy} strategy, not of {args.strategy}")
+        if args.strategy not in opt.strategies:
+            of = " and ".join(opt.strategies)
+            raise StrategyError(f"{opt.flag} is an option of the {of} strateg{'ies' if len(opt.strategies) > 1 else 'y'}, "
+                                f"not of {args.strategy}")
         given[opt.name] = value
     return given
 

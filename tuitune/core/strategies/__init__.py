@@ -16,6 +16,7 @@ _STRATEGIES = {
     "random": ("tuitune.core.strategies.random", "RandomStrategy"),
     "bayes": ("tuitune.core.strategies.bayes", "BayesStrategy"),
     "hyperband": ("tuitune.core.strategies.hyperband", "HyperbandStrategy"),
+    "asha": ("tuitune.core.strategies.asha", "AshaStrategy"),
 }
 STRATEGY_NAMES = tuple(_STRATEGIES)
 
@@ -25,13 +26,13 @@ class StrategyOption:
     """A strategy option as the command line and the TUI's new-session screen offer it.
 
     Attributes:
-        strategy: the strategy that takes it; name: its keyword (``make_strategy(..., name=v)``).
+        strategies: the strategies that take it; name: its keyword (``make_strategy(..., name=v)``).
         flag: its command-line flag; help: what it does.
         positive: 1 or more (else any whole number: the strategy checks it).
         label, default: the TUI's field label and what it shows when left empty; no label: not on the screen.
     """
 
-    strategy: str
+    strategies: tuple[str, ...]
     name: str
     flag: str
     help: str
@@ -42,21 +43,23 @@ class StrategyOption:
 
 # Every strategy option a user can give outside Python, in the order the screens show them.
 STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
-    StrategyOption("hyperband", "factor", "--factor", "eta, the halving factor (default 3)", positive=False,
-                   label="Hyperband factor", default="3"),
-    StrategyOption("hyperband", "bracket", "--bracket", "run this bracket alone (successive halving)", positive=False),
-    StrategyOption("bayes", "n_initial", "--n-initial", "quasi-random points before the model",
+    StrategyOption(("hyperband", "asha"), "factor", "--factor", "eta, the halving factor (default 3)",
+                   positive=False, label="halving factor", default="3"),
+    StrategyOption(("hyperband",), "bracket", "--bracket", "run this bracket alone (successive halving)",
+                   positive=False),
+    StrategyOption(("asha",), "min_epochs", "--min-epochs", "the epochs of the lowest rung (default 1)"),
+    StrategyOption(("bayes",), "n_initial", "--n-initial", "quasi-random points before the model",
                    label="Bayes initial points", default="automatic"),
-    StrategyOption("grid", "points", "--grid-points", "values per float parameter (default 5)",
+    StrategyOption(("grid",), "points", "--grid-points", "values per float parameter (default 5)",
                    label="grid points per float", default="5"),
-    StrategyOption("grid", "max_size", "--max-grid", "the largest grid allowed (default 10000)"),
+    StrategyOption(("grid",), "max_size", "--max-grid", "the largest grid allowed (default 10000)"),
 )
 
 
 def option(strategy: str, name: str) -> StrategyOption:
     """The entry of ``STRATEGY_OPTIONS`` for a strategy's option (KeyError when there is none)."""
     for o in STRATEGY_OPTIONS:
-        if (o.strategy, o.name) == (strategy, name):
+        if strategy in o.strategies and o.name == name:
             return o
     raise KeyError((strategy, name))
 

@@ -28,6 +28,7 @@ STRATEGIES = [
     ("random: independent samples", "random"),
     ("bayes: a Gaussian-process model", "bayes"),
     ("hyperband: many short trials, the best continue", "hyperband"),
+    ("asha: successive halving that never waits", "asha"),
     ("grid: every combination", "grid"),
     ("manual: one change at a time", "manual"),
 ]
@@ -36,11 +37,11 @@ _SCREEN_OPTIONS = [o for o in STRATEGY_OPTIONS if o.label]
 # Which option inputs each strategy shows (the rest are hidden).
 OPTIONS = {
     strategy: {"max-epochs", "seed", *(() if strategy == "manual" else ("trials",)),
-               *(o.flag[2:] for o in _SCREEN_OPTIONS if o.strategy == strategy)}
+               *(o.flag[2:] for o in _SCREEN_OPTIONS if strategy in o.strategies)}
     for _, strategy in STRATEGIES
 }
 FIELDS = [
-    ("trials", "trials", "20 (grid, hyperband: their plan)"),
+    ("trials", "trials", "20 (grid, hyperband, asha: their plan)"),
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
     *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS),
@@ -302,7 +303,7 @@ class NewSessionScreen(Screen[None]):
                 raise ValueError(str(err)) from None
             if self.store.session_exists(name):
                 raise ValueError(f"a session named '{name}' exists; choose another name")
-        options = {o.name: self._int(o.flag[2:]) for o in _SCREEN_OPTIONS if o.strategy == strategy}
+        options = {o.name: self._int(o.flag[2:]) for o in _SCREEN_OPTIONS if strategy in o.strategies}
         device = str(self.query_one("#device", Select).value)
         return dict(
             preset_ref=e.ref,

@@ -58,8 +58,10 @@ class TrialDetailScreen(Screen[None]):
         if "change" in t.meta:
             ch = ", ".join(f"{k}={fmt(val)}" for k, val in t.meta["change"].items()) or "no change"
             head.append(f"manual: {ch} from {base_label(t.meta)}")
-        if t.meta.get("rung") is not None:
+        if t.meta.get("bracket") is not None:
             head.append(f"hyperband bracket {t.meta.get('bracket')} rung {t.meta.get('rung')}")
+        elif t.meta.get("rung") is not None:
+            head.append(f"asha rung {t.meta.get('rung')}")
         self.query_one("#trial-header", Static).update("  ".join(head))
 
         cfg = self.query_one("#trial-config", DataTable)
