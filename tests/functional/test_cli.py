@@ -952,7 +952,7 @@ def test_closed_stdout_stops_the_session_cleanly(project: Project) -> None:
     lines = [p.stdout.readline() for _ in range(2)]  # what `head -2` reads before it exits
     p.stdout.close()
     _, err = p.communicate(timeout=120)
-    assert "starting session piped" in lines[0]
+    assert all(lines), lines  # two lines were printed before the pipe closed
     assert "Traceback" not in err
     assert p.returncode == 0, err
     state, message = project.sql("SELECT state, message FROM sessions WHERE name = 'piped'")[0]
