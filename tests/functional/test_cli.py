@@ -246,7 +246,7 @@ def test_a_failed_resume_leaves_the_budget_unchanged(project: Project) -> None:
 
 
 def test_resume_of_a_python_api_session_is_a_clear_error(inproc, project: Project) -> None:
-    import _objectives
+    from tests.functional import _objectives
 
     import tuitune as tt
 
