@@ -108,7 +108,7 @@ def test_pending_trials_are_not_suggested_again():
     first = s.ask()
     s.tell(TrialRecord(number=5, state=TrialState.RUNNING, config=first.config))
     second = s.ask()
-    assert second.meta["bayes"] == "model"
+    assert second.meta["chosen_by"] == "model"
     assert second.config != first.config
     assert np.linalg.norm(space.to_unit(second.config) - space.to_unit(first.config)) > 1e-3
 
