@@ -416,6 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         raw = json.loads(Path(args.raw).read_text())
 
     def key(fname: str, m: str, seed: int) -> str:
+        # Only bayes reads the conditions: Optuna gets the flat distributions and random search draws every
+        # parameter (then drops the inactive ones, which the function ignores), so their conditional-flat
+        # runs are their conditional runs.
+        if fname == "conditional-flat" and m != "bayes":
+            fname = "conditional"
         return f"{fname}|{m}|{seed}|{args.trials}"
 
     try:

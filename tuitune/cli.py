@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_argument_group("strategy options")
     g.add_argument("--factor", type=int, help="hyperband: eta, the halving factor (default 3)")
     g.add_argument("--bracket", type=int, help="hyperband: run this bracket alone (successive halving)")
+    g.add_argument("--sampler", choices=("random", "bayes"),
+                   help="hyperband: new configs at random (default) or from a Bayes model of the highest rung (BOHB)")
     g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
     g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
     g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
@@ -275,10 +277,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = {"factor": "factor", "bracket": "bracket", "n_initial": "n_initial", "grid_points": "points",
-             "max_grid": "max_size"}
+    names = {"factor": "factor", "bracket": "bracket", "sampler": "sampler", "n_initial": "n_initial",
+             "grid_points": "points", "max_grid": "max_size"}
     given = {names[k]: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    owners = {"factor": "hyperband", "bracket": "hyperband", "n_initial": "bayes", "points": "grid", "max_size": "grid"}
+    owners = {"factor": "hyperband", "bracket": "hyperband", "sampler": "hyperband", "n_initial": "bayes",
+              "points": "grid", "max_size": "grid"}
     from tuitune.core.errors import StrategyError
 
     for k in given:
