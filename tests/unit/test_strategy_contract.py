@@ -60,10 +60,11 @@ CASES = {
     "grid": dict(n_trials=None),
     "bayes": dict(n_trials=7, n_initial=3),
     "hyperband": dict(n_trials=None, factor=3),
+    "hyperband-bayes": dict(n_trials=None, factor=3, sampler="bayes"),
     "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
 }
 COND_CHANGES = [{"opt": "adam"}, {"nesterov": False}, {}, {"base": "best", "change": {"units": 32}}]
-EPOCHS = {"hyperband": 9}
+EPOCHS = {"hyperband": 9, "hyperband-bayes": 9}
 
 
 def cases(name, kind):
@@ -79,10 +80,10 @@ def build(tmp_path, name, db="s.db", seed=0, kind="flat"):
     store = Store(tmp_path / db)
     space = SPACES[kind]
     strat = make_strategy(
-        name, space, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials, defaults=DEFAULTS[kind], **opts,
+        name.split("-")[0], space, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials, defaults=DEFAULTS[kind], **opts,
     )
     store.create_session(
-        "s", strategy=name, options=strat.options(), space=space.to_dict(), metric="val_loss", direction="minimize",
+        "s", strategy=name.split("-")[0], options=strat.options(), space=space.to_dict(), metric="val_loss", direction="minimize",
         seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials, defaults=DEFAULTS[kind],
     )
     return store, strat
@@ -114,12 +115,15 @@ class TestStrategyContract:
             # check() refuses an inactive parameter and a missing active one: configs hold exactly the active ones
             assert space.check(t.config) == t.config
             assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        expected = {"random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(), "manual": 4}[name]
+        expected = {"random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(),
+                    "hyperband-bayes": strat.total(), "manual": 4}[name]
         assert len(trials) == expected
         assert strat.ask() is None  # finished means finished
         if name == "grid":  # every active combination once, nothing else
             assert sorted(map(repr, (t.config for t in trials))) == sorted(map(repr, space.grid()))
-        if kind == "conditional" and name in ("random", "bayes", "hyperband"):
+        if name == "hyperband-bayes":  # the later brackets' new configs come from the model
+            assert any(t.meta.get("chosen_by") == "model" for t in trials)
+        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes"):
             assert {t.config["opt"] for t in trials} == {"sgd", "adam"}, "both branches are explored"
 
     def test_deterministic_under_a_seed(self, tmp_path, name, kind):
