@@ -157,3 +157,16 @@ def test_the_trainer_copes_with_absent_optimizer_parameters():
     assert adam.param_groups[0]["betas"] == (0.9, 0.999)
     sgd = make_optimizer({"optimizer": "sgd", "lr": 0.01}, params, torch.device("cpu"))
     assert sgd.param_groups[0]["momentum"] == 0.0
+
+
+def test_fixing_a_parent_with_set_decides_its_children():
+    s = space().with_fixed({"optimizer": "adam"})
+    for seed in range(5):
+        c = s.sample(np.random.default_rng(seed))
+        assert c["optimizer"] == "adam" and "beta1" in c and "momentum" not in c and "nesterov" not in c
+    assert s.grid_size() == 4  # lr 2 x beta1 2
+    from tuitune.core.strategies.bayes.encoding import Encoding
+
+    enc = Encoding(s)
+    u = enc.from_unit_cube(np.random.default_rng(0).random((4, enc.dim)))
+    assert all(s.check(enc.to_config(row)) == enc.to_config(row) for row in u)
