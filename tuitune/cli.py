@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
     g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
     g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
+    _where(r)
     _run_limits(r)
     common(r)
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
     s.add_argument("--base", type=_base, help="manual: the base of the next change")
     s.add_argument("--headless", action="store_true")
+    _where(s)
     _run_limits(s)
     common(s)
 
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="a session's settings and leaderboard")
     sh.add_argument("name")
     sh.add_argument("--json", action="store_true", help="the session, its trials and their epoch rows")
+    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log)")
     common(sh)
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
@@ -94,9 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json)")
     common(ex)
 
+    op = sub.add_parser("open", help="the dashboard of a session; follows it live when another process runs it")
+    op.add_argument("name")
+    common(op)
+
     pr = sub.add_parser("presets", help="list the bundled presets")
     common(pr)
     return p
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
+
+
+def _where(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("where trials run")
+    g.add_argument("--devices", metavar="LIST",
+                   help="cpu, cuda:0,cuda:1 or all (every visible GPU); default: the best device, or the session's")
+    g.add_argument("--workers", type=_non_negative_int, metavar="N",
+                   help="worker processes per device (default 1; 0 trains in this process)")
+    g.add_argument("--in-process", action="store_true", help="train in this process (for pdb); same as --workers 0")
+    g.add_argument("--detach", action="store_true",
+                   help="run headless in the background, detached from this terminal; follow it with tuitune open NAME")
 
 
 def _run_limits(sp: argparse.ArgumentParser) -> None:
@@ -148,6 +176,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_export(args)
     if cmd in ("run", "resume"):
         return cmd_run(args)
+    if cmd == "open":
+        store = _store(args)
+        store.session(args.name)  # an unknown name is one line, before the screen opens
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(f"tuitune: open needs a terminal; without one use: tuitune{_db_flag(store.path)} show {args.name}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        from tuitune.ui.app import run_app
+
+        return run_app(db=store.path, open_session=args.name)
     raise AssertionError(cmd)
 
 
@@ -211,8 +249,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     t = Table("session", "preset", "strategy", "done", "best", "state", "updated")
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
+        state = f"{r.state} (live)" if r.alive else r.state
         t.add_row(
-            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), r.state,
+            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
     Console().print(t)
@@ -223,7 +262,8 @@ def _session_json(r: Any) -> dict[str, Any]:
     return {
         "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
-        "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "message": r.message,
+        "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
+        "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
         "space": r.space, "created": r.created, "updated": r.updated,
     }
 
@@ -233,6 +273,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     store = _store(args)
     rec = store.session(args.name)
+    if args.log is not None:
+        return _print_log(store, rec.name, args.log)
     trials = store.trials(args.name)
     if args.json:
         doc = {
@@ -266,6 +308,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_log(store: Any, name: str, number: int) -> int:
+    from tuitune.core.errors import StoreError
+    from tuitune.core.store import files_dir
+
+    store.trial(name, number)  # an unknown trial is one line naming it
+    path = files_dir(store.path) / "logs" / name / f"{number}.log"
+    if not path.exists():
+        raise StoreError(
+            f"trial {number} of '{name}' has no log ({path} does not exist): it ran in the coordinator's own process "
+            "(--in-process), or before tuitune kept logs"
+        )
+    with open(path, "rb") as f:
+        sys.stdout.buffer.write(f.read())
+    sys.stdout.flush()
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from tuitune.core.api import Session
 
@@ -294,17 +353,20 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from tuitune.launch import new_run, resume_run
 
+    workers = 0 if args.in_process else args.workers
     if args.command == "run":
         launch = new_run(
             args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
             session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
-            base=args.base, options=_strategy_options(args),
+            base=args.base, options=_strategy_options(args), workers=workers, devices=args.devices,
         )
     else:
         launch = resume_run(
             args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
-            sets=args.set, base=args.base,
+            sets=args.set, base=args.base, workers=workers, devices=args.devices,
         )
+    if args.detach:
+        return detach(args, launch)
     if not args.headless:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             print("tuitune: not a terminal (output redirected?): running headless", file=sys.stderr)
@@ -313,13 +375,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_headless(launch, max_failures=args.max_failures, trial_timeout=args.trial_timeout)
 
 
+def detach(args: argparse.Namespace, launch: Any) -> int:
+    """Starts the launched session headless in a new process session, detached from this terminal."""
+    import os
+    import subprocess
+
+    from tuitune.core.store import files_dir
+
+    log = files_dir(launch.store.path) / "logs" / launch.name / "session.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
+    if launch.devices:
+        argv += ["--devices", ",".join(launch.devices)]
+    argv += ["--workers", str(launch.workers), "--max-failures", str(args.max_failures)]
+    if args.trial_timeout is not None:
+        argv += ["--trial-timeout", str(args.trial_timeout)]
+    if args.command == "resume" and args.trials:
+        argv += ["--trials", str(args.trials)]
+    if args.set and launch.strategy.name == "manual":  # the manual run's change
+        for item in args.set:
+            argv += ["--set", item]
+        if args.base is not None:
+            argv += ["--base", str(args.base)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=os.getcwd(), close_fds=True,
+        )
+    db = _db_flag(launch.store.path)
+    print(f"session '{launch.name}' runs in the background (pid {proc.pid}); its output: {log}")
+    print(f"follow it with: tuitune{db} open {launch.name}")
+    return EXIT_OK
+
+
+def _db_flag(path: Any) -> str:
+    """`` --db PATH`` when ``path`` is not the default database, for hints that must work when pasted."""
+    import shlex
+    from pathlib import Path
+
+    from tuitune.core.store import default_db_path
+
+    try:
+        same = Path(path).resolve() == default_db_path().resolve()
+    except OSError:
+        same = False
+    return "" if same else f" --db {shlex.quote(str(path))}"
+
+
 def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | None = None) -> int:
     """Runs a launch on the main thread with progress bars; signals stop it cleanly after the epoch."""
     from tuitune.core.api import Session
     from tuitune.headless import HeadlessDisplay, leaderboard_table
 
     display = HeadlessDisplay(launch.record)
-    for note in launch.notes:
+    for note in [*launch.notes, f"trials run {launch.where}"]:
         display.console.print(note)
     runner = launch.runner([display], max_failures=max_failures, trial_timeout=trial_timeout)
     signals_seen: list[int] = []

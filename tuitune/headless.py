@@ -64,6 +64,14 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
     return table
 
 
+def where(t: TrialRecord) -> str:
+    """`` [w1 cuda:1]``: the worker and device a trial ran on, when it ran in a worker process."""
+    w, d = t.info.get("worker"), t.info.get("device")
+    if w is None:
+        return ""
+    return f" [w{w} {d}]" if d else f" [w{w}]"
+
+
 class HeadlessDisplay:
     """A Runner listener that draws progress with rich."""
 
@@ -81,7 +89,7 @@ class HeadlessDisplay:
             transient=False,
         )
         self.session_task = None
-        self.trial_task = None
+        self.trial_tasks: dict[int, Any] = {}  # one bar per running trial (several with several workers)
         self._started = time.monotonic()
         self._done = 0
 
@@ -102,20 +110,26 @@ class HeadlessDisplay:
             )
             p.start()
             self.session_task = p.add_task("session", total=event.total, completed=self._done, info="")
-            self.trial_task = p.add_task("trial", total=1, completed=0, info="")
         elif isinstance(event, ev.TrialStarted):
             t = event.trial
             verb = "continues" if event.continued else "starts"
-            p.update(
-                self.trial_task, description=f"trial {t.number}", total=t.budget, completed=t.last_epoch,
-                info=f"{verb}",
+            old = self.trial_tasks.pop(t.number, None)
+            if old is not None:
+                p.remove_task(old)
+            self.trial_tasks[t.number] = p.add_task(
+                f"trial {t.number}", total=t.budget, completed=t.last_epoch, info=f"{verb}{where(t)}"
             )
         elif isinstance(event, ev.EpochReported):
             m = self.record.metric
             info = f"{m}={fmt(event.metrics.get(m))}" if m in event.metrics else ""
-            p.update(self.trial_task, completed=event.epoch, total=event.budget, info=info)
+            task = self.trial_tasks.get(event.number)
+            if task is not None:
+                p.update(task, completed=event.epoch, total=event.budget, info=info)
         elif isinstance(event, ev.TrialFinished):
             t = event.trial
+            task = self.trial_tasks.pop(t.number, None)
+            if task is not None:
+                p.remove_task(task)
             if t.state.is_finished() or t.state == TrialState.PAUSED:
                 self._done += 1 if t.state != TrialState.PAUSED else 0
             for c in event.changed:
@@ -128,7 +142,7 @@ class HeadlessDisplay:
             state = f"[{style}]{t.state.value}[/]" if style else t.state.value
             p.console.print(
                 f"trial {t.number:>3} {state}{extra} {self.record.metric}={fmt(t.value)} "
-                f"epochs={t.last_epoch}/{t.budget} {params}"
+                f"epochs={t.last_epoch}/{t.budget}{where(t)} {params}"
             )
             pruned = [c.number for c in event.changed if c.state == TrialState.PRUNED]
             if pruned:

@@ -19,6 +19,7 @@ from tuitune.core.runner import Runner
 from tuitune.core.store import Store
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
+from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
 
@@ -35,6 +36,9 @@ class Launch:
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)  # session fields written once the run lock is held
+    objective_ref: ObjectiveRef | None = None  # how a worker process loads the objective
+    devices: list[str] | None = None  # one entry per device; None: not pinned
+    workers: int = 1  # worker processes per device; 0: the objective runs in the runner's thread
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
         updates = dict(self.updates)
@@ -43,7 +47,67 @@ class Launch:
             if updates:
                 self.store.update_session(self.name, **updates)
 
-        return Runner(self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, **kw)
+        pool = None
+        if self.workers and self.objective_ref is not None:
+            pool = WorkerPool(self.objective_ref, plan_slots(self.devices, self.workers), _logs(self.store, self.name))
+        return Runner(
+            self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, pool=pool, **kw
+        )
+
+    @property
+    def where(self) -> str:
+        """Where the trials run, in words: '2 workers on cpu', 'in this process on cuda:0'."""
+        devs = ", ".join(self.devices or ["the best device"])
+        if not self.workers or self.objective_ref is None:
+            return f"in this process on {devs}"
+        n = self.workers * max(1, len(self.devices or []))
+        return f"{n} worker{'s' * (n != 1)} on {devs}"
+
+
+def _logs(store: Store, name: str) -> Any:
+    from tuitune.core.store import files_dir
+
+    return files_dir(store.path) / "logs" / name
+
+
+def build_objective(preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+    """A preset's objective, built inside a worker process (its device is the worker's)."""
+    from tuitune.training.presets import Preset, load_objective
+
+    return load_objective(Preset.from_dict(preset), device=device, data_dir=data_dir, seed=seed)
+
+
+def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
+    """``"cuda:0,cuda:1"``, ``"all"`` (every visible GPU), ``"cpu"``, a list, or None (the best device).
+
+    Each device is checked here, so a typo or a missing GPU is one clear line before anything runs.
+    """
+    from tuitune.training.data import DeviceError, resolve_device
+
+    if spec is None:
+        return [_name(resolve_device(None))]
+    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x and x.strip()]
+    if not items:
+        raise DeviceError("--devices is empty; give cpu, cuda:0,cuda:1 or all")
+    if items == ["all"]:
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise DeviceError(
+                f"--devices all: no GPU is visible here (torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}); "
+                "use --devices cpu"
+            )
+        return [f"cuda:{i}" for i in range(n)]
+    out = [_name(resolve_device(x)) for x in items]
+    dup = sorted({d for d in out if out.count(d) > 1})
+    if dup:
+        raise DeviceError(f"--devices names {dup[0]} twice; for several workers on one device use --workers N")
+    return out
+
+
+def _name(dev: Any) -> str:
+    return f"{dev.type}:{dev.index}" if dev.type == "cuda" and dev.index is not None else dev.type
 
 
 def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
@@ -94,8 +158,14 @@ def new_run(
     sets: Sequence[str] = (),
     base: str | int | None = None,
     options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    devices: str | Sequence[str] | None = None,
 ) -> Launch:
-    """A new session of a preset (or, when the name exists with the very same settings, its resume)."""
+    """A new session of a preset (or, when the name exists with the very same settings, its resume).
+
+    ``devices`` (``--devices``; ``device`` is its one-device form) and ``workers`` per device (0: in
+    this process) say where trials run; they are stored with the session for its resumes.
+    """
     from tuitune.training.presets import load_preset
 
     preset = load_preset(preset_ref)
@@ -119,7 +189,9 @@ def new_run(
         n_trials=trials, defaults=defaults, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
-    objective = _objective(preset, device, data_dir, seed)
+    devs = resolve_devices(devices if devices is not None else device)
+    n_workers = _check_workers(workers)
+    objective = _objective(preset, devs[0], data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
     store = open_store(db)
@@ -137,16 +209,39 @@ def new_run(
                 f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
                 f"continue it with 'tuitune resume {name}' or pick another --session name"
             )
-        launch = resume_run(name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base)
+        launch = resume_run(
+            name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base,
+            workers=workers, devices=devices,
+        )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
-    info = {"device": device, "data_dir": data_dir}
+    info = {"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir}
     store.create_session(
         name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=preset.metric,
         direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
         defaults=defaults, info=info,
     )
-    return Launch(store, name, strat, objective, store.session(name))
+    return Launch(
+        store, name, strat, objective, store.session(name), objective_ref=_objective_ref(preset, data_dir, seed),
+        devices=devs, workers=n_workers,
+    )
+
+
+def _check_workers(workers: int | None) -> int:
+    if workers is None:
+        return 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise PresetError(f"--workers {workers!r}: give a whole number >= 1 (or 0 to train in this process)")
+    if workers:
+        plan_slots(None, workers)  # the sanity limit, with its message
+    return workers
+
+
+def _objective_ref(preset: Any, data_dir: str | None, seed: int) -> ObjectiveRef:
+    return ObjectiveRef(
+        factory=build_objective, args=(preset.to_dict(),), kwargs={"data_dir": data_dir, "seed": seed},
+        device_kw="device", label=f"preset {preset.name}" + (f" ({preset.objective})" if preset.objective else ""),
+    )
 
 
 def _comparable(preset: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,8 +258,12 @@ def resume_run(
     data_dir: str | None = None,
     sets: Sequence[str] = (),
     base: str | int | None = None,
+    workers: int | None = None,
+    devices: str | Sequence[str] | None = None,
 ) -> Launch:
     """The stored session ``name``, ready to continue with its own strategy, budget and seed.
+
+    Its devices and workers are the stored ones unless ``devices``/``device``/``workers`` are given.
 
     ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
     """
@@ -194,13 +293,22 @@ def resume_run(
             )
         overrides.update(_manual_options(parse_sets(preset, sets), base))
     strat = strategy_for(rec, **overrides)
-    device = device or rec.info.get("device")
+    spec = devices if devices is not None else device
+    if spec is None:
+        spec = rec.info.get("devices") or rec.info.get("device")
+    devs = resolve_devices(spec)
+    n_workers = _check_workers(workers if workers is not None else rec.info.get("workers"))
+    if devs != rec.info.get("devices") or n_workers != rec.info.get("workers"):
+        updates["info"] = {**rec.info, "device": devs[0], "devices": devs, "workers": n_workers}
     data_dir = data_dir or rec.info.get("data_dir")
-    objective = _objective(preset, device, data_dir, rec.seed)
+    objective = _objective(preset, devs[0], data_dir, rec.seed)
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))
-    return Launch(store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates)
+    return Launch(
+        store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates,
+        objective_ref=_objective_ref(preset, data_dir, rec.seed), devices=devs, workers=n_workers,
+    )
 
 
 def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:

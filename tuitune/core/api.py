@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ def tune(
     max_failures: int = 3,
     trial_timeout: float | None = None,
     listeners: Iterable[Callable[[Any], None]] = (),
+    workers: int | None = None,
+    devices: str | Sequence[str] | None = None,
+    backend: str = "local",
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -147,6 +150,12 @@ def tune(
         defaults: a config where manual mode starts (and fixed values for parameters not searched).
         max_failures: stop after this many trials fail in a row.
         trial_timeout: seconds one trial may run, checked between epochs.
+        workers: worker processes per device. None (the default): one, when the objective can be sent to a
+            process (a function at the top level of a module), else the objective runs in this thread and a
+            warning says so once. 0: always in this thread (for pdb).
+        devices: ``"cpu"``, ``["cuda:0", "cuda:1"]``, ``"all"`` (every visible GPU); each worker is pinned to
+            one (it sees its GPU as ``cuda:0``). None: workers are not pinned.
+        backend: ``"local"`` (worker processes on this machine).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -187,12 +196,42 @@ def tune(
             defaults=dict(defaults or {}),
         )
     runner = Runner(
-        store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners
+        store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
+        pool=_pool(objective, workers, devices, backend),
     )
     result = runner.run()
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
+
+
+def _pool(objective: Callable[..., Any], workers: int | None, devices: Any, backend: str) -> Any:
+    """The worker pool ``tt.tune`` runs the objective in, or None to run it in this thread."""
+    import warnings
+
+    from tuitune.core.errors import ObjectiveError
+    from tuitune.core.workers import WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
+
+    if backend != "local":
+        raise WorkerError(f"backend {backend!r} is unknown; use 'local'")
+    devs = parse_devices(devices)
+    if workers == 0:
+        return None
+    ref = objective_ref(objective)
+    if ref is None:
+        what = getattr(objective, "__qualname__", repr(objective))
+        if workers is not None:
+            raise ObjectiveError(
+                f"objective {what} cannot be sent to a worker process (a lambda, a closure or a local function); "
+                "define it at the top level of a module, or pass workers=0 to run it in this process"
+            )
+        warnings.warn(
+            f"objective {what} is a lambda, a closure or a local function: it runs in this process, not in a worker "
+            "(define it at the top level of a module for worker processes; workers=0 silences this)",
+            stacklevel=3,
+        )
+        return None
+    return WorkerPool(ref, plan_slots(devs, workers or 1), Path("."))
 
 
 def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Session:

@@ -85,6 +85,7 @@ class TrialRecord:
     finished: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
+    updated: float | None = None  # when its row last changed (a start, an epoch row, its end)
 
     @property
     def last_epoch(self) -> int:

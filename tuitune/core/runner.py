@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import platform
 import signal
 import sys
@@ -19,15 +20,18 @@ import time
 import traceback as tb
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuitune.core import events as ev
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
-from tuitune.core.records import TrialRecord, TrialState, best_of
+from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed
+
+if TYPE_CHECKING:
+    from tuitune.core.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,17 @@ Listener = Callable[[ev.Event], None]
 
 class _TrialTimeout(TrialFailed):
     pass
+
+
+@dataclass
+class _Remote:
+    """A trial running in a worker process, as the coordinator follows it."""
+
+    rec: TrialRecord
+    worker: Any
+    t0: float
+    last_epoch: int = 0
+    aborted: bool = False
 
 
 class _Hung(BaseException):
@@ -139,6 +154,7 @@ class Runner:
         lock: bool = True,
         stop_grace: float = 10.0,
         on_locked: Callable[[], None] | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -166,6 +182,13 @@ class Runner:
         self._hung_reason: str | None = None
         self._thread_errors: list[tuple[str, str]] = []
         self._active = False
+        self.pool = pool  # None: the objective runs in the runner's own thread
+        self._log_dir = files_dir(store.path) / "logs" / session
+        self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
+        self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
+        self._setup_error: str | None = None
+        self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
+        self._state_lock = threading.Lock()
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -195,10 +218,22 @@ class Runner:
             self._stop_time = time.monotonic()
         self._running.set()
 
-    def abort_trial(self) -> None:
-        """Ends the current trial after its current epoch (pruned, 'aborted by the user'); the session goes on."""
-        self._abort = True
+    def abort_trial(self, number: int | None = None) -> None:
+        """Ends a running trial after its current epoch (pruned, 'aborted by the user'); the session goes on.
+
+        ``number`` None: every running trial (with one worker, the current one).
+        """
+        if number is None or (self.current is not None and self.current.number == number):
+            self._abort = True
+        self._aborts.add(number)
         self._running.set()
+
+    @property
+    def running_trials(self) -> list[int]:
+        """The numbers of the trials running now."""
+        if self.pool is None:
+            return [self.current.number] if self.current is not None else []
+        return sorted(self._remote)
 
     @property
     def stopping(self) -> bool:
@@ -206,6 +241,8 @@ class Runner:
 
     # ---- called by Trial ---------------------------------------------------------------------------
     def _between_epochs(self, trial: Trial) -> bool:
+        if trial.number in self._aborts:
+            self._abort = True
         while not self._running.wait(0.1):
             if self._stop_now or self._abort:
                 break
@@ -271,6 +308,43 @@ class Runner:
             except Exception:  # a broken display never stops training
                 log.exception("listener %r failed on %s", fn, type(event).__name__)
 
+    # ---- liveness and commands from other terminals -----------------------------------------------
+    def _heartbeat(self) -> None:
+        import socket
+
+        self.store.heartbeat(self.session, owner=f"{os.getpid()}@{socket.gethostname()}")
+
+    def _beat(self) -> None:
+        """Writes the heartbeat and applies queued commands, on a thread of its own, while the run lasts."""
+        shown = False  # the paused state as the store has it, for other terminals
+        while self._active:
+            try:
+                with self._state_lock:
+                    if self.paused != shown and self._session_state_written:
+                        shown = self.paused
+                        self.store.update_session(self.session, state="paused" if shown else "running")
+                self._heartbeat()
+                for command, number in self.store.take_commands(self.session):
+                    self.command(command, number)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the loop reports write errors
+                log.exception("heartbeat failed")
+            deadline = time.monotonic() + HEARTBEAT_EVERY
+            while self._active and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def command(self, name: str, trial: int | None = None) -> None:
+        """Applies a command by name (as stored by ``Store.add_command``)."""
+        if name == "pause":
+            self.pause()
+        elif name == "resume":
+            self.resume()
+        elif name == "stop_after_trial":
+            self.stop_after_trial()
+        elif name == "stop":
+            self.stop("stopped from another terminal")
+        elif name == "abort":
+            self.abort_trial(trial)
+
     # ---- the loop ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Runs trials until the strategy finishes, the user stops, or too many fail in a row."""
@@ -291,7 +365,14 @@ class Runner:
         gc.freeze()
         watchdog = threading.Thread(target=self._watch, name="tuitune-watchdog", daemon=True)
         watchdog.start()
+        beat = threading.Thread(target=self._beat, name="tuitune-heartbeat", daemon=True)
         try:
+            self._heartbeat()
+            beat.start()
+            if self.pool is not None:
+                self._log_dir.mkdir(parents=True, exist_ok=True)
+                self.pool.log_dir = self._log_dir
+                self.pool.start()
             return self._run()
         except StoreWriteError as e:
             # The database cannot be written: stop; what was committed stays, the trial resumes later.
@@ -299,6 +380,14 @@ class Runner:
             raise
         finally:
             self._active = False
+            if self.pool is not None:
+                self.pool.close()
+            if beat.is_alive():
+                beat.join()
+            try:
+                self.store.heartbeat(self.session, alive=False)
+            except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
+                log.exception("could not clear the heartbeat")
             threading.excepthook = self._old_excepthook
             if self._wake_signal is not None:
                 signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)
@@ -321,65 +410,302 @@ class Runner:
             self.strategy.restore(records)
         rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
         store.update_session(name, state="running", message=None)
+        self._session_state_written = True
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
         failures = 0
         result = RunResult("finished", "")
+        exhausted = False
         try:
             while True:
-                while not self._running.wait(0.1):
-                    if self._stop_now:
-                        break
-                if self._stop_now or self._stop_after:
-                    result = RunResult("stopped", self._stop_reason)
-                    break
-                sugg: Suggestion | Wait | None
-                if rerun:
-                    t = rerun.pop(0)
-                    sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
-                else:
-                    sugg = self.strategy.ask()
-                if sugg is None or isinstance(sugg, Wait):
-                    break
-                rec = self._run_trial(sugg)
-                if rec.state == TrialState.FAILED:
-                    failures += 1
+                if not (self.stopping or exhausted or self.paused) and failures < self.max_failures:
+                    for slot in self._free_slots():
+                        sugg: Suggestion | Wait | None
+                        if rerun:
+                            t = rerun.pop(0)
+                            sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
+                        else:
+                            sugg = self.strategy.ask()
+                        if sugg is None:
+                            exhausted = True
+                            break
+                        if isinstance(sugg, Wait):
+                            exhausted = not self._remote  # nothing runs that could end the wait
+                            break
+                        rec = self._start(sugg, slot)
+                        if rec is not None:  # it ran in this thread, to its end
+                            failures = self._count(rec, failures)
+                        if self.stopping or failures >= self.max_failures:
+                            break
+                if not self._remote:
+                    if self._setup_error is not None:
+                        raise SetupError(self._setup_error)
                     if failures >= self.max_failures:
                         result = RunResult(
                             "failed",
-                            f"{failures} trials in a row failed; the last: {rec.reason}. Fix the cause, "
+                            f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
                             f"then 'tuitune resume {name}'",
                         )
                         break
-                elif rec.state in (TrialState.COMPLETE, TrialState.PAUSED):
-                    failures = 0
+                    if self.stopping:
+                        result = RunResult("stopped", self._stop_reason)
+                        break
+                    if exhausted:
+                        break
+                    if self.pool is None:
+                        if self.paused:
+                            self._running.wait(0.1)
+                        continue
+                for rec in self._serve(0.1):
+                    failures = self._count(rec, failures)
         except KeyboardInterrupt:
+            self._interrupt_remote("interrupted (Ctrl+C)")
             result = RunResult("stopped", "interrupted")
+            self._ending()
             store.update_session(name, state=result.state, message=result.message)
             self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
             raise
         except StoreWriteError:
             raise
         except BaseException as e:  # the strategy or the store refused: never leave the session 'running'
+            self._interrupt_remote("the session stopped: " + (str(e) or type(e).__name__))
             msg = str(e) or type(e).__name__
+            self._ending()
             try:
                 store.update_session(name, state="failed", message=msg)
             finally:
                 self._emit(ev.SessionFinished(name, state="failed", message=msg))
             raise
+        self._ending()
         store.update_session(name, state=result.state, message=result.message or None)
         self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
         return result
 
-    def _run_trial(self, sugg: Suggestion) -> TrialRecord:
+    def _ending(self) -> None:
+        """From now on the session's state is the run's final one: the heartbeat thread leaves it alone."""
+        with self._state_lock:
+            self._session_state_written = False
+
+    _last_failed: str | None = None
+
+    def _count(self, rec: TrialRecord, failures: int) -> int:
+        """The consecutive-failure count after ``rec`` ended."""
+        if rec.state == TrialState.FAILED:
+            self._last_failed = rec.reason
+            return failures + 1
+        if rec.state in (TrialState.COMPLETE, TrialState.PAUSED):
+            return 0
+        return failures
+
+    def _free_slots(self) -> list[Any]:
+        if self.pool is None:
+            return [None]
+        return self.pool.free()
+
+    def _start(self, sugg: Suggestion, slot: Any) -> TrialRecord | None:
+        """Starts a suggestion: in this thread (returns its finished record) or on a worker (returns None)."""
+        if self.pool is None:
+            return self._run_trial(sugg)
+        rec = self._open_trial(sugg, slot)
+        from tuitune.core.workers import TrialSpec
+
+        spec = TrialSpec(
+            number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
+            checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
+        )
+        self._remote[rec.number] = _Remote(rec, slot, time.monotonic(), last_epoch=rec.last_epoch)
+        self._aborts.discard(rec.number)
+        self.pool.dispatch(slot, spec)  # type: ignore[union-attr]
+        return None
+
+    def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
+        """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
         store, name = self.store, self.session
-        self._abort = False
         info = {**versions(), "seed": self._seed}
+        if slot is not None:
+            info.update(worker=slot.slot.index, device=slot.slot.label)
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
+            if slot is not None:
+                rec = store.finish_trial(
+                    name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
+                )
         self.strategy.tell(rec)
         self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
+        return rec
+
+    # ---- workers: serving their requests ------------------------------------------------------------
+    def _serve(self, timeout: float) -> list[TrialRecord]:
+        """Answers the workers' requests for up to ``timeout`` seconds; returns the trials that ended."""
+        assert self.pool is not None
+        ended: list[TrialRecord] = []
+        now = time.monotonic()
+        for w in list(self.pool.workers.values()):
+            if w.waiting is not None:
+                self._answer_between(w)
+            r = self._remote.get(w.trial) if w.trial is not None else None
+            if r is not None:
+                hung = self._hung_reason_of(r, now)
+                if hung is not None:
+                    ended.append(self._lost(w, hung, cut_off=True))
+        for w, msg in self.pool.wait(timeout):
+            if msg is None:
+                ended.extend(self._worker_died(w))
+                continue
+            kind = msg[0]
+            if kind == "ready":
+                w.ready, w.pid = True, msg[1]
+            elif kind == "setup-failed":
+                self._worker_setup_failed(w, msg)
+            elif kind == "between":
+                w.waiting = msg
+                self._answer_between(w)
+            elif kind == "report":
+                _, number, epoch, row = msg
+                r = self._remote[number]
+                self.store.add_epoch(self.session, number, epoch, row)
+                r.last_epoch = max(r.last_epoch, epoch)
+                self._emit(ev.EpochReported(self.session, number=number, epoch=epoch, budget=r.rec.budget, metrics=dict(row)))
+                self.pool.answer(w, "ok")
+            elif kind == "supersede":
+                self.store.supersede_epochs(self.session, msg[1], msg[2])
+                self.pool.answer(w, "ok")
+            elif kind == "done":
+                ended.append(self._remote_done(w, msg[1], msg[2]))
+        return ended
+
+    def _hung_reason_of(self, r: _Remote, now: float) -> str | None:
+        if self.trial_timeout is not None and now - r.t0 > self.trial_timeout + self.stop_grace:
+            return f"timed out after {self.trial_timeout:g} s (the trial time limit)"
+        if self._stop_time is not None and now - self._stop_time > self.stop_grace:
+            return "stop"
+        return None
+
+    def _answer_between(self, w: Worker) -> None:
+        assert self.pool is not None and w.waiting is not None
+        number = w.waiting[1]
+        r = self._remote[number]
+        if self._stop_now or number in self._aborts or None in self._aborts:
+            if number in self._aborts or None in self._aborts:
+                r.aborted = True
+            w.waiting = None
+            self.pool.answer(w, "stop")
+            return
+        if self.paused:
+            return  # answered on resume
+        if self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
+            w.waiting = None
+            self.pool.answer(w, ("fail", f"timed out after {self.trial_timeout:g} s (the trial time limit)"))
+            return
+        w.waiting = None
+        self.pool.answer(w, "go")
+
+    def _remote_done(self, w: Worker, number: int, outcome: dict[str, Any]) -> TrialRecord:
+        assert self.pool is not None
+        r = self._remote.pop(number)
+        w.trial, w.waiting = None, None
+        if None in self._aborts and not self._remote:
+            self._aborts.discard(None)
+        self._aborts.discard(number)
+        info = {**r.rec.info, **outcome.get("info", {})}
+        err = outcome.get("error")
+        log_hint = f"; its output: {self._log_dir / f'{number}.log'}"
+        if outcome.get("poisoned"):
+            self.pool.restart(w)
+        if err is not None and err["kind"] == "setup":
+            self._setup_error = err["reason"]
+            self._stop_after = True
+            return self._finish_record(number, TrialState.INTERRUPTED, None, err["reason"], err["trace"], info)
+        if err is not None:
+            return self._finish_record(number, TrialState.FAILED, None, err["reason"] + log_hint, err["trace"], info)
+        returned = outcome.get("returned")
+        reason: str | None
+        if isinstance(returned, dict):
+            state, value, reason = TrialState.FAILED, None, (
+                f"the objective returned {returned['bad']}; return a float or None"
+            )
+        else:
+            state, value, reason = self._judge_run(number, r.rec.budget, outcome["last_epoch"], returned, r.aborted)
+        return self._finish_record(number, state, value, reason, None, info)
+
+    def _worker_died(self, w: Worker) -> list[TrialRecord]:
+        assert self.pool is not None
+        how = self.pool.death(w)
+        if not w.ready:
+            # It died before it could load the objective, with nothing to say: a crash at import.
+            self._worker_setup_failed(w, ("setup-failed", f"the worker process ended ({how}) while starting", "", False))
+            return []
+        if w.trial is None:  # an idle worker died: replace it
+            if self.stopping:
+                self.pool.kill(w)
+                self.pool.workers.pop(w.slot.index, None)
+            else:
+                self.pool.restart(w)
+            return []
+        return [self._lost(w, how, cut_off=False)]
+
+    def _lost(self, w: Worker, how: str, *, cut_off: bool) -> TrialRecord:
+        """A worker that died or hangs with a trial: the trial ends, the worker is replaced (unless stopping)."""
+        assert self.pool is not None
+        number = w.trial
+        assert number is not None
+        self.pool.kill(w)
+        if self.stopping:
+            self.pool.workers.pop(w.slot.index, None)
+        else:
+            self.pool.restart(w)
+        r = self._remote.pop(number)
+        info = {**r.rec.info}
+        if how == "stop" or (self._stop_now and not cut_off):
+            reason = (
+                f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later and was cut off "
+                f"at epoch {r.last_epoch + 1}" if how == "stop" else f"{self._stop_reason}; its worker ended ({how})"
+            )
+            return self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, info)
+        if cut_off:
+            return self._finish_record(number, TrialState.FAILED, None, how, None, info)
+        return self._finish_record(
+            number, TrialState.FAILED, None,
+            f"its worker process was {how}" if how.startswith("killed") else f"its worker process ended ({how})",
+            None, info,
+        )
+
+    def _worker_setup_failed(self, w: Worker, msg: tuple[Any, ...]) -> None:
+        assert self.pool is not None
+        _, message, trace, ours = msg
+        label = self.pool.ref.label or "the objective"
+        if ours:
+            self._setup_error = message.split(": ", 1)[1] if ": " in message else message
+        else:
+            self._setup_error = (
+                f"a worker process could not load {label} ({message}). Define the objective at the top level of "
+                "an importable module, guard a script's own code with if __name__ == '__main__':, or run it in "
+                "this process (workers=0, or --in-process)"
+            )
+        self.pool.kill(w)
+        self.pool.workers.pop(w.slot.index, None)
+        self._stop_after = True
+        if trace:
+            log.debug("worker setup failed:\n%s", trace)
+
+    def _interrupt_remote(self, reason: str) -> None:
+        """Ends every trial running in a worker as interrupted (the run itself is ending)."""
+        if self.pool is None:
+            return
+        for number, r in list(self._remote.items()):
+            try:
+                self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, dict(r.rec.info))
+            except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts them anyway
+                log.exception("could not mark trial %s interrupted", number)
+        self._remote.clear()
+
+    def _run_trial(self, sugg: Suggestion) -> TrialRecord:
+        self._abort = False
+        self._aborts.discard(None)
+        info = {**versions(), "seed": self._seed}
+        rec = self._open_trial(sugg, None)
+        self._aborts.discard(rec.number)
         trial = Trial(self, rec, self._ckpt_dir / f"{rec.number}.pt")
         self._thread_errors = []
         self._hung_reason = None
@@ -437,10 +763,14 @@ class Runner:
 
     def _judge(self, trial: Trial, returned: Any) -> tuple[TrialState, float | None, str | None]:
         """The state, value and reason of a run that ended without an exception."""
-        reached = trial.last_epoch
-        if self._abort:
-            return TrialState.PRUNED, self._value_from_epochs(trial.number), "aborted by the user"
-        if self._stop_now and reached < trial.budget and returned is None:
+        return self._judge_run(trial.number, trial.budget, trial.last_epoch, returned, self._abort)
+
+    def _judge_run(
+        self, number: int, budget: int, reached: int, returned: Any, aborted: bool
+    ) -> tuple[TrialState, float | None, str | None]:
+        if aborted:
+            return TrialState.PRUNED, self._value_from_epochs(number), "aborted by the user"
+        if self._stop_now and reached < budget and returned is None:
             return TrialState.INTERRUPTED, None, f"{self._stop_reason} at epoch {reached}"
         if returned is not None:
             if isinstance(returned, bool) or not isinstance(returned, (int, float)) and not hasattr(returned, "item"):
@@ -451,7 +781,7 @@ class Runner:
             if not math.isfinite(value):
                 return TrialState.FAILED, None, f"the objective returned {value}"
         else:
-            best = self._value_from_epochs(trial.number)
+            best = self._value_from_epochs(number)
             if best is None:
                 metric = self.strategy.metric
                 return TrialState.FAILED, None, (

@@ -244,7 +244,7 @@ class Store:
             self._local.last_full = time.monotonic()
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True, faults: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT: one writer at a time, rolled back on any error.
 
         A write the disk refuses (full, I/O error, read-only) is a StoreWriteError saying so; the
@@ -254,7 +254,8 @@ class Store:
         ``durable`` commit is also fsynced, and with it every commit before it: trial starts and ends
         are durable, and epoch rows at least once a second (``DURABLE_EVERY``), so a power cut can
         roll back at most the last second of epoch rows, and an fsync per epoch (milliseconds on a
-        slow disk) is not paid.
+        slow disk) is not paid. ``faults=False`` keeps the tests' injected write faults (``fault``) for
+        the data: the heartbeat, written from its own thread, must not take them.
         """
         c = self.conn
         if not durable and time.monotonic() - getattr(self._local, "last_full", 0.0) >= DURABLE_EVERY:
@@ -264,7 +265,7 @@ class Store:
             c.execute("BEGIN IMMEDIATE")
             try:
                 yield c
-                if self.fault is not None:
+                if self.fault is not None and faults:
                     self.fault()
                 c.execute("COMMIT")
             except BaseException:
@@ -511,7 +512,7 @@ class Store:
         session reads as interrupted, which it then is.
         """
         sid = self._session_id(name)
-        with self.transaction(durable=False) as c:
+        with self.transaction(durable=False, faults=False) as c:
             if alive:
                 c.execute("UPDATE sessions SET heartbeat = ?, owner = coalesce(?, owner) WHERE id = ?", (time.time(), owner, sid))
             else:
@@ -557,7 +558,7 @@ class Store:
     def _session_record(self, row: sqlite3.Row, n_done: int = 0, best: float | None = None) -> SessionRecord:
         heartbeat = row["heartbeat"]
         state = row["state"]
-        if state == "running" and not is_alive(heartbeat):
+        if state in ("running", "paused") and not is_alive(heartbeat):
             state = "interrupted"  # its owner died without a word: nobody needs to resume it to see so
         return SessionRecord(
             name=row["name"],
@@ -773,6 +774,7 @@ class Store:
             finished=row["finished"],
             info=_loads(row["info"], {}),
             note=row["note"],
+            updated=row["updated"],
         )
 
     @_reading
@@ -790,6 +792,21 @@ class Store:
         sid = self._session_id(session)
         rows = self.conn.execute("SELECT * FROM trials WHERE session_id = ? ORDER BY number", (sid,)).fetchall()
         eps = self._epochs_of(r["id"] for r in rows) if with_epochs else {}
+        out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
+        if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
+            out = [_dead(t) for t in out]
+        return out
+
+    @_reading
+    def trials_since(self, session: str, since: float | None) -> list[TrialRecord]:
+        """The trials whose row changed at or after ``since`` (a ``TrialRecord.updated``), with their epochs."""
+        if since is None:
+            return self.trials(session)
+        sid = self._session_id(session)
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE session_id = ? AND updated >= ? ORDER BY number", (sid, since)
+        ).fetchall()
+        eps = self._epochs_of(r["id"] for r in rows)
         out = [self._trial_record(r, eps.get(r["id"], [])) for r in rows]
         if any(t.state == TrialState.RUNNING for t in out) and not self._owner_alive(sid):
             out = [_dead(t) for t in out]

@@ -12,13 +12,20 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tuitune.core.errors import ObjectiveError
 from tuitune.core.records import TrialRecord
 
-if TYPE_CHECKING:
-    from tuitune.core.runner import Runner
+
+class TrialHost(Protocol):
+    """What a Trial talks to: the Runner in its own thread, or the pipe to the coordinator in a worker."""
+
+    def _between_epochs(self, trial: Trial) -> bool: ...
+
+    def _report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def _supersede(self, number: int, after: int) -> None: ...
 
 
 class TrialFailed(Exception):
@@ -79,7 +86,7 @@ class Trial:
         info: free-form facts the objective wants stored with the trial (device name, ...).
     """
 
-    def __init__(self, runner: Runner, record: TrialRecord, checkpoint_path: Path) -> None:
+    def __init__(self, runner: TrialHost, record: TrialRecord, checkpoint_path: Path) -> None:
         self._runner = runner
         self.number = record.number
         self.config = dict(record.config)

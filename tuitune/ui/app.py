@@ -50,8 +50,10 @@ class TuituneApp(App[int]):
         probe_devices: bool = True,
         max_failures: int = 3,
         trial_timeout: float | None = None,
+        open_session: str | None = None,
     ) -> None:
         super().__init__()
+        self.open_session = open_session
         self.store = store
         self.initial_launch = launch
         self.preset_files = list(preset_files or [])
@@ -69,6 +71,8 @@ class TuituneApp(App[int]):
         if self.initial_launch is not None:
             launch, self.initial_launch = self.initial_launch, None
             self.push_screen(DashboardScreen(self.store, launch.name, launch=launch))
+        elif self.open_session is not None:
+            self.push_screen(DashboardScreen(self.store, self.open_session))
 
     # ---- run messages: forwarded to the screens showing that session ---------------------------
     @on(msg.RunStarted)
@@ -105,7 +109,8 @@ class TuituneApp(App[int]):
     async def action_quit(self) -> None:
         if self._quitting:
             return
-        if not self.run_control.running:
+        if not self.run_control.owns_run:  # nothing runs here (a followed session goes on in its process)
+            self.run_control.stop_and_join(0)
             self.exit(0)
             return
 
@@ -132,14 +137,14 @@ class TuituneApp(App[int]):
         self.exit(0)
 
 
-def run_app(db: str | os.PathLike[str] | None, launch: Any = None) -> int:
+def run_app(db: str | os.PathLike[str] | None, launch: Any = None, open_session: str | None = None) -> int:
     """Runs the TUI on the database ``db`` (default: ``default_db_path()``); returns the exit code.
 
     With a ``launch`` (from ``tuitune run`` or ``tuitune resume``) it opens on that session's dashboard
     and starts it. A database that cannot be opened raises its ``StoreError`` before the screen opens.
     """
     store = launch.store if launch is not None else Store(db if db is not None else default_db_path())
-    app = TuituneApp(store, launch)
+    app = TuituneApp(store, launch, open_session=open_session)
     code = app.run()
     # However the app ended, the runner stops after its epoch with everything saved before we return.
     app.run_control.stop_and_join()

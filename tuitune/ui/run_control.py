@@ -1,7 +1,9 @@
-"""Provides RunControl: the one Runner of the app, run in a Textual thread worker.
+"""Provides RunControl: the one Runner of the app, run in a Textual thread worker, or the Follower of a
+session another process runs.
 
 The worker posts typed messages through a RunnerBridge; the UI talks to the runner only through its
-thread-safe commands (pause, resume, stop after this trial, stop, abort this trial).
+thread-safe commands (pause, resume, stop after this trial, stop, abort this trial). A followed session
+gets the same commands, carried to its owner by the store's commands table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from tuitune.ui.bridge import RunnerBridge
 if TYPE_CHECKING:
     from textual.app import App
 
+    from tuitune.core.follow import Follower
     from tuitune.core.runner import Runner
+    from tuitune.core.store import Store
     from tuitune.launch import Launch
 
 
@@ -31,6 +35,8 @@ class RunControl:
         self.max_failures = max_failures
         self.trial_timeout = trial_timeout
         self.runner: Runner | None = None
+        self.follower: Follower | None = None  # following another process's session instead of running one
+        self._unfollow = threading.Event()
         self.worker: Worker[Any] | None = None
         self.session: str | None = None
         self.done = threading.Event()
@@ -42,9 +48,19 @@ class RunControl:
             return False
         return self.worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
+    @property
+    def owns_run(self) -> bool:
+        """True while this app runs a session itself (False while it only follows another process's)."""
+        return self.running and self.follower is None
+
     def stop_and_join(self, timeout: float | None = None) -> bool:
-        """Stops the runner after its epoch and waits for its thread (used when the app has ended)."""
-        if self.runner is not None and not self.done.is_set():
+        """Stops the runner after its epoch and waits for its thread (used when the app has ended).
+
+        A followed session goes on in its own process: only the following stops.
+        """
+        if self.follower is not None:
+            self._unfollow.set()
+        elif self.runner is not None and not self.done.is_set():
             self.runner.stop("stopped: the TUI ended")
         return self.done.wait(timeout)
 
@@ -57,6 +73,7 @@ class RunControl:
             raise RuntimeError(f"session '{self.session}' is running; stop it first")
         bridge = RunnerBridge(self.app)
         self.runner = launch.runner([bridge], max_failures=self.max_failures, trial_timeout=self.trial_timeout)
+        self.follower = None
         self.session = launch.name
         runner, name = self.runner, launch.name
         done = self.done = threading.Event()
@@ -82,9 +99,45 @@ class RunControl:
         )
         return self.worker
 
+    def follow(self, store: Store, name: str) -> Worker[Any]:
+        """Follows session ``name``, which another process runs, until it ends or ``stop_and_join``."""
+        from tuitune.core.follow import Follower
+
+        if self.running:
+            raise RuntimeError(f"session '{self.session}' is running; stop it first")
+        # A store of its own: its connections belong to the follower's thread.
+        from tuitune.core.store import Store as StoreClass
+
+        follower = self.follower = Follower(StoreClass(store.path, create=False), name, [RunnerBridge(self.app)])
+        self.runner = None
+        self.session = name
+        done = self.done = threading.Event()
+        unfollow = self._unfollow = threading.Event()
+
+        def work() -> None:
+            try:
+                follower.follow(unfollow.is_set)
+            except TuituneError as e:
+                self.app.post_message(msg.RunEnded(name, "error", str(e)))
+            finally:
+                follower.store.close()
+                done.set()
+
+        self.worker = self.app.run_worker(
+            work, name=f"follow {name}", group="runner", description=f"following {name}", thread=True,
+            exit_on_error=False,
+        )
+        return self.worker
+
     # ---- commands: the runner checks them between epochs ----------------------------------------
     def toggle_pause(self) -> bool | None:
         """Pauses or resumes; returns the new paused state (None when nothing runs)."""
+        if self.follower is not None and self.running:
+            if self.follower.paused:
+                self.follower.resume()
+                return False
+            self.follower.pause()
+            return True
         if not self.running or self.runner is None:
             return None
         if self.runner.paused:
@@ -94,18 +147,29 @@ class RunControl:
         return True
 
     def stop_after_trial(self) -> bool:
+        if self.follower is not None and self.running:
+            self.follower.stop_after_trial()
+            return True
         if self.running and self.runner is not None:
             self.runner.stop_after_trial()
             return True
         return False
 
     def abort_trial(self) -> bool:
-        if self.running and self.runner is not None and self.runner.current is not None:
+        if self.follower is not None and self.running:
+            if not self.follower.running_trials:
+                return False
+            self.follower.abort_trial()
+            return True
+        if self.running and self.runner is not None and self.runner.running_trials:
             self.runner.abort_trial()
             return True
         return False
 
     def stop(self, reason: str = "stopped by the user") -> bool:
+        if self.follower is not None and self.running:
+            self.follower.stop()
+            return True
         if self.running and self.runner is not None:
             self.runner.stop(reason)
             return True

@@ -114,6 +114,11 @@ class DashboardScreen(Screen[None]):
                 log.write(f"[dim]{note}[/]")
             self._start(self.launch)
             self.launch = None
+        elif v.record.alive and not self.tuitune.run_control.running:
+            # Another process runs it (headless, another TUI, another login): follow it live; its keys reach it.
+            log.write(f"[dim]following session {v.record.name}, run by process {v.record.owner or '?'}[/]")
+            self.tuitune.run_control.follow(self.store, self.session_name)
+            self._run_started = time.monotonic()
 
     # ---- running -----------------------------------------------------------------------------
     @property

@@ -1,0 +1,518 @@
+"""Provides worker processes: the objective runs in them, the coordinator (the Runner) keeps the rest.
+
+A worker is a *spawned* process (never forked: CUDA may be initialised in the parent), pinned to one
+device slot (``CUDA_VISIBLE_DEVICES`` names its GPU, so the objective sees ``cuda:0``), with its torch
+threads set to its share of the cores. It is reused from trial to trial and replaced when it dies, hangs
+past the stop grace, or reports a CUDA error that poisons its context.
+
+The conversation over one pipe, worker -> coordinator, each request answered before the worker goes on::
+
+    ("ready", pid) | ("setup-failed", message, traceback)       once, after loading the objective
+    ("between", number)           -> "go" | "stop" | ("fail", reason)   before each epoch (pause: no answer yet)
+    ("report", number, epoch, row) -> "ok"                      after the coordinator committed the row
+    ("supersede", number, after)   -> "ok"
+    ("done", number, outcome)                                   the trial's end (no answer)
+
+coordinator -> worker: ("trial", spec) starts a trial, ("quit",) ends the worker.
+
+A worker lives in its own process session, so Ctrl+C and SIGHUP from the terminal reach only the
+coordinator, which stops the workers in order; a worker whose coordinator died exits within a second.
+Everything the user's code prints goes to a log file per trial beside the database, never to the screen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback as tb
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuitune.core.errors import ObjectiveError, TuituneError
+
+MAX_WORKERS = 64  # per device; more is a typo, not a plan
+POISON_MARKERS = ("device-side assert", "CUDA error", "illegal memory access", "unspecified launch failure")
+
+
+class WorkerError(TuituneError):
+    """Workers cannot be started as asked (a bad device, too many workers, an objective they cannot load)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveRef:
+    """How a worker gets the objective: a top-level function sent by reference, or a factory it calls.
+
+    Attributes:
+        fn: a function importable by its module and name.
+        factory: builds the objective in the worker: ``factory(*args, **kwargs)`` (presets).
+        device_kw: the factory's keyword that receives the worker's device (``"cuda"`` when pinned).
+        label: what errors call it (``"train:objective"``, ``"preset digits-mlp"``).
+    """
+
+    fn: Callable[..., Any] | None = None
+    factory: Callable[..., Any] | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    device_kw: str | None = None
+    label: str = ""
+
+    def build(self, device: str | None) -> Callable[..., Any]:
+        if self.factory is None:
+            assert self.fn is not None
+            return self.fn
+        kwargs = dict(self.kwargs)
+        if self.device_kw is not None and device is not None:
+            kwargs[self.device_kw] = device
+        return self.factory(*self.args, **kwargs)
+
+
+def objective_ref(objective: Callable[..., Any]) -> ObjectiveRef | None:
+    """The reference a worker can load ``objective`` by, or None when it cannot be sent to a process.
+
+    A function defined at the top level of a module (the running script's too) can be sent; a lambda, a
+    closure, a bound method of a local object, or a function typed into the interactive prompt cannot.
+    """
+    ref = getattr(objective, "__tuitune_ref__", None)
+    if isinstance(ref, ObjectiveRef):
+        return ref
+    qualname = getattr(objective, "__qualname__", "")
+    module = getattr(objective, "__module__", None)
+    if not qualname or "<" in qualname or module is None:
+        return None
+    if module == "__main__" and not getattr(sys.modules.get("__main__"), "__file__", None):
+        return None
+    try:
+        pickle.dumps(objective)
+    except Exception:  # noqa: BLE001 - anything unpicklable runs in this process
+        return None
+    return ObjectiveRef(fn=objective, label=f"{module}:{qualname}")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One worker's place: its index and its device (``cuda:1``, ``cpu``; None: not pinned)."""
+
+    index: int
+    device: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.device or "auto"
+
+
+def plan_slots(devices: Sequence[str] | None, workers: int) -> list[Slot]:
+    """``workers`` slots per device (the devices already checked); ``devices`` None: one unpinned device."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise WorkerError(f"workers must be a whole number >= 1, got {workers!r}; use workers=0 to run in this process")
+    if workers > MAX_WORKERS:
+        raise WorkerError(
+            f"{workers} workers per device is more than tuitune allows ({MAX_WORKERS}); "
+            "use fewer (one or two per GPU usually fills it)"
+        )
+    devs: list[str | None] = list(devices) if devices else [None]
+    return [Slot(i * workers + k, d) for i, d in enumerate(devs) for k in range(workers)]
+
+
+def parse_devices(spec: str | Sequence[str] | None) -> list[str] | None:
+    """Checks device names (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``all``) without importing torch unless a
+    GPU is named; None stays None (each worker's objective picks its device)."""
+    if spec is None:
+        return None
+    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x and str(x).strip()]
+    if not items:
+        raise WorkerError("devices is empty; give cpu, cuda:0,cuda:1 or all")
+    import re
+
+    bad = [x for x in items if not re.fullmatch(r"cpu|mps|all|cuda(:\d+)?", x)]
+    if bad:
+        raise WorkerError(f"device {bad[0]!r} is not a device name; use cpu, cuda, cuda:N, mps or all")
+    if any(x.startswith("cuda") or x == "all" for x in items):
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if items == ["all"]:
+            items = [f"cuda:{i}" for i in range(n)]
+        for x in items:
+            index = int(x.partition(":")[2] or 0) if x.startswith("cuda") else None
+            if index is not None and index >= n:
+                raise WorkerError(
+                    f"device {x!r}: this machine has {n} visible CUDA device(s)"
+                    + (f" (cuda:0..cuda:{n - 1})" if n else f"; torch {torch.__version__} sees no GPU: use cpu")
+                )
+        if not items:
+            raise WorkerError("devices 'all': no GPU is visible here; use cpu")
+        items = [f"cuda:{x.partition(':')[2] or 0}" if x.startswith("cuda") else x for x in items]
+    elif "all" in items:
+        raise WorkerError("'all' stands alone: every visible GPU")
+    dup = sorted({d for d in items if items.count(d) > 1})
+    if dup:
+        raise WorkerError(f"devices names {dup[0]} twice; for several workers on one device use workers=N")
+    return items
+
+
+def threads_per_worker(n_slots: int) -> int:
+    """Each worker's share of this machine's cores (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, n_slots))
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What a worker needs to run one trial."""
+
+    number: int
+    config: dict[str, Any]
+    budget: int
+    committed: int  # the last epoch row already committed (a restore point must not be past it)
+    checkpoint: str
+    log: str
+
+
+# ---------------------------------------------------------------------------- the worker's side
+
+
+class _PipeHost:
+    """The Trial's host inside a worker: every call is a request the coordinator answers."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.thread_errors: list[tuple[str, str]] = []
+
+    def _ask(self, msg: tuple[Any, ...]) -> Any:
+        self.conn.send(msg)
+        return self.conn.recv()
+
+    def _between_epochs(self, trial: Any) -> bool:
+        from tuitune.core.trial import TrialFailed
+
+        answer = self._ask(("between", trial.number))
+        if isinstance(answer, tuple) and answer[0] == "fail":
+            raise TrialFailed(answer[1])
+        if answer == "stop":
+            return False
+        if self.thread_errors:
+            raise TrialFailed(*self.thread_errors[0])
+        return True
+
+    def _report(self, trial: Any, epoch: int, row: dict[str, float]) -> None:
+        self._ask(("report", trial.number, epoch, row))
+
+    def _supersede(self, number: int, after: int) -> None:
+        self._ask(("supersede", number, after))
+
+
+def _redirect(path: Path) -> None:
+    """Points this process's stdout and stderr (the file descriptors, so C code and children too) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    if sys.stdout is None or sys.stdout.fileno() != 1:  # pragma: no cover - unusual embedding
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    if sys.stderr is None or sys.stderr.fileno() != 2:  # pragma: no cover
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _watch_parent(parent: int) -> None:
+    """Ends this worker when its coordinator is gone (killed with -9: nobody can tell us otherwise)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)
+        time.sleep(0.25)
+
+
+def _plain(value: Any) -> Any:
+    """An objective's return value made safe to send: a float, None, or a description of what it was."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return {"bad": f"bool {value!r}"}
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "item"):
+        try:
+            v = value.item()
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        except Exception:  # noqa: BLE001 - a tensor of many elements, say
+            pass
+    return {"bad": f"{type(value).__name__} {value!r:.40}"}
+
+
+def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: _PipeHost) -> dict[str, Any]:
+    from tuitune.core.errors import SetupError
+    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.runner import is_out_of_memory, release_memory
+    from tuitune.core.trial import Trial, TrialFailed
+
+    _redirect(Path(spec.log))
+    print(f"--- trial {spec.number} (budget {spec.budget} epochs) {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+    rec = TrialRecord(
+        number=spec.number, state=TrialState.RUNNING, config=dict(spec.config), budget=spec.budget,
+        epochs=({"epoch": spec.committed},) if spec.committed else (),
+    )
+    trial = Trial(host, rec, Path(spec.checkpoint))
+    host.thread_errors = []
+    error: dict[str, Any] | None = None
+    returned: Any = None
+    poisoned = False
+    t0 = time.monotonic()
+    try:
+        returned = _plain(objective(dict(spec.config), trial))
+        if host.thread_errors:
+            raise TrialFailed(*host.thread_errors[0])
+    except TrialFailed as e:
+        error = {"kind": "failed", "reason": e.reason, "trace": e.trace or tb.format_exc()}
+    except SetupError as e:
+        error = {"kind": "setup", "reason": str(e), "trace": tb.format_exc()}
+    except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code fail the trial
+        trace = tb.format_exc()
+        if is_out_of_memory(e):
+            reason = "out of memory"
+        else:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            reason = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        poisoned = any(m in str(e) for m in POISON_MARKERS)
+        error = {"kind": "failed", "reason": reason, "trace": trace}
+    finally:
+        if error is not None:
+            sys.stderr.write(error["trace"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+    info = dict(trial.info)
+    last = trial.last_epoch
+    del trial
+    release_memory(time.monotonic() - t0)
+    return {"returned": returned, "last_epoch": last, "info": info, "error": error, "poisoned": poisoned}
+
+
+def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str) -> None:
+    """The entry point of a worker process."""
+    try:
+        os.setsid()  # terminal signals are the coordinator's to handle
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _redirect(Path(log))
+    threading.Thread(target=_watch_parent, args=(parent,), name="tuitune-parent-watch", daemon=True).start()
+    local = device
+    if device is not None and device.startswith("cuda"):
+        index = device.partition(":")[2] or "0"
+        os.environ["CUDA_VISIBLE_DEVICES"] = index
+        local = "cuda"
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    host = _PipeHost(conn)
+
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread else "?"
+        trace = "".join(tb.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+        host.thread_errors.append((f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}", trace))
+
+    threading.excepthook = excepthook
+    try:
+        ref = pickle.loads(ref_blob)
+        objective = ref.build(local)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(threads)
+    except BaseException as e:  # noqa: BLE001 - reported to the coordinator, which says what to do
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        conn.send(("setup-failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, tb.format_exc(),
+                   isinstance(e, TuituneError)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "quit":
+            return
+        spec: TrialSpec = msg[1]
+        outcome = _run_one(objective, spec, host)
+        try:
+            conn.send(("done", spec.number, outcome))
+        except (OSError, ValueError):
+            return
+        if outcome["poisoned"]:
+            return  # a poisoned CUDA context cannot be used again: the coordinator starts a fresh worker
+
+
+# ---------------------------------------------------------------------------- the coordinator's side
+
+
+@contextlib.contextmanager
+def _real_stdio() -> Iterator[None]:
+    """Real file descriptors as sys.stdout/stderr while a process starts (Textual swaps in capture objects
+    whose fileno() is not a file, which multiprocessing's start-up would hand to the child)."""
+    saved = sys.stdout, sys.stderr
+    try:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            try:
+                ok = stream is not None and stream.fileno() >= 0
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                setattr(sys, name, getattr(sys, f"__{name}__") or open(os.devnull, "w"))  # noqa: SIM115
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+@dataclass
+class Worker:
+    """The coordinator's view of one worker process."""
+
+    slot: Slot
+    process: Any
+    conn: Any
+    ready: bool = False
+    pid: int | None = None
+    trial: int | None = None  # the trial it runs
+    waiting: tuple[Any, ...] | None = None  # a "between" request not answered yet (paused)
+    started: float = field(default_factory=time.monotonic)
+
+
+class WorkerPool:
+    """Starts, feeds, watches and replaces the worker processes of one run."""
+
+    def __init__(self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path) -> None:
+        if not slots:
+            raise WorkerError("no worker slots: give at least one device and one worker")
+        try:
+            self._blob = pickle.dumps(ref)
+        except Exception as e:  # noqa: BLE001
+            raise ObjectiveError(
+                f"the objective {ref.label or ref.fn!r} cannot be sent to a worker process ({e}); define it at the "
+                "top level of a module, or run it in this process (workers=0, --in-process)"
+            ) from None
+        self.ref = ref
+        self.slots = list(slots)
+        self.log_dir = log_dir
+        self.threads = threads_per_worker(len(self.slots))
+        self.workers: dict[int, Worker] = {}
+        import multiprocessing
+
+        self._ctx = multiprocessing.get_context("spawn")
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> Worker:
+        with _real_stdio():
+            return self._spawn_process(slot)
+
+    def _spawn_process(self, slot: Slot) -> Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        log = self.log_dir / f"worker-{slot.index}.log"
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log)),
+            name=f"tuitune-worker-{slot.index}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        w = Worker(slot, proc, parent)
+        self.workers[slot.index] = w
+        return w
+
+    def restart(self, w: Worker) -> Worker:
+        self.kill(w)
+        return self._spawn(w.slot)
+
+    def free(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.ready and w.trial is None]
+
+    def busy(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.trial is not None]
+
+    def dispatch(self, w: Worker, spec: TrialSpec) -> None:
+        w.trial = spec.number
+        w.waiting = None
+        w.started = time.monotonic()
+        w.conn.send(("trial", spec))
+
+    def wait(self, timeout: float) -> list[tuple[Worker, Any]]:
+        """Messages that arrived within ``timeout`` seconds; ``(worker, None)`` for a worker that died."""
+        from multiprocessing.connection import wait
+
+        by_conn = {w.conn: w for w in self.workers.values()}
+        by_sentinel = {w.process.sentinel: w for w in self.workers.values()}
+        out: list[tuple[Worker, Any]] = []
+        ready = wait([*by_conn, *by_sentinel], timeout)
+        dead: list[Worker] = []
+        for r in ready:
+            if r in by_conn:
+                w = by_conn[r]
+                try:
+                    while w.conn.poll():
+                        out.append((w, w.conn.recv()))
+                except (EOFError, OSError):
+                    dead.append(w)
+            else:
+                dead.append(by_sentinel[r])
+        for w in dict.fromkeys(dead):
+            if self.workers.get(w.slot.index) is w:
+                out.append((w, None))
+        return out
+
+    @staticmethod
+    def death(w: Worker) -> str:
+        """How a worker process ended, in words: 'killed by SIGKILL', 'exit code 1'."""
+        w.process.join(timeout=1.0)
+        code = w.process.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    def answer(self, w: Worker, reply: Any) -> None:
+        try:
+            w.conn.send(reply)
+        except (OSError, ValueError):
+            pass  # it died: its sentinel says so on the next wait
+
+    def kill(self, w: Worker) -> None:
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(timeout=5.0)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+
+    def close(self, grace: float = 2.0) -> None:
+        """Asks every worker to quit, then kills what is left after ``grace`` seconds; none is left behind."""
+        for w in self.workers.values():
+            if w.trial is None:
+                self.answer(w, ("quit",))
+        deadline = time.monotonic() + grace
+        for w in self.workers.values():
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for w in self.workers.values():
+            self.kill(w)
+        self.workers.clear()
