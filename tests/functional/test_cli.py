@@ -643,6 +643,7 @@ def test_objective_is_imported_from_the_current_directory(project: Project, tmp_
         ("bayes", ["--grid-points", "3"], "grid"),
         ("hyperband", ["--max-grid", "10"], "grid"),
         ("manual", ["--factor", "2"], "hyperband"),
+        ("bayes", ["--sampler", "bayes"], "hyperband"),
     ],
 )
 def test_option_of_another_strategy_is_refused(inproc, project: Project, strategy: str, option: list, owner: str) -> None:
