@@ -59,8 +59,8 @@ CASES = {
     "random": dict(n_trials=7),
     "grid": dict(n_trials=None),
     "bayes": dict(n_trials=7, n_initial=3),
-    "hyperband": dict(n_trials=None, factor=3),
-    "hyperband-bayes": dict(n_trials=None, factor=3, sampler="bayes"),
+    "hyperband": dict(n_trials=None, factor=3, sampler="random"),
+    "hyperband-bayes": dict(n_trials=None, factor=3),  # the default sampler
     "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
 }
 COND_CHANGES = [{"opt": "adam"}, {"nesterov": False}, {}, {"base": "best", "change": {"units": 32}}]

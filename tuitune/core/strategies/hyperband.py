@@ -22,7 +22,8 @@ Options
     session sets no trial count), ``sampler`` (how new configs are drawn, below).
 
 Sampler
-    ``"random"``: uniformly from the space (the paper). ``"bayes"`` (as BOHB, Falkner et al. 2018, with the
+    ``"random"``: uniformly from the space (the paper). ``"bayes"`` (the default since it beat Optuna's TPE +
+    HyperbandPruner at equal epochs, benchmarks/results/hyperband-bayes.md; as BOHB, Falkner et al. 2018, with the
     GP of the bayes strategy in place of its TPE): a new config comes from the Bayes model fitted on the
     values at the highest rung budget that at least ``dim + 2`` trials have reached (their best value over
     epochs 1..budget), the other trials as pending points (so one rung's new configs spread out); with too few
@@ -162,8 +163,8 @@ class HyperbandStrategy(Strategy):
         bracket: None to run every bracket; a bracket s (0..s_max) to run that bracket alone, i.e. plain
             successive halving with n configs starting at R / factor**s epochs.
         iterations: how many Hyperband iterations to run when the session sets no trial count.
-        sampler: ``"random"`` or ``"bayes"`` (new configs from a GP fitted at the highest rung with enough
-            trials; see the module docstring).
+        sampler: ``"bayes"`` (the default: new configs from a GP fitted at the highest rung with enough
+            trials; see the module docstring) or ``"random"`` (the paper's).
     """
 
     name = "hyperband"
@@ -175,7 +176,7 @@ class HyperbandStrategy(Strategy):
         factor: int = 3,
         bracket: int | None = None,
         iterations: int = 1,
-        sampler: str = "random",
+        sampler: str = "bayes",
         **kw: Any,
     ) -> None:
         super().__init__(space, **kw)
