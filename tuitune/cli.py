@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a session of a preset or of your own TOML file")
     r.add_argument("preset", metavar="PRESET|FILE.toml")
-    r.add_argument("--strategy", default="random", choices=["manual", "grid", "random", "bayes", "hyperband"])
+    r.add_argument("--strategy", default="random", choices=["manual", "grid", "random", "bayes", "hyperband", "asha"])
     r.add_argument("--trials", type=_positive_int, help="trials to run (random, bayes: default 20)")
     r.add_argument("--max-epochs", type=_positive_int, help="epochs a trial may reach (default: the preset's)")
     r.add_argument("--seed", type=int, default=0)
@@ -59,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base", type=_base, help="manual: the base config (defaults, best, or a trial number)")
     r.add_argument("--headless", action="store_true", help="no TUI: progress bars and lines")
     g = r.add_argument_group("strategy options")
-    g.add_argument("--factor", type=int, help="hyperband: eta, the halving factor (default 3)")
+    g.add_argument("--factor", type=int, help="hyperband, asha: eta, the halving factor (default 3)")
     g.add_argument("--bracket", type=int, help="hyperband: run this bracket alone (successive halving)")
     g.add_argument("--sampler", choices=("random", "bayes"),
                    help="hyperband: new configs at random (default) or from a Bayes model of the highest rung (BOHB)")
+    g.add_argument("--min-epochs", type=_positive_int, help="asha: the epochs of the lowest rung (default 1)")
     g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
     g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
     g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
@@ -337,16 +338,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     names = {"factor": "factor", "bracket": "bracket", "sampler": "sampler", "n_initial": "n_initial",
-             "grid_points": "points", "max_grid": "max_size"}
+             "grid_points": "points", "max_grid": "max_size", "min_epochs": "min_epochs"}
     given = {names[k]: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    owners = {"factor": "hyperband", "bracket": "hyperband", "sampler": "hyperband", "n_initial": "bayes",
-              "points": "grid", "max_size": "grid"}
+    owners = {"factor": ("hyperband", "asha"), "bracket": ("hyperband",), "sampler": ("hyperband",),
+              "n_initial": ("bayes",), "points": ("grid",), "max_size": ("grid",), "min_epochs": ("asha",)}
     from tuitune.core.errors import StrategyError
 
     for k in given:
-        if owners[k] != args.strategy:
+        if args.strategy not in owners[k]:
             flag = "--" + next(a for a, b in names.items() if b == k).replace("_", "-")
-            raise StrategyError(f"{flag} is an option of the {owners[k]} strategy, not of {args.strategy}")
+            of = " and ".join(owners[k])
+            raise StrategyError(f"{flag} is an option of the {of} strateg{'ies' if len(owners[k]) > 1 else 'y'}, "
+                                f"not of {args.strategy}")
     return given
 
 

@@ -83,6 +83,14 @@ def wrong_signature(config):
 NOT_A_FUNCTION = 42
 
 
+def _owner_pid() -> int:
+    """The pid of the process that owns the session: the coordinator, when this runs in its worker."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
 def killable(config, trial):
     """The objective of the kill test: restores a tensor checkpoint, reports, logs, checkpoints.
 
@@ -103,7 +111,7 @@ def killable(config, trial):
         acc, start = torch.zeros((), dtype=torch.float64), 0
     else:
         acc, start = state["acc"], int(state["epoch"])
-    append_line(log, f"S {trial.number} {os.getpid()} {start}")
+    append_line(log, f"S {trial.number} {_owner_pid()} {start}")
     expected = start + 1
     for epoch in trial.epochs():
         if epoch != expected:
@@ -112,8 +120,8 @@ def killable(config, trial):
         time.sleep(float(config["epoch_s"]))
         acc = acc + (x + epoch)
         value = float(acc.item())
-        trial.report(val_loss=value / (epoch * epoch) + (x - 0.3) ** 2, acc=value, pid=float(os.getpid()))
-        append_line(log, f"C {trial.number} {epoch} {os.getpid()} {value!r}")
+        trial.report(val_loss=value / (epoch * epoch) + (x - 0.3) ** 2, acc=value, pid=float(_owner_pid()))
+        append_line(log, f"C {trial.number} {epoch} {_owner_pid()} {value!r}")
         trial.checkpoint({"acc": acc, "epoch": epoch})
     return None
 

@@ -106,6 +106,30 @@ def test_run_hyperband_with_factor(inproc, project: Project) -> None:
     assert project.sql("SELECT options FROM sessions WHERE name = 'hb'")[0][0].find('"factor": 3') >= 0
 
 
+def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=9)
+    r = inproc("run", toml.name, "--strategy", "asha", "--factor", 3, "--min-epochs", 1, "--session", "as", "--headless")
+    assert r.rc == 0, r.err
+    trials = project.trials("as")
+    assert len(trials) == 9  # its default: the configs of Hyperband's biggest bracket, 3**2
+    assert {t["state"] for t in trials} == {"complete", "pruned"}
+    assert all(t["budget"] in (1, 3, 9) for t in trials)
+    assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
+    options = project.sql("SELECT options FROM sessions WHERE name = 'as'")[0][0]
+    assert '"factor": 3' in options and '"min_epochs": 1' in options
+
+
+def test_run_asha_on_two_workers_continues_promoted_trials(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=9, objective="_objectives:with_torch")
+    r = inproc("run", toml.name, "--strategy", "asha", "--workers", 2, "--session", "as2", "--headless")
+    assert r.rc == 0, r.err
+    trials = show_json(project, "as2")["trials"]
+    assert len(trials) == 9 and {t["state"] for t in trials} == {"complete", "pruned"}
+    for t in trials:  # a promoted trial continued its epochs from its checkpoint: 1..budget once each
+        assert [e["epoch"] for e in t["epochs"]] == list(range(1, t["budget"] + 1))
+    assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
+
+
 def test_run_bayes_with_n_initial(project: Project) -> None:
     r = project.cli("run", project.toml(max_epochs=1).name, "--strategy", "bayes", "--trials", 3, "--n-initial", 2,
                     "--session", "bz", "--headless", timeout=300)
@@ -644,6 +668,8 @@ def test_objective_is_imported_from_the_current_directory(project: Project, tmp_
         ("hyperband", ["--max-grid", "10"], "grid"),
         ("manual", ["--factor", "2"], "hyperband"),
         ("bayes", ["--sampler", "bayes"], "hyperband"),
+        ("random", ["--min-epochs", "2"], "asha"),
+        ("hyperband", ["--min-epochs", "2"], "asha"),
     ],
 )
 def test_option_of_another_strategy_is_refused(inproc, project: Project, strategy: str, option: list, owner: str) -> None:
@@ -657,6 +683,8 @@ def test_option_of_another_strategy_is_refused(inproc, project: Project, strateg
     [
         (["--strategy", "hyperband", "--factor", "1"], ["factor"]),
         (["--strategy", "grid", "--max-grid", "3"], ["grid"]),
+        (["--strategy", "asha", "--factor", "1"], ["asha", "factor"]),
+        (["--strategy", "asha", "--min-epochs", "99"], ["asha", "min_epochs", "99"]),
     ],
 )
 def test_bad_strategy_option_values(inproc, project: Project, args: list, needles: list) -> None:

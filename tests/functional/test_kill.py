@@ -61,14 +61,17 @@ def _running(project: Project) -> list[int]:
         return []
 
 
-def run_kill_test(project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03) -> None:
+def run_kill_test(
+    project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03, workers: int = 1
+) -> None:
     log = project.root / "commits.log"
     toml = project.toml(
         "kill.toml", objective="_objectives:killable", max_epochs=epochs,
         defaults={"epoch_s": epoch_s, "log": str(log)},
     )
     rng = random.Random(seed)
-    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless")
+    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless",
+                "--devices", "cpu", "--workers", workers)
     resume_args = ("resume", SESSION, "--headless")
     left_running: list[list[int]] = []  # per kill: the trials the dead process left 'running'
     killed_pids: list[int] = []
@@ -221,9 +224,18 @@ def test_kill_and_resume(project: Project) -> None:
     assert time.monotonic() - t0 < 300
 
 
+def test_kill_and_resume_two_workers(project: Project) -> None:
+    run_kill_test(project, trials=10, epochs=5, kills=6, seed=4321, workers=2)
+
+
 @pytest.mark.slow
 def test_kill_and_resume_soak(project: Project) -> None:
     run_kill_test(project, trials=30, epochs=5, kills=32, seed=987654)
+
+
+@pytest.mark.slow
+def test_kill_and_resume_soak_two_workers(project: Project) -> None:
+    run_kill_test(project, trials=30, epochs=5, kills=32, seed=97531, workers=2)
 
 
 def test_temp_checkpoints_of_killed_writers_are_removed(project: Project) -> None:

@@ -24,6 +24,15 @@ def append_line(path, line):
         os.close(fd)
 
 
+def owner_pid():
+    """The pid of the process that owns the session (the coordinator, when this runs in its worker):
+    what the tests kill and signal."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
 def _sleep(seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -38,10 +47,10 @@ def slow(config, trial):
     delay = float(config.get("epoch_s", 0.3))
     log = config["log"]
     for epoch in trial.epochs():
-        append_line(log, f"B {trial.number} {epoch} {os.getpid()}")
+        append_line(log, f"B {trial.number} {epoch} {owner_pid()}")
         _sleep(delay)
         trial.report(val_loss=(float(config["x"]) - 0.3) ** 2 + 1.0 / epoch)
-        append_line(log, f"C {trial.number} {epoch} {os.getpid()}")
+        append_line(log, f"C {trial.number} {epoch} {owner_pid()}")
     return None
 
 
@@ -68,7 +77,7 @@ def big_checkpoint(config, trial):
         start = int(state["epoch"])
         w = state["w"]
         ok = int(w.numel() == n and bool((w == float(start)).all()) and float(state["check"]) == start * 7.0)
-    append_line(log, f"S {trial.number} {os.getpid()} {start} {ok}")
+    append_line(log, f"S {trial.number} {owner_pid()} {start} {ok}")
     expected = start + 1
     for epoch in trial.epochs():
         if epoch != expected:
@@ -76,9 +85,9 @@ def big_checkpoint(config, trial):
         expected = epoch + 1
         _sleep(float(config.get("epoch_s", 0.0)))
         trial.report(val_loss=(float(config["x"]) - 0.3) ** 2 + 1.0 / epoch)
-        append_line(log, f"C {trial.number} {epoch} {os.getpid()}")
+        append_line(log, f"C {trial.number} {epoch} {owner_pid()}")
         trial.checkpoint({"epoch": epoch, "w": torch.full((n,), float(epoch)), "check": torch.tensor(epoch * 7.0)})
-        append_line(log, f"K {trial.number} {epoch} {os.getpid()}")
+        append_line(log, f"K {trial.number} {epoch} {owner_pid()}")
     return None
 
 

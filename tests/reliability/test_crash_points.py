@@ -178,11 +178,14 @@ def run_checkpoint_kills(rproj: Project, *, trials: int, epochs: int, kills: int
                       defaults={"mb": 8, "epoch_s": 0.03, "log": str(log)})
     folder = rproj.ckpt_dir(SESSION)
     rng = random.Random(seed)
-    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless")
+    # --in-process: the kill must land in the process that writes the checkpoint. (With worker processes
+    # the worker writes it and outlives a killed coordinator by up to a quarter of a second; a torn file a
+    # killed worker leaves is the same '.N.pt.PID.tmp', never loaded and removed on the next start.)
+    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless", "--in-process")
     done = torn = 0
     while done < kills or torn < torn_min:
         assert done < kills * 4, f"only {torn} of {done} kills landed inside a checkpoint write"
-        args = ("resume", SESSION, "--headless") if _running(rproj) else run_args
+        args = ("resume", SESSION, "--headless", "--in-process") if _running(rproj) else run_args
         bg = rproj.popen(*args, tag=f"p{done}")
         # Wait for this process's first (or second) committed epoch: the checkpoint write starts right
         # after it, and the kill lands a few ms later, often inside torch.save. After two, the process

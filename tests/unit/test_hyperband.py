@@ -12,9 +12,10 @@ import pytest
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.simulate import WorkerSim
 from tuitune.core.space import Choice, Float, Space
 from tuitune.core.strategies import make_strategy
-from tuitune.core.strategies.base import Suggestion
+from tuitune.core.strategies.base import WAIT, Suggestion, Wait
 from tuitune.core.strategies.hyperband import HyperbandStrategy, rung_budgets, s_max_of
 
 SPACE = Space(x=Float(0.0, 1.0), act=Choice(["relu", "tanh"]))
@@ -77,6 +78,7 @@ class Sim:
         sug = self.s.ask()
         if sug is None:
             return None
+        assert not isinstance(sug, Wait), "one worker: nothing runs when asked, so never WAIT"
         if sug.trial is None:
             rec = TrialRecord(
                 number=len(self.records),
@@ -371,14 +373,23 @@ def test_resume_between_tell_and_settle_prunes_on_settle():
     assert fresh.settle() == {}
 
 
-def test_running_trial_makes_ask_wait():
+def test_a_waiting_rung_starts_the_next_bracket():
     sim = Sim(make(max_epochs=9)).run(max_steps=8)  # bracket 2 has 9 configs at 1 epoch
     last = sim.start()
     assert last is not None and last.meta["rung"] == 0
-    assert sim.s.ask() is None  # waits on the running trial: the rung cannot be decided
+    nxt = sim.s.ask()  # rung 0 of bracket 2 waits on the running trial: bracket 1 starts meanwhile
+    assert isinstance(nxt, Suggestion) and nxt.trial is None
+    assert nxt.meta == {"bracket": 1, "rung": 0, "iteration": 0} and nxt.budget == 3
+
+
+def test_running_trial_makes_ask_wait_when_nothing_else_can_start():
+    sim = Sim(make(max_epochs=9, bracket=2)).run(max_steps=8)  # one bracket: 9 configs at 1 epoch
+    last = sim.start()
+    assert last is not None and last.meta["rung"] == 0
+    assert sim.s.ask() is WAIT  # the rung cannot be decided, and no other bracket is planned
     sim.finish(last)
     nxt = sim.s.ask()
-    assert nxt is not None and nxt.trial is not None
+    assert isinstance(nxt, Suggestion) and nxt.trial is not None
 
 
 # ---- failures ----------------------------------------------------------------------------------------
@@ -504,3 +515,74 @@ def test_sampler_option_and_old_sessions_keep_random():
         state="stopped",
     )
     assert strategy_for(rec).options()["sampler"] == "random"
+
+
+# ---- several workers: concurrent brackets -------------------------------------------------------------
+
+
+def test_one_simulated_worker_is_the_sequential_run(full: Sim):
+    sim = WorkerSim(make(), loss, workers=1).run()
+    assert [key(r.suggestion) for r in sim.runs] == [key(st.suggestion) for st in full.steps]
+    assert sim.records == full.records and sim.waits == 0
+
+
+@pytest.fixture(scope="module")
+def eight() -> WorkerSim:
+    return WorkerSim(make(), loss, workers=8).run()
+
+
+def test_eight_workers_run_the_papers_table_with_brackets_overlapping(eight: WorkerSim):
+    runs = Counter((r.suggestion.meta["bracket"], r.suggestion.meta["rung"]) for r in eight.runs)
+    assert runs == {(s, i): n for s, rungs in PAPER.items() for i, (n, _) in enumerate(rungs)}
+    assert Counter(t.state for t in eight.records.values()) == {TrialState.COMPLETE: 10, TrialState.PRUNED: 133}
+    assert eight.max_running == 8 and eight.finished
+    # bracket 3 starts while bracket 4 still runs: the brackets are concurrent
+    end_of_4 = max(r.end for r in eight.runs if r.suggestion.meta["bracket"] == 4)
+    start_of_3 = min(r.start for r in eight.runs if r.suggestion.meta["bracket"] == 3)
+    assert start_of_3 < end_of_4
+    # the same decisions as one after the other: the best of each rung go on
+    for s, rungs in PAPER.items():
+        members = [t for t in eight.records.values() if t.meta["bracket"] == s]
+        for i in range(len(rungs) - 1):
+            at = [t for t in members if t.meta["rung"] >= i]
+            promoted = {t.number for t in at if t.meta["rung"] > i}
+            assert promoted == {t.number for t in sorted(at, key=lambda t: t.config["x"])[: rungs[i + 1][0]]}
+
+
+def test_concurrent_brackets_keep_workers_busy(eight: WorkerSim):
+    # the sequential plan takes 1581 epochs; one bracket at a time would idle 7 of 8 workers at each barrier
+    assert eight.busy == 1581
+    assert eight.utilisation > 0.75
+
+
+def test_wait_only_when_no_bracket_can_start():
+    hb = make(max_epochs=27)
+    waits = []
+
+    class Probe(WorkerSim):
+        def fill(self) -> None:
+            before = self.waits
+            super().fill()
+            if self.waits > before:
+                waits.append((self.strategy.n_created, self.running))
+
+    sim = Probe(hb, loss, workers=6).run()
+    assert waits, "six workers on R = 27 must wait at some rung"
+    # a new config can always start until the plan's last config exists
+    assert all(created == hb.total() and running > 0 for created, running in waits)
+    assert sim.finished and not any(t.state == TrialState.PAUSED for t in sim.records.values())
+
+
+def test_concurrent_run_is_deterministic_and_resumable_from_its_records():
+    whole = WorkerSim(make(max_epochs=27), loss, workers=5).run()
+    again = WorkerSim(make(max_epochs=27), loss, workers=5).run()
+    assert [key(r.suggestion) for r in again.runs] == [key(r.suggestion) for r in whole.runs]
+    for cut in (1, 7, 30, 60):
+        sim = WorkerSim(make(max_epochs=27), loss, workers=5).run(max_runs=cut)
+        fresh = make(max_epochs=27)
+        fresh.restore(list(sim.records.values()))  # running trials included: the state is the records
+        assert fresh.settle() == {}
+        sim.strategy = fresh
+        sim.run()
+        assert [key(r.suggestion) for r in sim.runs] == [key(r.suggestion) for r in whole.runs], cut
+        assert sim.records == whole.records

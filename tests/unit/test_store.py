@@ -178,3 +178,24 @@ def test_network_filesystem_warns_before_opening(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Store(tmp_path / "local.db")  # on ext4: no warning
+
+
+def test_a_dropped_store_does_not_take_the_locks_of_the_live_one(tmp_path):
+    """POSIX locks belong to the process: a Store dropped without close() must not leave connections
+    behind for a later plain open() of the file to strip of their locks (then another process could
+    checkpoint and delete the WAL under the live connection, and its close would undo their commits)."""
+    import os
+    from pathlib import Path
+
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        pytest.skip("needs Linux's /proc/locks")
+    db = tmp_path / "t.db"
+    Store(db).close()
+    assert Store(db).sessions() == []  # a temporary, dropped without close()
+    live = Store(db)
+    live.sessions()
+    ino = os.stat(db).st_ino
+    mine = [line for line in locks.read_text().splitlines() if f" {os.getpid()} " in line and f":{ino} " in line]
+    assert mine, "the live connection holds no lock on the database file"
+    live.close()

@@ -14,9 +14,10 @@ from tuitune.core import events as ev
 from tuitune.core.api import Session, strategy_for
 from tuitune.core.records import TrialState
 from tuitune.core.runner import Runner
+from tuitune.core.simulate import WorkerSim
 from tuitune.core.space import Choice, Fixed, Float, Int, Space
 from tuitune.core.store import Store
-from tuitune.core.strategies import make_strategy
+from tuitune.core.strategies import WAIT, make_strategy
 
 SPACE = Space(
     lr=Float(1e-4, 1e-1, scale="log", grid_points=3),
@@ -61,10 +62,11 @@ CASES = {
     "bayes": dict(n_trials=7, n_initial=3),
     "hyperband": dict(n_trials=None, factor=3, sampler="random"),
     "hyperband-bayes": dict(n_trials=None, factor=3),  # the default sampler
+    "asha": dict(n_trials=None, factor=3),
     "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
 }
 COND_CHANGES = [{"opt": "adam"}, {"nesterov": False}, {}, {"base": "best", "change": {"units": 32}}]
-EPOCHS = {"hyperband": 9, "hyperband-bayes": 9}
+EPOCHS = {"hyperband": 9, "hyperband-bayes": 9, "asha": 9}
 
 
 def cases(name, kind):
@@ -115,15 +117,17 @@ class TestStrategyContract:
             # check() refuses an inactive parameter and a missing active one: configs hold exactly the active ones
             assert space.check(t.config) == t.config
             assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        expected = {"random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(),
-                    "hyperband-bayes": strat.total(), "manual": 4}[name]
+        expected = {
+            "random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(),
+            "hyperband-bayes": strat.total(), "asha": strat.total(), "manual": 4,
+        }[name]
         assert len(trials) == expected
         assert strat.ask() is None  # finished means finished
         if name == "grid":  # every active combination once, nothing else
             assert sorted(map(repr, (t.config for t in trials))) == sorted(map(repr, space.grid()))
         if name == "hyperband-bayes":  # the later brackets' new configs come from the model
             assert any(t.meta.get("chosen_by") == "model" for t in trials)
-        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes"):
+        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes", "asha"):
             assert {t.config["opt"] for t in trials} == {"sgd", "adam"}, "both branches are explored"
 
     def test_deterministic_under_a_seed(self, tmp_path, name, kind):
@@ -176,3 +180,43 @@ class TestStrategyContract:
         Runner(store, "s", objective, strategy_for(store.session("s"), **overrides)).run()
         assert history(store) == history(ref)
         assert Session(store, "s").best.value == Session(ref, "s").best.value
+
+
+def curve(config, epoch):
+    return loss(config) * (1 + 1 / epoch)
+
+
+class TestSeveralWorkers:
+    """The same strategies asked whenever one of three simulated workers is free (the coordinator's loop)."""
+
+    @pytest.fixture
+    def runs(self, tmp_path, name):
+        _, one = build(tmp_path, name, "one.db")
+        _, three = build(tmp_path, name, "three.db")
+        return WorkerSim(one, curve, workers=1).run(), WorkerSim(three, curve, workers=3).run()
+
+    def test_the_budget_counts_running_trials_and_finished_means_finished(self, runs, name):
+        one, three = runs
+        assert three.finished and three.strategy.ask() is None
+        assert three.max_running == 3
+        assert len(three.records) == len(one.records)  # never more than the budget, running trials counted
+        assert all(t.state.is_finished() for t in three.records.values())
+
+    def test_wait_only_where_a_running_trial_decides_the_next_step(self, runs, name):
+        one, three = runs
+        assert one.waits == 0  # one worker: nothing runs when asked (WorkerSim also refuses WAIT then)
+        if name in ("random", "grid", "bayes"):
+            assert three.waits == 0  # their next config never depends on a running trial's result
+        if name == "manual":
+            assert three.waits > 0  # the 'best' base waits for the running trials
+        if name in ("random", "grid", "manual"):  # the same configs as one after the other
+            assert [t.config for t in three.records.values()] == [t.config for t in one.records.values()]
+
+    def test_manual_waits_for_a_best_base_only(self):
+        strat = make_strategy("manual", SPACE, changes=[{"lr": 0.01}, {"base": "best", "change": {"units": 48}}])
+        sim = WorkerSim(strat, curve, workers=2)
+        sim.fill()
+        assert sim.running == 1 and strat.ask() is WAIT  # the best is not known while trial 0 runs
+        sim.step()
+        sug = strat.ask()
+        assert sug is not None and sug is not WAIT and sug.meta["base"] == 0

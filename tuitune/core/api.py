@@ -142,7 +142,7 @@ def tune(
     Args:
         objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``.
         space: a ``Space`` (or a mapping of name to parameter).
-        strategy: ``manual``, ``grid``, ``random``, ``bayes`` or ``hyperband``.
+        strategy: ``manual``, ``grid``, ``random``, ``bayes``, ``hyperband`` or ``asha``.
         trials: how many trials to create (grid and Hyperband default to their full plan). On an
             existing session, a larger number extends it.
         max_epochs: the epoch budget of a trial (Hyperband's R).

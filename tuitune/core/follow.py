@@ -35,6 +35,7 @@ class Follower:
         self._trials: dict[int, TrialRecord] = {}
         self._state: str | None = None
         self._started = False
+        self._ended = False  # SessionFinished was emitted for the state the session is in
         self._last_check = 0.0
 
     # ---- commands: the owner applies them between epochs ----------------------------------------
@@ -90,6 +91,7 @@ class Follower:
             self._emit(ev.SessionStarted(self.session, total=rec.n_trials, resumed=True, trials=tuple(trials)))
             if rec.state == "paused":
                 self._emit(ev.SessionPaused(self.session, paused=True))
+            self._ended = rec.state not in ("new", "running", "paused")
             return rec.alive
         for t in self.store.trials_since(self.session, self._since):
             self._changed(t)
@@ -99,8 +101,10 @@ class Follower:
             before, self._state = self._state, rec.state
             if rec.state == "paused" or before == "paused":
                 self._emit(ev.SessionPaused(self.session, paused=rec.state == "paused"))
-            if not rec.alive and rec.state not in ("running", "paused"):
-                self._emit(ev.SessionFinished(self.session, state=rec.state, message=rec.message or ""))
+        ended = rec.state not in ("new", "running", "paused")
+        if ended and not self._ended:
+            self._emit(ev.SessionFinished(self.session, state=rec.state, message=rec.message or ""))
+        self._ended = ended
         return rec.alive
 
     def _changed(self, t: TrialRecord) -> None:

@@ -522,7 +522,7 @@ class Runner:
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
         if slot is not None:
-            info.update(worker=slot.slot.index, device=slot.slot.label)
+            info.update(worker=slot.slot.index, device=slot.slot.label, pid=slot.pid)
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:

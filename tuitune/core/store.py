@@ -96,6 +96,22 @@ def _reading(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Database files this process has SQLite connections to, with how many Stores hold them. POSIX record
+# locks belong to the process: closing *any* descriptor of the file drops them all, so a plain
+# open()/close() of a database this process has open would silently drop the locks its live
+# connections rely on (another process may then checkpoint and delete the WAL under them, losing
+# what they see). SQLite itself defers such closes; we must not open the file outside SQLite then.
+_LIVE: dict[str, int] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _live_key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
+
+
 def check_file(path: str | os.PathLike[str]) -> bool:
     """Checks, without writing a byte, that ``path`` is a tuitune database or may become one.
 
@@ -111,6 +127,10 @@ def check_file(path: str | os.PathLike[str]) -> bool:
     size = p.stat().st_size
     if size == 0:
         return False
+    with _LIVE_LOCK:
+        live = _LIVE.get(_live_key(p), 0) > 0
+    if live:
+        return True  # checked when this process opened it; reading it outside SQLite now would drop its locks
     with open(p, "rb") as f:
         header = f.read(100)
     if not header.startswith(SQLITE_MAGIC):
@@ -192,6 +212,10 @@ class Store:
             self._create_schema()
         else:
             self.upgrade()
+        self._key = _live_key(self.path)
+        with _LIVE_LOCK:
+            _LIVE[self._key] = _LIVE.get(self._key, 0) + 1
+        self._closed = False
 
     # ---- connections --------------------------------------------------------------------------
     @property
@@ -233,6 +257,26 @@ class Store:
                     pass
             self._conns.clear()
         self._local = threading.local()
+        self._release()
+
+    def _release(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        with _LIVE_LOCK:
+            n = _LIVE.get(self._key, 0) - 1
+            if n > 0:
+                _LIVE[self._key] = n
+            else:
+                _LIVE.pop(self._key, None)
+
+    def __del__(self) -> None:
+        # Close the connections now: left to the cycle collector they would outlive this count, and a
+        # plain open() of the file in between would drop the POSIX locks they still hold.
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def _sync(self, full: bool) -> None:
         """Chooses this connection's durability for its next commit (not allowed inside a transaction)."""

@@ -133,6 +133,8 @@ def parse_devices(spec: str | Sequence[str] | None) -> list[str] | None:
     bad = [x for x in items if not re.fullmatch(r"cpu|mps|all|cuda(:\d+)?", x)]
     if bad:
         raise WorkerError(f"device {bad[0]!r} is not a device name; use cpu, cuda, cuda:N, mps or all")
+    if "all" in items and len(items) > 1:
+        raise WorkerError("'all' stands alone: every visible GPU")
     if any(x.startswith("cuda") or x == "all" for x in items):
         import torch
 
@@ -149,8 +151,6 @@ def parse_devices(spec: str | Sequence[str] | None) -> list[str] | None:
         if not items:
             raise WorkerError("devices 'all': no GPU is visible here; use cpu")
         items = [f"cuda:{x.partition(':')[2] or 0}" if x.startswith("cuda") else x for x in items]
-    elif "all" in items:
-        raise WorkerError("'all' stands alone: every visible GPU")
     dup = sorted({d for d in items if items.count(d) > 1})
     if dup:
         raise WorkerError(f"devices names {dup[0]} twice; for several workers on one device use workers=N")
@@ -377,7 +377,7 @@ def _real_stdio() -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
-@dataclass
+@dataclass(eq=False)
 class Worker:
     """The coordinator's view of one worker process."""
 

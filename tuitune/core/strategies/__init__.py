@@ -15,6 +15,7 @@ _STRATEGIES = {
     "random": ("tuitune.core.strategies.random", "RandomStrategy"),
     "bayes": ("tuitune.core.strategies.bayes", "BayesStrategy"),
     "hyperband": ("tuitune.core.strategies.hyperband", "HyperbandStrategy"),
+    "asha": ("tuitune.core.strategies.asha", "AshaStrategy"),
 }
 STRATEGY_NAMES = tuple(_STRATEGIES)
 

@@ -44,6 +44,8 @@ class GridStrategy(Strategy):
         return self.size if self.n_trials is None else min(self.size, self.n_trials)
 
     def ask(self) -> Suggestion | None:
+        # Never WAIT: no suggestion depends on a running trial's result. Running trials count against the
+        # budget (they are told when they start), so N workers never overshoot it.
         if not self.budget_left():
             return None
         used = {t.meta.get("grid_index") for t in self.trials}

@@ -40,8 +40,11 @@ Trial count
     ``iterations`` full iterations. ``total()`` is the number of configs the plan creates.
 
 Order
-    A bracket finishes (all rungs) before the next starts. Within a rung, new configs and promotions run in
-    trial-number order. A promoted trial keeps its number and config: the suggestion names it
+    With one worker (nothing runs when ``ask`` is called) a bracket finishes (all rungs) before the next
+    starts. With several workers the brackets run concurrently: while the current bracket's rung waits for
+    its running trials, ``ask`` starts the next bracket's configs (or promotes in a later bracket that has
+    already started), and answers ``WAIT`` only when no bracket of the plan can start anything. Within a
+    rung, new configs and promotions run in trial-number order. A promoted trial keeps its number and config: the suggestion names it
     (``trial=N``) with the next rung's budget and the full new meta, and the objective continues it from its
     checkpoint.
 
@@ -67,9 +70,9 @@ Ranking at a rung of budget r
 Pending trials
     RUNNING and INTERRUPTED trials are pending: their rung waits for them. ``ask`` re-suggests an
     INTERRUPTED trial of the current bracket (``trial=N``, its own budget and meta, lowest number first)
-    before anything else, so a resumed session re-runs it from its checkpoint. While the current bracket
-    waits only on RUNNING trials, ``ask`` returns None ("waits on running trials", as in the base
-    contract); with a single worker the runner never asks while a trial runs, so None then means finished.
+    before anything else, so a resumed session re-runs it from its checkpoint. A bracket that waits only on
+    RUNNING trials is passed over for the next one (see Order); None means finished: every bracket of the
+    plan has been decided.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ from typing import Any
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
 SAMPLERS = ("random", "bayes")
@@ -297,14 +300,16 @@ class HyperbandStrategy(Strategy):
         return walk
 
     # ---- contract ---------------------------------------------------------------------------------
-    def ask(self) -> Suggestion | None:
+    def ask(self) -> Suggestion | Wait | None:
         groups = self._groups()
+        waiting = False
         for plan in self.plan():
             walk = self._walk(plan, groups.get((plan.iteration, plan.bracket), []))
             if walk.action == "done":
                 continue
             if walk.action == "wait":
-                return None
+                waiting = True  # its rung waits for running trials: the next bracket may start meanwhile
+                continue
             meta: dict[str, Any] = {"bracket": plan.bracket, "rung": walk.rung, "iteration": plan.iteration}
             if walk.action == "new":
                 config = self.space.sample(self.rng())
@@ -316,7 +321,7 @@ class HyperbandStrategy(Strategy):
             t = walk.trial
             assert t is not None
             return Suggestion(config=dict(t.config), budget=plan.budgets[walk.rung], trial=t.number, meta=meta)
-        return None
+        return WAIT if waiting else None
 
     def _model_config(self) -> dict[str, Any] | None:
         """A new config from the Bayes model at the highest budget with enough values; None: draw at random."""

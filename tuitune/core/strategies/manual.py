@@ -7,7 +7,7 @@ from typing import Any
 
 from tuitune.core.errors import ManualError, SpaceError
 from tuitune.core.records import TrialState, better
-from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 
 
 class ManualStrategy(Strategy):
@@ -127,9 +127,15 @@ class ManualStrategy(Strategy):
             else:
                 self.request(c)
 
-    def ask(self) -> Suggestion | None:
+    def ask(self) -> Suggestion | Wait | None:
+        """The next queued run; WAIT while its base is "best" and a running trial may still become the best."""
         self._take_initial()
         if not self._queue:
             return None
-        change, base = self._queue.pop(0)
+        change, base = self._queue[0]
+        if (self.base if base is None else base) == "best" and any(
+            t.state == TrialState.RUNNING for t in self.trials
+        ):
+            return WAIT
+        self._queue.pop(0)
         return self.plan(change, base)

@@ -11,6 +11,8 @@ class RandomStrategy(Strategy):
     name = "random"
 
     def ask(self) -> Suggestion | None:
+        # Never WAIT: no suggestion depends on a running trial's result. Running trials count against the
+        # budget (they are told when they start), so N workers never overshoot it.
         if not self.budget_left():
             return None
         config = self.space.sample(self.rng())

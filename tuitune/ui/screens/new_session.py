@@ -27,6 +27,7 @@ STRATEGIES = [
     ("random: independent samples", "random"),
     ("bayes: a Gaussian-process model", "bayes"),
     ("hyperband: many short trials, the best continue", "hyperband"),
+    ("asha: successive halving that never waits", "asha"),
     ("grid: every combination", "grid"),
     ("manual: one change at a time", "manual"),
 ]
@@ -35,14 +36,15 @@ OPTIONS = {
     "random": {"trials", "max-epochs", "seed"},
     "bayes": {"trials", "max-epochs", "seed", "n-initial"},
     "hyperband": {"trials", "max-epochs", "seed", "factor"},
+    "asha": {"trials", "max-epochs", "seed", "factor"},
     "grid": {"trials", "max-epochs", "seed", "grid-points"},
     "manual": {"max-epochs", "seed"},
 }
 FIELDS = [
-    ("trials", "trials", "20 (grid, hyperband: their plan)"),
+    ("trials", "trials", "20 (grid, hyperband, asha: their plan)"),
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
-    ("factor", "Hyperband factor", "3"),
+    ("factor", "halving factor", "3"),
     ("n-initial", "Bayes initial points", "automatic"),
     ("grid-points", "grid points per float", "5"),
 ]
@@ -304,7 +306,7 @@ class NewSessionScreen(Screen[None]):
             if self.store.session_exists(name):
                 raise ValueError(f"a session named '{name}' exists; choose another name")
         options: dict[str, Any] = {}
-        if strategy == "hyperband":
+        if strategy in ("hyperband", "asha"):
             options["factor"] = self._int("factor")
         elif strategy == "bayes":
             options["n_initial"] = self._int("n-initial")

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every check only a GPU can make, in one run of at most about 8 minutes on one GPU:
+#   the gpu-marked tests; the trainer's data path against DataLoader (bench_trainer.py --device cuda:
+#   goal >= 4x DataLoader(num_workers=0), >= 2x the best worker count); an MNIST-MLP epoch time; memory back
+#   to its baseline after 50 trials; a real out-of-memory error contained; 4 workers on one GPU against 1;
+#   16 small MLP trials fused with torch.func against one after the other.
+# Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
+#
+# On a machine without textual, sqlite-utils or plotext (the device image), carry their wheels in .whl/
+# (benchmarks/gpu_wheels.sh downloads them); they are installed into /tmp/site first.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1
+date=$(date -u +%F)
+out=benchmarks/results/gpu-$date.md
+mkdir -p benchmarks/results
+{
+  echo "# GPU suite, $date"
+  echo
+  echo "Made by \`benchmarks/gpu_suite.sh\`. Conditions:"
+  echo
+  echo '```'
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -4
+  $PY -c 'import torch, platform, os; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, "cpus", os.cpu_count())'
+  git log -1 --format='tuitune commit %h %cd' 2>/dev/null || true
+  echo '```'
+  echo
+} > "$out"
+
+step() {  # step SECONDS TITLE COMMAND...: run one check with a time limit, its output into the report
+  local limit=$1 title=$2
+  shift 2
+  echo "== $title (limit ${limit}s)"
+  local t0=$SECONDS log
+  log=$(mktemp)
+  timeout "$limit" "$@" >"$log" 2>&1
+  local rc=$?
+  cat "$log"
+  {
+    echo "## $title"
+    echo
+    echo "\`$*\`: exit $rc in $((SECONDS - t0)) s$([ $rc = 124 ] && echo ' (TIMED OUT)')"
+    echo
+    if grep -q '^## ' "$log"; then sed -n '/^## /,$p' "$log" | sed 's/^## /### /'; else echo '```'; tail -40 "$log"; echo '```'; fi
+    echo
+  } >> "$out"
+}
+
+if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+  echo "no CUDA device: nothing to do" | tee -a "$out"
+  exit 1
+fi
+step 90 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests
+step 100 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
+step 90 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
+step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
+step 100 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
+step 60 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
+if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
+echo "wrote $out"
