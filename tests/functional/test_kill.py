@@ -30,7 +30,7 @@ from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from tests.support.project import Project
 
 SESSION = "kk"
 
@@ -243,9 +243,10 @@ def test_temp_checkpoints_of_killed_writers_are_removed(project: Project) -> Non
     toml = project.toml("kill.toml", objective="_objectives:killable", max_epochs=4,
                         defaults={"epoch_s": 0.2, "log": str(log)})
     bg = project.popen("run", toml.name, "--trials", 1, "--session", SESSION, "--headless", tag="ck")
-    project.wait_until(lambda: _commits(log) >= 1, timeout=120, what="the first committed epoch")
-    bg.kill()
     folder = project.root / "runs.db.d" / "checkpoints" / SESSION
+    # The checkpoint follows the committed epoch: wait for it, so the folder exists when killed.
+    project.wait_until(lambda: (folder / "0.pt").exists(), timeout=120, what="the first checkpoint")
+    bg.kill()
     # What a kill in the middle of torch.save leaves (the kill test above hits this about one kill in four).
     (folder / f".0.pt.{bg.pid}.tmp").write_bytes(b"half a checkpoint")
     r = project.cli("resume", SESSION, "--headless")

@@ -12,13 +12,13 @@ import pytest
 
 from tuitune.core.errors import PresetError
 from tuitune.core.space import Choice, Fixed, Float, Int
+from tuitune.training.objective import load_objective
 from tuitune.training.presets import (
     PRESET_DIR,
     TRAINER_PARAMS,
     Preset,
     bundled_names,
     list_presets,
-    load_objective,
     load_preset,
     parse_value,
 )
@@ -339,13 +339,14 @@ def test_parse_value_user_objective(tmp_path):
         parse_value(p, "kind", "c")
 
 
-def test_preset_dir_is_inside_the_package():
-    assert PRESET_DIR.parent.name == "tuitune" and (PRESET_DIR / "digits-mlp.toml").is_file()
+def test_bundled_presets_are_the_top_level_folder():
+    root = Path(__file__).resolve().parent.parent.parent
+    assert PRESET_DIR == root / "presets" and (PRESET_DIR / "digits-mlp.toml").is_file()
     _ = Int  # the space classes are the core's
 
 
 def test_the_design_documents_example_loads(tmp_path):
-    """DESIGN.md section 4.2's example, verbatim."""
+    """docs/DESIGN.md section 4.2's example, verbatim."""
     text = """
     name = "fashion-mnist-mlp"
     description = "One hidden layer on Fashion-MNIST, the space of the KerasTuner tutorial"
