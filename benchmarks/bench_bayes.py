@@ -393,7 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw", default="", help="JSON file of per-seed results: read (runs found there are reused) and written")
     ap.add_argument("--rerun", default="", help="comma-separated methods to run again even if --raw has them")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bayes.md"), help="'' to not write")
+    ap.add_argument("--fit-starts", type=int, default=None, help="idea: bayes GP fits from this many starts")
+    ap.add_argument("--lengthscale-prior", choices=("optuna", "hvarfner"), default=None, help="idea: bayes prior")
     args = ap.parse_args(argv)
+    from tuitune.core.strategies.bayes import gp
+
+    if args.fit_starts is not None:  # the ideas measured in benchmarks/results/bayes.md (not the defaults)
+        gp.FIT_STARTS = args.fit_starts
+    if args.lengthscale_prior is not None:
+        gp.LENGTHSCALE_PRIOR = args.lengthscale_prior
     funcs = [f.strip() for f in args.functions.split(",") if f.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     rerun = {m.strip() for m in args.rerun.split(",") if m.strip()}
