@@ -66,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tuitune.core.strategies import STRATEGY_OPTIONS
 
     for opt in STRATEGY_OPTIONS:
-        g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
-                       help=f"{', '.join(opt.strategies)}: {opt.help}")
+        if opt.choices:
+            g.add_argument(opt.flag, choices=opt.choices, help=f"{', '.join(opt.strategies)}: {opt.help}")
+        else:
+            g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
+                           help=f"{', '.join(opt.strategies)}: {opt.help}")
     _where(r)
     _run_limits(r)
     common(r)

@@ -103,7 +103,8 @@ def test_run_hyperband_with_factor(inproc, project: Project) -> None:
     assert trials and {t["state"] for t in trials} <= {"complete", "pruned"}
     assert any(t["state"] == "pruned" for t in trials)
     assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
-    assert project.sql("SELECT options FROM sessions WHERE name = 'hb'")[0][0].find('"factor": 3') >= 0
+    options = project.sql("SELECT options FROM sessions WHERE name = 'hb'")[0][0]
+    assert '"factor": 3' in options and '"sampler": "bayes"' in options  # the model sampler by default
 
 
 def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
@@ -669,6 +670,7 @@ def test_objective_is_imported_from_the_current_directory(project: Project, tmp_
         ("bayes", ["--grid-points", "3"], "grid"),
         ("hyperband", ["--max-grid", "10"], "grid"),
         ("manual", ["--factor", "2"], "hyperband"),
+        ("bayes", ["--sampler", "bayes"], "hyperband"),
         ("random", ["--min-epochs", "2"], "asha"),
         ("hyperband", ["--min-epochs", "2"], "asha"),
     ],

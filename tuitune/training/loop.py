@@ -76,9 +76,11 @@ def make_objective(
 
 
 def make_optimizer(cfg: dict[str, Any], params: Any, device: torch.device) -> torch.optim.Optimizer:
-    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
+    """The optimizer of a config. A parameter the config lacks (a conditional one inactive for this optimizer,
+    or a config written by hand) takes torch's default."""
+    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     if name == "sgd":
-        momentum = float(cfg["momentum"])
+        momentum = float(cfg.get("momentum", 0.0))
         return torch.optim.SGD(
             params,
             lr=lr,
@@ -89,9 +91,10 @@ def make_optimizer(cfg: dict[str, Any], params: Any, device: torch.device) -> to
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         extra = {"fused": True} if device.type == "cuda" else {}
-        return cls(params, lr=lr, betas=(float(cfg["beta1"]), float(cfg["beta2"])), weight_decay=wd, **extra)
+        betas = (float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999)))
+        return cls(params, lr=lr, betas=betas, weight_decay=wd, **extra)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
     raise ValueError(f"optimizer {name!r} is unknown; use sgd, adam, adamw or rmsprop")
 
 

@@ -315,8 +315,9 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     ordered.update({k: v for k, v in space_params.items() if k not in ordered})
     try:
         space = Space(ordered)
-    except SpaceError as e:  # a fixed value the space refuses
-        raise err("defaults", str(e)) from None
+    except SpaceError as e:  # a when condition the space refuses (names the entry), or a fixed value
+        src = next((f"space.{k}" for k in params if str(e).startswith(f"parameter '{k}'")), "defaults")
+        raise err(src, str(e)) from None
     return Preset(
         name=name,
         description=description,

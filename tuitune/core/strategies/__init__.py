@@ -29,6 +29,7 @@ class StrategyOption:
         strategies: the strategies that take it; name: its keyword (``make_strategy(..., name=v)``).
         flag: its command-line flag; help: what it does.
         positive: 1 or more (else any whole number: the strategy checks it).
+        choices: a word option's allowed values (then not a number).
         label, default: the TUI's field label and what it shows when left empty; no label: not on the screen.
     """
 
@@ -37,6 +38,7 @@ class StrategyOption:
     flag: str
     help: str
     positive: bool = True
+    choices: tuple[str, ...] = ()
     label: str | None = None
     default: str = ""
 
@@ -47,6 +49,9 @@ STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
                    positive=False, label="halving factor", default="3"),
     StrategyOption(("hyperband",), "bracket", "--bracket", "run this bracket alone (successive halving)",
                    positive=False),
+    StrategyOption(("hyperband",), "sampler", "--sampler",
+                   "new configs from a Bayes model of the highest rung with enough trials (bayes, the default; "
+                   "BOHB-like) or at random", choices=("bayes", "random")),
     StrategyOption(("asha",), "min_epochs", "--min-epochs", "the epochs of the lowest rung (default 1)"),
     StrategyOption(("bayes",), "n_initial", "--n-initial", "quasi-random points before the model",
                    label="Bayes initial points", default="automatic"),
