@@ -94,5 +94,6 @@ def test_open_follows_another_process_and_pauses_it_with_p(tmp_path: Path) -> No
         _wait(lambda: "t" not in tmux("list-sessions", "-F", "#{session_name}").split(), "the TUI to quit")
     finally:
         tmux("kill-server")
-        if store is not None and store.session("live").alive:
-            subprocess.run([*tuitune, "sessions"], env=env, timeout=60)
+        rec = Store(db).session("live") if db.exists() and Store(db).session_exists("live") else None
+        if rec is not None and rec.alive and rec.owner:  # never leave the detached session running
+            os.kill(int(rec.owner.split("@")[0]), 9)
