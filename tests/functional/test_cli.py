@@ -247,9 +247,8 @@ def test_a_failed_resume_leaves_the_budget_unchanged(project: Project) -> None:
 
 
 def test_resume_of_a_python_api_session_is_a_clear_error(inproc, project: Project) -> None:
-    from tests.functional import _objectives
-
     import tuitune as tt
+    from tests.functional import _objectives
 
     tt.tune(_objectives.quadratic, tt.Space(x=tt.Float(0.0, 1.0)), trials=2, max_epochs=1, db=project.db,
             session="api")
