@@ -94,7 +94,8 @@ class HeadlessDisplay:
         if self.closed:
             return
         try:
-            self.console.print(*objects)
+            # Text lines are never folded by rich: a hint folded across lines does not paste.
+            self.console.print(*objects, soft_wrap=all(isinstance(o, str) for o in objects))
         except (OSError, SystemExit):  # see __call__
             self._closed()
 
