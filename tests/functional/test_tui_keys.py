@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import random
 
-from test_tui_support import build_fixed_db, make_preset, run_async, wait_for
 from textual.widgets import Input
 
+from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 from tuitune.launch import new_run

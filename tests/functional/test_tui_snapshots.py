@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_support import add_running_trial, build_fixed_db, build_hyperband_db, make_preset
 
+from tests.support.tui import add_running_trial, build_fixed_db, build_hyperband_db, make_preset
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 from tuitune.ui import messages as msg

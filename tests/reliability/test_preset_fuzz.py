@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _rel_support import dumps_toml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.project import dumps_toml
 from tuitune.core.errors import TuituneError
 from tuitune.core.strategies import make_strategy
 from tuitune.training.presets import DATASETS, MODEL_KINDS, PRESET_DIR, TRAINER_PARAMS, Preset, load_preset

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import random
 
-from test_store_leaderboard import _session, _trials
-
+from tests.unit.test_store_leaderboard import _session, _trials
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store import Store
 from tuitune.ui.model import SessionView, SortArrays

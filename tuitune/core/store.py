@@ -526,7 +526,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise SessionExistsError(
                 f"a session named '{name}' already exists in {self.path}; resume it with "
-                f"'tuitune resume {name}' or choose another name"
+                f"'{resume_command(name, self.path)}' or choose another name"
             ) from None
         return self.session(name)
 
@@ -546,7 +546,7 @@ class Store:
             c.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
 
     def delete_session(self, name: str) -> None:
-        """Deletes a session with its trials and epoch rows (the user asked, and confirmed)."""
+        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once)."""
         sid = self._session_id(name)
         with self.transaction() as c:
             c.execute("DELETE FROM epochs WHERE trial_id IN (SELECT id FROM trials WHERE session_id = ?)", (sid,))
@@ -1157,6 +1157,22 @@ def default_db_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("tuitune", appauthor=False)) / "tuitune.db"
+
+
+def db_option(db_path: str | os.PathLike[str] | None) -> list[str]:
+    """``["--db", PATH]`` when ``db_path`` is not the default database, else ``[]``: what a printed
+    command needs so that it works when pasted."""
+    if db_path is None:
+        return []
+    path = Path(db_path).expanduser().resolve()
+    return [] if path == default_db_path().expanduser().resolve() else ["--db", str(path)]
+
+
+def resume_command(name: str, db_path: str | os.PathLike[str] | None = None, *extra: str) -> str:
+    """``tuitune resume NAME [extra...] [--db PATH]``, pasteable (see db_option)."""
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in ["tuitune", "resume", name, *extra, *db_option(db_path)])
 
 
 def files_dir(db_path: str | os.PathLike[str]) -> Path:

@@ -13,17 +13,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, better
+from tuitune.core.records import LeaderRow, TrialRecord, TrialState, TrialSummary, better
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
-
-
-def searched_params(record: SessionRecord) -> list[str]:
-    """The names of the searched parameters of a session (Fixed ones left out)."""
-    return [k for k, p in record.space.items() if p.get("type") != "fixed"]
 
 
 def epoch_seconds(epochs: Iterable[dict[str, Any]]) -> float | None:
@@ -183,7 +178,7 @@ class SessionView:
         self.record = store.session(name)
         self.current: int | None = None
         self.total: int | None = self.record.n_trials
-        self.searched = searched_params(self.record)
+        self.searched = self.record.searched
         self.metrics = store.metric_names(name)
         self.live: dict[int, TrialRecord] = {}  # trials this app's run touched, with their epoch rows
         self._cache: dict[Any, Any] = {}
