@@ -10,7 +10,7 @@ from textual.widgets import Input
 
 from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store import Store, resume_command
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp, exit_words
 from tuitune.ui.screens.dashboard import DashboardScreen
@@ -61,7 +61,7 @@ async def test_ctrl_c_stops_after_the_epoch_then_a_second_one_quits(tmp_path):
         assert any("Ctrl+C again quits" in n.message for n in app._notifications)
         await pilot.press("ctrl+c")
         await wait_for(pilot, lambda: app.return_code is not None, what="exit")
-    assert exit_words(store, app.ran) == ["session cc stopped; resume with: tuitune resume cc"]
+    assert exit_words(store, app.ran) == [f"session cc stopped; resume with: {resume_command('cc', store.path)}"]
     assert "stopped: stopped" not in (store.session("cc").message or "stopped")
 
 

@@ -43,6 +43,8 @@ def _pretend_running(monkeypatch) -> None:
     """The dashboard believes a run is going on (its messages are posted by the test)."""
     monkeypatch.setattr(RunControl, "running", property(lambda self: True))
     monkeypatch.setattr(RunControl, "is_running", lambda self, name: True)
+    # The resume hint names the database by its absolute path: a temporary folder's, different each run.
+    monkeypatch.setattr("tuitune.ui.app.resume_command", lambda name, path: f"tuitune --db fixed.db resume {name}")
 
 
 async def _live_paused(pilot, store: Store, name: str) -> None:

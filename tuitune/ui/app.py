@@ -290,5 +290,5 @@ def exit_words(store: Store, names: list[str]) -> list[str]:
             best = f", best {rec.metric} {rec.best_value:.4g}" if rec.best_value is not None else ""
             out.append(f"session {name} finished{best}; export with: tuitune export {name}")
         else:
-            out.append(f"session {name} {rec.state}; resume with: tuitune resume {name}")
+            out.append(f"session {name} {rec.state}; resume with: {resume_command(name, store.path)}")
     return out
