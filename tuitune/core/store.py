@@ -118,6 +118,18 @@ def _live_key(path: Path) -> str:
         return str(path)
 
 
+def _application_id(p: Path) -> int:
+    """The file's application id, read through SQLite (which keeps this process's locks intact)."""
+    try:
+        conn = sqlite3.connect(f"file:{p.resolve().as_posix()}?mode=ro", uri=True, timeout=30)
+        try:
+            return int(conn.execute("PRAGMA application_id").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise CorruptDatabaseError(f"{p} cannot be read ({e}); it was left unchanged") from None
+
+
 def check_file(path: str | os.PathLike[str]) -> bool:
     """Checks, without writing a byte, that ``path`` is a tuitune database or may become one.
 
@@ -135,18 +147,21 @@ def check_file(path: str | os.PathLike[str]) -> bool:
         return False
     with _LIVE_LOCK:
         live = _LIVE.get(_live_key(p), 0) > 0
-    if live:
-        return True  # checked when this process opened it; reading it outside SQLite now would drop its locks
-    with open(p, "rb") as f:
-        header = f.read(100)
-    if not header.startswith(SQLITE_MAGIC):
-        raise NotOurDatabaseError(
-            f"{p} is not a tuitune database (not an SQLite file); it was left unchanged. "
-            "Point --db or TUITUNE_DB at another file"
-        )
-    if len(header) < 100:
-        raise CorruptDatabaseError(f"{p} is a truncated SQLite file; it was left unchanged. Restore it from a backup")
-    app_id = int.from_bytes(header[68:72], "big")
+    if not live:  # reading the file outside SQLite would drop the locks of this process's connections
+        with open(p, "rb") as f:
+            header = f.read(100)
+        if not header.startswith(SQLITE_MAGIC):
+            raise NotOurDatabaseError(
+                f"{p} is not a tuitune database (not an SQLite file); it was left unchanged. "
+                "Point --db or TUITUNE_DB at another file"
+            )
+        if len(header) < 100:
+            raise CorruptDatabaseError(
+                f"{p} is a truncated SQLite file; it was left unchanged. Restore it from a backup"
+            )
+        app_id = int.from_bytes(header[68:72], "big")
+    else:
+        app_id = _application_id(p)
     if app_id not in (0, APPLICATION_ID):
         raise NotOurDatabaseError(
             f"{p} is another program's SQLite database (application id {app_id:#x}); it was left unchanged. "
