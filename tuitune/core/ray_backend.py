@@ -120,7 +120,9 @@ class _RayHost(ChannelHost):
 class TrialActor:
     """One worker slot on a Ray node: the objective, loaded once, and a thread that serves trials."""
 
-    def __init__(self, ref_blob: bytes, label: str) -> None:
+    def __init__(self, ref_blob: bytes, label: str, coordinator: int) -> None:
+        # The pid of the process that owns the session (the coordinator, on the machine the user is on).
+        os.environ["TUITUNE_COORDINATOR_PID"] = str(coordinator)
         self._out: queue.Queue[Any] = queue.Queue()
         self._in: queue.Queue[Any] = queue.Queue()
         self._node = socket.gethostname()
@@ -349,6 +351,7 @@ class RayPool:
                 "and give the address it prints"
             ) from None
         self._owns = True
+        _mute_raylet_notices()
         if self.address is None and sys.platform.startswith("linux"):
             self._reaper = subprocess.Popen(
                 [sys.executable, "-c", f"from tuitune.core.ray_backend import _reap; _reap({os.getpid()})"],
@@ -381,7 +384,7 @@ class RayPool:
 
     # ---- the actors ------------------------------------------------------------------------------
     def _spawn(self, slot: Slot) -> Worker:
-        actor = self._cls.remote(self._blob, f"slot{slot.index}")
+        actor = self._cls.remote(self._blob, f"slot{slot.index}", os.getpid())
         w = Worker(slot, actor, actor.take.remote())
         self.workers[slot.index] = w
         self._deaths.pop(slot.index, None)
@@ -499,6 +502,25 @@ class RayPool:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as f:
             f.write(data)
+
+
+def _mute_raylet_notices() -> None:
+    """Ray's driver prints the raylet's notices (a worker died, ...) on stdout from a thread of its own,
+    which would tear the progress display and the TUI; the trial's reason already says what happened,
+    so they go to this module's log instead (a private hook of Ray: left alone where it has moved)."""
+    mod = sys.modules.get("ray._private.worker")
+    original = getattr(mod, "print_to_stdstream", None)
+    if original is None or getattr(original, "_tuitune", False):
+        return
+
+    def quiet(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            log.info("ray: %s", " ".join(str(x) for x in data.get("lines", [])))
+            return
+        original(data, ignore_prefix)
+
+    quiet._tuitune = True  # type: ignore[attr-defined]
+    mod.print_to_stdstream = quiet  # type: ignore[union-attr]
 
 
 def _actor_death(e: BaseException, node: str | None) -> str:

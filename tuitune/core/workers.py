@@ -437,14 +437,8 @@ class Worker:
     trial: int | None = None  # the trial it runs
     waiting: tuple[Any, ...] | None = None  # a "between" request not answered yet (paused)
     started: float = field(default_factory=time.monotonic)
-    node: str | None = None  # the machine it runs on (a Ray node's host name)
+    node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
 
 
 class WorkerPool:
@@ -491,7 +485,7 @@ class WorkerPool:
         )
         proc.start()
         child.close()
-        w = Worker(slot, proc, parent, node=_hostname())
+        w = Worker(slot, proc, parent)
         self.workers[slot.index] = w
         return w
 

@@ -221,10 +221,13 @@ class DashboardScreen(Screen[None]):
 
     def _device(self) -> str:
         dev = self.view.record.info.get("device")
+        node = None
         for t in reversed(self.view.ordered()):
             if t.info.get("device"):
-                dev = t.info["device"]
+                dev, node = t.info["device"], t.info.get("node")
                 break
+        if self.view.record.info.get("backend") == "ray":
+            return f"ray: {dev or 'auto'}" + (f" @{node}" if node else "")
         return str(dev or "auto")
 
     def _draw_header(self) -> None:

@@ -56,7 +56,9 @@ class Leaderboard(DataTable):
     def _ensure_columns(self, view: SessionView) -> None:
         acc = () if view.metric == "val_acc" else ("acc",)
         # What ranks a trial comes first: with many parameters the row still shows value and state at 80 columns.
-        cols = ("rank", "trial", view.metric, *acc, "epochs", "state", "time", *view.searched)
+        # A Ray session's trials run on several machines: where each ran (node and device) gets a column.
+        where = ("where",) if view.record.info.get("backend") == "ray" else ()
+        cols = ("rank", "trial", view.metric, *acc, "epochs", "state", "time", *where, *view.searched)
         if cols == self._columns_for:
             return
         self.clear(columns=True)
@@ -101,6 +103,10 @@ class Leaderboard(DataTable):
             row_style = "dim" if dim else ""
             number = f"{t.number}{'m' if is_manual(t) else ''}"
             acc = [] if view.metric == "val_acc" else [Text(fmt(view.accuracy(t)), style=row_style)]
+            where = []
+            if view.record.info.get("backend") == "ray":
+                node, device = t.info.get("node"), t.info.get("device")
+                where = [Text(" ".join(str(x) for x in (node, device) if x) or "-", style=row_style)]
             cells = [
                 Text(
                     str(ranks.get(t.number, "-")), style="bold green" if best and t.number == best.number else row_style
@@ -111,6 +117,7 @@ class Leaderboard(DataTable):
                 Text(f"{t.last_epoch}/{t.budget}", style=row_style),
                 Text(state[:28], style=STATE_STYLE.get(t.state.value, "")),
                 Text(fmt_duration(trial_duration(t)), style=row_style),
+                *where,
                 *(Text(fmt(t.config.get(p)), style=row_style) for p in view.searched),
             ]
             self.add_row(*cells, key=str(t.number))
