@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 import tuitune as tt  # noqa: E402
 from tuitune.core.records import TrialState  # noqa: E402
@@ -148,3 +149,22 @@ def test_ray_backend_errors_are_one_line(tmp_path, ray_env):
     with pytest.raises(WorkerError, match="gpus-per-trial"):
         tt.tune(objs.killed_once, space, trials=1, db=tmp_path / "t.db", session="d", backend="ray",
                 gpus_per_trial=-1)
+
+
+def test_a_node_without_the_dataset_is_named_in_the_one_line_error():
+    """What an actor adds to a setup error (a DataError raised in a trial): the node's name."""
+    import queue
+
+    from tuitune.core.ray_backend import TrialActor
+    from tuitune.core.workers import TrialSpec
+
+    actor = TrialActor.__new__(TrialActor)  # its parts, without Ray
+    actor._node, actor._out = "gpu-node-7", queue.Queue()
+    spec = TrialSpec(number=2, config={}, budget=1, committed=0, checkpoint="/nonexistent/2.pt", log="/nonexistent/2.log")
+    outcome = {"error": {"kind": "setup", "reason": "dataset 'mnist' is not in /data; put ... in /data/MNIST/raw",
+                         "trace": ""}}
+    actor._finish(spec, outcome)
+    assert outcome["error"]["reason"] == (
+        "on node gpu-node-7: dataset 'mnist' is not in /data; put ... in /data/MNIST/raw"
+    )
+    assert actor._out.get_nowait() == ("log", 2, b"")
