@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 RAY_RANGE = ">=2.40,<3"  # the versions the suite was run with (2.60); pyproject's extra says the same
 LOG_LIMIT = 4 << 20  # a trial's output shipped back: its last 4 MiB
 START_TIMEOUT_S = 120.0  # an actor Ray cannot place in this long: no node has what it asks for
+PROBE_EVERY_S = 3.0  # how often the coordinator checks that the cluster's head (GCS) answers
+LOST_AFTER_S = 15.0  # no answer this long: the cluster is lost (Ray itself ends the driver after 60 s)
 
 
 class ClusterLostError(TuituneError):
@@ -298,7 +300,9 @@ class RayPool:
         self._owns = False  # this pool started Ray (local instance): it shuts it down
         self._reaper: subprocess.Popen[bytes] | None = None
         self._cls: Any = None
-        self.where = ""
+        self._alive_at = time.monotonic()  # the head's last answer to a probe
+        self._probing = False
+        self._lost = False
 
     # ---- start and stop --------------------------------------------------------------------------
     def start(self) -> None:
@@ -362,6 +366,13 @@ class RayPool:
     def close(self, grace: float = 2.0) -> None:
         """Asks idle actors to quit, kills every actor, and shuts down a Ray this pool started."""
         ray = sys.modules.get("ray")
+        if self._lost:  # nothing there answers: leave without waiting for it
+            self.workers.clear()
+            if ray is not None:
+                t = threading.Thread(target=ray.shutdown, name="tuitune-ray-shutdown", daemon=True)
+                t.start()
+                t.join(5.0)
+            ray = None
         if ray is not None and ray.is_initialized():
             idle = [w for w in self.workers.values() if w.trial is None and w.ready and w.conn is not None]
             for w in idle:
@@ -429,6 +440,7 @@ class RayPool:
         ray = sys.modules["ray"]
         from ray.exceptions import GetTimeoutError, RayActorError
 
+        self._probe()
         pending = {w.conn: w for w in self.workers.values() if w.conn is not None}
         if not pending:
             time.sleep(timeout)
@@ -472,7 +484,31 @@ class RayPool:
             log.warning("a Ray actor has waited %.0f s to be placed", START_TIMEOUT_S)
         return out
 
+    def _probe(self) -> None:
+        """Checks, on a thread of its own, that the head answers; raises ClusterLostError when it has not
+        for LOST_AFTER_S (a dead head leaves calls to the actors pending, never failing)."""
+        now = time.monotonic()
+        if now - self._alive_at > LOST_AFTER_S:
+            raise self._lost_cluster(TimeoutError(f"its head has not answered for {LOST_AFTER_S:g} s"))
+        if self._probing or now - self._alive_at < PROBE_EVERY_S:
+            return
+        self._probing = True
+
+        def probe() -> None:
+            try:
+                from ray._private.worker import global_worker
+
+                global_worker.gcs_client.internal_kv_get(b"tuitune-probe", None, timeout=PROBE_EVERY_S)
+                self._alive_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - no answer: the clock above decides
+                pass
+            finally:
+                self._probing = False
+
+        threading.Thread(target=probe, name="tuitune-ray-probe", daemon=True).start()
+
     def _lost_cluster(self, e: BaseException) -> ClusterLostError:
+        self._lost = True
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return ClusterLostError(
             f"lost the connection to the Ray cluster{self._at()} ({first[:200]}); committed epochs are kept: "
