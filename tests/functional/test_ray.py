@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -168,3 +169,54 @@ def test_a_node_without_the_dataset_is_named_in_the_one_line_error():
         "on node gpu-node-7: dataset 'mnist' is not in /data; put ... in /data/MNIST/raw"
     )
     assert actor._out.get_nowait() == ("log", 2, b"")
+
+
+@pytest.mark.slow
+def test_a_lost_cluster_stops_the_session_cleanly_and_it_resumes(tmp_path, ray_env, monkeypatch):
+    """A cluster started with 'ray start --head' (joined by address) is stopped mid-run: the run ends with
+    one clear error, its trials interrupted, nothing committed lost; the session then finishes locally."""
+    import subprocess
+    import threading
+
+    from tuitune.core.ray_backend import ClusterLostError
+
+    objs, ray_tmp = ray_env
+    side = tmp_path / "side"
+    side.mkdir()
+    (side / "killed").write_text("no kill in this test")
+    monkeypatch.setenv("TT_SIDE", str(side))
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = "6391"
+    head = [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+            f"--temp-dir={ray_tmp}", "--disable-usage-stats"]
+    subprocess.run(head, check=True, capture_output=True, timeout=120)
+    db = tmp_path / "t.db"
+    stopped = threading.Event()
+
+    def stop_when_running() -> None:
+        store = Store(db)
+        while not stopped.is_set():
+            try:
+                if store.count_epochs("lost") >= 3:
+                    break
+            except Exception:  # noqa: BLE001 - not created yet
+                pass
+            time.sleep(0.2)
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+
+    threading.Thread(target=stop_when_running, daemon=True).start()
+    space = tt.Space(x=tt.Float(0.0, 1.0))
+    try:
+        with pytest.raises(ClusterLostError, match=f"127.0.0.1:{port}"):
+            tt.tune(objs.killed_once, space, trials=4, max_epochs=200, db=db, session="lost", backend="ray",
+                    workers=2, ray_address=f"127.0.0.1:{port}")
+    finally:
+        stopped.set()
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+    store = Store(db)
+    before = {(t.number, e["epoch"]) for t in store.trials("lost") for e in t.epochs}
+    assert store.session("lost").state == "failed" and not store.session("lost").alive
+    assert not [t for t in store.trials("lost") if t.state == TrialState.RUNNING]
+    s = tt.tune(objs.killed_once, space, trials=4, max_epochs=200, db=db, session="lost", workers=1)
+    assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
+    assert before <= {(t.number, e["epoch"]) for t in s.trials for e in t.epochs}

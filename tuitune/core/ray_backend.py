@@ -498,7 +498,8 @@ class RayPool:
             try:
                 from ray._private.worker import global_worker
 
-                global_worker.gcs_client.internal_kv_get(b"tuitune-probe", None, timeout=PROBE_EVERY_S)
+                gcs: Any = getattr(global_worker, "gcs_client")  # noqa: B009 - private to Ray
+                gcs.internal_kv_get(b"tuitune-probe", None, timeout=PROBE_EVERY_S)
                 self._alive_at = time.monotonic()
             except Exception:  # noqa: BLE001 - no answer: the clock above decides
                 pass
