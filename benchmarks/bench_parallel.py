@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import tuitune as tt  # noqa: E402
 from _sleepy import sleepy  # noqa: E402  (importable by the workers: benchmarks/ is on their sys.path)
+
+import tuitune as tt  # noqa: E402
 
 
 def run(workers: int, args: argparse.Namespace) -> tuple[float, float]:

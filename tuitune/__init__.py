@@ -1,6 +1,6 @@
 """tuitune: a terminal control room for hyperparameter tuning of PyTorch models.
 
-The public Python API (DESIGN.md 4.1)::
+The public Python API (docs/DESIGN.md 4.1)::
 
     import tuitune as tt
     space = tt.Space(lr=tt.Float(1e-5, 1e-1, scale="log"), units=tt.Int(32, 512, step=32))

@@ -1,4 +1,4 @@
-"""Provides the command line (DESIGN.md 4.2); with no subcommand it opens the TUI."""
+"""Provides the command line (docs/DESIGN.md 4.2); with no subcommand it opens the TUI."""
 
 from __future__ import annotations
 
@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a session of a preset or of your own TOML file")
     r.add_argument("preset", metavar="PRESET|FILE.toml")
-    r.add_argument("--strategy", default="random", choices=["manual", "grid", "random", "bayes", "hyperband", "asha"])
+    from tuitune.core.strategies import STRATEGY_NAMES
+
+    # Checked by strategy_class (one line naming the valid ones), not by argparse choices (the full usage).
+    r.add_argument("--strategy", default="random", metavar="{" + ",".join(STRATEGY_NAMES) + "}",
+                   help="how configs are chosen (default random)")
     r.add_argument("--trials", type=_positive_int, help="trials to run (random, bayes: default 20)")
     r.add_argument("--max-epochs", type=_positive_int, help="epochs a trial may reach (default: the preset's)")
     r.add_argument("--seed", type=int, default=0)
@@ -59,12 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base", type=_base, help="manual: the base config (defaults, best, or a trial number)")
     r.add_argument("--headless", action="store_true", help="no TUI: progress bars and lines")
     g = r.add_argument_group("strategy options")
-    g.add_argument("--factor", type=int, help="hyperband, asha: eta, the halving factor (default 3)")
-    g.add_argument("--bracket", type=int, help="hyperband: run this bracket alone (successive halving)")
-    g.add_argument("--min-epochs", type=_positive_int, help="asha: the epochs of the lowest rung (default 1)")
-    g.add_argument("--n-initial", type=_positive_int, help="bayes: quasi-random points before the model")
-    g.add_argument("--grid-points", type=_positive_int, help="grid: values per float parameter (default 5)")
-    g.add_argument("--max-grid", type=_positive_int, help="grid: the largest grid allowed (default 10000)")
+    from tuitune.core.strategies import STRATEGY_OPTIONS
+
+    for opt in STRATEGY_OPTIONS:
+        if opt.choices:
+            g.add_argument(opt.flag, choices=opt.choices, help=f"{', '.join(opt.strategies)}: {opt.help}")
+        else:
+            g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
+                           help=f"{', '.join(opt.strategies)}: {opt.help}")
     _where(r)
     _run_limits(r)
     common(r)
@@ -133,7 +139,10 @@ def _where(sp: argparse.ArgumentParser) -> None:
 
 
 def _run_limits(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--max-failures", type=_positive_int, default=3, help="stop after this many failures in a row")
+    from tuitune.launch import DEFAULT_MAX_FAILURES
+
+    sp.add_argument("--max-failures", type=_positive_int, default=DEFAULT_MAX_FAILURES,
+                    help="stop after this many failures in a row")
     sp.add_argument("--trial-timeout", type=float, help="seconds a trial may run")
 
 
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuituneError as e:
         if debug:
             raise
-        print(f"tuitune: error: {e}", file=sys.stderr)
+        print(f"tuitune: error: {getattr(e, 'cli_message', None) or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tuitune: interrupted", file=sys.stderr)
@@ -246,7 +255,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tuitune.headless import fmt
+    from tuitune.core.text import fmt
 
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
@@ -306,7 +315,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.console import Console
 
-    from tuitune.headless import fmt, leaderboard_table
+    from tuitune.core.text import fmt
+    from tuitune.headless import leaderboard_table
 
     c = Console()
     preset = (rec.preset or {}).get("name") or "-"
@@ -350,19 +360,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = {"factor": "factor", "bracket": "bracket", "n_initial": "n_initial", "grid_points": "points",
-             "max_grid": "max_size", "min_epochs": "min_epochs"}
-    given = {names[k]: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-    owners = {"factor": ("hyperband", "asha"), "bracket": ("hyperband",), "n_initial": ("bayes",),
-              "points": ("grid",), "max_size": ("grid",), "min_epochs": ("asha",)}
+    """The strategy options given as flags (core's STRATEGY_OPTIONS), each checked to belong to --strategy."""
     from tuitune.core.errors import StrategyError
+    from tuitune.core.strategies import STRATEGY_OPTIONS
 
-    for k in given:
-        if args.strategy not in owners[k]:
-            flag = "--" + next(a for a, b in names.items() if b == k).replace("_", "-")
-            of = " and ".join(owners[k])
-            raise StrategyError(f"{flag} is an option of the {of} strateg{'ies' if len(owners[k]) > 1 else 'y'}, "
+    given = {}
+    for opt in STRATEGY_OPTIONS:
+        value = getattr(args, opt.flag[2:].replace("-", "_"), None)
+        if value is None:
+            continue
+        if args.strategy not in opt.strategies:
+            of = " and ".join(opt.strategies)
+            raise StrategyError(f"{opt.flag} is an option of the {of} strateg{'ies' if len(opt.strategies) > 1 else 'y'}, "
                                 f"not of {args.strategy}")
+        given[opt.name] = value
     return given
 
 
@@ -371,16 +382,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workers = 0 if args.in_process else args.workers
     if args.command == "run":
+        from tuitune.core.strategies import check_strategy_name
+
+        check_strategy_name(args.strategy)  # before its options are checked against it
         launch = new_run(
             args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
             session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
-            base=args.base, options=_strategy_options(args), workers=workers, devices=args.devices,
+            base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
+            trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
         )
     else:
         launch = resume_run(
             args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
-            sets=args.set, base=args.base, workers=workers, devices=args.devices,
+            sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
+            workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
         )
     if args.detach:
@@ -390,7 +406,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("tuitune: not a terminal (output redirected?): running headless", file=sys.stderr)
         elif _tui_available():
             return _tui(args, launch)
-    return run_headless(launch, max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+    return run_headless(launch)
+
+
+def resume_hint(launch: Any) -> str:
+    """The command that resumes a launch's session, ``--db`` included when it is not the default."""
+    from tuitune.core.store import resume_command
+
+    return resume_command(launch.name, launch.store.path)
 
 
 def detach(args: argparse.Namespace, launch: Any) -> int:
@@ -405,13 +428,13 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     argv = [sys.executable, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
     if launch.devices:
         argv += ["--devices", ",".join(launch.devices)]
-    argv += ["--workers", str(launch.workers), "--max-failures", str(args.max_failures), "--backend", launch.backend]
+    argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures), "--backend", launch.backend]
     if launch.ray_address is not None:
         argv += ["--ray-address", launch.ray_address]
     if launch.gpus_per_trial is not None:
         argv += ["--gpus-per-trial", str(launch.gpus_per_trial)]
-    if args.trial_timeout is not None:
-        argv += ["--trial-timeout", str(args.trial_timeout)]
+    if launch.trial_timeout is not None:
+        argv += ["--trial-timeout", str(launch.trial_timeout)]
     if args.command == "resume" and args.trials:
         argv += ["--trials", str(args.trials)]
     if args.set and launch.strategy.name == "manual":  # the manual run's change
@@ -433,26 +456,35 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
 def _db_flag(path: Any) -> str:
     """`` --db PATH`` when ``path`` is not the default database, for hints that must work when pasted."""
     import shlex
-    from pathlib import Path
 
-    from tuitune.core.store import default_db_path
+    from tuitune.core.store import db_option
 
-    try:
-        same = Path(path).resolve() == default_db_path().resolve()
-    except OSError:
-        same = False
-    return "" if same else f" --db {shlex.quote(str(path))}"
+    return "".join(" " + shlex.quote(w) for w in db_option(path))
 
 
-def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | None = None) -> int:
+def run_headless(launch: Any) -> int:
     """Runs a launch on the main thread with progress bars; signals stop it cleanly after the epoch."""
     from tuitune.core.api import Session
     from tuitune.headless import HeadlessDisplay, leaderboard_table
 
-    display = HeadlessDisplay(launch.record)
+    runner: Any = None
+
+    def on_closed() -> None:
+        # A closed standard output (``| head``) stops the run as Ctrl+C does: cleanly, resumably.
+        if runner is not None:
+            runner.stop("stopped: the output was closed")
+        try:
+            print(f"tuitune: the output was closed: stopping after this epoch; everything is saved. "
+                  f"Resume with: {resume_hint(launch)}", file=sys.stderr)
+        except OSError:
+            pass
+
+    display = HeadlessDisplay(launch.record, on_closed=on_closed)
     for note in [*launch.notes, f"trials run {launch.where}"]:
-        display.console.print(note)
-    runner = launch.runner([display], max_failures=max_failures, trial_timeout=trial_timeout)
+        display.print(note)
+    runner = launch.runner([display])
+    if display.closed:
+        runner.stop("stopped: the output was closed")
     signals_seen: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -463,35 +495,32 @@ def run_headless(launch: Any, *, max_failures: int = 3, trial_timeout: float | N
         runner.stop(f"stopped by {name}")
         try:
             print(f"\n{name}: stopping after this epoch; everything is saved. "
-                  f"Resume with: tuitune resume {launch.name}"
+                  f"Resume with: {resume_hint(launch)}"
                   + ("  (Ctrl+C again to quit at once)" if signum == signal.SIGINT else ""), file=sys.stderr)
         except OSError:
             pass
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        result = runner.run()
+        result = launch.run(runner)
     finally:
         display.stop()
         for s, h in old.items():
             signal.signal(s, h)
-    try:
-        session = Session(launch.store, launch.name)
-        display.console.print(leaderboard_table(session.record, session.trials))
-        if result.state == "failed":
-            print(f"tuitune: session '{launch.name}' stopped: {result.message}", file=sys.stderr)
-            return EXIT_FAILED
-        if result.state == "stopped":
-            display.console.print(f"stopped; resume with: tuitune resume {launch.name}")
-            return EXIT_INTERRUPTED if signals_seen else EXIT_OK
-        best = session.best
-        if best is not None:
-            display.console.print(
-                f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
-                f"export with: tuitune export {launch.name}"
-            )
-    except OSError:
-        pass
+    session = Session(launch.store, launch.name)
+    display.print(leaderboard_table(session.record, session.trials))
+    if result.state == "failed":
+        print(f"tuitune: session '{launch.name}' stopped: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.state == "stopped":
+        display.print(f"stopped; resume with: {resume_hint(launch)}")
+        return EXIT_INTERRUPTED if signals_seen else EXIT_OK
+    best = session.best
+    if best is not None:
+        display.print(
+            f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
+            f"export with: tuitune export {launch.name}{_db_flag(launch.store.path)}"
+        )
     return EXIT_OK
 
 

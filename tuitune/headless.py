@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -12,31 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuitune.core import events as ev
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState
-
-
-def fmt(v: Any) -> str:
-    """A compact rendering of a value for tables: 4 significant digits for floats."""
-    if isinstance(v, bool) or v is None:
-        return "-" if v is None else str(v)
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        return f"{v:.4g}"
-    return str(v)
-
-
-def searched_names(record: SessionRecord) -> list[str]:
-    return [k for k, p in record.space.items() if p.get("type") != "fixed"]
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, ranked
+from tuitune.core.text import fmt
 
 
 def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
     """Trials ranked: complete ones by value, then the others by number."""
-    names = searched_names(record)
-    sign = 1.0 if record.direction == "minimize" else -1.0
-    done = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None), key=lambda t: (sign * t.value, t.number)
-    )
+    names = record.searched
+    done = ranked(trials, record.direction)
     rest = [t for t in trials if t not in done]
     rows = done + rest
     # Many searched parameters do not fit as columns: then one wrapped column holds them all.
@@ -77,10 +59,14 @@ def where(t: TrialRecord) -> str:
 class HeadlessDisplay:
     """A Runner listener that draws progress with rich."""
 
-    def __init__(self, record: SessionRecord, console: Console | None = None) -> None:
+    def __init__(
+        self, record: SessionRecord, console: Console | None = None, on_closed: Callable[[], None] | None = None
+    ) -> None:
         self.record = record
         self.console = console or Console()
-        self.names = searched_names(record)
+        self.on_closed = on_closed  # called once when the output goes away (``| head``, a closed terminal)
+        self.closed = False
+        self.names = record.searched
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -96,10 +82,32 @@ class HeadlessDisplay:
         self._done = 0
 
     def __call__(self, event: ev.Event) -> None:
+        if self.closed:
+            return
         try:
             self._handle(event)
-        except OSError:  # the terminal went away (SSH dropped): training goes on regardless
-            pass
+        except (OSError, SystemExit):
+            # The output went away: a dropped SSH terminal (OSError), or a closed pipe, for which rich
+            # points stdout at /dev/null and raises SystemExit(1). Neither is the session's failure.
+            self._closed()
+
+    def print(self, *objects: Any) -> None:
+        """Prints a line to the display's console (nothing once the output has gone away)."""
+        if self.closed:
+            return
+        try:
+            # Text lines are never folded by rich: a hint folded across lines does not paste.
+            self.console.print(*objects, soft_wrap=all(isinstance(o, str) for o in objects))
+        except (OSError, SystemExit):  # see __call__
+            self._closed()
+
+    def _closed(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.console.quiet = True
+        if self.on_closed is not None:
+            self.on_closed()
 
     def _handle(self, event: ev.Event) -> None:
         p = self.progress
@@ -139,7 +147,10 @@ class HeadlessDisplay:
                     self._done += 1
             p.update(self.session_task, completed=self._done)
             params = " ".join(f"{n}={fmt(t.config.get(n))}" for n in self.names)
-            extra = f" ({t.reason})" if t.reason else ""
+            # An interrupted trial that never reached an epoch failed its setup (the run's error says
+            # why, once) or was stopped at once: its reason would only repeat that.
+            quiet = t.state == TrialState.INTERRUPTED and t.last_epoch == 0
+            extra = f" ({t.reason})" if t.reason and not quiet else ""
             style = {"complete": "green", "failed": "red", "pruned": "yellow"}.get(t.state.value, "")
             state = f"[{style}]{t.state.value}[/]" if style else t.state.value
             p.console.print(
@@ -157,5 +168,5 @@ class HeadlessDisplay:
     def stop(self) -> None:
         try:
             self.progress.stop()
-        except OSError:
-            pass
+        except (OSError, SystemExit):  # see __call__
+            self._closed()

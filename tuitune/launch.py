@@ -12,16 +12,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuitune.core.api import check_session_name, new_session_name, open_store, strategy_for
-from tuitune.core.errors import ManualError, PresetError, SessionExistsError
+from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
+from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.records import SessionRecord
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store
+from tuitune.core.runner import Runner, RunResult
+from tuitune.core.store import Store, default_db_path, resume_command
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
 from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
+DEFAULT_MAX_FAILURES = 3
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Launch:
     resumed: bool = False
     notes: list[str] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)  # session fields written once the run lock is held
+    max_failures: int = DEFAULT_MAX_FAILURES  # the run stops after this many failed trials in a row
+    trial_timeout: float | None = None  # seconds one trial may run; None: no limit
     objective_ref: ObjectiveRef | None = None  # how a worker process loads the objective
     devices: list[str] | None = None  # one entry per device; None: not pinned
     workers: int = 1  # worker processes per device; 0: the objective runs in the runner's thread
@@ -44,6 +47,7 @@ class Launch:
     gpus_per_trial: float | None = None  # None: 1 when the Ray cluster has GPUs, else 0
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
+        """The Runner of this launch, with its run limits (the one place a Runner is configured)."""
         updates = dict(self.updates)
 
         def apply() -> None:
@@ -61,7 +65,8 @@ class Launch:
         elif self.workers and self.objective_ref is not None:
             pool = WorkerPool(self.objective_ref, plan_slots(self.devices, self.workers), _logs(self.store, self.name))
         return Runner(
-            self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, pool=pool, **kw
+            self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, pool=pool,
+            max_failures=self.max_failures, trial_timeout=self.trial_timeout, **kw,
         )
 
     @property
@@ -77,6 +82,19 @@ class Launch:
         n = self.workers * max(1, len(self.devices or []))
         return f"{n} worker{'s' * (n != 1)} on {devs}"
 
+    def run(self, runner: Runner) -> RunResult:
+        """Runs ``runner`` (from ``self.runner()``); a new session whose setup failed before any trial
+        got an epoch (a dataset missing offline, say) is deleted rather than left behind as ``failed``:
+        the next attempt starts afresh, and the error is reported once, by the caller."""
+        try:
+            return runner.run()
+        except SetupError:
+            if not self.resumed and self.store.session_exists(self.name):
+                trials = self.store.trials(self.name, with_epochs=True)
+                if all(t.last_epoch == 0 and not t.state.is_finished() for t in trials):
+                    self.store.delete_session(self.name)
+            raise
+
 
 def _logs(store: Store, name: str) -> Any:
     from tuitune.core.store import files_dir
@@ -86,7 +104,8 @@ def _logs(store: Store, name: str) -> Any:
 
 def build_objective(preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
     """A preset's objective, built inside a worker process (its device is the worker's)."""
-    from tuitune.training.presets import Preset, load_objective
+    from tuitune.training.objective import load_objective
+    from tuitune.training.presets import Preset
 
     return load_objective(Preset.from_dict(preset), device=device, data_dir=data_dir, seed=seed)
 
@@ -96,7 +115,7 @@ def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
 
     Each device is checked here, so a typo or a missing GPU is one clear line before anything runs.
     """
-    from tuitune.training.data import DeviceError, resolve_device
+    from tuitune.training.devices import DeviceError, resolve_device
 
     if spec is None:
         return [_name(resolve_device(None))]
@@ -140,11 +159,11 @@ def parse_sets(preset: Any, sets: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _manual_options(values: Mapping[str, Any], base: str | int | None) -> dict[str, Any]:
+def _manual_options(values: Mapping[str, Any], base: str | int | None, hint: str) -> dict[str, Any]:
     if len(values) > 1:
         raise ManualError(
             f"manual mode changes one parameter at a time; --set gives {len(values)} ({', '.join(values)}). "
-            "Run one change, then 'tuitune resume NAME --set ...' for the next"
+            f"Run one change, then '{hint}' for the next"
         )
     req: dict[str, Any] = {"change": dict(values)}
     if base is not None:
@@ -152,8 +171,14 @@ def _manual_options(values: Mapping[str, Any], base: str | int | None) -> dict[s
     return {"changes": [req]}
 
 
+def _db_path(db: str | os.PathLike[str] | Store | None) -> Any:
+    if isinstance(db, Store):
+        return db.path
+    return db if db is not None else default_db_path()
+
+
 def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
-    from tuitune.training.presets import load_objective
+    from tuitune.training.objective import load_objective
 
     return load_objective(preset, device=device, data_dir=data_dir, seed=seed)
 
@@ -172,6 +197,8 @@ def new_run(
     sets: Sequence[str] = (),
     base: str | int | None = None,
     options: Mapping[str, Any] | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    trial_timeout: float | None = None,
     workers: int | None = None,
     devices: str | Sequence[str] | None = None,
     backend: str | None = None,
@@ -192,7 +219,8 @@ def new_run(
     space = preset.space
     defaults = dict(preset.defaults)
     if strategy == "manual":
-        options.update(_manual_options(values, base))
+        hint = resume_command(session or "NAME", _db_path(db), "--set", "KEY=VALUE")
+        options.update(_manual_options(values, base, hint))
     elif values:
         space = space.with_fixed(values)
         defaults.update(values)
@@ -214,34 +242,22 @@ def new_run(
         strat.plan(values, base)
     store = open_store(db)
     name = session or new_session_name(store)
-    preset_dict = preset.to_dict()
-    if store.session_exists(name):
-        rec = store.session(name)
-        mine = dict(
-            strategy=strategy, space=space.to_dict(), metric=preset.metric, direction=preset.direction,
-            seed=seed, max_epochs=max_epochs, n_trials=trials, options=strat.options(), preset=_comparable(preset_dict),
-        )
-        diffs = [k for k, v in mine.items() if (_comparable(rec.preset) if k == "preset" else getattr(rec, k)) != v]
-        if diffs:
-            raise SessionExistsError(
-                f"session '{name}' already exists with other settings ({', '.join(diffs)}); "
-                f"continue it with 'tuitune resume {name}' or pick another --session name"
-            )
+    rec, existed = open_session(
+        store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
+        max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
+        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
+    )
+    if existed:
         launch = resume_run(
             name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base,
-            workers=workers, devices=devices, backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
+            max_failures=max_failures, trial_timeout=trial_timeout, workers=workers, devices=devices,
+            backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
         )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
-    info = {"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where}
-    store.create_session(
-        name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=preset.metric,
-        direction=preset.direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=preset_dict,
-        defaults=defaults, info=info,
-    )
     return Launch(
-        store, name, strat, objective, store.session(name), objective_ref=_objective_ref(preset, data_dir, seed),
-        devices=devs, workers=n_workers, **where,
+        store, name, strat, objective, rec, objective_ref=_objective_ref(preset, data_dir, seed),
+        devices=devs, workers=n_workers, max_failures=max_failures, trial_timeout=trial_timeout, **where,
     )
 
 
@@ -279,11 +295,6 @@ def _objective_ref(preset: Any, data_dir: str | None, seed: int) -> ObjectiveRef
     )
 
 
-def _comparable(preset: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored preset without where its file was: the same TOML by another path is the same preset."""
-    return {k: v for k, v in dict(preset).items() if k != "path"}
-
-
 def resume_run(
     name: str,
     *,
@@ -293,6 +304,8 @@ def resume_run(
     data_dir: str | None = None,
     sets: Sequence[str] = (),
     base: str | int | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    trial_timeout: float | None = None,
     workers: int | None = None,
     devices: str | Sequence[str] | None = None,
     backend: str | None = None,
@@ -329,7 +342,7 @@ def resume_run(
                 f"--set on resume is for manual sessions; session '{name}' uses {rec.strategy}. "
                 "Start a new session to fix a parameter"
             )
-        overrides.update(_manual_options(parse_sets(preset, sets), base))
+        overrides.update(_manual_options(parse_sets(preset, sets), base, resume_command(name, store.path, "--set", "KEY=VALUE")))
     strat = strategy_for(rec, **overrides)
     spec = devices if devices is not None else device
     if spec is None:
@@ -351,6 +364,7 @@ def resume_run(
         strat.plan(*_one_change(overrides))
     return Launch(
         store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates,
+        max_failures=max_failures, trial_timeout=trial_timeout,
         objective_ref=_objective_ref(preset, data_dir, rec.seed), devices=devs, workers=n_workers, **where,
     )
 

@@ -136,3 +136,10 @@ def append_line(path, line):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def setup_fails(config, trial):
+    """Fails its setup before any epoch, as the real trainer does offline without its dataset."""
+    from tuitune.core.errors import SetupError
+
+    raise SetupError("dataset 'synthetic' is not in /nowhere; put it there or run once with internet access")

@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md 4.2-4.4): each command's output and each user error.
+"""The command line (docs/DESIGN.md 4.2-4.4): each command's output and each user error.
 
 Most tests run the real ``tuitune`` entry point in a subprocess with ``--db`` in a temporary folder;
 the ones that only need output and exit codes call ``tuitune.cli.main`` in-process (faster). Every
@@ -23,7 +23,7 @@ import tuitune
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Project
+    from tests.support.project import Project
 
 
 TRIAL_LINE = re.compile(
@@ -103,7 +103,8 @@ def test_run_hyperband_with_factor(inproc, project: Project) -> None:
     assert trials and {t["state"] for t in trials} <= {"complete", "pruned"}
     assert any(t["state"] == "pruned" for t in trials)
     assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
-    assert project.sql("SELECT options FROM sessions WHERE name = 'hb'")[0][0].find('"factor": 3') >= 0
+    options = project.sql("SELECT options FROM sessions WHERE name = 'hb'")[0][0]
+    assert '"factor": 3' in options and '"sampler": "bayes"' in options  # the model sampler by default
 
 
 def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
@@ -160,11 +161,13 @@ def test_run_existing_name_with_other_settings_is_refused(project: Project) -> N
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "dup", "--headless").rc == 0
     before = project.trials("dup")
-    r = project.cli("run", toml.name, "--trials", 3, "--session", "dup", "--headless")
-    r.assert_user_error("dup", "already exists", "tuitune resume dup")
-    assert project.trials("dup") == before
     r = project.cli("run", toml.name, "--trials", 2, "--seed", 1, "--session", "dup", "--headless")
-    r.assert_user_error("already exists", "seed", "tuitune resume dup")
+    r.assert_user_error("dup", "already exists", "seed", "tuitune resume dup")
+    assert project.trials("dup") == before
+    # The one rule of tt.tune and run: the same settings with a larger --trials extend the session.
+    r = project.cli("run", toml.name, "--trials", 3, "--session", "dup", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("dup")) == 3
 
 
 def test_run_existing_name_with_identical_settings_resumes(project: Project) -> None:
@@ -244,9 +247,8 @@ def test_a_failed_resume_leaves_the_budget_unchanged(project: Project) -> None:
 
 
 def test_resume_of_a_python_api_session_is_a_clear_error(inproc, project: Project) -> None:
-    import _objectives
-
     import tuitune as tt
+    from tests.functional import _objectives
 
     tt.tune(_objectives.quadratic, tt.Space(x=tt.Float(0.0, 1.0)), trials=2, max_epochs=1, db=project.db,
             session="api")
@@ -667,6 +669,7 @@ def test_objective_is_imported_from_the_current_directory(project: Project, tmp_
         ("bayes", ["--grid-points", "3"], "grid"),
         ("hyperband", ["--max-grid", "10"], "grid"),
         ("manual", ["--factor", "2"], "hyperband"),
+        ("bayes", ["--sampler", "bayes"], "hyperband"),
         ("random", ["--min-epochs", "2"], "asha"),
         ("hyperband", ["--min-epochs", "2"], "asha"),
     ],
@@ -912,3 +915,110 @@ def test_a_second_ctrl_c_exits_at_once(project: Project) -> None:
     [t] = project.trials("cc")
     assert t["state"] == "interrupted"
     assert project.live_epochs("cc", 0) == []
+
+
+# ---------------------------------------------------------------------------------------------- found bugs
+
+
+def test_run_limits_reach_the_tui(inproc, project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run in a terminal hands the TUI a Launch that carries --max-failures and --trial-timeout."""
+    import sys
+
+    from tuitune import cli
+
+    got: list = []
+    monkeypatch.setattr(cli, "_tui_available", lambda: True)
+    monkeypatch.setattr(cli, "_tui", lambda args, launch: got.append(launch) or 0)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    r = inproc("run", project.toml().name, "--session", "lim", "--max-failures", 7, "--trial-timeout", 9.5)
+    assert r.rc == 0, r.err
+    runner = got[0].runner()
+    assert (runner.max_failures, runner.trial_timeout) == (7, 9.5)
+    r = inproc("resume", "lim", "--max-failures", 5)
+    runner = got[1].runner()
+    assert (runner.max_failures, runner.trial_timeout) == (5, None)
+
+
+def test_closed_stdout_stops_the_session_cleanly(project: Project) -> None:
+    """``tuitune run ... --headless | head -2``: the session is stopped and resumable, never failed."""
+    import subprocess
+
+    toml = project.toml(objective="_objectives:slow", defaults={"epoch_s": 0.05}, max_epochs=3)
+    p = subprocess.Popen(
+        project.args("run", toml.name, "--trials", 50, "--session", "piped", "--headless"), cwd=project.root,
+        env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert p.stdout is not None
+    lines = [p.stdout.readline() for _ in range(2)]  # what `head -2` reads before it exits
+    p.stdout.close()
+    _, err = p.communicate(timeout=120)
+    assert all(lines), lines  # two lines were printed before the pipe closed
+    assert "Traceback" not in err
+    assert p.returncode == 0, err
+    state, message = project.sql("SELECT state, message FROM sessions WHERE name = 'piped'")[0]
+    assert state == "stopped", message
+    assert f"tuitune resume piped --db {project.db}" in err, err
+    r = project.cli("resume", "piped", "--headless")  # resumable: it runs on to the end
+    assert r.rc == 0, r.err
+    assert len([t for t in project.trials("piped") if t["state"] == "complete"]) == 50
+
+
+def test_setup_failure_leaves_no_session_and_reports_once(project: Project) -> None:
+    toml = project.toml(objective="_objectives:setup_fails")
+    for _ in range(2):
+        r = project.cli("run", toml.name, "--trials", 2, "--headless")
+        assert r.rc != 0
+        assert (r.out + r.err).count("is not in /nowhere") == 1, r.out + r.err
+        assert project.session_names() == []
+
+
+def test_export_respects_the_umask(project: Project) -> None:
+    toml = project.toml()
+    assert project.cli("run", toml.name, "--trials", 1, "--session", "um", "--headless").rc == 0
+    old = os.umask(0o022)
+    try:
+        r = project.cli("export", "um", "-o", "best.json")
+    finally:
+        os.umask(old)
+    assert r.rc == 0, r.err
+    assert (project.root / "best.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_every_resume_hint_names_a_non_default_db(project: Project, tmp_path: Path) -> None:
+    """Hints printed by the runner (too many failures), the API and the headless display paste as is."""
+    import tuitune as tt
+    from tuitune.core.errors import ExportError, TooManyFailuresError
+
+    def fails(config, trial):
+        raise RuntimeError("boom")
+
+    with pytest.raises(TooManyFailuresError) as e:
+        tt.tune(fails, {"x": tt.Float(0, 1)}, trials=5, db=project.db, session="demo", max_failures=2, workers=0)
+    assert f"tuitune resume demo --db {project.db}" in str(e.value)
+    with pytest.raises(ExportError) as e2:
+        tt.load("demo", db=project.db).export(tmp_path / "x.json")
+    assert f"tuitune resume demo --db {project.db}" in str(e2.value)
+    toml = project.toml(objective="_objectives:slow", defaults={"epoch_s": 0.05}, max_epochs=2)
+    bg = project.popen("run", toml.name, "--trials", 100, "--session", "hint", "--headless")
+    project.wait_until(lambda: any(t["state"] == "complete" for t in project.trials("hint")), what="a trial")
+    bg.signal(signal.SIGINT)
+    r = bg.wait()
+    assert f"tuitune resume hint --db {project.db}" in r.err, r.err
+    assert f"resume with: tuitune resume hint --db {project.db}" in " ".join(r.out.split()), r.out
+
+
+def test_unknown_strategy_is_one_line(inproc, project: Project) -> None:
+    r = inproc("run", project.toml().name, "--strategy", "bayse", "--headless")
+    r.assert_user_error("'bayse'", "manual, grid, random, bayes, hyperband")
+
+
+def test_grid_error_names_the_flag_on_the_command_line(inproc, project: Project) -> None:
+    import tuitune as tt
+    from tuitune.core.errors import StrategyError
+
+    r = inproc("run", project.toml().name, "--strategy", "grid", "--max-grid", "3", "--headless")
+    line = r.assert_user_error("--max-grid")
+    assert "max_size" not in line
+    with pytest.raises(StrategyError, match=r"raise max_size \(--max-grid on the command line\)"):
+        tt.tune(lambda c, t: 0.0, {"x": tt.Int(0, 9)}, strategy="grid", max_size=3, db=project.db)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from test_tui_support import build_fixed_db, make_preset, run_async, wait_for
 from textual.widgets import DataTable, Input, OptionList
 
+from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialState
 from tuitune.core.store import Store
 from tuitune.launch import new_run
@@ -83,7 +84,10 @@ async def test_new_session_refuses_a_bad_name_with_a_notification(tmp_path):
 
 @run_async
 async def test_pause_abort_and_stop_after_trial(tmp_path):
-    preset = make_preset(tmp_path, sleep=0.15, epochs=6)
+    hold = tmp_path / "hold"
+    for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go
+        Path(f"{hold}-{n}").touch()
+    preset = make_preset(tmp_path, sleep=0.05, epochs=6, hold=hold)
     store = Store(tmp_path / "t.db")
     launch = new_run(str(preset), db=store, trials=5, session="ctl")
     app = _app(store, launch=launch)
@@ -94,25 +98,47 @@ async def test_pause_abort_and_stop_after_trial(tmp_path):
         await wait_for(pilot, lambda: view.current == 0 and view.trials[0].last_epoch >= 1, what="first epoch")
         await pilot.press("p")
         await wait_for(pilot, lambda: screen.paused, what="paused")
-        held = store.trial("ctl", 0).last_epoch
-        await pilot.pause(0.5)
-        assert store.trial("ctl", 0).last_epoch <= held + 1  # at most the epoch in flight
         await pilot.press("p")
         await wait_for(pilot, lambda: not screen.paused, what="resumed")
         await pilot.press("a")
-        await wait_for(pilot, lambda: view.trials[0].state == TrialState.PRUNED, what="trial 0 aborted")
+        runner = app.run_control.runner
+        await wait_for(pilot, lambda: runner is not None and runner._abort, what="the abort reaching the runner")
+        Path(f"{hold}-0").unlink()
+        await wait_for(pilot, lambda: 0 in view.trials and view.trials[0].state == TrialState.PRUNED, what="trial 0 aborted")
         assert view.trials[0].reason == "aborted by the user"
         await wait_for(pilot, lambda: view.current == 1, what="trial 1 started")
         await pilot.press("s")
-        await wait_for(pilot, lambda: not app.run_control.running, timeout=30, what="stopped")
+        await wait_for(pilot, lambda: runner.stopping, what="the stop reaching the runner")
+        Path(f"{hold}-1").unlink()
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=60, what="stopped")
         trials = store.trials("ctl")
         assert len(trials) == 2 and trials[1].state == TrialState.COMPLETE
         assert store.session("ctl").state == "stopped"
 
 
 @run_async
+async def test_pause_holds_the_next_epoch(tmp_path):
+    preset = make_preset(tmp_path, sleep=0.05, epochs=50)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, launch=new_run(str(preset), db=store, trials=1, session="hp"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        view = screen.view
+        await wait_for(pilot, lambda: 0 in view.trials and view.trials[0].last_epoch >= 1, what="epoch 1")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: screen.paused, what="paused")
+        held = store.trial("hp", 0).last_epoch
+        await pilot.pause(0.5)  # an upper bound is checked: a slow machine only makes it easier
+        assert store.trial("hp", 0).last_epoch <= held + 1  # at most the epoch in flight
+        app.run_control.stop()
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=60, what="stopped")
+
+
+@run_async
 async def test_quit_during_a_trial_asks_then_stops_and_resume_fills_the_dashboard(tmp_path):
-    preset = make_preset(tmp_path, sleep=0.25, epochs=6)
+    hold = tmp_path / "hold"
+    Path(f"{hold}-1").touch()  # trial 1 waits after its first epoch until the quit reached the runner
+    preset = make_preset(tmp_path, sleep=0.05, epochs=6, hold=hold)
     store = Store(tmp_path / "t.db")
     launch = new_run(str(preset), db=store, trials=3, session="q")
     app = _app(store, launch=launch)
@@ -122,6 +148,9 @@ async def test_quit_during_a_trial_asks_then_stops_and_resume_fills_the_dashboar
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="quit question")
         await pilot.press("y")
+        runner = app.run_control.runner
+        await wait_for(pilot, lambda: runner is not None and runner.stopping, what="the stop reaching the runner")
+        Path(f"{hold}-1").unlink()
         await wait_for(pilot, lambda: app.run_control.done.is_set() and app.return_code is not None, what="exit")
     trials = store.trials("q")
     assert trials[0].state == TrialState.COMPLETE

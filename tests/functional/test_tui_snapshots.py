@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tui_support import build_fixed_db, make_preset
 
+from tests.support.tui import build_fixed_db, make_preset
 from tuitune.core.store import Store
 from tuitune.ui.app import TuituneApp
 

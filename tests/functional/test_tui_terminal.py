@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_tui_support import make_preset
 
+from tests.support.tui import make_preset
 from tuitune.core.records import TrialState
 from tuitune.core.store import Store
 

@@ -1,15 +1,16 @@
-"""Fixtures of the reliability tests (the helpers live in _rel_support.py)."""
+"""Fixtures of the reliability tests (the helpers live in tests/support/project.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from _rel_support import Project
+
+from tests.support.project import ReliabilityProject
 
 
 @pytest.fixture
-def rproj(tmp_path: Path) -> Project:
+def rproj(tmp_path: Path) -> ReliabilityProject:
     root = tmp_path / "proj"
     root.mkdir()
-    return Project(root)
+    return ReliabilityProject(root)

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _rel_support import Project, commits, read_log, wait_until
 
 import tuitune as tt
+from tests.support.project import ReliabilityProject as Project
+from tests.support.project import commits, read_log, wait_until
 from tuitune.core.store import Store
 
 DOCUMENTED = {"session", "preset", "strategy", "metric", "direction", "value", "trial", "config", "epochs",

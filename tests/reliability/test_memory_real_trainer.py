@@ -19,7 +19,9 @@ import re
 import time
 
 import pytest
-from _rel_support import Project, vm_rss_kb
+
+from tests.support.project import ReliabilityProject as Project
+from tests.support.project import vm_rss_kb
 
 TRIALS = 50
 TOLERANCE_MB = 25.0

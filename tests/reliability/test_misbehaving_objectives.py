@@ -1,4 +1,4 @@
-"""Objectives that misbehave, through the real command line (DESIGN.md 3: failed trials).
+"""Objectives that misbehave, through the real command line (docs/DESIGN.md 3: failed trials).
 
 Each failing trial first reports an epoch *better* than any good trial's, so a failed trial that
 slipped into the ranking would be the best one: it must never be best and never be exported.
@@ -10,7 +10,8 @@ import json
 import signal
 import time
 
-from _rel_support import Project, read_log, wait_until
+from tests.support.project import ReliabilityProject as Project
+from tests.support.project import read_log, wait_until
 
 # mode -> a piece of the stored reason
 REASONS = {

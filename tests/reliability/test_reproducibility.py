@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from _rel_support import Project
+from tests.support.project import ReliabilityProject as Project
 
 CMD = ("run", "digits-mlp", "--strategy", "random", "--trials", 2, "--max-epochs", 3, "--seed", 7, "--headless",
        "--session", "rep")

@@ -22,7 +22,9 @@ import threading
 import time
 
 import pytest
-from _rel_support import Project, commits, pid_alive, read_log, wait_until
+
+from tests.support.project import ReliabilityProject as Project
+from tests.support.project import commits, pid_alive, read_log, wait_until
 
 EPOCH_S = 0.3
 BUDGET = 8  # epochs of the one trial: a signal lands in epoch 2 or 3, long before the end

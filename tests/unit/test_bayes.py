@@ -108,7 +108,7 @@ def test_pending_trials_are_not_suggested_again():
     first = s.ask()
     s.tell(TrialRecord(number=5, state=TrialState.RUNNING, config=first.config))
     second = s.ask()
-    assert second.meta["bayes"] == "model"
+    assert second.meta["chosen_by"] == "model"
     assert second.config != first.config
     assert np.linalg.norm(space.to_unit(second.config) - space.to_unit(first.config)) > 1e-3
 
@@ -213,3 +213,25 @@ def test_roulette_starts_with_the_best_and_draws_distinct_others_by_ei() -> None
     assert picks == _roulette(vals, order, 4, np.random.default_rng(0))  # a function of the generator
     # Fewer points with weight than asked for: only those.
     assert sorted(_roulette(np.array([0.0, -np.inf, -np.inf]), np.array([0, 1, 2]), 5, np.random.default_rng(1))) == [0]
+
+
+def test_the_initial_design_adapts_to_budget_and_dimension():
+    from tuitune.core.strategies.bayes import initial_design_size
+
+    assert initial_design_size(2, None) == 5 and initial_design_size(4, None) == 8
+    assert initial_design_size(6, None) == initial_design_size(30, 60) == 10
+    assert initial_design_size(6, 10) == 3  # a short session spends most of its trials on the model
+    assert initial_design_size(6, 30) == initial_design_size(6, 60)  # >= 30 trials: the same design
+    assert initial_design_size(1, 3) == 2
+
+
+def test_a_ten_trial_session_fits_its_model_for_at_least_four_trials():
+    s = make_strategy("bayes", MIXED, seed=0, n_trials=10, n_candidates=256, n_local=3)
+    chosen = []
+    for i in range(10):
+        sug = s.ask()
+        chosen.append(sug.meta["chosen_by"])
+        s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=sug.config, value=objective(sug.config)))
+    assert s.ask() is None
+    assert chosen.count("model") >= 4 and chosen[0] == "initial"
+    assert s.options()["n_initial"] is None  # stored as "automatic": a resume applies the same rule

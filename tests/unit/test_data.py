@@ -9,8 +9,8 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from _datasets import CIFAR_FILES, md5, write_cifar10, write_imagefolder, write_mnist
 
+from tests.support.datasets import CIFAR_FILES, md5, write_cifar10, write_imagefolder, write_mnist
 from tuitune.training import data as D
 from tuitune.training.data import DataError, DeviceError, crop_flip, load_data, resolve_device
 

@@ -37,6 +37,7 @@ def loss(config: dict[str, Any], epoch: int) -> float:
 def make(**kw: Any) -> HyperbandStrategy:
     kw.setdefault("max_epochs", 81)
     kw.setdefault("seed", 7)
+    kw.setdefault("sampler", "random")  # these tests are about the plan; the bayes sampler has its own
     return HyperbandStrategy(SPACE, **kw)
 
 
@@ -470,8 +471,8 @@ def test_zero_trials():
 def test_registry_and_options():
     hb = make_strategy("hyperband", SPACE, max_epochs=81, factor=3, bracket=2)
     assert isinstance(hb, HyperbandStrategy)
-    assert HyperbandStrategy.option_names() == ["factor", "bracket", "iterations"]
-    assert hb.options() == {"factor": 3, "bracket": 2, "iterations": 1}
+    assert HyperbandStrategy.option_names() == ["factor", "bracket", "iterations", "sampler"]
+    assert hb.options() == {"factor": 3, "bracket": 2, "iterations": 1, "sampler": "bayes"}
     with pytest.raises(StrategyError, match="no option 'eta'"):
         make_strategy("hyperband", SPACE, eta=3)
 
@@ -500,6 +501,20 @@ def test_n_trials_repeats_a_single_bracket():
     sim = Sim(hb).run()
     assert len(sim.records) == 20
     assert Counter(t.state for t in sim.records.values()) == {TrialState.COMPLETE: 5, TrialState.PRUNED: 15}
+
+
+def test_sampler_option_and_old_sessions_keep_random():
+    with pytest.raises(StrategyError, match="sampler 'tpe' is unknown; use one of random, bayes"):
+        make_strategy("hyperband", SPACE, max_epochs=9, sampler="tpe")
+    from tuitune.core.api import strategy_for
+    from tuitune.core.records import SessionRecord
+
+    rec = SessionRecord(
+        name="old", strategy="hyperband", options={"factor": 3, "bracket": None, "iterations": 1},
+        space=SPACE.to_dict(), metric="val_loss", direction="minimize", seed=0, max_epochs=9, n_trials=None,
+        state="stopped",
+    )
+    assert strategy_for(rec).options()["sampler"] == "random"
 
 
 # ---- several workers: concurrent brackets -------------------------------------------------------------

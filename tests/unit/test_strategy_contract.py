@@ -28,8 +28,27 @@ SPACE = Space(
 )
 
 
+# A conditional space: mom and nesterov only with sgd, damp only when nesterov is off (nested).
+COND_SPACE = Space(
+    lr=Float(1e-4, 1e-1, scale="log", grid_points=2),
+    opt=Choice(["sgd", "adam"]),
+    mom=Float(0.8, 0.99, scale="log1m", grid_points=2, when={"opt": ["sgd"]}),
+    nesterov=Choice([True, False], when={"opt": ["sgd"]}),
+    damp=Float(0.0, 0.5, grid_points=2, when={"nesterov": [False]}),
+    units=Int(16, 32, step=16),
+)
+SPACES = {"flat": SPACE, "conditional": COND_SPACE}
+DEFAULTS = {
+    "flat": {"lr": 1e-3, "mom": 0.9, "units": 32, "act": "relu", "opt": "adam"},
+    "conditional": {"lr": 1e-3, "opt": "sgd", "mom": 0.9, "nesterov": True, "damp": 0.1, "units": 16},
+}
+
+
 def loss(cfg):
-    return (math.log10(cfg["lr"]) + 2) ** 2 + (cfg["units"] - 48) ** 2 / 1000 + (cfg["act"] == "tanh") * 0.3 + (0.95 - cfg["mom"]) ** 2
+    v = (math.log10(cfg["lr"]) + 2) ** 2 + (cfg["units"] - 48) ** 2 / 1000 + (cfg.get("act") == "tanh") * 0.3
+    if "mom" in cfg:
+        v += (0.95 - cfg["mom"]) ** 2
+    return v + cfg.get("damp", 0.0) + 0.1 * (cfg.get("opt") == "sgd") * (not cfg.get("nesterov", True))
 
 
 def objective(config, trial):
@@ -41,25 +60,33 @@ CASES = {
     "random": dict(n_trials=7),
     "grid": dict(n_trials=None),
     "bayes": dict(n_trials=7, n_initial=3),
-    "hyperband": dict(n_trials=None, factor=3),
+    "hyperband": dict(n_trials=None, factor=3, sampler="random"),
+    "hyperband-bayes": dict(n_trials=None, factor=3),  # the default sampler
     "asha": dict(n_trials=None, factor=3),
     "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
 }
-EPOCHS = {"hyperband": 9, "asha": 9}
+COND_CHANGES = [{"opt": "adam"}, {"nesterov": False}, {}, {"base": "best", "change": {"units": 32}}]
+EPOCHS = {"hyperband": 9, "hyperband-bayes": 9, "asha": 9}
 
 
-def build(tmp_path, name, db="s.db", seed=0):
+def cases(name, kind):
     opts = dict(CASES[name])
+    if name == "manual" and kind == "conditional":
+        opts["changes"] = COND_CHANGES
+    return opts
+
+
+def build(tmp_path, name, db="s.db", seed=0, kind="flat"):
+    opts = cases(name, kind)
     n_trials = opts.pop("n_trials")
     store = Store(tmp_path / db)
+    space = SPACES[kind]
     strat = make_strategy(
-        name, SPACE, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
-        defaults={"lr": 1e-3, "mom": 0.9, "units": 32, "act": "relu", "opt": "adam"}, **opts,
+        name.split("-")[0], space, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials, defaults=DEFAULTS[kind], **opts,
     )
     store.create_session(
-        "s", strategy=name, options=strat.options(), space=SPACE.to_dict(), metric="val_loss", direction="minimize",
-        seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
-        defaults={"lr": 1e-3, "mom": 0.9, "units": 32, "act": "relu", "opt": "adam"},
+        "s", strategy=name.split("-")[0], options=strat.options(), space=space.to_dict(), metric="val_loss", direction="minimize",
+        seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials, defaults=DEFAULTS[kind],
     )
     return store, strat
 
@@ -73,36 +100,49 @@ def name(request):
     return request.param
 
 
+@pytest.fixture(params=list(SPACES))
+def kind(request):
+    return request.param
+
+
 class TestStrategyContract:
-    def test_suggestions_lie_in_the_space_and_it_finishes(self, tmp_path, name):
-        store, strat = build(tmp_path, name)
+    def test_suggestions_lie_in_the_space_and_it_finishes(self, tmp_path, name, kind):
+        store, strat = build(tmp_path, name, kind=kind)
         result = Runner(store, "s", objective, strat).run()
         assert result.state == "finished"
         trials = store.trials("s")
         assert trials, "no trial ran"
+        space = SPACES[kind]
         for t in trials:
-            assert SPACE.check(t.config) == t.config
+            # check() refuses an inactive parameter and a missing active one: configs hold exactly the active ones
+            assert space.check(t.config) == t.config
             assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         expected = {
-            "random": 7, "bayes": 7, "grid": SPACE.grid_size(), "hyperband": strat.total(), "asha": strat.total(),
-            "manual": 4,
+            "random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(),
+            "hyperband-bayes": strat.total(), "asha": strat.total(), "manual": 4,
         }[name]
         assert len(trials) == expected
         assert strat.ask() is None  # finished means finished
+        if name == "grid":  # every active combination once, nothing else
+            assert sorted(map(repr, (t.config for t in trials))) == sorted(map(repr, space.grid()))
+        if name == "hyperband-bayes":  # the later brackets' new configs come from the model
+            assert any(t.meta.get("chosen_by") == "model" for t in trials)
+        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes", "asha"):
+            assert {t.config["opt"] for t in trials} == {"sgd", "adam"}, "both branches are explored"
 
-    def test_deterministic_under_a_seed(self, tmp_path, name):
-        a, sa = build(tmp_path, name, "a.db", seed=7)
-        b, sb = build(tmp_path, name, "b.db", seed=7)
+    def test_deterministic_under_a_seed(self, tmp_path, name, kind):
+        a, sa = build(tmp_path, name, "a.db", seed=7, kind=kind)
+        b, sb = build(tmp_path, name, "b.db", seed=7, kind=kind)
         Runner(a, "s", objective, sa).run()
         Runner(b, "s", objective, sb).run()
         assert history(a) == history(b)
 
     @pytest.mark.parametrize("cut", [1, 3])
-    def test_resume_continues_as_if_never_stopped(self, tmp_path, name, cut):
-        ref, sref = build(tmp_path, name, "ref.db")
+    def test_resume_continues_as_if_never_stopped(self, tmp_path, name, cut, kind):
+        ref, sref = build(tmp_path, name, "ref.db", kind=kind)
         Runner(ref, "s", objective, sref).run()
 
-        store, strat = build(tmp_path, name, "cut.db")
+        store, strat = build(tmp_path, name, "cut.db", kind=kind)
         runner = Runner(store, "s", objective, strat)
         finished = []
 
@@ -117,14 +157,14 @@ class TestStrategyContract:
         rec = store.session("s")
         overrides = {"changes": []} if name == "manual" else {}
         if name == "manual":  # the queue of a manual session is what the user types next
-            overrides = {"changes": CASES["manual"]["changes"][cut:]}
+            overrides = {"changes": cases("manual", kind)["changes"][cut:]}
         Runner(store, "s", objective, strategy_for(rec, **overrides)).run()
         assert history(store) == history(ref)
 
-    def test_resume_after_a_stop_mid_trial(self, tmp_path, name):
-        ref, sref = build(tmp_path, name, "ref.db")
+    def test_resume_after_a_stop_mid_trial(self, tmp_path, name, kind):
+        ref, sref = build(tmp_path, name, "ref.db", kind=kind)
         Runner(ref, "s", objective, sref).run()
-        store, strat = build(tmp_path, name, "cut.db")
+        store, strat = build(tmp_path, name, "cut.db", kind=kind)
         runner = Runner(store, "s", objective, strat)
 
         def stop_mid(e):
@@ -136,7 +176,7 @@ class TestStrategyContract:
         states = {t.number: t.state for t in store.trials("s")}
         if 1 in states and store.trial("s", 1).budget > 1:
             assert states[1] == TrialState.INTERRUPTED
-        overrides = {"changes": CASES["manual"]["changes"][2:]} if name == "manual" else {}
+        overrides = {"changes": cases("manual", kind)["changes"][2:]} if name == "manual" else {}
         Runner(store, "s", objective, strategy_for(store.session("s"), **overrides)).run()
         assert history(store) == history(ref)
         assert Session(store, "s").best.value == Session(ref, "s").best.value

@@ -11,7 +11,7 @@ from typing import Any
 
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
-from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, TrialState
+from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
 from tuitune.core.space import Space
 from tuitune.core.store import Store, default_db_path
 from tuitune.core.strategies import make_strategy, strategy_class
@@ -67,20 +67,16 @@ class Session:
 
     def leaderboard(self) -> list[TrialRecord]:
         """Complete trials, best first (ties: the earlier trial first)."""
-        rec = self.record
-        done = [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
-        sign = 1.0 if rec.direction == "minimize" else -1.0
-        return sorted(done, key=lambda t: (sign * (t.value or 0.0), t.number))
+        return ranked(self.trials, self.record.direction)
 
     @property
     def best(self) -> TrialRecord | None:
         """The best complete trial (a failed, pruned or unfinished trial is never best)."""
-        board = self.leaderboard()
-        return board[0] if board else None
+        return best_trial(self.trials, self.record.direction)
 
     def export(self, path: str | os.PathLike[str] = "best.json") -> Path:
         """Writes the best config and its provenance to ``path`` as JSON, atomically."""
-        return write_json_atomic(path, export_document(self.record, self.best))
+        return write_json_atomic(path, export_document(self.record, self.best, self.store.path))
 
     def __repr__(self) -> str:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"
@@ -90,6 +86,9 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
     space = Space.from_dict(record.space)
     options = {**record.options, **overrides}
+    if record.strategy == "hyperband":
+        # Sessions stored before hyperband had a sampler drew their configs at random: they go on that way.
+        options.setdefault("sampler", "random")
     return make_strategy(
         record.strategy,
         space,
@@ -103,13 +102,75 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     )
 
 
-def _differences(rec: SessionRecord, **asked: Any) -> list[str]:
+# Options that are one run's request, not a setting of the session (manual mode's next change).
+_PER_RUN_OPTIONS = {"changes"}
+
+
+def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
     out = []
     for key, value in asked.items():
-        have = getattr(rec, key) if hasattr(rec, key) else rec.options.get(key)
-        if value is not None and value != have:
-            out.append(f"{key} {have!r} (you asked {value!r})")
+        if key == "options":
+            for k, v in value.items():
+                if k not in _PER_RUN_OPTIONS and v is not None and v != rec.options.get(k):
+                    out.append(f"option {k} {rec.options.get(k)!r} (you asked {v!r})")
+        elif key == "space":
+            if value != rec.space:
+                out.append("a different search space")
+        elif key == "preset":
+            mine = {k: v for k, v in dict(rec.preset).items() if k != "path"}  # the same TOML by another path
+            if value is not None and {k: v for k, v in dict(value).items() if k != "path"} != mine:
+                out.append("a different preset")
+        elif value is not None and value != getattr(rec, key):
+            out.append(f"{key} {getattr(rec, key)!r} (you asked {value!r})")
     return out
+
+
+def open_session(
+    store: Store,
+    name: str,
+    *,
+    strategy: str,
+    space: Space,
+    metric: str,
+    direction: str,
+    seed: int,
+    max_epochs: int,
+    trials: int | None,
+    options: Mapping[str, Any],
+    preset: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> tuple[SessionRecord, bool]:
+    """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
+
+    A new name creates the session. An existing name with the same settings (strategy, space, metric,
+    direction, seed, epoch budget, strategy options, preset) is resumed, and a larger ``trials``
+    extends its budget; other settings are refused with a SessionExistsError naming each difference.
+    Returns the record and whether the session existed.
+    """
+    if store.session_exists(name):
+        rec = store.session(name)
+        diffs = _differences(rec, {
+            "strategy": strategy, "space": space.to_dict(), "metric": metric, "direction": direction,
+            "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
+        })
+        if diffs:
+            from tuitune.core.store import resume_command
+
+            raise SessionExistsError(
+                f"session '{name}' already exists with other settings: {', '.join(diffs)}; continue it with "
+                f"'{resume_command(name, store.path)}' (Python: the same settings) or choose another session name"
+            )
+        if trials is not None and (rec.n_trials is None or trials > rec.n_trials):
+            store.update_session(name, n_trials=trials)
+            rec = store.session(name)
+        return rec, True
+    store.create_session(
+        name, strategy=strategy, options=dict(options), space=space.to_dict(), metric=metric, direction=direction,
+        seed=seed, max_epochs=max_epochs, n_trials=trials, preset=dict(preset or {}), defaults=dict(defaults or {}),
+        info=dict(info) if info is not None else None,
+    )
+    return store.session(name), False
 
 
 def tune(
@@ -177,30 +238,17 @@ def tune(
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
     run_options = dict(options)
-    if store.session_exists(name):
-        rec = store.session(name)
-        diffs = _differences(rec, strategy=strategy, metric=metric, direction=direction, max_epochs=max_epochs, seed=seed)
-        if rec.space != space.to_dict():
-            diffs.append("a different search space")
-        if diffs:
-            raise SessionExistsError(
-                f"session '{name}' exists with {', '.join(diffs)}; resume it with its own settings "
-                "or choose another session name"
-            )
-        if trials is not None and (rec.n_trials is None or trials > rec.n_trials):
-            store.update_session(name, n_trials=trials)
-            rec = store.session(name)
+    strat = make_strategy(
+        strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
+        n_trials=trials, defaults=defaults, **run_options,
+    )
+    rec, existed = open_session(
+        store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
+        max_epochs=max_epochs, trials=trials, options=strat.options(),
+        preset=preset, defaults=defaults, info={"backend": backend},
+    )
+    if existed:
         strat = strategy_for(rec, **run_options)
-    else:
-        strat = make_strategy(
-            strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
-            n_trials=trials, defaults=defaults, **run_options,
-        )
-        store.create_session(
-            name, strategy=strategy, options=strat.options(), space=space.to_dict(), metric=metric,
-            direction=direction, seed=seed, max_epochs=max_epochs, n_trials=trials, preset=dict(preset or {}),
-            defaults=dict(defaults or {}), info={"backend": backend},
-        )
     runner = Runner(
         store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
         pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),

@@ -16,7 +16,15 @@ class SpaceError(TuituneError, ValueError):
 
 
 class StrategyError(TuituneError, ValueError):
-    """An unknown strategy, a bad strategy option, or a request the strategy refuses."""
+    """An unknown strategy, a bad strategy option, or a request the strategy refuses.
+
+    ``cli_message``, when given, is the same error worded for the command line (its flags in place of
+    the Python option names); the command line prints it instead.
+    """
+
+    def __init__(self, message: str = "", *, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
 
 
 class ManualError(StrategyError):

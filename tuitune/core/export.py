@@ -1,4 +1,4 @@
-"""Provides the export of a session's best trial to JSON (DESIGN.md 4.3), written atomically."""
+"""Provides the export of a session's best trial to JSON (docs/DESIGN.md 4.3), written atomically."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from tuitune.core.errors import ExportError
 from tuitune.core.records import SessionRecord, TrialRecord
 
 
-def export_document(session: SessionRecord, best: TrialRecord | None) -> dict[str, Any]:
+def export_document(
+    session: SessionRecord, best: TrialRecord | None, db_path: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """The JSON object of an export: the session's settings and its best complete trial."""
     if best is None:
+        from tuitune.core.store import resume_command
+
         raise ExportError(
             f"session '{session.name}' has no complete trial yet, so there is no best config to export; "
-            f"run or resume it first (tuitune resume {session.name})"
+            f"run or resume it first ({resume_command(session.name, db_path)})"
         )
     from tuitune.core.runner import versions
 
@@ -66,6 +70,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     except OSError as e:
         raise ExportError(f"cannot write {target}: {e.strerror}") from None
     try:
+        # mkstemp makes the file 0600; an export is an ordinary file: respect the umask, as other tools do.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(data)
             f.flush()
@@ -84,6 +90,19 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     except OSError:
         pass
     return target
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask sets it too)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_stale_temps(folder: Path, name: str, age: float = 600.0) -> None:

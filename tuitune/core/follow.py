@@ -36,14 +36,17 @@ class Follower:
         self._state: str | None = None
         self._started = False
         self._ended = False  # SessionFinished was emitted for the state the session is in
+        self._intent: bool | None = None  # a pause/resume sent and not yet seen applied
         self._last_check = 0.0
 
     # ---- commands: the owner applies them between epochs ----------------------------------------
     def pause(self) -> None:
         self.store.add_command(self.session, "pause")
+        self._intent = True
 
     def resume(self) -> None:
         self.store.add_command(self.session, "resume")
+        self._intent = False
 
     def stop_after_trial(self) -> None:
         self.store.add_command(self.session, "stop_after_trial")
@@ -61,6 +64,9 @@ class Follower:
 
     @property
     def paused(self) -> bool:
+        """Paused as last asked here (until the owner has applied it), else as the owner says."""
+        if self._intent is not None:
+            return self._intent
         return self._state == "paused"
 
     @property
@@ -97,6 +103,8 @@ class Follower:
             self._changed(t)
             if t.updated is not None and (self._since is None or t.updated > self._since):
                 self._since = t.updated
+        if self._intent is not None and (rec.state == "paused") == self._intent:
+            self._intent = None  # the owner applied it
         if rec.state != self._state:
             before, self._state = self._state, rec.state
             if rec.state == "paused" or before == "paused":

@@ -7,13 +7,14 @@ UI all see trials through them, never through SQL.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 
 class TrialState(str, Enum):
-    """The states of DESIGN.md section 3."""
+    """The states of docs/DESIGN.md section 3."""
 
     RUNNING = "running"
     COMPLETE = "complete"
@@ -49,6 +50,11 @@ def better(a: float | None, b: float | None, direction: str) -> bool:
     if b is None or (isinstance(b, float) and math.isnan(b)):
         return True
     return a < b if direction == "minimize" else a > b
+
+
+def sign(direction: str) -> float:
+    """1 for ``minimize``, -1 for ``maximize``: ``sign * value`` is lower for a better value."""
+    return 1.0 if direction == "minimize" else -1.0
 
 
 def best_of(values: list[float], direction: str) -> float | None:
@@ -130,6 +136,36 @@ class SessionRecord:
     note: str | None = None
 
     @property
+    def searched(self) -> list[str]:
+        """The names of the parameters this session searches (the fixed ones left out)."""
+        return searched_names(self.space)
+
+    @property
     def alive(self) -> bool:
         """True while a process runs this session (its heartbeat is recent)."""
         return is_alive(self.heartbeat)
+
+
+# ---- the rules on trials: one home ----------------------------------------------------------------
+
+
+def is_rankable(t: TrialRecord) -> bool:
+    """A trial that can be ranked: complete, with a value. Only these are ever "best" or exported."""
+    return t.state == TrialState.COMPLETE and t.value is not None
+
+
+def ranked(trials: Iterable[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The leaderboard order: rankable trials best first (ties: the earlier trial first)."""
+    s = sign(direction)
+    return sorted((t for t in trials if is_rankable(t)), key=lambda t: (s * (t.value or 0.0), t.number))
+
+
+def best_trial(trials: Iterable[TrialRecord], direction: str) -> TrialRecord | None:
+    """The best rankable trial, or None (a failed, pruned or unfinished trial is never best)."""
+    board = ranked(trials, direction)
+    return board[0] if board else None
+
+
+def searched_names(space: Mapping[str, Any]) -> list[str]:
+    """The searched parameters of a stored space (``SessionRecord.space``): every one but the fixed."""
+    return [k for k, p in space.items() if p.get("type") != "fixed"]

@@ -26,7 +26,7 @@ from tuitune.core import events as ev
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
-from tuitune.core.store import Store, files_dir
+from tuitune.core.store import Store, files_dir, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed
 
@@ -101,6 +101,10 @@ def release_memory(seconds: float = float("inf")) -> None:
         gc.collect()  # cheap once the long-lived heap is frozen (Runner.run calls gc.freeze)
     if cuda and torch is not None:
         torch.cuda.empty_cache()
+    if torch is not None and hasattr(torch, "mps") and getattr(torch.backends, "mps", None) is not None:
+        if torch.backends.mps.is_available():  # Apple GPUs keep a cache too
+            gc.collect()
+            torch.mps.empty_cache()
 
 
 def versions() -> dict[str, Any]:
@@ -446,7 +450,7 @@ class Runner:
                         result = RunResult(
                             "failed",
                             f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
-                            f"then 'tuitune resume {name}'",
+                            f"then '{resume_command(name, store.path)}'",
                         )
                         break
                     if self.stopping:

@@ -37,16 +37,46 @@ def _finite(name: str, what: str, x: Any) -> float:
 
 
 class Param:
-    """One hyperparameter. Subclasses: Float, Int, Choice, Fixed."""
+    """One hyperparameter. Subclasses: Float, Int, Choice, Fixed.
+
+    ``when={"optimizer": ["sgd", "rmsprop"]}`` makes the parameter conditional: it is part of a config only
+    while every named parameter takes one of the listed values (and is itself active). The names are
+    checked by the ``Space`` (they must name a Choice or Fixed parameter of it, without a cycle).
+    """
 
     kind: str = ""
     name: str = "?"
+    when: dict[str, list[Any]] | None = None
 
     def _bind(self, name: str) -> Param:
         """Attaches the parameter's name and validates it (messages then name it)."""
         self.name = name
         self._validate()
+        self._validate_when()
         return self
+
+    def _validate_when(self) -> None:
+        w = self.when
+        if w is None:
+            return
+        if not isinstance(w, Mapping) or not w:
+            raise SpaceError(
+                f"parameter '{self.name}': when must be a table like {{ optimizer = [\"sgd\", \"rmsprop\"] }}, got {w!r}"
+            )
+        out: dict[str, list[Any]] = {}
+        for k, v in w.items():
+            vals = list(v) if isinstance(v, (list, tuple)) else [v]
+            if not isinstance(k, str) or not vals:
+                raise SpaceError(
+                    f"parameter '{self.name}': when {k!r} = {v!r} must name a parameter and list at least one value"
+                )
+            out[k] = [x.item() if isinstance(x, np.generic) else x for x in vals]
+        self.when = out
+
+    def _dict_when(self, d: dict[str, Any]) -> dict[str, Any]:
+        if self.when:
+            d["when"] = {k: list(v) for k, v in self.when.items()}
+        return d
 
     def _validate(self) -> None:
         raise NotImplementedError
@@ -107,10 +137,12 @@ class Float(Param):
         step: float | None = None,
         grid: Sequence[float] | None = None,
         grid_points: int | None = None,
+        when: Mapping[str, Any] | None = None,
     ) -> None:
         self.low, self.high, self.scale, self.step = low, high, scale, step
         self.grid_values = None if grid is None else list(grid)
         self.grid_points = grid_points
+        self.when = when  # type: ignore[assignment]  # normalised by _validate_when
 
     def _validate(self) -> None:
         n = self.name
@@ -243,7 +275,7 @@ class Float(Param):
             d["grid"] = list(self.grid_values)
         if self.grid_points is not None:
             d["grid_points"] = self.grid_points
-        return d
+        return self._dict_when(d)
 
     def describe(self) -> str:
         s = f"[{self.low:g}, {self.high:g}]"
@@ -259,8 +291,11 @@ class Int(Param):
 
     kind = "int"
 
-    def __init__(self, low: int, high: int, scale: str = "linear", step: int = 1) -> None:
+    def __init__(
+        self, low: int, high: int, scale: str = "linear", step: int = 1, when: Mapping[str, Any] | None = None
+    ) -> None:
         self.low, self.high, self.scale, self.step = low, high, scale, step
+        self.when = when  # type: ignore[assignment]  # normalised by _validate_when
 
     @staticmethod
     def _as_int(name: str, what: str, x: Any) -> int:
@@ -349,7 +384,7 @@ class Int(Param):
         d: dict[str, Any] = {"type": "int", "low": self.low, "high": self.high, "scale": self.scale}
         if self.step != 1:
             d["step"] = self.step
-        return d
+        return self._dict_when(d)
 
     def describe(self) -> str:
         s = f"{self.low}..{self.high}"
@@ -368,8 +403,9 @@ class Choice(Param):
 
     kind = "choice"
 
-    def __init__(self, values: Sequence[Any]) -> None:
+    def __init__(self, values: Sequence[Any], when: Mapping[str, Any] | None = None) -> None:
         self.values = values
+        self.when = when  # type: ignore[assignment]  # normalised by _validate_when
 
     def _validate(self) -> None:
         n = self.name
@@ -426,7 +462,7 @@ class Choice(Param):
         return self.values[self.index(value)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "choice", "values": list(self.values)}
+        return self._dict_when({"type": "choice", "values": list(self.values)})
 
     def describe(self) -> str:
         return "{" + ", ".join(repr(v) if isinstance(v, str) else f"{v}" for v in self.values) + "}"
@@ -437,8 +473,9 @@ class Fixed(Param):
 
     kind = "fixed"
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, when: Mapping[str, Any] | None = None) -> None:
         self.value = value
+        self.when = when  # type: ignore[assignment]  # normalised by _validate_when
 
     def _validate(self) -> None:
         v = self.value
@@ -467,7 +504,7 @@ class Fixed(Param):
         return self.value
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "fixed", "value": self.value}
+        return self._dict_when({"type": "fixed", "value": self.value})
 
     def describe(self) -> str:
         return f"= {self.value!r}"
@@ -500,10 +537,22 @@ def param_from_dict(name: str, d: Mapping[str, Any]) -> Param:
     return p._bind(name)
 
 
+def _matches(parent: Param, value: Any, allowed: list[Any]) -> bool:
+    """Whether a parent parameter's value is one of a condition's values (choices compared as choices)."""
+    if isinstance(parent, Choice):
+        k = Choice._key(value) if isinstance(value, _CHOICE_TYPES) else None
+        return any(Choice._key(a) == k for a in allowed if isinstance(a, _CHOICE_TYPES))
+    # A fixed value: equal and of the same kind (True is not 1 here either).
+    return any(value == a and isinstance(value, bool) == isinstance(a, bool) for a in allowed)
+
+
 class Space(Mapping[str, Param]):
     """The search space: named parameters in the order given.
 
     ``Space(lr=Float(1e-5, 1e-1, scale="log"), units=Int(32, 512, step=32))``
+
+    Conditional parameters (``when=...``) are part of a config only while their condition holds: a config
+    holds exactly the active parameters, in the space's order.
     """
 
     def __init__(self, params: Mapping[str, Param] | None = None, /, **kw: Param) -> None:
@@ -522,6 +571,54 @@ class Space(Mapping[str, Param]):
                     "wrap a constant in Fixed(...)"
                 )
             self._params[name] = p._bind(name)
+        self._order = self._check_conditions()
+
+    def _check_conditions(self) -> list[str]:
+        """Checks every ``when`` against the space; returns the names in an order where parents come first."""
+        for name, p in self._params.items():
+            for parent, allowed in (p.when or {}).items():
+                if parent not in self._params:
+                    raise SpaceError(
+                        f"parameter '{name}': when names '{parent}', which is not in the space; "
+                        f"known: {', '.join(self._params)}"
+                    )
+                q = self._params[parent]
+                if not isinstance(q, (Choice, Fixed)):
+                    raise SpaceError(
+                        f"parameter '{name}': when names '{parent}', a {q.kind}; a condition must name a choice "
+                        "(or fixed) parameter"
+                    )
+                if isinstance(q, Choice):
+                    for a in allowed:
+                        try:
+                            q.index(a)
+                        except SpaceError:
+                            raise SpaceError(
+                                f"parameter '{name}': when {parent} = {a!r}, which is not one of the choices "
+                                f"{q.describe()}"
+                            ) from None
+        # Depth-first over the conditions: a parameter reached again while it is being visited is a cycle.
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cyc = path[path.index(name):] + [name]
+                raise SpaceError(
+                    f"parameter '{name}': its when conditions form a cycle ({' -> '.join(cyc)}); "
+                    "a parameter cannot depend on itself"
+                )
+            state[name] = 1
+            for parent in self._params[name].when or {}:
+                visit(parent, [*path, name])
+            state[name] = 2
+            order.append(name)
+
+        for name in self._params:
+            visit(name, [])
+        return order
 
     # Mapping protocol
     def __getitem__(self, key: str) -> Param:
@@ -542,6 +639,17 @@ class Space(Mapping[str, Param]):
         """Names of the parameters that are searched (all but Fixed)."""
         return [k for k, p in self._params.items() if p.searched]
 
+    @property
+    def conditional(self) -> bool:
+        """Whether any parameter has a ``when`` condition."""
+        return any(p.when for p in self._params.values())
+
+    @property
+    def parents(self) -> list[str]:
+        """The parameters some condition names, parents before children."""
+        named = {k for p in self._params.values() for k in (p.when or {})}
+        return [k for k in self._order if k in named]
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {k: p.to_dict() for k, p in self._params.items()}
 
@@ -550,38 +658,78 @@ class Space(Mapping[str, Param]):
         return cls({k: param_from_dict(k, v) for k, v in d.items()})
 
     def with_fixed(self, values: Mapping[str, Any]) -> Space:
-        """A copy where the given parameters are Fixed at the given (checked) values."""
+        """A copy where the given parameters are Fixed at the given (checked) values (conditions kept)."""
         params = dict(self._params)
         for k, v in values.items():
             if k not in params:
                 raise SpaceError(f"parameter '{k}' is not in the space; known: {', '.join(params)}")
-            params[k] = Fixed(params[k].check(v) if params[k].searched else v)
+            params[k] = Fixed(params[k].check(v) if params[k].searched else v, when=params[k].when)
         return Space(params)
+
+    # Conditions
+    def active(self, config: Mapping[str, Any]) -> dict[str, bool]:
+        """Which parameters are active for the values in ``config`` (a parent absent from it is inactive)."""
+        on: dict[str, bool] = {}
+        for k in self._order:
+            on[k] = all(
+                on[parent] and parent in config and _matches(self._params[parent], config[parent], allowed)
+                for parent, allowed in (self._params[k].when or {}).items()
+            )
+        return {k: on[k] for k in self._params}
+
+    def prune(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config without its inactive parameters (and without names the space does not have)."""
+        on = self.active(config)
+        return {k: config[k] for k in self._params if on[k] and k in config}
+
+    def describe_when(self, name: str) -> str:
+        """The condition of a parameter in words: ``optimizer is 'sgd' or 'rmsprop'``."""
+        parts = []
+        for parent, allowed in (self._params[name].when or {}).items():
+            parts.append(f"{parent} is " + " or ".join(repr(a) for a in allowed))
+        return " and ".join(parts) or "always"
 
     # Configs
     def check(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Returns the config normalised to the space, or raises SpaceError naming the first problem.
 
-        Every parameter must be present and nothing else.
+        Every active parameter must be present, and nothing else (an inactive one is an error).
         """
         unknown = [k for k in config if k not in self._params]
         if unknown:
             raise SpaceError(f"parameter '{unknown[0]}' is not in the space; known: {', '.join(self._params)}")
-        missing = [k for k in self._params if k not in config]
-        if missing:
-            raise SpaceError(f"config lacks parameter '{missing[0]}'")
-        return {k: p.check(config[k]) for k, p in self._params.items()}
+        out: dict[str, Any] = {}
+        for k in self._order:  # parents first: a child's activity depends on its parents' checked values
+            p = self._params[k]
+            if not all(
+                parent in out and _matches(self._params[parent], out[parent], allowed)
+                for parent, allowed in (p.when or {}).items()
+            ):
+                if k in config:
+                    raise SpaceError(
+                        f"parameter '{k}' is inactive in this config: it applies only when {self.describe_when(k)}; "
+                        "leave it out"
+                    )
+                continue
+            if k not in config:
+                raise SpaceError(f"config lacks parameter '{k}'")
+            out[k] = p.check(config[k])
+        return {k: out[k] for k in self._params if k in out}
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        """One config drawn uniformly on each parameter's scale."""
-        return {k: p.sample(rng) for k, p in self._params.items()}
+        """One config drawn uniformly on each parameter's scale (every parameter is drawn, so the draws of
+        the active ones do not depend on the conditions; the inactive ones are then left out)."""
+        return self.prune({k: p.sample(rng) for k, p in self._params.items()})
 
     def to_unit(self, config: Mapping[str, Any]) -> np.ndarray:
-        """The searched parameters of a config as a point of the unit cube (order of ``searched``)."""
-        return np.array([self._params[k].to_unit(config[k]) for k in self.searched], dtype=float)
+        """The searched parameters of a config as a point of the unit cube (order of ``searched``; an
+        inactive parameter at 0.5)."""
+        return np.array(
+            [self._params[k].to_unit(config[k]) if k in config else 0.5 for k in self.searched], dtype=float
+        )
 
     def from_unit(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
-        """The config at a point of the unit cube (Fixed parameters at their values)."""
+        """The config at a point of the unit cube (Fixed parameters at their values, inactive ones left out)."""
         names = self.searched
         if len(u) != len(names):
             raise SpaceError(f"a unit point needs {len(names)} coordinates, got {len(u)}")
@@ -589,31 +737,73 @@ class Space(Mapping[str, Param]):
         out: dict[str, Any] = {}
         for k, p in self._params.items():
             out[k] = p.from_unit(next(it)) if p.searched else p.from_unit(0.5)
-        return out
+        return self.prune(out)
 
+    # Grid: the branches are the combinations of the parents' values; within a branch, the product of the
+    # active other parameters' values. Inactive parameters are never enumerated.
     def grid_axes(self, points: int | None = None) -> dict[str, list[Any]]:
         return {k: p.grid(points) for k, p in self._params.items()}
 
     def grid_counts(self, points: int | None = None) -> dict[str, int]:
         return {k: p.grid_count(points) for k, p in self._params.items()}
 
+    def _branches(self, points: int | None) -> Iterator[dict[str, Any]]:
+        """Every assignment of the active parents, in a stable order (the last parent varies fastest)."""
+        parents = self.parents
+
+        def rec(i: int, acc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+            if i == len(parents):
+                yield dict(acc)
+                return
+            k = parents[i]
+            if not self.active(acc)[k]:
+                yield from rec(i + 1, acc)
+                return
+            for v in self._params[k].grid(points):
+                acc[k] = v
+                yield from rec(i + 1, acc)
+                del acc[k]
+
+        yield from rec(0, {})
+
+    def _branch_axes(self, branch: dict[str, Any], points: int | None) -> list[str]:
+        """The active non-parent parameters of a branch, in space order."""
+        on = self.active(branch)  # conditions name only parents, and the branch holds the active ones
+        parents = set(self.parents)
+        return [k for k in self._params if k not in parents and on[k]]
+
+    def _branch_size(self, branch: dict[str, Any], points: int | None, counts: dict[str, int]) -> int:
+        return math.prod(counts[k] for k in self._branch_axes(branch, points))
+
     def grid_size(self, points: int | None = None) -> int:
         """Number of configs of the full grid, known before the first trial (nothing is listed)."""
-        return math.prod(self.grid_counts(points).values())
+        counts = self.grid_counts(points)
+        if not self.parents:
+            return math.prod(counts.values())
+        return sum(self._branch_size(b, points, counts) for b in self._branches(points))
 
     def grid(self, points: int | None = None) -> Iterator[dict[str, Any]]:
         """Every config of the grid, in a stable order (the last parameter varies fastest)."""
         axes = self.grid_axes(points)
-        names = list(axes)
-        for combo in itertools.product(*axes.values()):
-            yield dict(zip(names, combo))
+        for branch in self._branches(points):
+            names = self._branch_axes(branch, points)
+            for combo in itertools.product(*(axes[k] for k in names)):
+                values = branch | dict(zip(names, combo))
+                yield {k: values[k] for k in self._params if k in values}
 
     def grid_point(self, index: int, points: int | None = None) -> dict[str, Any]:
-        """The index-th config of ``grid()`` without enumerating the ones before it."""
+        """The index-th config of ``grid()`` without enumerating the ones before it (only the branches)."""
         axes = self.grid_axes(points)
-        out: dict[str, Any] = {}
-        for k in reversed(list(axes)):
-            vals = axes[k]
-            index, r = divmod(index, len(vals))
-            out[k] = vals[r]
-        return {k: out[k] for k in axes}
+        counts = {k: len(v) for k, v in axes.items()}
+        for branch in self._branches(points):
+            names = self._branch_axes(branch, points)
+            size = math.prod(counts[k] for k in names)
+            if index >= size:
+                index -= size
+                continue
+            out: dict[str, Any] = dict(branch)
+            for k in reversed(names):
+                index, r = divmod(index, counts[k])
+                out[k] = axes[k][r]
+            return {k: out[k] for k in self._params if k in out}
+        raise SpaceError("grid index beyond the grid")

@@ -112,6 +112,18 @@ def _live_key(path: Path) -> str:
         return str(path)
 
 
+def _application_id(p: Path) -> int:
+    """The file's application id, read through SQLite (which keeps this process's locks intact)."""
+    try:
+        conn = sqlite3.connect(f"file:{p.resolve().as_posix()}?mode=ro", uri=True, timeout=30)
+        try:
+            return int(conn.execute("PRAGMA application_id").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise CorruptDatabaseError(f"{p} cannot be read ({e}); it was left unchanged") from None
+
+
 def check_file(path: str | os.PathLike[str]) -> bool:
     """Checks, without writing a byte, that ``path`` is a tuitune database or may become one.
 
@@ -129,18 +141,21 @@ def check_file(path: str | os.PathLike[str]) -> bool:
         return False
     with _LIVE_LOCK:
         live = _LIVE.get(_live_key(p), 0) > 0
-    if live:
-        return True  # checked when this process opened it; reading it outside SQLite now would drop its locks
-    with open(p, "rb") as f:
-        header = f.read(100)
-    if not header.startswith(SQLITE_MAGIC):
-        raise NotOurDatabaseError(
-            f"{p} is not a tuitune database (not an SQLite file); it was left unchanged. "
-            "Point --db or TUITUNE_DB at another file"
-        )
-    if len(header) < 100:
-        raise CorruptDatabaseError(f"{p} is a truncated SQLite file; it was left unchanged. Restore it from a backup")
-    app_id = int.from_bytes(header[68:72], "big")
+    if not live:  # reading the file outside SQLite would drop the locks of this process's connections
+        with open(p, "rb") as f:
+            header = f.read(100)
+        if not header.startswith(SQLITE_MAGIC):
+            raise NotOurDatabaseError(
+                f"{p} is not a tuitune database (not an SQLite file); it was left unchanged. "
+                "Point --db or TUITUNE_DB at another file"
+            )
+        if len(header) < 100:
+            raise CorruptDatabaseError(
+                f"{p} is a truncated SQLite file; it was left unchanged. Restore it from a backup"
+            )
+        app_id = int.from_bytes(header[68:72], "big")
+    else:
+        app_id = _application_id(p)
     if app_id not in (0, APPLICATION_ID):
         raise NotOurDatabaseError(
             f"{p} is another program's SQLite database (application id {app_id:#x}); it was left unchanged. "
@@ -520,7 +535,7 @@ class Store:
         except sqlite3.IntegrityError:
             raise SessionExistsError(
                 f"a session named '{name}' already exists in {self.path}; resume it with "
-                f"'tuitune resume {name}' or choose another name"
+                f"'{resume_command(name, self.path)}' or choose another name"
             ) from None
         return self.session(name)
 
@@ -540,7 +555,7 @@ class Store:
             c.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
 
     def delete_session(self, name: str) -> None:
-        """Deletes a session with its trials and epoch rows (the user asked, and confirmed)."""
+        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once)."""
         sid = self._session_id(name)
         with self.transaction() as c:
             c.execute("DELETE FROM epochs WHERE trial_id IN (SELECT id FROM trials WHERE session_id = ?)", (sid,))
@@ -891,6 +906,22 @@ def default_db_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("tuitune", appauthor=False)) / "tuitune.db"
+
+
+def db_option(db_path: str | os.PathLike[str] | None) -> list[str]:
+    """``["--db", PATH]`` when ``db_path`` is not the default database, else ``[]``: what a printed
+    command needs so that it works when pasted."""
+    if db_path is None:
+        return []
+    path = Path(db_path).expanduser().resolve()
+    return [] if path == default_db_path().expanduser().resolve() else ["--db", str(path)]
+
+
+def resume_command(name: str, db_path: str | os.PathLike[str] | None = None, *extra: str) -> str:
+    """``tuitune resume NAME [extra...] [--db PATH]``, pasteable (see db_option)."""
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in ["tuitune", "resume", name, *extra, *db_option(db_path)])
 
 
 def files_dir(db_path: str | os.PathLike[str]) -> Path:

@@ -2,7 +2,8 @@
 
 Every ``report`` is one committed epoch row before it returns. ``epochs()`` is where the runner's
 commands (pause, stop, abort, the time limit) take effect, between epochs. Checkpoints are written
-atomically (temp file, fsync, rename) in torch's format and read back with ``weights_only=True``.
+atomically (temp file, rename; no fsync, see ``save_checkpoint``) in torch's format and read back with
+``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def save_checkpoint(path: Path, epoch: int, state: dict[str, Any]) -> None:
     try:
         # No fsync: a checkpoint torn by a power cut fails to load and is ignored (training restarts
         # from scratch, the rows after it are superseded), so durability is not worth milliseconds
-        # per epoch. The rename still guarantees a reader never sees a half-written file.
+        # per epoch. The rename still guarantees that no reader sees a half-written file while the
+        # machine runs; after a power cut the renamed file may be torn, which is the case above.
         with open(tmp, "wb") as f:
             torch.save({"epoch": int(epoch), "state": state}, f)
         os.replace(tmp, path)

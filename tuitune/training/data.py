@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from tuitune.core.errors import SetupError
-from tuitune.training.presets import DATASETS
+from tuitune.training.catalog import DATASETS
+from tuitune.training.devices import DeviceError, resolve_device  # noqa: F401 - re-exported
 
 # How long a download may wait on the network before we call the machine offline.
 CONNECT_TIMEOUT_S = 5.0
@@ -39,47 +40,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class DataError(SetupError):
     """A dataset that is missing, cannot be downloaded, or cannot be read."""
-
-
-class DeviceError(SetupError):
-    """A device that does not exist or is not available on this machine."""
-
-
-# --------------------------------------------------------------------------------------------- devices
-
-
-def resolve_device(spec: str | torch.device | None = None) -> torch.device:
-    """The torch device for ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or None (CUDA, then MPS, then CPU)."""
-    if spec is None or spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"device {spec!r} is not a device name; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device {spec!r}: CUDA is not available here (torch {torch.__version__}, built for CUDA "
-                f"{torch.version.cuda or 'none'}, no usable GPU found); use --device cpu"
-            )
-        n = torch.cuda.device_count()
-        index = 0 if dev.index is None else dev.index
-        if index >= n:
-            raise DeviceError(f"device {spec!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
-        return torch.device("cuda", index)
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DeviceError(f"device {spec!r}: Apple MPS is not available here; use --device cpu")
-        return dev
-    raise DeviceError(f"device {spec!r}: only cpu, cuda, cuda:N and mps are supported")
 
 
 def default_data_dir() -> Path:

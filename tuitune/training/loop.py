@@ -10,7 +10,6 @@ stopping), so a resumed or promoted trial continues exactly where a straight run
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import os
 import time
@@ -24,7 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tuitune.core.errors import PresetError
-from tuitune.training.data import StreamData, TensorData, load_data, resolve_device
+from tuitune.core.runner import release_memory
+from tuitune.training.catalog import METRICS_BUILTIN
+from tuitune.training.data import StreamData, TensorData, load_data
+from tuitune.training.devices import device_name, resolve_device
 from tuitune.training.models import build_model
 from tuitune.training.presets import Preset
 
@@ -73,21 +75,12 @@ def make_objective(
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def device_name(dev: torch.device) -> str:
-    """The device's human name: the GPU model, or the CPU's."""
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    if dev.type == "mps":
-        return "Apple MPS"
-    import platform
-
-    return platform.processor() or platform.machine() or "cpu"
-
-
 def make_optimizer(cfg: dict[str, Any], params: Any, device: torch.device) -> torch.optim.Optimizer:
-    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg["weight_decay"])
+    """The optimizer of a config. A parameter the config lacks (a conditional one inactive for this optimizer,
+    or a config written by hand) takes torch's default."""
+    name, lr, wd = cfg["optimizer"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
     if name == "sgd":
-        momentum = float(cfg["momentum"])
+        momentum = float(cfg.get("momentum", 0.0))
         return torch.optim.SGD(
             params,
             lr=lr,
@@ -98,9 +91,10 @@ def make_optimizer(cfg: dict[str, Any], params: Any, device: torch.device) -> to
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         extra = {"fused": True} if device.type == "cuda" else {}
-        return cls(params, lr=lr, betas=(float(cfg["beta1"]), float(cfg["beta2"])), weight_decay=wd, **extra)
+        betas = (float(cfg.get("beta1", 0.9)), float(cfg.get("beta2", 0.999)))
+        return cls(params, lr=lr, betas=betas, weight_decay=wd, **extra)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd)
+        return torch.optim.RMSprop(params, lr=lr, momentum=float(cfg.get("momentum", 0.0)), weight_decay=wd)
     raise ValueError(f"optimizer {name!r} is unknown; use sgd, adam, adamw or rmsprop")
 
 
@@ -184,7 +178,7 @@ def train(
             torch.set_num_threads(cpu_threads(model, int(cfg["batch_size"]), threads))
         optimizer = make_optimizer(cfg, model.parameters(), device)
         scheduler = make_scheduler(cfg["schedule"], optimizer, max(preset.max_epochs, int(trial.budget)))
-        monitor = preset.metric if preset.metric in ("val_loss", "val_acc", "train_loss") else "val_loss"
+        monitor = preset.metric if preset.metric in METRICS_BUILTIN else "val_loss"
         direction = preset.direction if monitor == preset.metric else "minimize"
         stopper = EarlyStopping(cfg["patience"], direction)
 
@@ -217,7 +211,7 @@ def train(
     finally:
         del model, optimizer, scheduler
         torch.set_num_threads(threads)
-        release_memory(device)
+        release_memory()  # the trial's model and optimizer, and the CUDA / MPS cache
 
 
 def cpu_threads(model: nn.Module, batch_size: int, current: int) -> int:
@@ -227,14 +221,6 @@ def cpu_threads(model: nn.Module, batch_size: int, current: int) -> int:
         return int(env)
     params = sum(p.numel() for p in model.parameters())
     return 1 if params * batch_size < SMALL_STEP else current
-
-
-def release_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    elif device.type == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
 
 
 def _train_epoch(

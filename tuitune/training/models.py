@@ -6,20 +6,15 @@ from typing import Any
 
 from torch import nn
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-}
+from tuitune.training.catalog import ACTIVATIONS
 
 
 def activation(name: str) -> nn.Module:
+    """A fresh activation module by its catalog name (catalog.ACTIVATIONS names its torch.nn class)."""
     try:
-        return _ACTIVATIONS[name]()
+        return getattr(nn, ACTIVATIONS[name])()
     except KeyError:
-        raise ValueError(f"activation {name!r} is unknown; use one of {', '.join(_ACTIVATIONS)}") from None
+        raise ValueError(f"activation {name!r} is unknown; use one of {', '.join(ACTIVATIONS)}") from None
 
 
 def build_model(

@@ -8,163 +8,57 @@ import torch: the command line lists presets without paying for it.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import PresetError, SpaceError
 from tuitune.core.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
+from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
+    _ALL,
+    _DATA_KEYS,
+    _DATA_ONLY,
+    _MODEL_KEYS,
+    _TOP_KEYS,
+    ACTIVATIONS,
+    DATASETS,
+    DIRECTIONS,
+    INITS,
+    METRICS_BUILTIN,
+    MODEL_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TRAINER_PARAMS,
+    DatasetInfo,
+    TrainerParam,
+    trainer_params,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+def _preset_dir() -> Path:
+    """The bundled presets: the repository's top-level ``presets/`` folder, which a wheel (and an editable
+    install) ships as the data-only package ``tuitune.presets`` (pyproject's package-dir)."""
+    source = Path(__file__).resolve().parent.parent.parent / "presets"  # a source checkout on the path
+    if (source / "digits-mlp.toml").is_file():
+        return source
+    from importlib.util import find_spec
 
-METRICS_BUILTIN = ("val_acc", "val_loss", "train_loss")
-DIRECTIONS = ("minimize", "maximize")
-MODEL_KINDS = ("mlp", "cnn", "resnet18")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
-INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal")
-SCHEDULES = ("constant", "step", "exponential", "cosine")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What validation needs to know about a dataset, without loading it."""
-
-    channels: int
-    size: int
-    classes: int | None
-    source: str
+    spec = find_spec("tuitune.presets")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location).resolve()
+    return source
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    "digits": DatasetInfo(1, 8, 10, "scikit-learn's 8x8 handwritten digits (bundled, no download)"),
-    "mnist": DatasetInfo(1, 28, 10, "torchvision MNIST"),
-    "fashion-mnist": DatasetInfo(1, 28, 10, "torchvision FashionMNIST"),
-    "cifar10": DatasetInfo(3, 32, 10, "torchvision CIFAR10"),
-    "imagefolder": DatasetInfo(3, 224, None, "your own images in class folders (torchvision ImageFolder)"),
-}
-
-# [data] keys: name -> (python types, check, what it means); dataset-specific ones listed after.
-_DATA_KEYS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
-    "dataset": ((str,), lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "val_fraction": ((float,), lambda v: 0 < v < 1, "a fraction of the training set, 0 < x < 1"),
-    "split_seed": ((int,), lambda v: v >= 0, "a whole number >= 0"),
-    "augment": ((bool,), lambda v: True, "true or false"),
-    "download": ((bool,), lambda v: True, "true or false"),
-    "root": ((str,), lambda v: bool(v), "a folder path"),
-    "num_workers": ((int,), lambda v: v >= 0, "a whole number >= 0"),
-}
-_DATA_ONLY = {
-    "root": ("imagefolder",),
-    "num_workers": ("imagefolder",),
-    "download": ("mnist", "fashion-mnist", "cifar10"),
-}
-_MODEL_KEYS: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]]] = {
-    "mlp": {},
-    "cnn": {"batchnorm": ((bool,), lambda v: True, "true or false")},
-    "resnet18": {
-        "stem": (
-            (str,),
-            lambda v: v in ("auto", "small", "standard"),
-            "auto, small (3x3 conv, no max-pool: 32x32 images) or standard (7x7 conv and max-pool)",
-        )
-    },
-}
-
-
-@dataclass(frozen=True)
-class TrainerParam:
-    """A hyperparameter the built-in trainer understands: its type, default and valid values."""
-
-    type: type
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple[Any, ...] | None = None
-    models: tuple[str, ...] = MODEL_KINDS
-    help: str = ""
-
-    def domain(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(map(str, self.choices))
-        if self.type is bool:
-            return "true or false"
-        lo = "(" if self.low_open else "["
-        hi = ")" if self.high_open else "]"
-        return f"a {'whole number' if self.type is int else 'number'} in {lo}{self.low:g}, {self.high:g}{hi}"
-
-    def valid(self, v: Any) -> bool:
-        if self.type is bool:
-            return isinstance(v, bool)
-        if self.type is str:
-            return isinstance(v, str) and (self.choices is None or v in self.choices)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return False
-        if self.type is int and not (isinstance(v, int) or float(v).is_integer()):
-            return False
-        if not math.isfinite(v):
-            return False
-        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
-            return False
-        return not (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
-
-
-_ALL = MODEL_KINDS
-TRAINER_PARAMS: dict[str, TrainerParam] = {
-    "lr": TrainerParam(float, 1e-3, 0, 10, low_open=True, help="learning rate"),
-    "optimizer": TrainerParam(str, "adam", choices=OPTIMIZERS),
-    "momentum": TrainerParam(float, 0.9, 0, 1, high_open=True, help="SGD / RMSprop momentum"),
-    "nesterov": TrainerParam(bool, False, help="Nesterov momentum (SGD)"),
-    "beta1": TrainerParam(float, 0.9, 0, 1, high_open=True, help="Adam / AdamW beta1"),
-    "beta2": TrainerParam(float, 0.999, 0, 1, high_open=True, help="Adam / AdamW beta2"),
-    "weight_decay": TrainerParam(float, 0.0, 0, 1),
-    "batch_size": TrainerParam(int, 64, 1, 65536),
-    "schedule": TrainerParam(str, "constant", choices=SCHEDULES, help="learning-rate schedule over max_epochs"),
-    "patience": TrainerParam(int, 0, 0, 100000, help="early stopping: epochs without improvement; 0 = off"),
-    "train_fraction": TrainerParam(float, 1.0, 0, 1, low_open=True, help="fraction of the training split used"),
-    "image_size": TrainerParam(int, 0, 4, 1024, help="images are resized to this (default: the dataset's size)"),
-    "dropout": TrainerParam(float, 0.0, 0, 1, high_open=True),
-    "activation": TrainerParam(str, "relu", choices=ACTIVATIONS, models=("mlp", "cnn")),
-    "init": TrainerParam(str, "default", choices=INITS, models=("mlp", "cnn"), help="weight initialisation"),
-    "hidden_layers": TrainerParam(int, 1, 0, 16, models=("mlp",)),
-    "units": TrainerParam(int, 128, 1, 65536, models=("mlp", "cnn"), help="hidden units (cnn: the dense head)"),
-    "conv_blocks": TrainerParam(int, 2, 1, 8, models=("cnn",)),
-    "filters": TrainerParam(int, 32, 1, 4096, models=("cnn",), help="filters of the first block; doubled per block"),
-    "kernel_size": TrainerParam(int, 3, 1, 15, models=("cnn",), help="kernel width"),
-}
-
-_TOP_KEYS = (
-    "name",
-    "description",
-    "metric",
-    "direction",
-    "max_epochs",
-    "data",
-    "model",
-    "defaults",
-    "space",
-    "objective",
-    "backend",
-)
-
-
-def trainer_params(kind: str) -> dict[str, TrainerParam]:
-    """The hyperparameters the built-in trainer reads for a model kind."""
-    return {k: p for k, p in TRAINER_PARAMS.items() if kind in p.models}
-
+PRESET_DIR = _preset_dir()
 
 @dataclass
 class Preset:
@@ -431,8 +325,9 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     ordered.update({k: v for k, v in space_params.items() if k not in ordered})
     try:
         space = Space(ordered)
-    except SpaceError as e:  # a fixed value the space refuses
-        raise err("defaults", str(e)) from None
+    except SpaceError as e:  # a when condition the space refuses (names the entry), or a fixed value
+        src = next((f"space.{k}" for k in params if str(e).startswith(f"parameter '{k}'")), "defaults")
+        raise err(src, str(e)) from None
     return Preset(
         name=name,
         description=description,
@@ -638,42 +533,3 @@ def _convert(key: str, t: str, want: type) -> Any:
             raise bad
         return f
     return t
-
-
-# ---------------------------------------------------------------------------------------------- objective
-
-
-def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], Any], float | None]:
-    """The callable ``objective(config, trial)`` of a preset.
-
-    For ``objective = "pkg.mod:fn"`` the module is imported with the current directory and the preset
-    file's directory on ``sys.path``. For the built-in trainer it is ``make_objective(preset, **kwargs)``
-    (keyword arguments ``device``, ``data_dir``, ``seed``).
-    """
-    if preset.objective is None:
-        from tuitune.training.loop import make_objective
-
-        return make_objective(preset, **kwargs)
-    where = f"{preset.path or preset.name}: key 'objective'"
-    mod_name, _, fn_name = preset.objective.partition(":")
-    for d in (str(Path(preset.path).resolve().parent) if preset.path else None, os.getcwd()):
-        if d and d not in sys.path:
-            sys.path.insert(0, d)
-    try:
-        module = importlib.import_module(mod_name)
-    except Exception as e:  # noqa: BLE001 - any failure of the user's import is reported the same way
-        raise PresetError(f"{where}: cannot import module {mod_name!r} ({type(e).__name__}: {e})") from e
-    fn = getattr(module, fn_name, None)
-    if fn is None:
-        raise PresetError(f"{where}: module {mod_name!r} has no function {fn_name!r}")
-    if not callable(fn):
-        raise PresetError(f"{where}: {preset.objective!r} is not a function")
-    try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError:
-        raise PresetError(
-            f"{where}: {preset.objective} must accept (config, trial); its signature is {inspect.signature(fn)}"
-        ) from None
-    except ValueError:  # builtins without a signature: let the call decide
-        pass
-    return fn

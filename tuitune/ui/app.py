@@ -11,7 +11,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.store import Store, default_db_path
+from tuitune.core.store import Store, default_db_path, resume_command
 from tuitune.ui import messages as msg
 from tuitune.ui.run_control import RunControl
 from tuitune.ui.widgets.dialogs import ConfirmDialog
@@ -48,8 +48,6 @@ class TuituneApp(App[int]):
         preset_files: list[str] | None = None,
         bundled_presets: bool = True,
         probe_devices: bool = True,
-        max_failures: int = 3,
-        trial_timeout: float | None = None,
         open_session: str | None = None,
     ) -> None:
         super().__init__()
@@ -59,7 +57,7 @@ class TuituneApp(App[int]):
         self.preset_files = list(preset_files or [])
         self.bundled_presets = bundled_presets
         self.probe_devices = probe_devices
-        self.run_control = RunControl(self, max_failures=max_failures, trial_timeout=trial_timeout)
+        self.run_control = RunControl(self)
         self._quitting = False
 
     def on_mount(self) -> None:
@@ -121,7 +119,8 @@ class TuituneApp(App[int]):
         self.push_screen(
             ConfirmDialog(
                 f"Session '{self.run_control.session}' is training. Stop after the current epoch and quit? "
-                "Everything is saved; 'tuitune resume' continues it.",
+                f"Everything is saved; '{resume_command(self.run_control.session or '', self.store.path)}' "
+                "continues it.",
                 yes="Stop and quit",
                 no="Keep training",
             ),

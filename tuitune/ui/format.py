@@ -6,18 +6,7 @@ import math
 import time
 from typing import Any
 
-
-def fmt(v: Any, digits: int = 4) -> str:
-    """A compact rendering: 4 significant digits for floats, '-' for None."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        return f"{v:.{digits}g}"
-    return str(v)
+from tuitune.core.text import fmt  # noqa: F401 - the one rendering of values, re-exported for the screens
 
 
 def fmt_delta(d: float | None) -> str:

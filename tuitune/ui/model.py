@@ -10,14 +10,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, best_trial, better, is_rankable, ranked
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
-
-
-def searched_params(record: SessionRecord) -> list[str]:
-    """The names of the searched parameters of a session (Fixed ones left out)."""
-    return [k for k, p in record.space.items() if p.get("type") != "fixed"]
 
 
 def trial_duration(t: TrialRecord, now: float | None = None) -> float | None:
@@ -66,7 +61,7 @@ class SessionView:
         self.trials: dict[int, TrialRecord] = {t.number: t for t in trials}
         self.current: int | None = None
         self.total: int | None = record.n_trials
-        self.searched = searched_params(record)
+        self.searched = record.searched
 
     @property
     def metric(self) -> str:
@@ -108,18 +103,11 @@ class SessionView:
         return [self.trials[k] for k in sorted(self.trials)]
 
     def best(self) -> TrialRecord | None:
-        best = None
-        for t in self.ordered():
-            if t.state == TrialState.COMPLETE and t.value is not None:
-                if best is None or better(t.value, best.value, self.direction):
-                    best = t
-        return best
+        return best_trial(self.ordered(), self.direction)
 
     def ranked(self) -> list[TrialRecord]:
         """Complete trials best first, then running, paused, interrupted, pruned and failed by number."""
-        sign = 1.0 if self.direction == "minimize" else -1.0
-        done = [t for t in self.ordered() if t.state == TrialState.COMPLETE and t.value is not None]
-        done.sort(key=lambda t: (sign * t.value, t.number))
+        done = ranked(self.ordered(), self.direction)
         order = {
             TrialState.RUNNING: 0,
             TrialState.PAUSED: 1,
@@ -134,7 +122,7 @@ class SessionView:
 
     def rank_of(self) -> dict[int, int]:
         ranked = self.ranked()
-        return {t.number: i + 1 for i, t in enumerate(ranked) if t.state == TrialState.COMPLETE and t.value is not None}
+        return {t.number: i + 1 for i, t in enumerate(ranked) if is_rankable(t)}
 
     def accuracy(self, t: TrialRecord) -> float | None:
         e = best_epoch(t, self.metric, self.direction)
@@ -151,7 +139,7 @@ class SessionView:
         xs, ys, px, py = [], [], [], []
         best: float | None = None
         for t in self.ordered():
-            if t.state != TrialState.COMPLETE or t.value is None:
+            if not is_rankable(t):
                 continue
             px.append(t.number)
             py.append(t.value)

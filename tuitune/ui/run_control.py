@@ -30,10 +30,8 @@ if TYPE_CHECKING:
 class RunControl:
     """Starts a Launch's Runner in a thread worker and holds it while it runs."""
 
-    def __init__(self, app: App[Any], *, max_failures: int = 3, trial_timeout: float | None = None) -> None:
+    def __init__(self, app: App[Any]) -> None:
         self.app = app
-        self.max_failures = max_failures
-        self.trial_timeout = trial_timeout
         self.runner: Runner | None = None
         self.follower: Follower | None = None  # following another process's session instead of running one
         self._unfollow = threading.Event()
@@ -72,7 +70,7 @@ class RunControl:
         if self.running:
             raise RuntimeError(f"session '{self.session}' is running; stop it first")
         bridge = RunnerBridge(self.app)
-        self.runner = launch.runner([bridge], max_failures=self.max_failures, trial_timeout=self.trial_timeout)
+        self.runner = launch.runner([bridge])  # the launch carries its run limits
         self.follower = None
         self.session = launch.name
         runner, name = self.runner, launch.name

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState
+from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
 
 
@@ -131,7 +131,7 @@ class Strategy(ABC):
         return value if self.direction == "minimize" else -value
 
     def completed(self) -> list[TrialRecord]:
-        return [t for t in self.trials if t.state == TrialState.COMPLETE and t.value is not None]
+        return [t for t in self.trials if is_rankable(t)]
 
     # ---- contract -----------------------------------------------------------------------------
     @abstractmethod

@@ -35,9 +35,11 @@ class GridStrategy(Strategy):
         if self.size > max_size:
             counts = space.grid_counts(points)
             detail = " x ".join(f"{k}:{n:,}" for k, n in counts.items() if n > 1)
+            text = f"the grid has {self.size:,} configs ({detail}), over the limit of {max_size:,}; "
+            todo = "shrink the space, give Floats fewer grid points, or raise"
             raise StrategyError(
-                f"the grid has {self.size:,} configs ({detail}), over the limit of {max_size:,}; "
-                "shrink the space, give Floats fewer grid points, or raise max_size"
+                f"{text}{todo} max_size ({_max_flag()} on the command line)",
+                cli_message=f"{text}{todo} the limit with {_max_flag()} {self.size}",
             )
 
     def total(self) -> int:
@@ -55,3 +57,9 @@ class GridStrategy(Strategy):
         return Suggestion(
             config=self.space.grid_point(nxt, self.points), budget=self.max_epochs, meta={"grid_index": nxt}
         )
+
+
+def _max_flag() -> str:
+    from tuitune.core.strategies import option
+
+    return option("grid", "max_size").flag

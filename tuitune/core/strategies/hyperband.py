@@ -19,7 +19,17 @@ The plan
 Options
     ``factor`` (eta, a whole number >= 2), ``bracket`` (None: every bracket; s: that bracket alone, i.e.
     plain successive halving, s in 0..s_max), ``iterations`` (how many Hyperband iterations to run when the
-    session sets no trial count).
+    session sets no trial count), ``sampler`` (how new configs are drawn, below).
+
+Sampler
+    ``"random"``: uniformly from the space (the paper). ``"bayes"`` (the default since it beat Optuna's TPE +
+    HyperbandPruner at equal epochs, benchmarks/results/hyperband-bayes.md; as BOHB, Falkner et al. 2018, with the
+    GP of the bayes strategy in place of its TPE): a new config comes from the Bayes model fitted on the
+    values at the highest rung budget that at least ``dim + 2`` trials have reached (their best value over
+    epochs 1..budget), the other trials as pending points (so one rung's new configs spread out); with too few
+    such trials, and for one new config in three (BOHB's random fraction, which keeps the search global), it
+    is drawn at random. Each new trial's meta says which: ``"chosen_by": "model" | "random"``. The model is a
+    function of the seed and the stored trials, so a resumed session continues the same way.
 
 Trial count
     ``n_trials`` (``--trials N``) caps the number of NEW trials (configs); promotions do not count. With it,
@@ -78,6 +88,9 @@ from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
+SAMPLERS = ("random", "bayes")
+# BOHB's fraction of new configs drawn at random whatever the model says.
+_RANDOM_FRACTION = 1 / 3
 
 
 def _whole(x: Any) -> bool:
@@ -153,12 +166,26 @@ class HyperbandStrategy(Strategy):
         bracket: None to run every bracket; a bracket s (0..s_max) to run that bracket alone, i.e. plain
             successive halving with n configs starting at R / factor**s epochs.
         iterations: how many Hyperband iterations to run when the session sets no trial count.
+        sampler: ``"bayes"`` (the default: new configs from a GP fitted at the highest rung with enough
+            trials; see the module docstring) or ``"random"`` (the paper's).
     """
 
     name = "hyperband"
 
-    def __init__(self, space, *, factor: int = 3, bracket: int | None = None, iterations: int = 1, **kw: Any) -> None:
+    def __init__(
+        self,
+        space,
+        *,
+        factor: int = 3,
+        bracket: int | None = None,
+        iterations: int = 1,
+        sampler: str = "bayes",
+        **kw: Any,
+    ) -> None:
         super().__init__(space, **kw)
+        if sampler not in SAMPLERS:
+            raise StrategyError(f"hyperband option sampler {sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
+        self.sampler = sampler
         if not _whole(factor) or factor < 2:
             raise StrategyError(f"hyperband option factor must be a whole number >= 2 (3 is usual), got {factor!r}")
         if not _whole(iterations) or iterations < 1:
@@ -283,14 +310,54 @@ class HyperbandStrategy(Strategy):
             if walk.action == "wait":
                 waiting = True  # its rung waits for running trials: the next bracket may start meanwhile
                 continue
-            meta = {"bracket": plan.bracket, "rung": walk.rung, "iteration": plan.iteration}
+            meta: dict[str, Any] = {"bracket": plan.bracket, "rung": walk.rung, "iteration": plan.iteration}
             if walk.action == "new":
                 config = self.space.sample(self.rng())
+                if self.sampler == "bayes":
+                    model_config = self._model_config()
+                    meta["chosen_by"] = "random" if model_config is None else "model"
+                    config = model_config or config
                 return Suggestion(config=config, budget=plan.budgets[0], meta=meta)
             t = walk.trial
             assert t is not None
             return Suggestion(config=dict(t.config), budget=plan.budgets[walk.rung], trial=t.number, meta=meta)
         return WAIT if waiting else None
+
+    def _model_config(self) -> dict[str, Any] | None:
+        """A new config from the Bayes model at the highest budget with enough values; None: draw at random."""
+        if self.rng(5).random() < _RANDOM_FRACTION:
+            return None
+        from tuitune.core.strategies.bayes import BayesStrategy
+
+        ours = [t for t in self.trials if self._is_ours(t)]
+        budgets = sorted({b for s in self._cycle() for b in rung_budgets(s, self.max_epochs, self.factor)}, reverse=True)
+        n_min = len(self.space.searched) + 2
+        for b in budgets:
+            reached = [t for t in ours if t.last_epoch >= b and t.state != TrialState.FAILED]
+            if len(reached) >= n_min:
+                break
+        else:
+            return None
+        seen = {t.number for t in reached}
+        records = []
+        for t in ours:
+            if t.number in seen:
+                v = t.value_at(b, self.metric, self.direction)
+                state = TrialState.COMPLETE if v is not None else TrialState.FAILED
+                records.append(dataclasses.replace(t, state=state, value=v, meta={}))
+            elif t.state == TrialState.FAILED:
+                records.append(dataclasses.replace(t, meta={}))
+            else:  # not at this budget yet: pending (constant liar), so new configs keep away from it
+                records.append(dataclasses.replace(t, state=TrialState.RUNNING, value=None, meta={}))
+        bayes = BayesStrategy(
+            self.space, seed=self.seed, metric=self.metric, direction=self.direction, n_initial=1,
+            max_epochs=self.max_epochs,
+        )
+        bayes.restore(records)
+        s = bayes.ask()
+        if s is None or s.meta.get("chosen_by") != "model":
+            return None
+        return s.config
 
     def state_after(self, trial: TrialRecord) -> TrialState:
         """PAUSED below the top rung of the trial's bracket (waiting for the rung's decision), else COMPLETE."""

@@ -48,17 +48,14 @@ class ManualStrategy(Strategy):
             return
         raise ManualError(f"manual base {base!r} is unknown; use 'defaults', 'best' or a trial number")
 
+    def _fill(self) -> dict[str, Any]:
+        """A value for every parameter, active or not: the default, else the middle of its range."""
+        d = self.defaults or {}
+        return {k: d[k] if k in d else p.from_unit(0.5) for k, p in self.space.items()}
+
     def defaults_config(self) -> dict[str, Any]:
-        if self.defaults is not None:
-            cfg = {k: self.defaults.get(k) for k in self.space}
-            missing = [k for k in self.space if k not in self.defaults]
-            if missing:
-                # Parameters without a default start at the middle of their range.
-                mid = self.space.from_unit([0.5] * len(self.space.searched))
-                for k in missing:
-                    cfg[k] = mid[k]
-            return self.space.check(cfg)
-        return self.space.from_unit([0.5] * len(self.space.searched))
+        # Parameters without a default start at the middle of their range; inactive ones are left out.
+        return self.space.check(self.space.prune(self._fill()))
 
     def base_config(self, base: str | int) -> tuple[dict[str, Any], str | int]:
         """The config of a base and how it is recorded (``"defaults"`` or a trial number)."""
@@ -93,12 +90,21 @@ class ManualStrategy(Strategy):
             if k not in self.space:
                 raise ManualError(f"parameter '{k}' is not in the space; known: {', '.join(self.space)}")
             p = self.space[k]
+            if not self.space.active(config)[k]:
+                raise ManualError(
+                    f"parameter '{k}' is inactive in this run: it applies only when {self.space.describe_when(k)}; "
+                    "change that first"
+                )
             try:
                 # A Fixed parameter can still be changed by hand; a searched one must stay in its space.
                 config[k] = p.check(v) if p.searched else v
             except SpaceError as e:
                 raise ManualError(str(e)) from None
-        diff = {k: config[k] for k in change if config[k] != base_config[k]}
+        if self.space.conditional:
+            # A change of a choice can switch parameters off (they leave the config) or on (they start at
+            # their default, else the middle of their range).
+            config = self.space.prune({**self._fill(), **config})
+        diff = {k: config[k] for k in change if config[k] != base_config.get(k)}
         return Suggestion(config=config, budget=self.max_epochs, meta={"base": base_id, "change": diff})
 
     def request(self, change: Mapping[str, Any] | None = None, base: str | int | None = None) -> Suggestion:

@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from tuitune.core.api import check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
+from tuitune.core.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
 
 if TYPE_CHECKING:
@@ -31,22 +32,19 @@ STRATEGIES = [
     ("grid: every combination", "grid"),
     ("manual: one change at a time", "manual"),
 ]
+# The strategy options the screen offers: those of core's table that have a label, by their flag.
+_SCREEN_OPTIONS = [o for o in STRATEGY_OPTIONS if o.label]
 # Which option inputs each strategy shows (the rest are hidden).
 OPTIONS = {
-    "random": {"trials", "max-epochs", "seed"},
-    "bayes": {"trials", "max-epochs", "seed", "n-initial"},
-    "hyperband": {"trials", "max-epochs", "seed", "factor"},
-    "asha": {"trials", "max-epochs", "seed", "factor"},
-    "grid": {"trials", "max-epochs", "seed", "grid-points"},
-    "manual": {"max-epochs", "seed"},
+    strategy: {"max-epochs", "seed", *(() if strategy == "manual" else ("trials",)),
+               *(o.flag[2:] for o in _SCREEN_OPTIONS if strategy in o.strategies)}
+    for _, strategy in STRATEGIES
 }
 FIELDS = [
     ("trials", "trials", "20 (grid, hyperband, asha: their plan)"),
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
-    ("factor", "halving factor", "3"),
-    ("n-initial", "Bayes initial points", "automatic"),
-    ("grid-points", "grid points per float", "5"),
+    *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS),
 ]
 
 
@@ -305,13 +303,7 @@ class NewSessionScreen(Screen[None]):
                 raise ValueError(str(err)) from None
             if self.store.session_exists(name):
                 raise ValueError(f"a session named '{name}' exists; choose another name")
-        options: dict[str, Any] = {}
-        if strategy in ("hyperband", "asha"):
-            options["factor"] = self._int("factor")
-        elif strategy == "bayes":
-            options["n_initial"] = self._int("n-initial")
-        elif strategy == "grid":
-            options["points"] = self._int("grid-points")
+        options = {o.name: self._int(o.flag[2:]) for o in _SCREEN_OPTIONS if strategy in o.strategies}
         device = str(self.query_one("#device", Select).value)
         return dict(
             preset_ref=e.ref,

@@ -58,6 +58,9 @@ class TrialDetailScreen(Screen[None]):
         if "change" in t.meta:
             ch = ", ".join(f"{k}={fmt(val)}" for k, val in t.meta["change"].items()) or "no change"
             head.append(f"manual: {ch} from {base_label(t.meta)}")
+        if t.meta.get("chosen_by") is not None:  # bayes and hyperband: how the config was chosen
+            how = {"initial": "the initial design", "model": "the model", "random": "random sampling"}
+            head.append(f"chosen by {how.get(t.meta['chosen_by'], t.meta['chosen_by'])}")
         if t.meta.get("bracket") is not None:
             head.append(f"hyperband bracket {t.meta.get('bracket')} rung {t.meta.get('rung')}")
         elif t.meta.get("rung") is not None:

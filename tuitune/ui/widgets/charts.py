@@ -11,7 +11,7 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import TrialRecord, TrialState, is_rankable
 from tuitune.ui.model import SessionView
 
 TRAIN, VAL, BEST, DIM, FAILED = "cyan", "orange", "green", "gray", "red"
@@ -129,7 +129,7 @@ class SliceChart(_Chart):
         pts = [
             (t.config.get(param), t.value)
             for t in view.ordered()
-            if t.state == TrialState.COMPLETE and t.value is not None
+            if is_rankable(t)
         ]
         if not pts:
             self._empty(f"{view.metric} against {param}", "no complete trial yet")

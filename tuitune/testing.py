@@ -1,7 +1,16 @@
-"""Provides FakeTrial: the objective's Trial contract in memory, for testing objectives without the engine.
+"""Provides FakeTrial: the objective's Trial contract in memory, to unit-test an objective without a
+database or a Runner (as Optuna's ``FixedTrial`` does)::
+
+    from tuitune.testing import FakeTrial
+
+    def test_my_objective_reports_every_epoch():
+        trial = FakeTrial(config={"lr": 0.01, "units": 64}, budget=3)
+        my_objective(trial.config, trial)
+        assert [row["epoch"] for row in trial.rows] == [1, 2, 3]
 
 Checkpoints go through ``torch.save`` into bytes and come back with ``torch.load(weights_only=True)``,
-as the engine stores them, so a test proves a checkpoint holds only what that loader accepts.
+as the engine stores them, so a test proves a checkpoint holds only what that loader accepts; a
+``FakeTrial(saved=trial.saved, ...)`` then runs the objective as a resume would.
 """
 
 from __future__ import annotations
@@ -19,6 +28,10 @@ class FakeTrial:
         number, config, budget: as the engine's Trial.
         saved: checkpoint bytes from an earlier run of the same trial (a resume or a promotion).
         stop_after: ``epochs()`` ends after this epoch, as when the user stops a trial.
+
+    Attributes:
+        rows: each ``report()`` as ``{"epoch": n, <metric>: value, ...}``, in order.
+        saved: the last checkpoint's bytes (None before the first); ``checkpoints``: how many were written.
     """
 
     def __init__(
@@ -35,8 +48,9 @@ class FakeTrial:
         self.budget = budget
         self.rows: list[dict[str, Any]] = []
         self.saved = saved
-        self.saved_epoch = 0
+        self.saved_epoch = 0  # the epoch of the last checkpoint (written, or restored from ``saved``)
         self.stop_after = stop_after
+        self._start = 0  # the epoch training resumes after: the restored checkpoint's
         self._epoch = 0
         self.checkpoints = 0
         if saved is not None:
@@ -46,13 +60,19 @@ class FakeTrial:
     def _load(b: bytes) -> dict[str, Any]:
         import torch
 
-        return torch.load(io.BytesIO(b), weights_only=True)
+        buf = io.BytesIO(b)
+        return torch.load(buf, weights_only=True)
 
     def restore(self) -> dict[str, Any] | None:
-        return None if self.saved is None else self._load(self.saved)
+        """The last checkpoint's state, or None; after it, ``epochs()`` continues from the next epoch."""
+        if self.saved is None:
+            return None
+        blob = self._load(self.saved)
+        self._start = int(blob["epoch"])
+        return blob["state"]
 
     def epochs(self) -> Iterator[int]:
-        for e in range(self.saved_epoch + 1, self.budget + 1):
+        for e in range(self._start + 1, self.budget + 1):
             if self.stop_after is not None and e > self.stop_after:
                 return
             self._epoch = e
@@ -65,10 +85,11 @@ class FakeTrial:
         self.rows.append({"epoch": self._epoch, **metrics})
 
     def checkpoint(self, state: dict[str, Any]) -> None:
+        """Keeps ``state`` for the current epoch, in the engine's format (its epoch beside it)."""
         import torch
 
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save({"epoch": self._epoch, "state": state}, buf)
         self.saved = buf.getvalue()
         self.saved_epoch = self._epoch
         self.checkpoints += 1

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 OBJECTIVE = """
-import math, random, time
+import math, os, random, time
 
 SLEEP = {sleep}
 FAIL_UNITS = {fail_units}
+HOLD = {hold!r}  # a path prefix: trial N waits after each epoch while the file HOLD-N exists
 
 def objective(config, trial):
     rnd = random.Random(trial.number)
@@ -26,6 +27,8 @@ def objective(config, trial):
             time.sleep(SLEEP)
         v = abs(math.log10(config["lr"]) + 2.5) / 3 + 6.4 / config["units"] + 1.0 / e + rnd.random() * 0.05
         trial.report(val_loss=v, train_loss=v * 0.9, val_acc=1 - v / 3)
+        while HOLD and os.path.exists(f"{{HOLD}}-{{trial.number}}"):
+            time.sleep(0.01)
 """
 
 PRESET = """
@@ -52,10 +55,17 @@ def make_preset(
     name: str = "mine",
     fail_units: int = -1,
     module: str | None = None,
+    hold: Path | None = None,
 ) -> Path:
-    """Writes a preset TOML and its objective module (a unique module name: tests share one process)."""
+    """Writes a preset TOML and its objective module (a unique module name: tests share one process).
+
+    With ``hold``, trial N waits after each reported epoch while the file ``<hold>-N`` exists: a test
+    holds a trial where it wants it, whatever the machine's load, and lets it go by deleting the file.
+    """
     module = module or f"tuitune_test_obj_{uuid.uuid4().hex[:10]}"
-    (folder / f"{module}.py").write_text(OBJECTIVE.format(sleep=sleep, fail_units=fail_units))
+    (folder / f"{module}.py").write_text(
+        OBJECTIVE.format(sleep=sleep, fail_units=fail_units, hold=str(hold) if hold else "")
+    )
     path = folder / f"{name}.toml"
     path.write_text(PRESET.format(name=name, module=module, epochs=epochs))
     return path

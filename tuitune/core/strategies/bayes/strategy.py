@@ -1,0 +1,228 @@
+"""Provides BayesStrategy: an initial design, then a GP and log expected improvement over the space.
+
+The first ``n_initial`` trials follow a scrambled Sobol sequence (their size adapts to the budget and the
+dimension: ``initial_design_size``). After that a GP (Matern 5/2, one lengthscale per parameter) is fitted
+to the completed trials and the next config maximises log expected improvement over the space. Each trial
+records how its config was chosen: ``meta["chosen_by"]`` is ``"initial"`` or ``"model"``.
+
+* A failed trial is a point of the GP data with the worst value observed, so the search steers away
+  from its region. NaN and inf never reach the GP.
+* Running (and interrupted or paused) trials are pending points: the GP is conditioned on them at the
+  mean observed value (constant liar) and their exact configs are never suggested again, so two
+  workers do not get the same point.
+
+Two GP engines share that machinery: ``engine="botorch"`` (BoTorch's SingleTaskGP fitted with
+``fit_gpytorch_mll``, BoTorch's LogExpectedImprovement) and ``engine="lean"`` (``gp.LeanGP``).
+``benchmarks/bench_bayes.py`` measures both against Optuna; the default is the one that wins there (see
+``benchmarks/results/bayes.md``).
+
+Everything ``ask`` does is a function of the seed, the options and the trial records: randomness comes
+from ``self.rng(...)`` and a torch.Generator seeded from it, and nothing is cached between calls, so
+``restore(records)`` continues exactly like an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from tuitune.core.errors import SpaceError, StrategyError
+from tuitune.core.records import TrialState
+from tuitune.core.space import Space
+from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.strategies.bayes.acquisition import acquisition
+from tuitune.core.strategies.bayes.encoding import Encoding
+from tuitune.core.strategies.bayes.optim import optimize_acqf
+
+ENGINES = ("lean", "botorch")
+DEFAULT_ENGINE = "lean"
+
+_PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
+
+
+def initial_design_size(dim: int, n_trials: int | None) -> int:
+    """How many Sobol trials come before the GP: Ax's max(5, 2 * dim), at most 10 (Optuna GPSampler's
+    fixed number, enough for the GP's hyperparameters to settle), and at most a third of the budget (at
+    least 2), so that a short session still spends most of its trials on the model: 10 trials give 3
+    initial ones and 7 model ones. A budget of 30 or more never changes the rule's answer, so the first 30
+    trials of a 60-trial session are those of a 30-trial one."""
+    n = min(10, max(5, 2 * dim))
+    if n_trials is not None:
+        n = min(n, max(2, n_trials // 3))
+    return n
+
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries (built once: building it scans every library)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: only speed is at stake
+        return None
+    return ThreadpoolController()
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Small GP linear algebra runs fastest on one thread: many tiny ops, where torch's OpenMP threads and
+    the OpenBLAS threads behind SciPy's L-BFGS-B otherwise fight over the cores (10x slower here)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        controller = _blas_controller()
+        if controller is None:
+            yield
+        else:
+            with controller.limit(limits=1, user_api="blas"):
+                yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class BayesStrategy(Strategy):
+    """Gaussian-process Bayesian optimisation with log expected improvement.
+
+    Args:
+        n_initial: trials drawn from a scrambled Sobol sequence before the GP takes over (None, the
+            default: ``initial_design_size`` of the dimension and the budget).
+        engine: ``"lean"`` (the GP written here) or ``"botorch"`` (BoTorch's SingleTaskGP).
+        n_candidates: quasi-random points scored before the local searches start (default 1024).
+        n_local: local searches run from the best of them and a roulette draw over the rest (default 8).
+    """
+
+    name = "bayes"
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        n_initial: int | None = None,
+        engine: str = DEFAULT_ENGINE,
+        n_candidates: int = 1024,
+        n_local: int = 8,
+        **kw: Any,
+    ) -> None:
+        super().__init__(space, **kw)
+        for opt, val, lo in (("n_initial", n_initial, 1), ("n_candidates", n_candidates, 16), ("n_local", n_local, 1)):
+            if opt == "n_initial" and val is None:
+                continue
+            if not isinstance(val, int) or isinstance(val, bool) or val < lo:
+                raise StrategyError(f"bayes option {opt} must be a whole number >= {lo}, got {val!r}")
+        if engine not in ENGINES:
+            raise StrategyError(f"bayes option engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
+        self.n_initial = n_initial
+        self.engine = engine
+        self.n_candidates = n_candidates
+        self.n_local = n_local
+        self._enc = Encoding(space)
+        # None is stored as the option (a resumed session applies the same rule to the same budget).
+        self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.n_trials)
+
+    # ---- ask ----------------------------------------------------------------------------------------
+    def ask(self) -> Suggestion | None:
+        if not self.budget_left():
+            return None
+        if self._enc.dim == 0:  # nothing to search: every config is the same
+            return Suggestion(config=self._enc.to_config(np.empty(0)), budget=self.max_epochs)
+        data = self._data()
+        taken = {self._enc.key(c) for c in data["configs"]}
+        if self.n_created >= self._n_initial and len(data["y_obs"]) >= 2:
+            with _one_torch_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                u = self._suggest_model(data, taken)
+            if u is not None:
+                return self._suggestion(u, "model")
+        return self._suggestion(self._suggest_initial(taken), "initial")
+
+    def _suggestion(self, u: np.ndarray, how: str) -> Suggestion:
+        return Suggestion(config=self._enc.to_config(u), budget=self.max_epochs, meta={"chosen_by": how})
+
+    def _data(self) -> dict[str, Any]:
+        """Splits the records into observed points (u, score), failed points and pending points."""
+        enc = self._enc
+        obs_u, obs_y, bad_u, pend_u, configs = [], [], [], [], []
+        for t in self.trials:
+            try:
+                u = enc.to_u(t.config)
+            except (SpaceError, KeyError, TypeError, ValueError):
+                continue  # a trial from another space (the session's space was changed): not our data
+            configs.append(t.config)
+            value = None if t.value is None else float(t.value)
+            finite = value is not None and math.isfinite(value)
+            if t.state == TrialState.COMPLETE and value is not None and finite:
+                obs_u.append(u)
+                obs_y.append(self.score(value))
+            elif t.state in _PENDING_STATES:
+                pend_u.append(u)
+            elif t.state == TrialState.PRUNED and value is not None and finite:
+                # Stopped early because it was poor; its value at that epoch is usually worse than where it
+                # would have ended, which steers the search the right way.
+                obs_u.append(u)
+                obs_y.append(self.score(value))
+            else:  # failed (or pruned without a value)
+                bad_u.append(u)
+        return {
+            "u_obs": np.array(obs_u).reshape(-1, enc.dim),
+            "y_obs": np.array(obs_y, dtype=float),
+            "u_bad": np.array(bad_u).reshape(-1, enc.dim),
+            "u_pend": np.array(pend_u).reshape(-1, enc.dim),
+            "configs": configs,
+        }
+
+    def _suggest_initial(self, taken: set[tuple[float, ...]]) -> np.ndarray:
+        """The n_created-th point of the seeded scrambled Sobol sequence (a fresh one if it is taken)."""
+        from scipy.stats import qmc
+
+        n = self.n_created
+        m = max(1, math.ceil(math.log2(n + 1)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z = qmc.Sobol(d=self._enc.dim, scramble=True, seed=self.seed & 0xFFFFFFFF).random_base2(m)[n : n + 1]
+        u = self._enc.from_unit_cube(z)[0]
+        rng = self.rng(7)
+        for _ in range(64):
+            if self._key_u(u) not in taken:
+                break
+            u = self._enc.from_unit_cube(rng.random((1, self._enc.dim)))[0]
+        return u
+
+    def _key_u(self, u: np.ndarray) -> tuple[float, ...]:
+        return self._enc.key(self._enc.to_config(u))
+
+    # ---- the model ----------------------------------------------------------------------------------
+    def _suggest_model(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
+        import torch
+
+        enc = self._enc
+        y = -data["y_obs"]  # the GP maximises
+        worst = float(y.min())
+        u_train = np.concatenate([data["u_obs"], data["u_bad"]])
+        y_train = np.concatenate([y, np.full(len(data["u_bad"]), worst)])
+        mu, sd = float(y_train.mean()), float(y_train.std())
+        sd = sd if sd > 1e-12 else 1.0
+        ys = (y_train - mu) / sd
+        best = float(((y - mu) / sd).max())
+        X = enc.features(torch.from_numpy(u_train))
+        Y = torch.from_numpy(ys)
+        if len(data["u_pend"]):
+            Xp = enc.features(torch.from_numpy(data["u_pend"]))
+            Yp = torch.full((len(Xp),), float(ys.mean()), dtype=torch.float64)  # constant liar: the mean
+        else:
+            Xp, Yp = X[:0], Y[:0]
+
+        acq = acquisition(self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight)
+        rng = self.rng(11)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
+        cands, vals = optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen)
+        for i in np.argsort(-vals):
+            if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
+                return cands[i]
+        return None
