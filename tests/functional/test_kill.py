@@ -233,14 +233,12 @@ def test_kill_and_resume_two_workers(project: Project) -> None:
 
 
 @pytest.mark.ray
-def test_kill_and_resume_ray_backend(project: Project, tmp_path) -> None:
+def test_kill_and_resume_ray_backend(project: Project, tmp_path, ray_leftovers) -> None:
     """The coordinator killed with -9 while its trials run as actors of a local Ray instance: the same checks,
     and nothing of that Ray left behind (its processes end with the coordinator)."""
     pytest.importorskip("ray")
     import shutil
     import tempfile
-
-    from test_ray import _leftovers
 
     home = tmp_path / "home"
     home.mkdir()
@@ -252,7 +250,7 @@ def test_kill_and_resume_ray_backend(project: Project, tmp_path) -> None:
         run_kill_test(project, trials=6, epochs=5, kills=3, seed=2468, workers=2, backend="ray", epoch_s=0.1)
         r = project.cli("sessions", "--json")
         assert r.rc == 0 and json.loads(r.out)[0]["backend"] == "ray", r.err
-        project.wait_until(lambda: _leftovers(ray_tmp) == [], timeout=60, what="the killed coordinators' Ray to end")
+        project.wait_until(lambda: ray_leftovers(ray_tmp) == [], timeout=60, what="the killed coordinators' Ray to end")
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 

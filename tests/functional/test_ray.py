@@ -75,22 +75,7 @@ def ray_env(tmp_path, monkeypatch):
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def _leftovers(marker: str) -> list[str]:
-    """Processes whose command line names ``marker`` (Ray's session folder of the test)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                status = Path(f"/proc/{d}/status").read_text()
-            except OSError:
-                continue
-            if marker in cmd and "\nState:\tZ" not in status:
-                out.append(f"{d} {cmd[:120]}")
-    return out
-
-
-def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, monkeypatch):
+def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, monkeypatch, ray_leftovers):
     objs, ray_tmp = ray_env
     side = tmp_path / "side"
     side.mkdir()
@@ -131,7 +116,7 @@ def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, mo
     logs = files_dir(db) / "logs" / "r"
     assert "trial 5 done" in (logs / "5.log").read_text()
     assert list((files_dir(db) / "checkpoints" / "r").glob("*")) == []
-    assert _leftovers(str(ray_tmp)) == []
+    assert ray_leftovers(str(ray_tmp)) == []
 
 
 def test_ray_backend_errors_are_one_line(tmp_path, ray_env):
