@@ -13,7 +13,8 @@ and a pending call of an actor that died (its process killed, its node gone) rai
 ``RayActorError``: that is the death sentinel, with no polling. ``ray.util.queue.Queue`` was the other
 choice: it is itself an actor, so two per slot would start two more processes per trial slot (four on
 a 2-core machine for two slots) and add a hop per message, and a dead trial actor would still need a
-watcher of its own.
+watcher of its own. Measured (benchmarks/bench_ray_channel.py, 2 busy cores, Ray 2.60): a report's round
+trip takes 1.9 ms through actor methods against 5.9 ms through a pair of Queue actors (3.1x).
 
 Two messages stay between the pool and its actors (the Runner never sees them):
 
