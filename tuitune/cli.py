@@ -128,6 +128,12 @@ def _where(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_non_negative_int, metavar="N",
                    help="worker processes per device (default 1; 0 trains in this process)")
     g.add_argument("--in-process", action="store_true", help="train in this process (for pdb); same as --workers 0")
+    g.add_argument("--backend", choices=["local", "ray"],
+                   help="local: worker processes here (default); ray: one Ray actor per worker, on a Ray cluster")
+    g.add_argument("--ray-address", metavar="HOST:PORT|auto",
+                   help="ray: join this running cluster (default: start a local Ray on 127.0.0.1 for the run)")
+    g.add_argument("--gpus-per-trial", type=float, metavar="N",
+                   help="ray: GPUs of each actor; 0.25 lets four trials share one (default 1 on GPU nodes, else 0)")
     g.add_argument("--detach", action="store_true",
                    help="run headless in the background, detached from this terminal; follow it with tuitune open NAME")
 
@@ -254,16 +260,24 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    t = Table("session", "preset", "strategy", "done", "best", "state", "updated")
+    t = Table("session", "preset", "strategy", "backend", "done", "best", "state", "updated")
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
         state = f"{r.state} (live)" if r.alive else r.state
         t.add_row(
-            r.name, (r.preset or {}).get("name") or "-", r.strategy, f"{r.n_done}{budget}", fmt(r.best_value), state,
+            r.name, (r.preset or {}).get("name") or "-", r.strategy, _backend(r), f"{r.n_done}{budget}", fmt(r.best_value),
+            state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
     Console().print(t)
     return EXIT_OK
+
+
+def _backend(r: Any) -> str:
+    """Where a session's trials run: 'local', 'ray' or 'ray HOST:PORT'."""
+    backend = r.info.get("backend") or "local"
+    address = r.info.get("ray_address")
+    return f"{backend} {address}" if backend == "ray" and address else backend
 
 
 def _session_json(r: Any) -> dict[str, Any]:
@@ -272,6 +286,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
         "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
+        "backend": r.info.get("backend") or "local", "ray_address": r.info.get("ray_address"),
         "space": r.space, "created": r.created, "updated": r.updated,
     }
 
@@ -382,12 +397,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
             base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
             trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
+            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
         )
     else:
         launch = resume_run(
             args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
             sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
             workers=workers, devices=args.devices,
+            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
         )
     if args.detach:
         return detach(args, launch)
@@ -418,7 +435,11 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     argv = [sys.executable, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
     if launch.devices:
         argv += ["--devices", ",".join(launch.devices)]
-    argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures)]
+    argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures), "--backend", launch.backend]
+    if launch.ray_address is not None:
+        argv += ["--ray-address", launch.ray_address]
+    if launch.gpus_per_trial is not None:
+        argv += ["--gpus-per-trial", str(launch.gpus_per_trial)]
     if launch.trial_timeout is not None:
         argv += ["--trial-timeout", str(launch.trial_timeout)]
     if args.command == "resume" and args.trials:

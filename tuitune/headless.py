@@ -47,11 +47,13 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
 
 
 def where(t: TrialRecord) -> str:
-    """`` [w1 cuda:1]``: the worker and device a trial ran on, when it ran in a worker process."""
-    w, d = t.info.get("worker"), t.info.get("device")
+    """`` [w1 cuda:1]``: the worker and device a trial ran on, when it ran in a worker process;
+    `` [w1 cuda:0 @gpu-node-2]`` for a Ray actor (its node)."""
+    w, d, node = t.info.get("worker"), t.info.get("device"), t.info.get("node")
     if w is None:
         return ""
-    return f" [w{w} {d}]" if d else f" [w{w}]"
+    at = f" @{node}" if node else ""
+    return f" [w{w} {d}{at}]" if d else f" [w{w}{at}]"
 
 
 class HeadlessDisplay:

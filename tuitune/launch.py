@@ -42,6 +42,9 @@ class Launch:
     objective_ref: ObjectiveRef | None = None  # how a worker process loads the objective
     devices: list[str] | None = None  # one entry per device; None: not pinned
     workers: int = 1  # worker processes per device; 0: the objective runs in the runner's thread
+    backend: str = "local"  # "ray": one Ray actor per worker (``workers`` of them), on a cluster
+    ray_address: str | None = None  # None: a local Ray instance for the run
+    gpus_per_trial: float | None = None  # None: 1 when the Ray cluster has GPUs, else 0
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
         """The Runner of this launch, with its run limits (the one place a Runner is configured)."""
@@ -51,8 +54,15 @@ class Launch:
             if updates:
                 self.store.update_session(self.name, **updates)
 
-        pool = None
-        if self.workers and self.objective_ref is not None:
+        pool: Any = None
+        if self.backend == "ray" and self.objective_ref is not None:
+            from tuitune.core.ray_backend import RayPool
+
+            pool = RayPool(
+                self.objective_ref, plan_slots(None, self.workers or 1), _logs(self.store, self.name),
+                address=self.ray_address, gpus_per_trial=self.gpus_per_trial,
+            )
+        elif self.workers and self.objective_ref is not None:
             pool = WorkerPool(self.objective_ref, plan_slots(self.devices, self.workers), _logs(self.store, self.name))
         return Runner(
             self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, pool=pool,
@@ -63,6 +73,10 @@ class Launch:
     def where(self) -> str:
         """Where the trials run, in words: '2 workers on cpu', 'in this process on cuda:0'."""
         devs = ", ".join(self.devices or ["the best device"])
+        if self.backend == "ray":
+            n = self.workers or 1
+            at = f"the Ray cluster at {self.ray_address}" if self.ray_address else "a local Ray instance (127.0.0.1)"
+            return f"{n} Ray actor{'s' * (n != 1)} on {at}"
         if not self.workers or self.objective_ref is None:
             return f"in this process on {devs}"
         n = self.workers * max(1, len(self.devices or []))
@@ -187,6 +201,9 @@ def new_run(
     trial_timeout: float | None = None,
     workers: int | None = None,
     devices: str | Sequence[str] | None = None,
+    backend: str | None = None,
+    ray_address: str | None = None,
+    gpus_per_trial: float | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume).
 
@@ -219,6 +236,7 @@ def new_run(
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
     n_workers = _check_workers(workers)
+    where = _check_backend(backend or preset.backend or "local", n_workers, ray_address, gpus_per_trial)
     objective = _objective(preset, devs[0], data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
@@ -227,19 +245,37 @@ def new_run(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
-        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir},
+        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
     )
     if existed:
         launch = resume_run(
             name, db=store, device=device, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base,
             max_failures=max_failures, trial_timeout=trial_timeout, workers=workers, devices=devices,
+            backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
         )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
     return Launch(
         store, name, strat, objective, rec, objective_ref=_objective_ref(preset, data_dir, seed),
-        devices=devs, workers=n_workers, max_failures=max_failures, trial_timeout=trial_timeout,
+        devices=devs, workers=n_workers, max_failures=max_failures, trial_timeout=trial_timeout, **where,
     )
+
+
+def _check_backend(backend: str, workers: int, address: str | None, gpus: float | None) -> dict[str, Any]:
+    """Where trials run, checked: ``backend`` (and for Ray its address and GPUs per trial), as stored in info."""
+    from tuitune.core.workers import BACKENDS
+
+    if backend not in BACKENDS:
+        raise PresetError(f"--backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if backend == "local":
+        if address is not None or gpus is not None:
+            raise PresetError("--ray-address and --gpus-per-trial are options of --backend ray")
+        return {"backend": "local"}
+    from tuitune.core.ray_backend import check_address, check_gpus
+
+    if workers == 0:
+        raise PresetError("--backend ray runs trials in Ray actors: --workers 0 (--in-process) is for --backend local")
+    return {"backend": "ray", "ray_address": check_address(address), "gpus_per_trial": check_gpus(gpus)}
 
 
 def _check_workers(workers: int | None) -> int:
@@ -272,6 +308,9 @@ def resume_run(
     trial_timeout: float | None = None,
     workers: int | None = None,
     devices: str | Sequence[str] | None = None,
+    backend: str | None = None,
+    ray_address: str | None = None,
+    gpus_per_trial: float | None = None,
 ) -> Launch:
     """The stored session ``name``, ready to continue with its own strategy, budget and seed.
 
@@ -310,8 +349,14 @@ def resume_run(
         spec = rec.info.get("devices") or rec.info.get("device")
     devs = resolve_devices(spec)
     n_workers = _check_workers(workers if workers is not None else rec.info.get("workers"))
-    if devs != rec.info.get("devices") or n_workers != rec.info.get("workers"):
-        updates["info"] = {**rec.info, "device": devs[0], "devices": devs, "workers": n_workers}
+    backend = backend or rec.info.get("backend") or "local"
+    if backend == "ray" and backend == rec.info.get("backend"):  # the stored cluster, unless another is given
+        ray_address = ray_address if ray_address is not None else rec.info.get("ray_address")
+        gpus_per_trial = gpus_per_trial if gpus_per_trial is not None else rec.info.get("gpus_per_trial")
+    where = _check_backend(backend, n_workers, ray_address, gpus_per_trial)
+    if (devs != rec.info.get("devices") or n_workers != rec.info.get("workers")
+            or any(rec.info.get(k) != v for k, v in where.items())):
+        updates["info"] = {**rec.info, "device": devs[0], "devices": devs, "workers": n_workers, **where}
     data_dir = data_dir or rec.info.get("data_dir")
     objective = _objective(preset, devs[0], data_dir, rec.seed)
     if sets:
@@ -320,7 +365,7 @@ def resume_run(
     return Launch(
         store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates,
         max_failures=max_failures, trial_timeout=trial_timeout,
-        objective_ref=_objective_ref(preset, data_dir, rec.seed), devices=devs, workers=n_workers,
+        objective_ref=_objective_ref(preset, data_dir, rec.seed), devices=devs, workers=n_workers, **where,
     )
 
 

@@ -87,6 +87,8 @@ def _owner_pid() -> int:
     """The pid of the process that owns the session: the coordinator, when this runs in its worker."""
     import multiprocessing
 
+    if os.environ.get("TUITUNE_COORDINATOR_PID"):  # a Ray actor: its coordinator is not its parent
+        return int(os.environ["TUITUNE_COORDINATOR_PID"])
     parent = multiprocessing.parent_process()
     return parent.pid if parent is not None and parent.pid is not None else os.getpid()
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,23 @@ def inproc(project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
         return Result(rc, captured.out, captured.err)
 
     return call
+
+
+@pytest.fixture
+def ray_leftovers() -> Callable[[str], list[str]]:
+    """Processes (not zombies) whose command line names a marker: a Ray session folder of a test."""
+
+    def find(marker: str) -> list[str]:
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    status = Path(f"/proc/{d}/status").read_text()
+                except OSError:
+                    continue
+                if marker in cmd and "\nState:\tZ" not in status:
+                    out.append(f"{d} {cmd[:120]}")
+        return out
+
+    return find

@@ -17,6 +17,7 @@ so every logged epoch was committed), then checkpoints. After the last resume th
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import time
@@ -62,7 +63,8 @@ def _running(project: Project) -> list[int]:
 
 
 def run_kill_test(
-    project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03, workers: int = 1
+    project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03, workers: int = 1,
+    backend: str = "local",
 ) -> None:
     log = project.root / "commits.log"
     toml = project.toml(
@@ -71,7 +73,7 @@ def run_kill_test(
     )
     rng = random.Random(seed)
     run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless",
-                "--devices", "cpu", "--workers", workers)
+                "--devices", "cpu", "--workers", workers, "--backend", backend)
     resume_args = ("resume", SESSION, "--headless")
     left_running: list[list[int]] = []  # per kill: the trials the dead process left 'running'
     killed_pids: list[int] = []
@@ -228,6 +230,29 @@ def test_kill_and_resume(project: Project) -> None:
 
 def test_kill_and_resume_two_workers(project: Project) -> None:
     run_kill_test(project, trials=10, epochs=5, kills=6, seed=4321, workers=2)
+
+
+@pytest.mark.ray
+def test_kill_and_resume_ray_backend(project: Project, tmp_path, ray_leftovers) -> None:
+    """The coordinator killed with -9 while its trials run as actors of a local Ray instance: the same checks,
+    and nothing of that Ray left behind (its processes end with the coordinator)."""
+    pytest.importorskip("ray")
+    import shutil
+    import tempfile
+
+    home = tmp_path / "home"
+    home.mkdir()
+    ray_tmp = tempfile.mkdtemp(prefix="ttray", dir="/tmp")
+    project.env.update(HOME=str(home), TUITUNE_RAY_TMPDIR=ray_tmp, TMPDIR=str(tmp_path),
+                       PYTHONPATH=os.pathsep.join([str(project.root), os.environ.get("PYTHONPATH", "")]))
+    project.env.pop("RAY_ADDRESS", None)
+    try:
+        run_kill_test(project, trials=6, epochs=5, kills=3, seed=2468, workers=2, backend="ray", epoch_s=0.1)
+        r = project.cli("sessions", "--json")
+        assert r.rc == 0 and json.loads(r.out)[0]["backend"] == "ray", r.err
+        project.wait_until(lambda: ray_leftovers(ray_tmp) == [], timeout=60, what="the killed coordinators' Ray to end")
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -193,6 +193,8 @@ def tune(
     workers: int | None = None,
     devices: str | Sequence[str] | None = None,
     backend: str = "local",
+    ray_address: str | None = None,
+    gpus_per_trial: float | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -216,7 +218,11 @@ def tune(
             warning says so once. 0: always in this thread (for pdb).
         devices: ``"cpu"``, ``["cuda:0", "cuda:1"]``, ``"all"`` (every visible GPU); each worker is pinned to
             one (it sees its GPU as ``cuda:0``). None: workers are not pinned.
-        backend: ``"local"`` (worker processes on this machine).
+        backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (one Ray actor per worker, on a
+            cluster; ``workers`` is then the number of actors, ``devices`` is not used).
+        ray_address: ``"HOST:PORT"`` or ``"auto"`` joins a running Ray cluster; None starts a local Ray on
+            127.0.0.1 for this run.
+        gpus_per_trial: each Ray actor's GPUs (fractions share a GPU); None: 1 when the cluster has GPUs, else 0.
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -239,13 +245,13 @@ def tune(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults,
+        preset=preset, defaults=defaults, info={"backend": backend},
     )
     if existed:
         strat = strategy_for(rec, **run_options)
     runner = Runner(
         store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
-        pool=_pool(objective, workers, devices, backend),
+        pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),
     )
     result = runner.run()
     if result.state == "failed":
@@ -253,15 +259,33 @@ def tune(
     return Session(store, name)
 
 
-def _pool(objective: Callable[..., Any], workers: int | None, devices: Any, backend: str) -> Any:
+def _pool(
+    objective: Callable[..., Any], workers: int | None, devices: Any, backend: str, *,
+    ray_address: str | None = None, gpus_per_trial: float | None = None,
+) -> Any:
     """The worker pool ``tt.tune`` runs the objective in, or None to run it in this thread."""
     import warnings
 
     from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
+    from tuitune.core.workers import BACKENDS, WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
 
-    if backend != "local":
-        raise WorkerError(f"backend {backend!r} is unknown; use 'local'")
+    if backend not in BACKENDS:
+        raise WorkerError(f"backend {backend!r} is unknown; use {' or '.join(repr(b) for b in BACKENDS)}")
+    if backend == "ray":
+        from tuitune.core.ray_backend import RayPool
+
+        if workers == 0:
+            raise WorkerError("backend 'ray' runs trials in Ray actors: workers=0 is for the local backend")
+        ref = objective_ref(objective)
+        if ref is None:
+            raise ObjectiveError(
+                f"objective {getattr(objective, '__qualname__', repr(objective))} cannot be sent to a Ray actor "
+                "(a lambda, a closure or a local function); define it at the top level of a module"
+            )
+        return RayPool(ref, plan_slots(None, workers or 1), Path("."), address=ray_address,
+                       gpus_per_trial=gpus_per_trial)
+    if ray_address is not None or gpus_per_trial is not None:
+        raise WorkerError("ray_address and gpus_per_trial are options of backend='ray'")
     devs = parse_devices(devices)
     if workers == 0:
         return None

@@ -192,6 +192,8 @@ class Runner:
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
         self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
+        self._rerun: list[TrialRecord] = []
+        self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
         self._state_lock = threading.Lock()
 
     # ---- commands (any thread) -------------------------------------------------------------------
@@ -412,7 +414,8 @@ class Runner:
             store.set_trial_states(name, decisions)
             records = store.trials(name)
             self.strategy.restore(records)
-        rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
+        self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
+        rerun = self._rerun  # trials to run again before new ones (a lost Ray actor's joins it mid-run)
         store.update_session(name, state="running", message=None)
         self._session_state_written = True
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
@@ -421,7 +424,7 @@ class Runner:
         exhausted = False
         try:
             while True:
-                if not (self.stopping or exhausted or self.paused) and failures < self.max_failures:
+                if not (self.stopping or (exhausted and not rerun) or self.paused) and failures < self.max_failures:
                     for slot in self._free_slots():
                         sugg: Suggestion | Wait | None
                         if rerun:
@@ -453,7 +456,7 @@ class Runner:
                     if self.stopping:
                         result = RunResult("stopped", self._stop_reason)
                         break
-                    if exhausted:
+                    if exhausted and not rerun:
                         break
                     if self.pool is None:
                         if self.paused:
@@ -526,7 +529,9 @@ class Runner:
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
         if slot is not None:
-            info.update(worker=slot.slot.index, device=slot.slot.label, pid=slot.pid)
+            info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
+            if slot.node is not None:
+                info["node"] = slot.node
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
@@ -669,6 +674,14 @@ class Runner:
             return self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, info)
         if cut_off:
             return self._finish_record(number, TrialState.FAILED, None, how, None, info)
+        if getattr(self.pool, "requeue_lost", False) and number not in self._requeued:
+            # A lost node or actor is rarely the trial's fault: run it again (from its checkpoint), once.
+            self._requeued.add(number)
+            rec = self._finish_record(
+                number, TrialState.INTERRUPTED, None, f"its worker was lost ({how}); re-queued", None, info
+            )
+            self._rerun.append(rec)
+            return rec
         return self._finish_record(
             number, TrialState.FAILED, None,
             f"its worker process was {how}" if how.startswith("killed") else f"its worker process ended ({how})",

@@ -169,6 +169,9 @@ class Trial:
         """Saves the latest checkpoint of this trial (for the current epoch), replacing the previous one."""
         epoch = self._epoch if self._epoch is not None else self.last_epoch
         save_checkpoint(self._ckpt_path, epoch, state)
+        sent = getattr(self._runner, "_checkpointed", None)
+        if sent is not None:
+            sent(self, self._ckpt_path)  # a Ray actor sends it to the coordinator's checkpoint folder
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, budget={self.budget}, config={self.config})"

@@ -37,6 +37,7 @@ from typing import Any
 
 from tuitune.core.errors import ObjectiveError, TuituneError
 
+BACKENDS = ("local", "ray")  # where worker slots live: processes on this machine, or Ray actors
 MAX_WORKERS = 64  # per device; more is a typo, not a plan
 POISON_MARKERS = ("device-side assert", "CUDA error", "illegal memory access", "unspecified launch failure")
 
@@ -178,16 +179,20 @@ class TrialSpec:
 # ---------------------------------------------------------------------------- the worker's side
 
 
-class _PipeHost:
-    """The Trial's host inside a worker: every call is a request the coordinator answers."""
+class ChannelHost:
+    """The Trial's host inside a worker: every call is a request the coordinator answers.
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    ``send`` and ``recv`` are the transport (a pipe's ends for a local worker, queues inside a Ray actor).
+    """
+
+    def __init__(self, send: Callable[[Any], None], recv: Callable[[], Any]) -> None:
+        self.send = send
+        self.recv = recv
         self.thread_errors: list[tuple[str, str]] = []
 
     def _ask(self, msg: tuple[Any, ...]) -> Any:
-        self.conn.send(msg)
-        return self.conn.recv()
+        self.send(msg)
+        return self.recv()
 
     def _between_epochs(self, trial: Any) -> bool:
         from tuitune.core.trial import TrialFailed
@@ -206,6 +211,9 @@ class _PipeHost:
 
     def _supersede(self, number: int, after: int) -> None:
         self._ask(("supersede", number, after))
+
+    def _checkpointed(self, trial: Any, path: Path) -> None:
+        """Called after ``trial.checkpoint()`` wrote ``path``: a local worker shares the folder, nothing to do."""
 
 
 def _redirect(path: Path) -> None:
@@ -253,7 +261,7 @@ def _plain(value: Any) -> Any:
     return {"bad": f"{type(value).__name__} {value!r:.40}"}
 
 
-def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: _PipeHost) -> dict[str, Any]:
+def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: ChannelHost) -> dict[str, Any]:
     from tuitune.core.errors import SetupError
     from tuitune.core.records import TrialRecord, TrialState
     from tuitune.core.runner import is_out_of_memory, release_memory
@@ -316,7 +324,16 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
         local = "cuda"
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
-    host = _PipeHost(conn)
+    host = ChannelHost(conn.send, conn.recv)
+    install_excepthook(host)
+    objective = load_objective(ref_blob, local, threads, conn.send)
+    if objective is None:
+        return
+    serve_trials(objective, host, conn.recv, conn.send)
+
+
+def install_excepthook(host: ChannelHost) -> None:
+    """Errors in threads the objective started fail its trial (at its next epoch or its end)."""
 
     def excepthook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
@@ -326,29 +343,60 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
         host.thread_errors.append((f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}", trace))
 
     threading.excepthook = excepthook
+
+
+def load_objective(
+    ref_blob: bytes, device: str | None, threads: int, send: Callable[[Any], None], *, where: str = "",
+    facts: dict[str, Any] | None = None,
+) -> Callable[..., Any] | None:
+    """Builds the objective and says ``ready`` (None: it said ``setup-failed``).
+
+    ``where`` prefixes tuitune's own errors (a Ray node's name); ``facts`` ride on ``ready`` (the node, the device).
+    """
     try:
         ref = pickle.loads(ref_blob)
-        objective = ref.build(local)
+        objective = ref.build(device)
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(threads)
     except BaseException as e:  # noqa: BLE001 - reported to the coordinator, which says what to do
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        conn.send(("setup-failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, tb.format_exc(),
-                   isinstance(e, TuituneError)))
-        return
-    conn.send(("ready", os.getpid()))
+        ours = isinstance(e, TuituneError)
+        if ours and where:
+            first = f"{where}: {first}"
+        send(("setup-failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, tb.format_exc(), ours))
+        return None
+    send(("ready", os.getpid()) if facts is None else ("ready", os.getpid(), facts))
+    return objective  # type: ignore[no-any-return]
+
+
+def serve_trials(
+    objective: Callable[..., Any],
+    host: ChannelHost,
+    recv: Callable[[], Any],
+    send: Callable[[Any], None],
+    *,
+    prepare: Callable[[tuple[Any, ...]], TrialSpec] | None = None,
+    finish: Callable[[TrialSpec, dict[str, Any]], None] | None = None,
+) -> None:
+    """The worker's side of the conversation, whatever carries it: trials until ``quit`` or a closed channel.
+
+    ``prepare`` turns a ``("trial", spec, ...)`` message into the spec to run (a Ray actor puts the
+    checkpoint it was sent in its own folder); ``finish`` runs after each trial, before ``done``.
+    """
     while True:
         try:
-            msg = conn.recv()
+            msg = recv()
         except (EOFError, OSError):
             return
         if msg[0] == "quit":
             return
-        spec: TrialSpec = msg[1]
+        spec: TrialSpec = prepare(msg) if prepare is not None else msg[1]
         outcome = _run_one(objective, spec, host)
+        if finish is not None:
+            finish(spec, outcome)
         try:
-            conn.send(("done", spec.number, outcome))
+            send(("done", spec.number, outcome))
         except (OSError, ValueError):
             return
         if outcome["poisoned"]:
@@ -389,10 +437,15 @@ class Worker:
     trial: int | None = None  # the trial it runs
     waiting: tuple[Any, ...] | None = None  # a "between" request not answered yet (paused)
     started: float = field(default_factory=time.monotonic)
+    node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
+    device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
 
 
 class WorkerPool:
     """Starts, feeds, watches and replaces the worker processes of one run."""
+
+    backend = "local"
+    requeue_lost = False  # a lost worker fails its trial (its code may be what killed it)
 
     def __init__(self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path) -> None:
         if not slots:

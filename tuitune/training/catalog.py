@@ -145,6 +145,7 @@ _TOP_KEYS = (
     "defaults",
     "space",
     "objective",
+    "backend",
 )
 
 

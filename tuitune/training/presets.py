@@ -86,6 +86,7 @@ class Preset:
     model: dict[str, Any] = field(default_factory=dict)
     objective: str | None = None
     path: str = ""
+    backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
 
     @property
     def bundled(self) -> bool:
@@ -105,6 +106,7 @@ class Preset:
             "model": dict(self.model),
             "objective": self.objective,
             "path": self.path,
+            **({"backend": self.backend} if self.backend is not None else {}),
         }
 
     @classmethod
@@ -123,6 +125,7 @@ class Preset:
                 model=dict(d.get("model") or {}),
                 objective=d.get("objective"),
                 path=d.get("path", ""),
+                backend=d.get("backend"),
             )
         except (KeyError, TypeError, SpaceError) as e:
             raise PresetError(f"stored preset is incomplete or damaged ({type(e).__name__}: {e})") from None
@@ -219,6 +222,13 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     defaults_raw = _want(err, "defaults", raw.get("defaults", {}), (dict,), "a table [defaults]")
     space_raw = _want(err, "space", raw.get("space", {}), (dict,), "a table [space]")
     objective = raw.get("objective")
+    backend = raw.get("backend")
+    if backend is not None:
+        from tuitune.core.workers import BACKENDS
+
+        _want(err, "backend", backend, (str,), "a string")
+        if backend not in BACKENDS:
+            raise err("backend", f"{backend!r} is not {' or '.join(BACKENDS)}")
 
     if objective is not None:
         _want(err, "objective", objective, (str,), 'a string like "package.module:function"')
@@ -330,6 +340,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         model=model,
         objective=objective,
         path=str(path.resolve()),
+        backend=backend,
     )
 
 

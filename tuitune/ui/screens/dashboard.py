@@ -241,8 +241,12 @@ class DashboardScreen(TuituneScreen):
 
     def _device(self) -> str:
         dev = self.view.record.info.get("device")
+        node = None
         for t in self.view.live.values():
-            dev = t.info.get("device") or dev
+            if t.info.get("device"):
+                dev, node = t.info["device"], t.info.get("node")
+        if self.view.record.info.get("backend") == "ray":
+            return f"ray: {dev or 'auto'}" + (f" @{node}" if node else "")
         return str(dev or "auto")
 
     def _draw_header(self) -> None:

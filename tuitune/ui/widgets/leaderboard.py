@@ -112,7 +112,9 @@ class Leaderboard(ScrollView, can_focus=True):
     def _ensure_columns(self, view: SessionView) -> None:
         acc = ("acc",) if view.shows_acc() else ()
         # What ranks a trial comes first: with many parameters the row still shows value and state at 80 columns.
-        cols = ("rank", "trial", view.metric, *acc, "epochs", "state", "time", *view.searched)
+        # A Ray session's trials run on several machines: where each ran (node and device) gets a column.
+        where = ("where",) if _shows_where(view) else ()
+        cols = ("rank", "trial", view.metric, *acc, "epochs", "state", "time", *where, *view.searched)
         if cols == self._columns_for:
             return
         self.columns = [Column(c, c, len(c) + 1) for c in cols]
@@ -160,6 +162,7 @@ class Leaderboard(ScrollView, can_focus=True):
             (f"{r.summary.last_epoch}/{t.budget}", dim),
             (state[:STATE_WIDTH], state_style),
             (fmt_duration(seconds), dim),
+            *([(_where(t.info), dim)] if _shows_where(view) else []),
             *((fmt(t.config.get(p)), dim) for p in view.searched),
         ]
 
@@ -279,3 +282,15 @@ class Leaderboard(ScrollView, can_focus=True):
             self._move(index)
             if event.chain >= 2:
                 self.action_choose()
+
+
+def _shows_where(view: SessionView) -> bool:
+    """A column of where each trial ran: for Ray sessions and sessions of several workers."""
+    info = view.record.info
+    return info.get("backend") == "ray" or int(info.get("workers") or 1) * len(info.get("devices") or [1]) > 1
+
+
+def _where(info: dict) -> str:
+    """``w1 cuda:0`` (a local worker) or ``node-2 cuda:0`` (a Ray node)."""
+    who = info.get("node") or (f"w{info['worker']}" if info.get("worker") is not None else None)
+    return " ".join(str(x) for x in (who, info.get("device")) if x) or "-"
