@@ -228,6 +228,11 @@ class TuituneApp(App[int]):
         self.notify(f"wrote {out}", title="export")
         return out
 
+    def on_unmount(self) -> None:
+        """However the app ends, its run stops after the epoch (its workers too): a thread is never left
+        serving workers of a session nobody watches. ``run_app`` then waits for it."""
+        self.run_control.stop_and_join(0)
+
     async def action_quit(self) -> None:
         if self._quitting:
             return
