@@ -120,6 +120,11 @@ class TuituneApp(App[int]):
 
         self.push_screen(CompareScreen(view, numbers))
 
+    def open_devices(self, view: SessionView) -> None:
+        from tuitune.ui.screens.devices import DevicesScreen
+
+        self.push_screen(DevicesScreen(view))
+
     def open_importance(self, view: SessionView) -> None:
         from tuitune.ui.screens.importance import ImportanceScreen
 

@@ -63,6 +63,7 @@ class DashboardScreen(TuituneScreen):
         Binding("space", "mark", "Mark for compare", show=False),
         Binding("v", "compare", "Compare trials", show=False, tooltip="The marked trials (or this one and the best)"),
         Binding("i", "importance", "Parameter importance", show=False),
+        Binding("w", "devices", "Workers and devices", show=False, tooltip="Each worker: device, trial, memory, GPU use"),
         Binding("t", "follow", "Live trial", show=False, tooltip="The running trial's detail, following it"),
         Binding("n", "note_trial", "Note on trial", show=False),
         Binding("N", "note_session", "Note on session", show=False),
@@ -415,6 +416,9 @@ class DashboardScreen(TuituneScreen):
 
     def action_importance(self) -> None:
         self.tuitune.open_importance(self.view)
+
+    def action_devices(self) -> None:
+        self.tuitune.open_devices(self.view)
 
     def action_follow(self) -> None:
         n = self.view.current if self.view.current is not None else self.query_one(Leaderboard).selected_number()
