@@ -260,7 +260,11 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    t = Table("session", "preset", "strategy", "backend", "done", "best", "state", "updated")
+    t = Table()
+    # The name is what resume, open and export need: never cut, whatever the width (piped output too).
+    t.add_column("session", no_wrap=True, min_width=max(len(r.name) for r in recs))
+    for c in ("preset", "strategy", "backend", "done", "best", "state", "updated"):
+        t.add_column(c, overflow="fold")
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
         state = f"{r.state} (live)" if r.alive else r.state
@@ -269,7 +273,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
-    Console().print(t)
+    # Piped, nothing is cut for a width that is no terminal's: the table takes the width it needs.
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
     return EXIT_OK
 
 

@@ -324,3 +324,11 @@ def test_aliveness_rule():
     now = 1000.0
     assert is_alive(now - 0.5, now) and not is_alive(None, now)
     assert not is_alive(now - ALIVE_WITHIN - 0.01, now) and ALIVE_WITHIN < 5  # dead within 5 s
+
+
+def test_sessions_never_cuts_a_name_piped(tmp_path):
+    name = "keen-puffin-with-a-rather-long-session-name-42"
+    tt.tune(lambda c, t: c["x"], SPACE, trials=1, db=tmp_path / "t.db", session=name, workers=0)
+    out = subprocess.run([sys.executable, "-m", "tuitune", "--db", str(tmp_path / "t.db"), "sessions"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert name in out
