@@ -14,14 +14,23 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return v
+def _whole_at_least(low: int):  # noqa: ANN202 - an argparse type
+    """An argparse type: a whole number >= ``low``, with a one-line error otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {low} or more")
+        return v
+
+    return parse
+
+
+_positive_int = _whole_at_least(1)
+_non_negative_int = _whole_at_least(0)
 
 
 def _base(text: str) -> str | int:
@@ -109,16 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("presets", help="list the bundled presets")
     common(pr)
     return p
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return v
 
 
 def _where(sp: argparse.ArgumentParser) -> None:
