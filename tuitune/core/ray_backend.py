@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import queue
 import shutil
 import signal
@@ -52,7 +51,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.errors import ObjectiveError, TuituneError
+from tuitune.core.errors import TuituneError
 from tuitune.core.workers import (
     ChannelHost,
     ObjectiveRef,
@@ -62,6 +61,7 @@ from tuitune.core.workers import (
     WorkerError,
     install_excepthook,
     load_objective,
+    pickled_objective,
     serve_trials,
 )
 
@@ -283,13 +283,7 @@ class RayPool:
     ) -> None:
         if not slots:
             raise WorkerError("no worker slots: give at least one worker")
-        try:
-            self._blob = pickle.dumps(ref)
-        except Exception as e:  # noqa: BLE001
-            raise ObjectiveError(
-                f"the objective {ref.label or ref.fn!r} cannot be sent to a Ray actor ({e}); define it at the "
-                "top level of a module installed on every node"
-            ) from None
+        self._blob = pickled_objective(ref, "a Ray actor", "define it at the top level of a module installed on every node")
         self.ref = ref
         self.slots = list(slots)
         self.log_dir = log_dir

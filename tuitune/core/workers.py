@@ -452,6 +452,14 @@ class Worker:
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
 
 
+def pickled_objective(ref: ObjectiveRef, into: str, hint: str) -> bytes:
+    """The objective's reference as bytes for ``into`` (a worker process, a Ray actor), or an error saying what to do."""
+    try:
+        return pickle.dumps(ref)
+    except Exception as e:  # noqa: BLE001 - any pickling failure is the same user error
+        raise ObjectiveError(f"the objective {ref.label or ref.fn!r} cannot be sent to {into} ({e}); {hint}") from None
+
+
 class WorkerPool:
     """Starts, feeds, watches and replaces the worker processes of one run."""
 
@@ -461,13 +469,10 @@ class WorkerPool:
     def __init__(self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path) -> None:
         if not slots:
             raise WorkerError("no worker slots: give at least one device and one worker")
-        try:
-            self._blob = pickle.dumps(ref)
-        except Exception as e:  # noqa: BLE001
-            raise ObjectiveError(
-                f"the objective {ref.label or ref.fn!r} cannot be sent to a worker process ({e}); define it at the "
-                "top level of a module, or run it in this process (workers=0, --in-process)"
-            ) from None
+        self._blob = pickled_objective(
+            ref, "a worker process", "define it at the top level of a module, or run it in this process "
+            "(workers=0, --in-process)"
+        )
         self.ref = ref
         self.slots = list(slots)
         self.log_dir = log_dir
