@@ -14,6 +14,7 @@ What is compared is the trainer's own time per epoch (``epoch_seconds``, summed 
 what the user waits for, without the start-up. The medians over repetitions and their ratios are printed.
 
     python benchmarks/bench_tui_training.py --preset digits-mlp --trials 4 --reps 3
+    python benchmarks/bench_tui_training.py --device cuda      # on a GPU server (gpu_suite.sh runs this)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from tuitune.launch import new_run  # noqa: E402
 def _launch(args: argparse.Namespace, workers: int, tag: str) -> Any:
     db = Path(tempfile.mkdtemp(prefix=f"tt-{tag}-")) / "b.db"
     return new_run(args.preset, strategy="random", trials=args.trials, max_epochs=args.epochs, seed=0,
-                   session="bench", db=db, devices="cpu", workers=workers)
+                   session="bench", db=db, devices=args.device, workers=workers)
 
 
 def _epoch_seconds(launch: Any) -> tuple[float, int]:
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="where the trials train: cpu (default), cuda, cuda:1, ...")
     args = ap.parse_args(argv)
     os.environ.setdefault("TUITUNE_DB", str(Path(tempfile.mkdtemp()) / "unused.db"))
     ways = {
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"rep {rep + 1} {name}: training {results[name][-1][0]:.2f} s, wall {results[name][-1][1]:.2f} s",
                   file=sys.stderr)
     print(f"## Training time in the TUI against headless ({args.preset}, {args.trials} trials x {args.epochs} epochs, "
-          f"{args.reps} interleaved repetitions)\n")
+          f"{args.reps} interleaved repetitions, device {args.device})\n")
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the end; Python {platform.python_version()}.\n")
     print("| path | training s (median of summed epoch_seconds) | wall s (median) | training vs headless |")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Every check only a GPU can make, in one run of at most about 8 minutes on one GPU:
+# Every check only a GPU can make, in one run of at most about 10 minutes on one GPU (each step has a limit):
 #   the gpu-marked tests; the trainer's data path against DataLoader (bench_trainer.py --device cuda:
 #   goal >= 4x DataLoader(num_workers=0), >= 2x the best worker count); an MNIST-MLP epoch time; memory back
 #   to its baseline after 50 trials; a real out-of-memory error contained; 4 workers on one GPU against 1;
-#   16 small MLP trials fused with torch.func against one after the other.
+#   16 small MLP trials fused with torch.func against one after the other; training time in the TUI against
+#   headless, on the GPU and (the server being quiet) on its CPU.
 # Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
 #
 # On a machine without textual, sqlite-utils or plotext (the device image), carry their wheels in .whl/
@@ -51,17 +52,20 @@ step() {  # step SECONDS TITLE COMMAND...: run one check with a time limit, its 
     if grep -q '^## ' "$log"; then sed -n '/^## /,$p' "$log" | sed 's/^## /### /'; else echo '```'; tail -40 "$log"; echo '```'; fi
     echo
   } >> "$out"
+  if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi  # what is done comes back even if a later step is cut off
 }
 
 if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   echo "no CUDA device: nothing to do" | tee -a "$out"
   exit 1
 fi
-step 90 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests
-step 100 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
-step 90 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
+step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py
+step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
+step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
 step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
-step 100 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
-step 60 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
+step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
+step 45 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
+step 100 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --trials 3 --epochs 10 --reps 3
+step 80 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --trials 3 --epochs 10 --reps 3
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
 echo "wrote $out"
