@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ways", default="", help="a subset of headless,tui,in-process (default: all three)")
     ap.add_argument("--device", default="cpu", help="where the trials train: cpu (default), cuda, cuda:1, ...")
     args = ap.parse_args(argv)
     os.environ.setdefault("TUITUNE_DB", str(Path(tempfile.mkdtemp()) / "unused.db"))
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         "TUI": lambda: tui(args, 1),
         "TUI, in-process": lambda: tui(args, 0),
     }
+    if args.ways:
+        chosen = {{"headless": "headless", "tui": "TUI", "in-process": "TUI, in-process"}[w] for w in args.ways.split(",")}
+        ways = {k: v for k, v in ways.items() if k in chosen}
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in ways}
     for rep in range(args.reps):
         for name, fn in ways.items():

@@ -20,7 +20,8 @@ else
 fi
 export PYTHONUNBUFFERED=1
 date=$(date -u +%F)
-out=benchmarks/results/gpu-$date.md
+only=${1:-}  # an extended regex: run only the steps whose title matches it (a rerun), into gpu-DATE-rerun.md
+out=benchmarks/results/gpu-$date${only:+-rerun}.md
 mkdir -p benchmarks/results
 {
   echo "# GPU suite, $date"
@@ -38,6 +39,7 @@ mkdir -p benchmarks/results
 step() {  # step SECONDS TITLE COMMAND...: run one check with a time limit, its output into the report
   local limit=$1 title=$2
   shift 2
+  if [ -n "$only" ] && ! grep -qE "$only" <<<"$title"; then return 0; fi
   echo "== $title (limit ${limit}s)"
   local t0=$SECONDS log
   log=$(mktemp)
@@ -65,7 +67,7 @@ step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cud
 step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
 step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
 step 45 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
-step 100 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --trials 3 --epochs 10 --reps 3
-step 80 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --trials 3 --epochs 10 --reps 3
+step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
+step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
 echo "wrote $out"
