@@ -1,13 +1,25 @@
 """Provides log expected improvement and the acquisition function a suggestion maximises.
 
 log EI is computed stably far below the incumbent (Ament et al. 2023, as in BoTorch). ``acquisition``
-fits the GP of the chosen engine on the observed points and conditions it on the pending ones too
-(constant liar: the hyperparameters come from the observed points alone).
+fits the GP of the chosen engine on the observed points (the hyperparameters come from them alone) and
+accounts for the pending ones (trials running on other workers) in one of two ways (``PENDING``):
+
+* ``"fantasy"`` (the default): the batch-aware expected improvement of BoTorch's q-acquisitions with
+  ``X_pending``. A point's value is the expected improvement of the batch {x, pending} beyond the incumbent,
+  with the pending points' values drawn jointly from the posterior (S quasi-random fantasies). Given a
+  fantasy, f(x) is Gaussian and the batch's improvement is EI(x) against max(incumbent, the pending
+  values) plus a term without x, so the lean engine computes it exactly per fantasy: log of the mean over
+  the fantasies of EI(x | fantasy) (a Rao-Blackwellised qEI; BoTorch's engine samples f(x) too, with
+  ``qLogExpectedImprovement``). A point next to a pending one is worth little: its value is that pending
+  point's, already in the batch.
+* ``"liar"`` (the scheme before several workers were measured, kept for the benchmark): the GP is also
+  conditioned on the pending points at the mean observed value (constant liar), and plain log EI is used.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,6 +33,15 @@ if TYPE_CHECKING:
 _C1 = math.log(2 * math.pi) / 2
 _C2 = math.log(math.pi / 2) / 2
 _INV_SQRT_EPS = 1 / math.sqrt(np.finfo(float).eps)
+
+# How pending points are accounted for: "fantasy" or "liar" (see above; a module constant so that
+# benchmarks/bench_bayes_workers.py can run the old scheme side by side).
+PENDING = "fantasy"
+PENDING_SCHEMES = ("fantasy", "liar")
+# Fantasies of the pending points' values: quasi-random, and the lean engine's EI given a fantasy is exact,
+# so the sampling error is only over the few pending values (BoTorch samples f(x) too: its default is 128).
+# The cost of an ask grows with them.
+N_FANTASIES = 32
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -42,8 +63,8 @@ def _log_h(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z > -1.0, upper, torch.where(z > -_INV_SQRT_EPS, mid, low))
 
 
-def log_ei(mean: torch.Tensor, var: torch.Tensor, best: float) -> torch.Tensor:
-    """log E[max(f - best, 0)] for f ~ N(mean, var) (maximisation)."""
+def log_ei(mean: torch.Tensor, var: torch.Tensor, best: float | torch.Tensor) -> torch.Tensor:
+    """log E[max(f - best, 0)] for f ~ N(mean, var) (maximisation; best may broadcast against mean)."""
     sigma = var.clamp_min(1e-18).sqrt()
     return _log_h((mean - best) / sigma) + sigma.log()
 
@@ -57,15 +78,37 @@ def acquisition(
     best: float,
     group: list[int],
     weight: list[float],
+    seed: int = 0,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """log EI as a function of feature tensors (..., n_features) -> (...).
 
     X, Y: the observed features and standardised values (maximised); Xp, Yp: the pending points and the
-    values they are conditioned at; best: the incumbent's standardised value.
+    values the constant liar conditions them at (unused by ``"fantasy"``); best: the incumbent's
+    standardised value; seed: the fantasies' quasi-random base samples (a function of the trial records,
+    so that a resumed session suggests the same point).
     """
     import torch
 
-    Xa, Ya = torch.cat([X, Xp]), torch.cat([Y, Yp])
+    if PENDING not in PENDING_SCHEMES:
+        raise ValueError(f"acquisition.PENDING must be one of {PENDING_SCHEMES}, got {PENDING!r}")
+    fantasy = PENDING == "fantasy" and len(Xp) > 0
+    if not fantasy:
+        Xa, Ya = torch.cat([X, Xp]), torch.cat([Y, Yp])
+    else:
+        Xa, Ya = X, Y
+    if engine == "lean" and fantasy:
+        gp = LeanGP(X, Y, group, weight).fit()
+        fp, post_p = gp.condition_pending(X, Y, Xp, _normal_base_samples(len(Xp), N_FANTASIES, seed))
+        # The incumbent of each fantasy: the batch's improvement beyond ``best`` is EI(x) against it plus a
+        # constant, so maximising the mean EI maximises the batch's expected improvement.
+        best_s = fp.max(0).values.clamp_min(best)
+        log_s = math.log(N_FANTASIES)
+
+        def acq_pending(f: torch.Tensor) -> torch.Tensor:
+            mean, var = post_p(f)
+            return torch.logsumexp(log_ei(mean, var.unsqueeze(-1), best_s), dim=-1) - log_s
+
+        return acq_pending
     if engine == "lean":
         gp = LeanGP(X, Y, group, weight).fit()
         post = gp.condition(Xa, Ya)
@@ -84,14 +127,38 @@ def acquisition(
     model = SingleTaskGP(X, Y.unsqueeze(-1), outcome_transform=None)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 50}})
-    if len(Xp):  # the same hyperparameters, conditioned on the pending points too
+    if len(Xp) and not fantasy:  # the same hyperparameters, conditioned on the pending points too
         fitted = model.state_dict()
         model = SingleTaskGP(Xa, Ya.unsqueeze(-1), outcome_transform=None)
         model.load_state_dict(fitted, strict=False)
     model.eval()
+    if fantasy:
+        from botorch.acquisition.logei import qLogExpectedImprovement
+        from botorch.sampling.normal import SobolQMCNormalSampler
+
+        sampler = SobolQMCNormalSampler(torch.Size([N_FANTASIES]), seed=seed)
+        qei = qLogExpectedImprovement(model, best_f=best, sampler=sampler, X_pending=Xp)
+
+        def acq_q(f: torch.Tensor) -> torch.Tensor:
+            return qei(f.reshape(-1, 1, f.shape[-1])).reshape(f.shape[:-1])
+
+        return acq_q
     ei = LogExpectedImprovement(model, best_f=best)
 
     def acq_bt(f: torch.Tensor) -> torch.Tensor:
         return ei(f.unsqueeze(-2))
 
     return acq_bt
+
+
+def _normal_base_samples(k: int, n: int, seed: int) -> torch.Tensor:
+    """(k, n) standard normal quasi-random samples: a scrambled Sobol sequence through the normal quantile."""
+    import torch
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n is not a power of 2: a warning about balance, not an error
+        u = qmc.Sobol(d=k, scramble=True, seed=seed).random(n)
+    u = np.clip(u, 1e-6, 1 - 1e-6)
+    return torch.from_numpy(ndtri(u).T.copy())

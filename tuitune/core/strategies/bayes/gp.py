@@ -138,6 +138,45 @@ class LeanGP:
 
         return posterior
 
+    def condition_pending(
+        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
+        """The posterior given data X, y and fantasised values of the pending points Xp.
+
+        z (k, S): standard normal base samples. The pending points' latent values are drawn jointly from
+        the posterior, fp = mu_p + L_p z (k, S); a point x given them is Gaussian with mean
+        ``mean(x) + w(x) @ z`` (one per sample) and variance ``var(x) - |w(x)|^2``, where
+        w = L_p^-1 cov(Xp, x). Returns fp and that function: x (..., f) -> (mean (..., S), var (...)).
+        """
+        import torch
+
+        n, k = len(y), len(Xp)
+        K = self._k(X, X) + self.noise * torch.eye(n, dtype=X.dtype)
+        L = torch.linalg.cholesky(K + 1e-10 * torch.eye(n, dtype=X.dtype))
+        alpha = torch.cholesky_solve(y.unsqueeze(-1), L).squeeze(-1)
+        kpX = self._k(Xp, X)  # (k, n)
+        vp = torch.linalg.solve_triangular(L, kpX.T, upper=False)  # (n, k)
+        mu_p = kpX @ alpha
+        Sp = self._k(Xp, Xp) - vp.T @ vp
+        # Jitter grows until the pending covariance factorises (two pending points may nearly coincide).
+        eye = torch.eye(k, dtype=X.dtype)
+        for jitter in (1e-8, 1e-6, 1e-4, 1e-2):
+            Lp, info = torch.linalg.cholesky_ex(Sp + jitter * float(self.scale) * eye)
+            if int(info) == 0:
+                break
+        fp = mu_p.unsqueeze(-1) + Lp @ z
+
+        def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            kx = self._k(x, X)
+            mean = kx @ alpha
+            v = torch.linalg.solve_triangular(L, kx.unsqueeze(-1), upper=False).squeeze(-1)
+            var = self.scale - (v * v).sum(-1)
+            cxp = self._k(x, Xp) - v @ vp  # (..., k): cov(f(x), f(Xp)) under the posterior
+            w = torch.linalg.solve_triangular(Lp, cxp.unsqueeze(-1), upper=False).squeeze(-1)
+            return mean.unsqueeze(-1) + w @ z, (var - (w * w).sum(-1)).clamp_min(1e-12)
+
+        return fp, posterior
+
     def _k(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         sqd = (A.unsqueeze(-2) - B).square() @ self.isl
         return _matern52(sqd) * self.scale

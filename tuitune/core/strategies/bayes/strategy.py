@@ -7,9 +7,12 @@ records how its config was chosen: ``meta["chosen_by"]`` is ``"initial"`` or ``"
 
 * A failed trial is a point of the GP data with the worst value observed, so the search steers away
   from its region. NaN and inf never reach the GP.
-* Running (and interrupted or paused) trials are pending points: the GP is conditioned on them at the
-  mean observed value (constant liar) and their exact configs are never suggested again, so two
-  workers do not get the same point.
+* Running (and interrupted or paused) trials are pending points, so that with several workers each
+  suggestion accounts for the others' running trials: the acquisition is the expected improvement of
+  the batch {x, running trials}, their values fantasised by the GP (``acquisition.PENDING``: BoTorch's
+  q-acquisitions with ``X_pending``; the constant liar before). A point next to a running one is worth
+  little, so suggestions spread out; their exact configs are never suggested again either.
+  ``benchmarks/results/bayes-workers.md`` measures it against the constant liar and against one worker.
 
 Two GP engines share that machinery: ``engine="botorch"`` (BoTorch's SingleTaskGP fitted with
 ``fit_gpytorch_mll``, BoTorch's LogExpectedImprovement) and ``engine="lean"`` (``gp.LeanGP``).
@@ -217,7 +220,8 @@ class BayesStrategy(Strategy):
         else:
             Xp, Yp = X[:0], Y[:0]
 
-        acq = acquisition(self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight)
+        fantasy_seed = int(self.rng(13).integers(2**31))
+        acq = acquisition(self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed)
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
