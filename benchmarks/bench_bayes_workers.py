@@ -17,7 +17,9 @@ Two ways to run them (``--mode``):
   same 1-2 s for every configuration, is left out and reported apart).
 * ``sim``: ``tuitune.core.simulate.WorkerSim`` (the real strategy objects, the coordinator's loop) with
   the sleeps simulated; the real time of each ``ask()`` (the model's fit and search, on this machine, now)
-  is added to the simulated clock, during which no new trial starts, as in the coordinator.
+  is added to the simulated clock, during which no new trial starts, as in the coordinator
+  (``--model-time none``: not added, so the figures show the batch scheme alone, as on a machine where
+  the model's time is negligible against a trial's).
 
 Reported: the median regret (best value so far minus the optimum) over the seeds at fractions of the
 1-worker median session time; the time at which each configuration's median regret first reaches the
@@ -74,6 +76,7 @@ class TimedSim(WorkerSim):
 
     lo: float = 0.5
     hi: float = 1.0
+    count_asks: bool = True
     asks: list[float]
 
     def fill(self) -> None:
@@ -82,7 +85,8 @@ class TimedSim(WorkerSim):
             sug = self.strategy.ask()
             took = time.perf_counter() - t
             self.asks.append(took)
-            self.clock += took
+            if self.count_asks:
+                self.clock += took
             if sug is None:
                 self.finished = True
             elif isinstance(sug, Wait):
@@ -107,17 +111,19 @@ class TimedSim(WorkerSim):
         return True
 
 
-def run_sim(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi: float) -> Result:
+def run_sim(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi: float, count_asks: bool = True) -> Result:
     s = make_strategy("bayes", prob.space, seed=seed, n_trials=trials)
     sim = TimedSim(s, curve=lambda c, e: prob.f(c), workers=workers, epochs=False)
-    sim.lo, sim.hi, sim.asks = lo, hi, []
+    sim.lo, sim.hi, sim.asks, sim.count_asks = lo, hi, [], count_asks
     sim.run()
     events = sorted((r.end, float(sim.records[r.number].value)) for r in sim.runs)  # type: ignore[arg-type]
     assert len(events) == trials, len(events)
     return Result(events, ask_s=sim.asks)
 
 
-def run_real(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi: float) -> Result:
+def run_real(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi: float, count_asks: bool = True) -> Result:
+    import shutil
+
     import tuitune as tt
 
     os.environ["TT_BAYES_FN"] = prob.name
@@ -130,6 +136,7 @@ def run_real(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi:
     assert len(recs) == trials and all(t.state.value == "complete" for t in recs), [t.state for t in recs]
     first = min(float(t.started or 0) for t in recs)
     events = sorted((float(t.finished or 0) - first, float(t.value)) for t in recs)  # type: ignore[arg-type]
+    shutil.rmtree(db.parent, ignore_errors=True)
     return Result(events, startup_s=first - t0)
 
 
@@ -155,7 +162,7 @@ def report(raw: dict[str, Any], funcs: list[str], seeds: list[int], args: argpar
     ratios = {}
     for fname in funcs:
         prob = PROBLEMS[fname]
-        runs = {lab: [Result(**raw[f"{args.mode}|{fname}|{lab}|{s}|{args.trials}"]) for s in seeds] for lab, _, _ in CONFIGS}
+        runs = {lab: [Result(**raw[_key(args, fname, lab, s)]) for s in seeds] for lab, _, _ in CONFIGS}
         times = np.unique(np.concatenate([[t for t, _ in r.events] for rs in runs.values() for r in rs]))
         med = {lab: np.median(np.stack([curve(r, prob.optimum, times) for r in rs]), axis=0) for lab, rs in runs.items()}
         t_end = {lab: statistics.median(r.events[-1][0] for r in rs) for lab, rs in runs.items()}
@@ -173,7 +180,7 @@ def report(raw: dict[str, Any], funcs: list[str], seeds: list[int], args: argpar
             ratio = (t / t1) if (t is not None and t1) else None
             ratios[(fname, lab)] = ratio
             extra = ""
-            if args.mode == "sim":
+            if args.mode == "sim" and args.model_time == "real":
                 asks = [a for r in runs[lab] for a in r.ask_s]
                 extra = f" (ask median {1000 * statistics.median(asks):.0f} ms, max {1000 * max(asks):.0f} ms)"
             elif runs[lab][0].startup_s:
@@ -183,6 +190,18 @@ def report(raw: dict[str, Any], funcs: list[str], seeds: list[int], args: argpar
                 + ("not reached" if t is None else f"{t:.1f} s") + " | "
                 + ("-" if ratio is None else f"**{ratio:.2f}x**") + " |"
             )
+        # The same ratio for easier targets: the regret 1 worker's median reaches at 0.5 and 0.75 of T1.
+        lines.append("")
+        parts = []
+        for frac in (0.5, 0.75):
+            tgt = curve_at(times, med["1 worker"], [frac * T1])[0]
+            base = first_time(times, med["1 worker"], tgt)
+            cells = []
+            for lab, _, _ in CONFIGS[1:]:
+                t = first_time(times, med[lab], tgt)
+                cells.append(f"{lab} " + ("not reached" if t is None or not base else f"{t / base:.2f}x"))
+            parts.append(f"the regret 1 worker reaches at {frac:g} T1 ({_fmt(tgt)}, at {base or 0:.1f} s): " + ", ".join(cells))
+        lines.append("Time ratios to 1 worker for " + "; ".join(parts) + ".")
         # Per seed: how often 4 workers' final regret is at most 1 worker's.
         finals = {lab: [curve(r, prob.optimum, np.array([np.inf]))[0] for r in rs] for lab, rs in runs.items()}
         wins = {lab: sum(a <= b for a, b in zip(finals[lab], finals["1 worker"])) for lab in finals}
@@ -202,6 +221,11 @@ def report(raw: dict[str, Any], funcs: list[str], seeds: list[int], args: argpar
     return "\n".join(lines) + "\n"
 
 
+def _key(args: argparse.Namespace, fname: str, lab: str, seed: int) -> str:
+    mode = args.mode if args.mode == "real" or args.model_time == "real" else "sim-nomodel"
+    return f"{mode}|{fname}|{lab}|{seed}|{args.trials}"
+
+
 def curve_at(times: np.ndarray, med: np.ndarray, at: list[float]) -> list[float]:
     idx = np.searchsorted(times, at, side="right") - 1
     return [float(med[i]) if i >= 0 else float("inf") for i in idx]
@@ -215,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--sleep", default="0.5,2.0", help="lo,hi seconds of a trial's sleep (uniform per config)")
     ap.add_argument("--raw", default="", help="JSON file of per-run results: read (runs found there are reused) and written")
+    ap.add_argument("--model-time", choices=("real", "none"), default="real",
+                    help="sim: add each ask()'s real time to the clock (real) or not (none)")
     ap.add_argument("--out", default="", help="markdown file to append the tables to ('' prints only)")
     args = ap.parse_args(argv)
     lo, hi = (float(x) for x in args.sleep.split(","))
@@ -227,12 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     for fname in funcs:
         for seed in seeds:
             for lab, workers, pending in CONFIGS:  # interleaved: the machine's load hits every configuration
-                key = f"{args.mode}|{fname}|{lab}|{seed}|{args.trials}"
+                key = _key(args, fname, lab, seed)
                 if key in raw:
                     continue
                 acquisition.PENDING = pending
                 try:
-                    res = runner(PROBLEMS[fname], seed, args.trials, workers, lo, hi)
+                    res = runner(PROBLEMS[fname], seed, args.trials, workers, lo, hi, args.model_time == "real")
                 finally:
                     acquisition.PENDING = "fantasy"
                 raw[key] = {"events": res.events, "ask_s": res.ask_s, "startup_s": res.startup_s}
@@ -240,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.raw:
                     Path(args.raw).write_text(json.dumps(raw))
     how = ("real worker processes (tt.tune, the Runner as coordinator)" if args.mode == "real" else
-           "WorkerSim (real strategies, simulated sleeps; each ask()'s real time added to the clock)")
+           "WorkerSim (real strategies, simulated sleeps; each ask()'s real time added to the clock)"
+           if args.model_time == "real" else "WorkerSim (real strategies, simulated sleeps; the model's time NOT counted)")
     text = (
         f"## {args.mode}: {how}\n\n"
         f"{datetime.date.today()}; {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
