@@ -164,10 +164,13 @@ class DashboardScreen(TuituneScreen):
             self._ended = False
             v.reset(total=message.total)
             self._load_seconds()
-            log.write(
-                f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
-                + (f": {v.n_done()} trials done" if message.resumed else "")
-            )
+            if self.tuitune.run_control.follower is not None:  # another process runs it: "following" was said
+                log.write(f"{v.n_done()} trials done so far")
+            else:
+                log.write(
+                    f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
+                    + (f": {v.n_done()} trials done" if message.resumed else "")
+                )
             self.refresh_bindings()
         elif isinstance(message, msg.TrialBegan):
             t = message.trial
