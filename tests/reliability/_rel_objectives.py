@@ -40,17 +40,18 @@ def _sleep(seconds):
 
 
 def slow(config, trial):
-    """Epochs of ``epoch_s`` seconds; after each committed epoch logs ``C <trial> <epoch> <pid>``.
+    """Epochs of ``epoch_s`` seconds; after each committed epoch logs ``C <trial> <epoch> <pid> <own pid>``.
 
-    ``B <trial> <epoch> <pid>`` is logged when an epoch begins, so a test can signal mid-epoch.
+    ``B <trial> <epoch> <pid> <own pid>`` is logged when an epoch begins, so a test can signal mid-epoch
+    (pid: the session's owner; own pid: the process running the trial, a worker or the owner itself).
     """
     delay = float(config.get("epoch_s", 0.3))
     log = config["log"]
     for epoch in trial.epochs():
-        append_line(log, f"B {trial.number} {epoch} {owner_pid()}")
+        append_line(log, f"B {trial.number} {epoch} {owner_pid()} {os.getpid()}")
         _sleep(delay)
         trial.report(val_loss=(float(config["x"]) - 0.3) ** 2 + 1.0 / epoch)
-        append_line(log, f"C {trial.number} {epoch} {owner_pid()}")
+        append_line(log, f"C {trial.number} {epoch} {owner_pid()} {os.getpid()}")
     return None
 
 
