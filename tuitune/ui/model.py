@@ -222,6 +222,7 @@ class SessionView:
         self.current = None
 
     def trial_started(self, t: TrialRecord) -> None:
+        self.live.pop(t.number, None)  # a trial run again starts last
         self.live[t.number] = t
         self.current = t.number
         if self.arrays is not None:
@@ -247,9 +248,15 @@ class SessionView:
         if self.arrays is not None:
             for x in (t, *changed):
                 self.arrays.update(x.number, x.state.value, x.value, x.config)
-        if self.current == t.number:
-            self.current = None
+        if self.current == t.number:  # another running trial (several workers) becomes the latest
+            running = self.running()
+            self.current = running[-1] if running else None
         self.changed()
+
+    def running(self) -> list[int]:
+        """The trials of this app's run that are running now, in the order they started (several with
+        several workers; ``current`` is the latest)."""
+        return [n for n, t in self.live.items() if t.state == TrialState.RUNNING]
 
     # ---- reading ---------------------------------------------------------------------------
     def _cached(self, key: Any, read: Any) -> Any:

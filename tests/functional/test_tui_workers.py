@@ -1,0 +1,75 @@
+"""Pilot tests of the dashboard with two workers: the header names every running trial (within 80 columns),
+and the chart and the side panel follow the selected running trial, else the best running one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Static
+
+from tests.support.tui import make_preset, run_async, wait_for
+from tuitune.core.store import Store
+from tuitune.launch import new_run
+from tuitune.ui.app import TuituneApp
+from tuitune.ui.screens.dashboard import DashboardScreen
+from tuitune.ui.widgets.charts import TrialChart
+from tuitune.ui.widgets.leaderboard import Leaderboard
+from tuitune.ui.widgets.meter import Meter
+
+
+def _plain(widget: Static) -> str:
+    content = widget.render()
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def _meter_label(screen: DashboardScreen) -> str:
+    return screen.query_one("#trial-progress", Meter).label
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+@run_async
+async def test_two_running_trials_in_the_header_and_the_followed_one(tmp_path, monkeypatch, size):
+    monkeypatch.syspath_prepend(str(tmp_path))  # the spawned workers import the objective's module
+    hold = tmp_path / "hold"
+    for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go
+        Path(f"{hold}-{n}").touch()
+    preset = make_preset(tmp_path, epochs=4, hold=hold)
+    store = Store(tmp_path / "t.db")
+    launch = new_run(str(preset), db=store, trials=3, session="two", workers=2, devices="cpu")
+    app = TuituneApp(store, launch, preset_files=[], bundled_presets=False, probe_devices=False)
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        view = screen.view
+        await wait_for(pilot, lambda: sorted(view.running()) == [0, 1]
+                       and all(view.live[n].last_epoch >= 1 for n in (0, 1)), timeout=120,
+                       what="trials 0 and 1 running on the two workers")
+        header = screen.query_one("#dash-header", Static)
+        await wait_for(pilot, lambda: "2 running" in _plain(header), what="the header naming both")
+        text = _plain(header)
+        shown = text[: size[0] - 2]  # what fits on the line (padding 0 1)
+        assert "2 running: #" in shown and "#0" in shown and "#1" in shown, text
+        if size[0] >= 120:
+            assert "cpu" in shown and "1/4" in shown, text
+
+        # Nothing running is selected: the best running trial is followed (the lower val_loss so far).
+        values = {n: min(e["val_loss"] for e in view.live[n].epochs) for n in (0, 1)}
+        best = min(values, key=lambda n: values[n])
+        other = 1 - best
+        assert screen.followed() == best
+        # Selecting the other running trial moves the chart and the side panel to it.
+        board = screen.query_one(Leaderboard)
+        board.select_number(other)
+        await wait_for(pilot, lambda: screen.followed() == other and _meter_label(screen).startswith(f"trial {other}:"),
+                       what="the side panel following the selected running trial")
+        await wait_for(pilot, lambda: screen.query_one(TrialChart).number == other,
+                       what="the chart following the selected running trial")
+        board.select_number(best)
+        await wait_for(pilot, lambda: _meter_label(screen).startswith(f"trial {best}:"), what="back to the other")
+
+        for n in (0, 1):
+            Path(f"{hold}-{n}").unlink()
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="the run to finish")
+        await wait_for(pilot, lambda: "running:" not in _plain(header), what="the header without running trials")
+    assert [t.state.value for t in store.trials("two")] == ["complete"] * 3
