@@ -65,11 +65,21 @@ async def test_two_running_trials_in_the_header_and_the_followed_one(tmp_path, m
                        what="the side panel following the selected running trial")
         await wait_for(pilot, lambda: screen.query_one(TrialChart).number == other,
                        what="the chart following the selected running trial")
+        # a aborts the trial shown, not its sibling.
+        await pilot.press("a")
+        runner = app.run_control.runner
+        assert runner is not None
+        await wait_for(pilot, lambda: other in runner._aborts, what="the abort reaching the runner")
+        assert None not in runner._aborts and best not in runner._aborts
+        Path(f"{hold}-{other}").unlink()
+        await wait_for(pilot, lambda: view.running() == [best] or best not in view.running(),
+                       what="the aborted trial to end")
         board.select_number(best)
         await wait_for(pilot, lambda: _meter_label(screen).startswith(f"trial {best}:"), what="back to the other")
 
-        for n in (0, 1):
-            Path(f"{hold}-{n}").unlink()
+        Path(f"{hold}-{best}").unlink()
         await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="the run to finish")
         await wait_for(pilot, lambda: "running:" not in _plain(header), what="the header without running trials")
-    assert [t.state.value for t in store.trials("two")] == ["complete"] * 3
+    states = {t.number: (t.state.value, t.reason) for t in store.trials("two")}
+    assert states[other] == ("pruned", "aborted by the user")
+    assert states[best][0] == states[2][0] == "complete"

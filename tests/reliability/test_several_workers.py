@@ -125,3 +125,40 @@ def test_a_worker_killed_while_its_sibling_trains(rproj: Project) -> None:
     assert later - {target, pid_of[sibling]}, "no fresh worker replaced the killed one"
     assert rproj.sql("SELECT state FROM sessions WHERE name = 'wk'") == [("finished",)]
     wait_until(lambda: not any(pid_alive(p) for p in _worker_pids(log)), timeout=30, what="the workers to exit")
+
+
+def test_ctrl_c_in_a_terminal_with_two_trials_running(rproj: Project) -> None:
+    """Ctrl+C typed in a real terminal: both running trials end interrupted with exactly their committed
+    epochs, the process exits within an epoch + 10 s, and the resume finishes both."""
+    from tests.reliability.test_terminal_signals import Pty
+
+    log = rproj.root / "c.log"
+    epoch_s, epochs = 0.3, 8
+    toml = _toml(rproj, log, epochs=epochs, epoch_s=epoch_s)
+    term = Pty(rproj.args("run", toml, "--trials", 2, "--session", "cc", "--headless", "--devices", "cpu",
+                          "--workers", WORKERS), cwd=rproj.root, env=rproj.env)
+    try:
+        running = wait_until(lambda: _two_trials_under_way(rproj, log, "cc"), timeout=180,
+                             what="two trials running, each with a committed epoch")
+        t0 = time.monotonic()
+        term.type(b"\x03")
+        rc = term.wait(timeout=epoch_s + 60)
+        took = time.monotonic() - t0
+    finally:
+        term.close()
+    out = bytes(term.out)
+    assert took < epoch_s + 10, f"exited {took:.1f} s after Ctrl+C"
+    assert rc in (130, 128 + signal.SIGINT), (rc, out[-2000:])
+    assert b"Traceback" not in out, out[-3000:].decode(errors="replace")
+    assert b"tuitune resume cc" in out
+    trials = {t["number"]: t for t in rproj.trials("cc")}
+    for n in running:
+        assert trials[n]["state"] == "interrupted" and "SIGINT" in (trials[n]["reason"] or ""), trials[n]
+        logged = [e for m, e in ((int(x[1]), int(x[2])) for x in read_log(log) if x[0] == "C") if m == n]
+        assert rproj.live_epochs("cc", n) == logged and logged == list(range(1, len(logged) + 1)), (n, logged)
+        assert len(logged) < epochs
+    wait_until(lambda: not any(pid_alive(p) for p in _worker_pids(log)), timeout=30, what="the workers to exit")
+    rproj.cli("resume", "cc", "--headless", timeout=300).ok()
+    assert [t["state"] for t in rproj.trials("cc")] == ["complete"] * 2
+    for n in running:
+        assert rproj.live_epochs("cc", n) == list(range(1, epochs + 1))

@@ -379,9 +379,13 @@ class DashboardScreen(TuituneScreen):
             self.notify("the session stops after this trial")
 
     def action_abort(self) -> None:
-        if self.tuitune.run_control.abort_trial():
-            self.query_one(RichLog).write("[yellow]aborting this trial after its epoch[/]")
-            self.notify("aborting this trial after its current epoch")
+        # With several running trials, the one the chart and the side panel show (the selected one).
+        running = self.view.running()
+        number = self.followed() if len(running) > 1 else None
+        if self.tuitune.run_control.abort_trial(number):
+            which = "this trial" if number is None else f"trial {number}"
+            self.query_one(RichLog).write(f"[yellow]aborting {which} after its epoch[/]")
+            self.notify(f"aborting {which} after its current epoch")
         else:
             self.notify("no trial is training", severity="warning")
 
