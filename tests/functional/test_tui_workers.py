@@ -13,6 +13,7 @@ from tuitune.core.store import Store
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.screens.dashboard import DashboardScreen
+from tuitune.ui.screens.trial_detail import TrialDetailScreen
 from tuitune.ui.widgets.charts import TrialChart
 from tuitune.ui.widgets.leaderboard import Leaderboard
 from tuitune.ui.widgets.meter import Meter
@@ -71,9 +72,16 @@ async def test_two_running_trials_in_the_header_and_the_followed_one(tmp_path, m
         assert runner is not None
         await wait_for(pilot, lambda: other in runner._aborts, what="the abort reaching the runner")
         assert None not in runner._aborts and best not in runner._aborts
+        # t opens the trial shown, following it; when it ends, the detail moves to its still running sibling.
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrialDetailScreen), what="the trial detail")
+        detail = app.screen
+        assert isinstance(detail, TrialDetailScreen) and detail.follow and detail.number == other
         Path(f"{hold}-{other}").unlink()
-        await wait_for(pilot, lambda: view.running() == [best] or best not in view.running(),
-                       what="the aborted trial to end")
+        await wait_for(pilot, lambda: other not in view.running(), what="the aborted trial to end")
+        await wait_for(pilot, lambda: detail.number == best, what="the detail following the sibling")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="back on the dashboard")
         board.select_number(best)
         await wait_for(pilot, lambda: _meter_label(screen).startswith(f"trial {best}:"), what="back to the other")
 
