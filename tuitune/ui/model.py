@@ -404,15 +404,27 @@ class SessionView:
         return sum(done) / len(done) if done else None
 
     def eta(self) -> float | None:
-        """Seconds left, from the mean complete trial's time and the trials not yet done."""
+        """Seconds left, from the mean complete trial's time and the trials not yet done (less the parts
+        the running ones have done), shared among the session's workers."""
         mean = self.mean_trial_time()
         if mean is None or self.total is None:
             return None
-        left = max(0, self.total - self.n_done())
-        cur = self.live.get(self.current) if self.current is not None else None
-        if cur is not None and cur.budget:
-            left = max(0.0, left - cur.last_epoch / cur.budget)
-        return left * mean
+        left = float(max(0, self.total - self.n_done()))
+        for n in self.running():
+            t = self.live[n]
+            if t.budget:
+                left -= min(t.last_epoch, t.budget) / t.budget
+        return max(0.0, left) * mean / self.parallel()
+
+    def parallel(self) -> int:
+        """How many trials the session runs at once: its workers on each of its devices (at least one)."""
+        info = self.record.info
+        workers = info.get("workers")
+        devices = info.get("devices")
+        n = (workers if isinstance(workers, int) and workers > 0 else 1) * (
+            len(devices) if isinstance(devices, list) and devices else 1
+        )
+        return max(1, n)
 
     def rungs(self) -> list[int]:
         """The epoch budgets trials were given, below the maximum (Hyperband's rungs)."""
