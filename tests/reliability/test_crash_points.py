@@ -250,7 +250,7 @@ def test_kill_during_checkpoint_writes(rproj: Project) -> None:
 
 
 def test_kill_during_checkpoint_writes_of_two_workers(rproj: Project) -> None:
-    run_checkpoint_kills(rproj, trials=6, epochs=4, kills=4, torn_min=0, seed=33, workers=2)
+    run_checkpoint_kills(rproj, trials=4, epochs=4, kills=3, torn_min=0, seed=33, workers=2)
 
 
 @pytest.mark.slow
