@@ -117,7 +117,7 @@ def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
     assert all(t["budget"] in (1, 3, 9) for t in trials)
     assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
     options = project.sql("SELECT options FROM sessions WHERE name = 'as'")[0][0]
-    assert '"factor": 3' in options and '"min_epochs": 1' in options
+    assert '"factor": 3' in options and '"min_epochs": 1' in options and '"sampler": "bayes"' in options
 
 
 def test_asha_sampler_from_the_flag_and_from_the_preset(inproc, project: Project) -> None:

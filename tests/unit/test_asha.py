@@ -343,7 +343,7 @@ def test_registry_and_options():
     s = make_strategy("asha", SPACE, max_epochs=27, factor=3, min_epochs=3)
     assert isinstance(s, AshaStrategy) and s.budgets == [3, 9, 27]
     assert AshaStrategy.option_names() == ["factor", "min_epochs", "sampler"]
-    assert s.options() == {"factor": 3, "min_epochs": 3, "sampler": s.sampler}
+    assert s.options() == {"factor": 3, "min_epochs": 3, "sampler": "bayes"}  # the model sampler by default
     with pytest.raises(StrategyError, match="no option 'bracket'"):
         make_strategy("asha", SPACE, bracket=1)
 
@@ -433,3 +433,14 @@ def test_bayes_sampler_on_a_conditional_space():
     for s in new:  # an inactive parameter is absent, an active one present, whoever chose the config
         assert ("momentum" in s.config) == (s.config["opt"] == "sgd")
         assert space.check(s.config) == s.config
+
+
+def test_old_sessions_keep_random_sampling():
+    from tuitune.core.api import strategy_for
+    from tuitune.core.records import SessionRecord
+
+    rec = SessionRecord(
+        name="old", strategy="asha", options={"factor": 3, "min_epochs": 1}, space=SPACE.to_dict(),
+        metric="val_loss", direction="minimize", seed=0, max_epochs=9, n_trials=None, state="stopped",
+    )
+    assert strategy_for(rec).options()["sampler"] == "random"
