@@ -79,19 +79,21 @@ def acquisition(
     group: list[int],
     weight: list[float],
     seed: int = 0,
+    pending: str | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """log EI as a function of feature tensors (..., n_features) -> (...).
 
     X, Y: the observed features and standardised values (maximised); Xp, Yp: the pending points and the
     values the constant liar conditions them at (unused by ``"fantasy"``); best: the incumbent's
     standardised value; seed: the fantasies' quasi-random base samples (a function of the trial records,
-    so that a resumed session suggests the same point).
+    so that a resumed session suggests the same point); pending: the scheme (None: ``PENDING``).
     """
     import torch
 
-    if PENDING not in PENDING_SCHEMES:
-        raise ValueError(f"acquisition.PENDING must be one of {PENDING_SCHEMES}, got {PENDING!r}")
-    fantasy = PENDING == "fantasy" and len(Xp) > 0
+    scheme = pending or PENDING
+    if scheme not in PENDING_SCHEMES:
+        raise ValueError(f"the pending scheme must be one of {PENDING_SCHEMES}, got {scheme!r}")
+    fantasy = scheme == "fantasy" and len(Xp) > 0
     if not fantasy:
         Xa, Ya = torch.cat([X, Xp]), torch.cat([Y, Yp])
     else:

@@ -98,6 +98,8 @@ class BayesStrategy(Strategy):
         engine: ``"lean"`` (the GP written here) or ``"botorch"`` (BoTorch's SingleTaskGP).
         n_candidates: quasi-random points scored before the local searches start (default 1024).
         n_local: local searches run from the best of them and a roulette draw over the rest (default 8).
+        pending: how pending points count, ``"fantasy"`` or ``"liar"`` (None: ``acquisition.PENDING``);
+            not a user option: Hyperband's and ASHA's sampler keep the scheme their figures were measured with.
     """
 
     name = "bayes"
@@ -110,6 +112,7 @@ class BayesStrategy(Strategy):
         engine: str = DEFAULT_ENGINE,
         n_candidates: int = 1024,
         n_local: int = 8,
+        pending: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(space, **kw)
@@ -124,6 +127,7 @@ class BayesStrategy(Strategy):
         self.engine = engine
         self.n_candidates = n_candidates
         self.n_local = n_local
+        self.pending = pending
         self._enc = Encoding(space)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
         self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.n_trials)
@@ -221,7 +225,9 @@ class BayesStrategy(Strategy):
             Xp, Yp = X[:0], Y[:0]
 
         fantasy_seed = int(self.rng(13).integers(2**31))
-        acq = acquisition(self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed)
+        acq = acquisition(
+            self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed, pending=self.pending
+        )
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
