@@ -54,7 +54,7 @@ async def test_ctrl_c_stops_after_the_epoch_then_a_second_one_quits(tmp_path):
         view = app.screen.view
         await wait_for(pilot, lambda: view.current == 0 and view.trials[0].last_epoch >= 1, what="first epoch")
         await pilot.press("ctrl+c")
-        await wait_for(pilot, lambda: not app.run_control.running, timeout=30, what="the run stopped")
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="the run stopped")
         assert app.return_code is None  # still open
         assert store.session("cc").state == "stopped"
         assert store.trial("cc", 0).state == TrialState.INTERRUPTED
