@@ -60,6 +60,10 @@ async def test_empty_database_new_session_runs_and_fills_the_leaderboard(tmp_pat
         assert [t.state for t in store.trials("first")] == [TrialState.COMPLETE] * 3
         log = "\n".join(str(line.text) for line in app.screen.query_one("#event-log").lines)
         assert "trial 2 complete" in log and "session finished" in log
+        # the header says the session's end, not the word it had while the run's thread was winding down
+        await wait_for(pilot, lambda: " finished " in str(app.screen.query_one("#dash-header").render()),
+                       what="header: finished")
+        assert " running " not in str(app.screen.query_one("#dash-header").render())
         await pilot.press("c", "c", "c", "x", "o")  # every chart and a sort, on a finished session
         await pilot.press("enter")  # the leaderboard's first row
         await wait_for(pilot, lambda: isinstance(app.screen, TrialDetailScreen), what="trial detail")

@@ -161,6 +161,34 @@ def test_commands_reach_trials_in_workers(tmp_path, objectives):
     assert sorted(t.state.value for t in s.trials) == ["complete", "complete", "complete", "pruned"]
 
 
+def test_abort_of_every_running_trial_spares_the_trials_after_it(tmp_path, objectives, monkeypatch):
+    """With two workers someone is always running: "abort" means the trials running when it was given."""
+    monkeypatch.setenv("TT_EPOCH", "0.02")
+    store = Store(tmp_path / "t.db")
+    from tuitune.core.runner import Runner
+    from tuitune.core.strategies import make_strategy
+    from tuitune.core.workers import WorkerPool, objective_ref
+
+    store.create_session("a", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
+                         direction="minimize", seed=0, max_epochs=3, n_trials=6)
+    strat = make_strategy("random", SPACE, seed=0, max_epochs=3, metric="val_loss", direction="minimize", n_trials=6)
+    runner: Runner
+    aborted: list[int] = []
+
+    def listen(e: ev.Event) -> None:
+        if isinstance(e, ev.EpochReported) and not aborted and len(runner.running_trials) == 2:
+            aborted.extend(runner.running_trials)
+            runner.abort_trial()  # every running trial, as the TUI's `a` and `tuitune open`'s `a` send it
+
+    pool = WorkerPool(objective_ref(objectives.slow), plan_slots(["cpu"], 2), tmp_path)
+    runner = Runner(store, "a", objectives.slow, strat, listeners=[listen], pool=pool)
+    assert runner.run().state == "finished"
+    by = {t.number: t for t in store.trials("a")}
+    assert len(aborted) == 2 and len(by) == 6
+    assert all(by[n].reason == "aborted by the user" for n in aborted)
+    assert all(by[n].state == TrialState.COMPLETE for n in by if n not in aborted)
+
+
 def test_an_objective_a_worker_cannot_load_is_one_clear_error(tmp_path, monkeypatch):
     (tmp_path / "tt_broken_obj.py").write_text(BROKEN)
     monkeypatch.syspath_prepend(str(tmp_path))

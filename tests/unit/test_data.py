@@ -206,3 +206,16 @@ def test_train_fraction_and_resize():
     b = [y for _, y in d.train_batches(100, d.make_generator(3))]
     assert all(torch.equal(p, q) for p, q in zip(a, b))
     assert np.isclose(sum(len(v) for _, v in d.val_batches(7)), len(d.x_val))
+
+
+def test_channel_stats_equal_the_float_mean_and_std():
+    from tuitune.training.data import _channel_stats
+
+    x = torch.randint(0, 256, (20000, 3, 5, 5), dtype=torch.uint8)  # > one 8192-image chunk
+    x[:, 1] //= 4  # channels with different statistics
+    mean, std = _channel_stats(x)
+    f = x.to(torch.float64) / 255.0
+    want_mean = f.mean(dim=(0, 2, 3))
+    want_std = f.permute(1, 0, 2, 3).reshape(3, -1).std(dim=1, unbiased=False)
+    assert mean == pytest.approx(want_mean.tolist(), abs=1e-12)
+    assert std == pytest.approx(want_std.tolist(), abs=1e-9)

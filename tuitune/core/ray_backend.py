@@ -55,6 +55,7 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.workers import (
     ChannelHost,
     ObjectiveRef,
+    Pool,
     Slot,
     TrialSpec,
     Worker,
@@ -262,7 +263,7 @@ def _reap(driver: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-class RayPool:
+class RayPool(Pool):
     """Starts, feeds, watches and replaces one Ray actor per worker slot (``WorkerPool``'s interface).
 
     Args:
@@ -396,10 +397,6 @@ class RayPool:
         self._deaths.pop(slot.index, None)
         return w
 
-    def restart(self, w: Worker) -> Worker:
-        self.kill(w)
-        return self._spawn(w.slot)
-
     def kill(self, w: Worker) -> None:
         ray = sys.modules.get("ray")
         if ray is None:
@@ -408,16 +405,8 @@ class RayPool:
             ray.kill(w.process, no_restart=True)
         w.conn = None
 
-    def free(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.ready and w.trial is None]
-
-    def busy(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.trial is not None]
-
     def dispatch(self, w: Worker, spec: TrialSpec) -> None:
-        w.trial = spec.number
-        w.waiting = None
-        w.started = time.monotonic()
+        self._assign(w, spec)
         self._specs[w.slot.index] = spec
         path = Path(spec.checkpoint)
         blob = path.read_bytes() if path.exists() else None  # it travels: the actor may be on another node

@@ -222,7 +222,13 @@ class Runner:
         """
         if number is None or (self.current is not None and self.current.number == number):
             self._abort = True
-        self._aborts.add(number)
+        if number is None and self.pool is not None:
+            # The trials running now, not "whatever runs from now on": with several workers there is always
+            # one running, and a standing "every trial" would abort the rest of the session.
+            # tuple() copies the dict's keys in one C call, so the coordinator thread cannot change it midway.
+            self._aborts.update(tuple(self._remote))
+        else:
+            self._aborts.add(number)
         self._running.set()
 
     @property

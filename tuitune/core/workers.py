@@ -460,7 +460,36 @@ def pickled_objective(ref: ObjectiveRef, into: str, hint: str) -> bytes:
         raise ObjectiveError(f"the objective {ref.label or ref.fn!r} cannot be sent to {into} ({e}); {hint}") from None
 
 
-class WorkerPool:
+class Pool:
+    """What every pool of workers keeps the same way (local processes here, Ray actors in ray_backend)."""
+
+    workers: dict[int, Worker]
+
+    def _spawn(self, slot: Slot) -> Worker:
+        raise NotImplementedError
+
+    def kill(self, w: Worker) -> None:
+        raise NotImplementedError
+
+    def restart(self, w: Worker) -> Worker:
+        self.kill(w)
+        return self._spawn(w.slot)
+
+    def free(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.ready and w.trial is None]
+
+    def busy(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.trial is not None]
+
+    @staticmethod
+    def _assign(w: Worker, spec: TrialSpec) -> None:
+        """Marks ``w`` as running ``spec``'s trial from now (the pool then sends it the trial)."""
+        w.trial = spec.number
+        w.waiting = None
+        w.started = time.monotonic()
+
+
+class WorkerPool(Pool):
     """Starts, feeds, watches and replaces the worker processes of one run."""
 
     backend = "local"
@@ -505,20 +534,8 @@ class WorkerPool:
         self.workers[slot.index] = w
         return w
 
-    def restart(self, w: Worker) -> Worker:
-        self.kill(w)
-        return self._spawn(w.slot)
-
-    def free(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.ready and w.trial is None]
-
-    def busy(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.trial is not None]
-
     def dispatch(self, w: Worker, spec: TrialSpec) -> None:
-        w.trial = spec.number
-        w.waiting = None
-        w.started = time.monotonic()
+        self._assign(w, spec)
         w.conn.send(("trial", spec))
 
     def wait(self, timeout: float) -> list[tuple[Worker, Any]]:

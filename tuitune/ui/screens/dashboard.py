@@ -82,6 +82,9 @@ class DashboardScreen(TuituneScreen):
         self.shown_trial: int | None = None
         self._dirty: set[str] = set()
         self._run_started = 0.0
+        # The run said it ended: its thread winds down a moment longer (p/s/a stay until then), but the
+        # header already shows the session's final state.
+        self._ended = False
 
     # ---- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -150,6 +153,7 @@ class DashboardScreen(TuituneScreen):
             return
         self._run_started = time.monotonic()
         self.paused = False
+        self._ended = False
         self.refresh_bindings()
         self._dirty.add("header")
 
@@ -157,12 +161,16 @@ class DashboardScreen(TuituneScreen):
         """Called by the app with each message of this session's run."""
         v, log = self.view, self.query_one(RichLog)
         if isinstance(message, msg.RunStarted):
+            self._ended = False
             v.reset(total=message.total)
             self._load_seconds()
-            log.write(
-                f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
-                + (f": {v.n_done()} trials done" if message.resumed else "")
-            )
+            if self.tuitune.run_control.follower is not None:  # another process runs it: "following" was said
+                log.write(f"{v.n_done()} trials done so far")
+            else:
+                log.write(
+                    f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
+                    + (f": {v.n_done()} trials done" if message.resumed else "")
+                )
             self.refresh_bindings()
         elif isinstance(message, msg.TrialBegan):
             t = message.trial
@@ -185,6 +193,7 @@ class DashboardScreen(TuituneScreen):
             self.refresh_bindings()
         elif isinstance(message, msg.RunEnded):
             self.paused = False
+            self._ended = True
             v.current = None
             style = {"finished": "green", "stopped": "yellow"}.get(message.state, "red")
             what = {
@@ -253,7 +262,7 @@ class DashboardScreen(TuituneScreen):
     def _draw_header(self) -> None:
         v = self.view
         rec = v.record
-        running = self.running
+        running = self.running and not self._ended
         state = "paused" if running and self.paused else "running" if running else rec.state
         # The same words as the side panel: trials done of those planned, and the running trial's number.
         done, total = v.n_done(), v.total
