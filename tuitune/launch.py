@@ -224,7 +224,8 @@ def new_run(
 
     preset = load_preset(preset_ref)
     strategy_class(strategy)
-    options = {k: v for k, v in dict(options or {}).items() if v is not None}
+    # The preset's [strategy.NAME] options, then the caller's (flags, the new-session form) over them.
+    options = {**preset.strategy.get(strategy, {}), **{k: v for k, v in dict(options or {}).items() if v is not None}}
     values = parse_sets(preset, sets)
     space = preset.space
     defaults = dict(preset.defaults)

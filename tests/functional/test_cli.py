@@ -117,7 +117,34 @@ def test_run_asha_with_factor_and_min_epochs(inproc, project: Project) -> None:
     assert all(t["budget"] in (1, 3, 9) for t in trials)
     assert any(t["budget"] == 9 and t["state"] == "complete" for t in trials)
     options = project.sql("SELECT options FROM sessions WHERE name = 'as'")[0][0]
-    assert '"factor": 3' in options and '"min_epochs": 1' in options
+    assert '"factor": 3' in options and '"min_epochs": 1' in options and '"sampler": "bayes"' in options
+
+
+def test_asha_sampler_from_the_flag_and_from_the_preset(inproc, project: Project) -> None:
+    plain = project.toml(max_epochs=3)
+    r = inproc("run", plain.name, "--strategy", "asha", "--sampler", "bayes", "--trials", 7, "--session", "ab",
+               "--headless")
+    assert r.rc == 0, r.err
+    options = project.sql("SELECT options FROM sessions WHERE name = 'ab'")[0][0]
+    assert '"sampler": "bayes"' in options
+    new = [t for t in project.trials("ab") if t["meta"].get("chosen_by")]
+    assert len(new) == 7 and {t["meta"]["chosen_by"] for t in new} <= {"random", "model"}
+    # [strategy.asha] in the preset sets it for asha sessions; a flag overrides it
+    toml = project.toml("with-options.toml", max_epochs=3, extra={"strategy": {"asha": {"sampler": "bayes"}}})
+    r = inproc("run", toml.name, "--strategy", "asha", "--trials", 3, "--session", "ap", "--headless")
+    assert r.rc == 0, r.err
+    assert '"sampler": "bayes"' in project.sql("SELECT options FROM sessions WHERE name = 'ap'")[0][0]
+    r = inproc("run", toml.name, "--strategy", "asha", "--sampler", "random", "--trials", 3, "--session", "ar",
+               "--headless")
+    assert r.rc == 0, r.err
+    assert '"sampler": "random"' in project.sql("SELECT options FROM sessions WHERE name = 'ar'")[0][0]
+
+
+def test_bad_sampler_in_a_preset_names_the_file_and_key(inproc, project: Project) -> None:
+    toml = project.toml("bad-sampler.toml", extra={"strategy": {"asha": {"sampler": "tpe"}}})
+    r = inproc("run", toml.name, "--strategy", "asha", "--headless")
+    r.assert_user_error("bad-sampler.toml", "strategy.asha.sampler", "'tpe' is not one of bayes, random")
+    assert not project.db.exists()
 
 
 def test_run_asha_on_two_workers_continues_promoted_trials(inproc, project: Project) -> None:

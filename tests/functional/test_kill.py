@@ -63,9 +63,11 @@ def _running(project: Project) -> list[int]:
 
 
 def run_kill_test(
-    project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03, workers: int = 1,
+    project: Project, *, trials: int, epochs: int, kills: int, seed: int, epoch_s: float = 0.03, workers: int | None = None,
     backend: str = "local",
 ) -> None:
+    """``workers`` None: the suite's (``pytest --workers N``, default 1)."""
+    workers = project.workers if workers is None else workers
     log = project.root / "commits.log"
     toml = project.toml(
         "kill.toml", objective="_objectives:killable", max_epochs=epochs,

@@ -87,6 +87,33 @@ async def test_new_session_refuses_a_bad_name_with_a_notification(tmp_path):
 
 
 @run_async
+async def test_new_session_form_offers_the_sampler_for_asha_and_hyperband(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path)
+    app = _app(Store(tmp_path / "t.db"), preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        field = screen.query_one("#field-sampler")
+        assert not field.display  # random has no sampler
+        for strategy in ("asha", "hyperband"):
+            screen.query_one("#strategy", Select).value = strategy
+            await wait_for(pilot, lambda: field.display, what=f"the sampler field for {strategy}")
+            assert "sampler" not in screen.settings()["options"]  # left at default: the strategy's own
+            screen.query_one("#sampler", Select).value = "bayes"
+            await pilot.pause()
+            assert screen.settings()["options"]["sampler"] == "bayes"
+            screen.query_one("#sampler", Select).value = "default"
+        screen.query_one("#strategy", Select).value = "bayes"
+        await wait_for(pilot, lambda: not field.display, what="the sampler field hidden for bayes")
+        screen.query_one("#sampler", Select).value = "random"
+        assert "sampler" not in screen.settings()["options"]
+
+
+@run_async
 async def test_pause_abort_and_stop_after_trial(tmp_path):
     hold = tmp_path / "hold"
     for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go

@@ -110,6 +110,27 @@ class TestDashboard:
         assert snap_compare(app, terminal_size=size, run_before=lambda p: _live_paused(p, store, name))
 
     @sizes
+    def test_two_running(self, snap_compare, fixed, monkeypatch, size):
+        """Two workers: the header names both running trials (cut to fit 80 columns); the chart and the
+        side panel follow the better of them (trial 8), not the latest started (trial 9)."""
+        store, name, preset = fixed
+        add_running_trial(store.path)
+        add_running_trial(store.path)  # trial 9, the same config and epochs; the run has reached epoch 1
+        _pretend_running(monkeypatch)
+
+        async def before(pilot):
+            await pilot.press("enter")
+            await pilot.pause()
+            pilot.app.run_control.session = name
+            for number, rows in ((8, 3), (9, 1)):
+                t = dataclasses.replace(store.trial(name, number), state=TrialState.RUNNING, reason=None)
+                pilot.app.post_message(msg.TrialBegan(name, t, False))
+                pilot.app.post_message(msg.EpochsProgress(name, number, 6, t.epochs[:rows]))
+            await pilot.pause(0.6)  # the throttled redraw
+
+        assert snap_compare(_app(store, preset), terminal_size=size, run_before=before)
+
+    @sizes
     def test_confirm_quit(self, snap_compare, fixed, monkeypatch, size):
         """q while a run trains asks before stopping it."""
         store, name, preset = fixed

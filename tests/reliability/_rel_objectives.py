@@ -40,17 +40,18 @@ def _sleep(seconds):
 
 
 def slow(config, trial):
-    """Epochs of ``epoch_s`` seconds; after each committed epoch logs ``C <trial> <epoch> <pid>``.
+    """Epochs of ``epoch_s`` seconds; after each committed epoch logs ``C <trial> <epoch> <pid> <own pid>``.
 
-    ``B <trial> <epoch> <pid>`` is logged when an epoch begins, so a test can signal mid-epoch.
+    ``B <trial> <epoch> <pid> <own pid>`` is logged when an epoch begins, so a test can signal mid-epoch
+    (pid: the session's owner; own pid: the process running the trial, a worker or the owner itself).
     """
     delay = float(config.get("epoch_s", 0.3))
     log = config["log"]
     for epoch in trial.epochs():
-        append_line(log, f"B {trial.number} {epoch} {owner_pid()}")
+        append_line(log, f"B {trial.number} {epoch} {owner_pid()} {os.getpid()}")
         _sleep(delay)
         trial.report(val_loss=(float(config["x"]) - 0.3) ** 2 + 1.0 / epoch)
-        append_line(log, f"C {trial.number} {epoch} {owner_pid()}")
+        append_line(log, f"C {trial.number} {epoch} {owner_pid()} {os.getpid()}")
     return None
 
 
@@ -95,6 +96,31 @@ def _thread_that_raises():
     raise ValueError("loader worker crashed")
 
 
+def _wait_for(cond, what, limit=120.0):
+    """Polls ``cond`` (a condition, never a duration: the machine may be busy); gives up after ``limit`` s."""
+    end = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > end:
+            raise RuntimeError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def _pairs(spec):
+    """'0:1,3:2' -> {0: 1, 3: 2}."""
+    return {int(a): int(b) for a, b in (item.split(":") for item in str(spec or "").split(",") if item)}
+
+
+def _trial_state(db, number):
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        row = conn.execute("SELECT state FROM trials WHERE number = ?", (number,)).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
 def misbehave(config, trial):
     """Misbehaves as ``plan`` says for this trial number (a comma-separated list, one mode a trial).
 
@@ -102,15 +128,26 @@ def misbehave(config, trial):
     >= 1), so a failed trial that were ranked would be the best. Modes:
     good, exception, systemexit, nan (NaN at epoch ``bad_epoch``), inf, return_nan, oom, thread, hang
     (sleeps 600 s inside epoch 2).
+
+    Orderings for several workers (conditions, not delays), before epoch 1: ``wait_begun = "A:B"`` makes
+    trial A wait until trial B has begun (in ``log``); ``wait_failed = "A:B"`` makes trial A wait until
+    trial B is stored ``failed`` (in the database ``db``).
     """
     plan = [p.strip() for p in str(config["plan"]).split(",")]
     mode = plan[trial.number % len(plan)]
     k = int(config.get("bad_epoch", 2))
     x = float(config["x"])
     log = config.get("log")
+    begun = _pairs(config.get("wait_begun")).get(trial.number)
+    failed = _pairs(config.get("wait_failed")).get(trial.number)
     for epoch in trial.epochs():
         if log:
             append_line(log, f"B {trial.number} {epoch} {os.getpid()} {mode}")
+        if epoch == 1 and begun is not None:
+            _wait_for(lambda: any(line.split()[:2] == ["B", str(begun)] for line in open(log)),
+                      f"trial {begun} to begin")
+        if epoch == 1 and failed is not None:
+            _wait_for(lambda: _trial_state(config["db"], failed) == "failed", f"trial {failed} to fail")
         if mode == "good":
             trial.report(val_loss=1.0 + x + 1.0 / epoch)
             continue

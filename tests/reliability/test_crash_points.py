@@ -173,20 +173,24 @@ def _running(rproj: Project) -> bool:
         return False
 
 
-def run_checkpoint_kills(rproj: Project, *, trials: int, epochs: int, kills: int, torn_min: int, seed: int) -> None:
+def run_checkpoint_kills(
+    rproj: Project, *, trials: int, epochs: int, kills: int, torn_min: int, seed: int, workers: int = 0
+) -> None:
+    """``workers`` 0: in-process, so the kill lands in the process that writes the checkpoint. With worker
+    processes the workers write them, two trials at once, and outlive a killed coordinator by up to a
+    quarter of a second (a torn file a dying worker leaves is the same '.N.pt.PID.tmp', never loaded and
+    removed on the next start); the kill hits the coordinator between two trials' commits."""
     log = rproj.root / "ck.log"
     toml = rproj.toml("ck.toml", objective="_rel_objectives:big_checkpoint", max_epochs=epochs,
                       defaults={"mb": 8, "epoch_s": 0.03, "log": str(log)})
     folder = rproj.ckpt_dir(SESSION)
     rng = random.Random(seed)
-    # --in-process: the kill must land in the process that writes the checkpoint. (With worker processes
-    # the worker writes it and outlives a killed coordinator by up to a quarter of a second; a torn file a
-    # killed worker leaves is the same '.N.pt.PID.tmp', never loaded and removed on the next start.)
-    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless", "--in-process")
+    where = ("--in-process",) if workers == 0 else ("--devices", "cpu", "--workers", workers)
+    run_args = ("run", toml.name, "--trials", trials, "--session", SESSION, "--seed", 0, "--headless", *where)
     done = torn = 0
     while done < kills or torn < torn_min:
         assert done < kills * 4, f"only {torn} of {done} kills landed inside a checkpoint write"
-        args = ("resume", SESSION, "--headless", "--in-process") if _running(rproj) else run_args
+        args = ("resume", SESSION, "--headless") if _running(rproj) else run_args
         bg = rproj.popen(*args, tag=f"p{done}")
         # Wait for this process's first (or second) committed epoch: the checkpoint write starts right
         # after it, and the kill lands a few ms later, often inside torch.save. After two, the process
@@ -245,9 +249,19 @@ def test_kill_during_checkpoint_writes(rproj: Project) -> None:
     run_checkpoint_kills(rproj, trials=16, epochs=5, kills=8, torn_min=2, seed=31)
 
 
+def test_kill_during_checkpoint_writes_of_two_workers(rproj: Project) -> None:
+    run_checkpoint_kills(rproj, trials=4, epochs=4, kills=3, torn_min=0, seed=33, workers=2)
+
+
 @pytest.mark.slow
 def test_kill_during_checkpoint_writes_soak(rproj: Project) -> None:
     run_checkpoint_kills(rproj, trials=20, epochs=5, kills=24, torn_min=8, seed=32)
+
+
+@pytest.mark.slow
+def test_kill_during_checkpoint_writes_of_workers_soak(rproj: Project) -> None:
+    """The soak with the suite's workers (``pytest --workers N``; two at least)."""
+    run_checkpoint_kills(rproj, trials=20, epochs=5, kills=24, torn_min=0, seed=34, workers=max(2, rproj.workers))
 
 
 def test_a_torn_checkpoint_file_is_never_loaded(rproj: Project) -> None:

@@ -10,8 +10,12 @@ import json
 import signal
 import time
 
+import pytest
+
 from tests.support.project import ReliabilityProject as Project
-from tests.support.project import read_log, wait_until
+from tests.support.project import read_log, test_workers, wait_until
+
+WORKER_COUNTS = sorted({test_workers(), 2})  # the suite's (pytest --workers N) and two
 
 # mode -> a piece of the stored reason
 REASONS = {
@@ -82,20 +86,35 @@ def test_show_json_of_a_nan_trial_is_strict_json(rproj: Project) -> None:
     _strict_json(r.out)
 
 
-def test_too_many_failures_in_a_row_stop_with_a_message_and_nothing_exports(rproj: Project) -> None:
-    toml = rproj.toml("fail.toml", objective="_rel_objectives:misbehave", max_epochs=3,
-                      defaults={"plan": "exception,nan,oom,good"})
-    r = rproj.cli("run", toml.name, "--trials", 4, "--session", "ff", "--max-failures", 3, "--headless")
+@pytest.mark.parametrize("workers", WORKER_COUNTS, ids=lambda n: f"{n}-workers")
+def test_too_many_failures_in_a_row_stop_with_a_message_and_nothing_exports(rproj: Project, workers: int) -> None:
+    """exception, nan, oom in a row stop the run. With two workers, trials 0 and 1 fail side by side, then
+    trials 2 (oom) and 3 (good) run side by side, trial 3 completing only after trial 2 failed: the run
+    still ends failed (a trial started before the third failure cannot undo it) and trial 4 never starts."""
+    log = rproj.root / "ff.log"
+    defaults = {"plan": "exception,nan,oom,good,good", "log": str(log)}
+    if workers > 1:
+        defaults.update(wait_begun="0:1", wait_failed="3:2", db=str(rproj.db))
+    toml = rproj.toml("fail.toml", objective="_rel_objectives:misbehave", max_epochs=3, defaults=defaults)
+    r = rproj.cli("run", toml.name, "--trials", 5, "--session", "ff", "--max-failures", 3, "--headless",
+                  "--workers", workers)
     assert r.rc == 1, (r.rc, r.err)
     assert "Traceback" not in r.err + r.out
     assert "3 trials in a row failed" in r.err and "out of memory" in r.err and "tuitune resume ff" in r.err
     doc = rproj.show("ff")
-    assert [t["state"] for t in doc["trials"]] == ["failed"] * 3  # the 4th (good) trial never started
-    assert doc["session"]["state"] == "failed" and doc["session"]["best"] is None
-    out = rproj.root / "ff.json"
-    e = rproj.cli("export", "ff", "-o", out)
-    assert e.rc == 2 and "no complete trial" in e.err and "Traceback" not in e.err
-    assert not out.exists()
+    states = [t["state"] for t in doc["trials"]]
+    assert doc["session"]["state"] == "failed"
+    assert not any(x[1] == "4" for x in read_log(log)), "a trial started after the third failure in a row"
+    if workers == 1:
+        assert states == ["failed"] * 3  # the 4th (good) trial never started
+        assert doc["session"]["best"] is None
+        out = rproj.root / "ff.json"
+        e = rproj.cli("export", "ff", "-o", out)
+        assert e.rc == 2 and "no complete trial" in e.err and "Traceback" not in e.err
+        assert not out.exists()
+    else:
+        assert states == ["failed"] * 3 + ["complete"]  # trial 3 ran to its end, after the third failure
+        assert doc["session"]["best"] == doc["trials"][3]["value"]
 
 
 def test_trial_timeout_fails_a_hung_trial_and_the_session_goes_on(rproj: Project) -> None:

@@ -22,6 +22,34 @@ import pytest
 import tomli_w
 
 TESTS = Path(__file__).resolve().parent.parent
+WORKERS_ENV = "TUITUNE_TEST_WORKERS"
+
+
+def test_workers() -> int:
+    """How many worker processes the sessions of these tests run with (``pytest --workers N``; default 1)."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        n = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{WORKERS_ENV}={raw!r}: give a whole number >= 1") from None
+    if n < 1:
+        raise pytest.UsageError(f"{WORKERS_ENV}={raw!r}: give a whole number >= 1")
+    return n
+
+
+test_workers.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever its name
+
+
+def with_workers(argv: list[str], workers: int) -> list[str]:
+    """``argv`` with ``--workers N`` added to a ``run`` command that does not say where its trials run.
+
+    (``resume`` keeps the workers the session was started with.)
+    """
+    if workers == 1 or "run" not in argv or any(a in argv for a in ("--workers", "--in-process", "--detach")):
+        return argv
+    return [*argv, "--workers", str(workers)]
 
 
 def tuitune_command() -> list[str]:
@@ -119,8 +147,9 @@ class Project:
     default_objective = "_objectives:quadratic"
     default_name: str | None = "synth"  # None: the file's stem
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: int | None = None) -> None:
         self.root = root
+        self.workers = test_workers() if workers is None else workers  # of the sessions that `run` starts
         self.db = root / "runs.db"
         shutil.copy(self.objectives, root / self.objectives.name)
         self.env = {
@@ -164,7 +193,8 @@ class Project:
 
     # ---- running -----------------------------------------------------------------------------
     def args(self, *args: Any, db: bool = True) -> list[str]:
-        return [*tuitune_command(), *(["--db", str(self.db)] if db else []), *map(str, args)]
+        return with_workers([*tuitune_command(), *(["--db", str(self.db)] if db else []), *map(str, args)],
+                            self.workers)
 
     def cli(self, *args: Any, db: bool = True, timeout: float = 300, cwd: Path | None = None) -> Result:
         """Runs the real entry point to completion (cwd: the project folder unless given)."""
@@ -177,8 +207,8 @@ class Project:
     def popen(self, *args: Any, tag: str = "bg", argv: list[str] | None = None) -> Background:
         out, err = self.root / f"{tag}.out", self.root / f"{tag}.err"
         with open(out, "w") as fo, open(err, "w") as fe:
-            p = subprocess.Popen(argv or self.args(*args), cwd=self.root, env=self.env, stdout=fo, stderr=fe,
-                                 stdin=subprocess.DEVNULL)
+            argv = with_workers(argv, self.workers) if argv else self.args(*args)
+            p = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
         return Background(p, out, err)
 
     def show(self, session: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def crossing(config: dict[str, Any], epoch: int) -> float:
 def make(**kw: Any) -> AshaStrategy:
     kw.setdefault("max_epochs", 81)
     kw.setdefault("seed", 7)
+    kw.setdefault("sampler", "random")  # these tests are about the rungs; the bayes sampler has its own below
     return AshaStrategy(SPACE, **kw)
 
 
@@ -341,8 +342,8 @@ def test_everything_failing_ends_the_session():
 def test_registry_and_options():
     s = make_strategy("asha", SPACE, max_epochs=27, factor=3, min_epochs=3)
     assert isinstance(s, AshaStrategy) and s.budgets == [3, 9, 27]
-    assert AshaStrategy.option_names() == ["factor", "min_epochs"]
-    assert s.options() == {"factor": 3, "min_epochs": 3}
+    assert AshaStrategy.option_names() == ["factor", "min_epochs", "sampler"]
+    assert s.options() == {"factor": 3, "min_epochs": 3, "sampler": "bayes"}  # the model sampler by default
     with pytest.raises(StrategyError, match="no option 'bracket'"):
         make_strategy("asha", SPACE, bracket=1)
 
@@ -356,6 +357,7 @@ def test_registry_and_options():
         ({"min_epochs": 0}, r"asha option min_epochs must be a whole number from 1 to max_epochs \(81\)"),
         ({"min_epochs": 82}, r"min_epochs must be a whole number from 1 to max_epochs \(81\), got 82"),
         ({"min_epochs": "2"}, "min_epochs must be a whole number"),
+        ({"sampler": "tpe"}, "asha option sampler 'tpe' is unknown; use one of random, bayes"),
     ],
 )
 def test_bad_options_are_refused(kw: dict[str, Any], match: str):
@@ -366,3 +368,79 @@ def test_bad_options_are_refused(kw: dict[str, Any], match: str):
 def test_zero_trials():
     s = make(n_trials=0)
     assert s.total() == 0 and s.ask() is None
+
+
+# ---- the bayes sampler ----------------------------------------------------------------------------------------
+
+# Small enough for the GP to be quick: 2 searched dimensions, so the model starts once 4 trials finish a rung.
+BAYES = {"max_epochs": 9, "n_trials": 14, "sampler": "bayes"}
+
+
+@pytest.fixture(scope="module")
+def bayes_run() -> WorkerSim:
+    return WorkerSim(make(**BAYES), crossing, workers=2).run()
+
+
+def test_bayes_sampler_uses_the_model_once_a_rung_has_enough_trials(bayes_run: WorkerSim):
+    new = [r.suggestion for r in bayes_run.runs if r.suggestion.trial is None]
+    assert len(new) == 14 and bayes_run.finished
+    chosen = [s.meta["chosen_by"] for s in new]
+    assert set(chosen) == {"random", "model"}
+    assert chosen[:4] == ["random"] * 4  # fewer than dim + 2 finished trials anywhere: no model yet
+    promoted = [r.suggestion for r in bayes_run.runs if r.suggestion.trial is not None]
+    assert promoted and all("chosen_by" not in s.meta or s.meta["rung"] > 0 for s in promoted)
+    # the random stream is the random sampler's: a config the model did not choose is the one random asha draws
+    plain = WorkerSim(make(**{**BAYES, "sampler": "random"}), crossing, workers=2).run()
+    first_random = [s.config for s in new][:4]
+    assert first_random == [r.suggestion.config for r in plain.runs if r.suggestion.trial is None][:4]
+
+
+def test_bayes_sampler_is_deterministic(bayes_run: WorkerSim):
+    again = WorkerSim(make(**BAYES), crossing, workers=2).run()
+    assert history(again) == history(bayes_run) and again.records == bayes_run.records
+
+
+def test_bayes_sampler_resumes_identically(bayes_run: WorkerSim):
+    cut = 12  # past the first model-chosen config, with a trial running
+    assert any(r.suggestion.meta.get("chosen_by") == "model" for r in bayes_run.runs[:cut])
+    sim = WorkerSim(make(**BAYES), crossing, workers=2).run(max_runs=cut)
+    assert sim.running > 0
+    fresh = make(**BAYES)
+    fresh.restore(list(sim.records.values()))  # the model is refitted from the records alone
+    assert fresh.settle() == {}
+    sim.strategy = fresh
+    sim.run()
+    assert history(sim) == history(bayes_run) and sim.records == bayes_run.records
+
+
+def test_bayes_sampler_on_a_conditional_space():
+    from tuitune.core.space import Int
+
+    space = Space(
+        opt=Choice(["sgd", "adam"]),
+        lr=Float(1e-4, 1e-1, scale="log"),
+        momentum=Float(0.5, 0.99, when={"opt": ["sgd"]}),
+        layers=Int(1, 3),
+    )
+
+    def f(config: dict[str, Any], epoch: int) -> float:
+        m = config.get("momentum", 0.9)
+        return abs(config["lr"] - 0.01) + (m - 0.9) ** 2 + 0.1 * config["layers"] + 1.0 / epoch
+
+    sim = WorkerSim(AshaStrategy(space, seed=1, max_epochs=9, n_trials=16, sampler="bayes"), f, workers=2).run()
+    new = [r.suggestion for r in sim.runs if r.suggestion.trial is None]
+    assert "model" in {s.meta["chosen_by"] for s in new}
+    for s in new:  # an inactive parameter is absent, an active one present, whoever chose the config
+        assert ("momentum" in s.config) == (s.config["opt"] == "sgd")
+        assert space.check(s.config) == s.config
+
+
+def test_old_sessions_keep_random_sampling():
+    from tuitune.core.api import strategy_for
+    from tuitune.core.records import SessionRecord
+
+    rec = SessionRecord(
+        name="old", strategy="asha", options={"factor": 3, "min_epochs": 1}, space=SPACE.to_dict(),
+        metric="val_loss", direction="minimize", seed=0, max_epochs=9, n_trials=None, state="stopped",
+    )
+    assert strategy_for(rec).options()["sampler"] == "random"

@@ -178,6 +178,13 @@ ERRORS = [
     (BASE.replace('[model]\nkind = "mlp"\n', ""), "model", "missing"),
     (BASE.replace("[data]\n", "[data]\nfoo = 1\n").replace("objective", "x"), "data.foo", "unknown key"),
     ('objective = "mymod:fn"\n' + BASE, "data", "drop [data]"),
+    (BASE + '[strategy.asha]\nsampler = "tpe"\n', "strategy.asha.sampler", "'tpe' is not one of bayes, random"),
+    (BASE + "[strategy.asha]\nsampler = 1\n", "strategy.asha.sampler", "expected a string"),
+    (BASE + "[strategy.asha]\nbracket = 1\n", "strategy.asha.bracket", "asha has no option 'bracket'"),
+    (BASE + "[strategy.asha]\nmin_epochs = 0\n", "strategy.asha.min_epochs", "must be >= 1"),
+    (BASE + '[strategy.asha]\nfactor = "3"\n', "strategy.asha.factor", "expected a whole number"),
+    (BASE + "[strategy.tpe]\nfactor = 3\n", "strategy.tpe", "'tpe' is not a strategy"),
+    (BASE + "[strategy]\nasha = 3\n", "strategy.asha", "a table [strategy.asha]"),
 ]
 
 
@@ -190,6 +197,14 @@ def test_errors_name_file_and_key(tmp_path, text, key, what):
     assert str(path) in msg, msg
     assert f"key '{key}'" in msg, msg
     assert what in msg, msg
+
+
+def test_strategy_options_load_and_survive_the_stored_form(tmp_path):
+    p = load_preset(str(_write(tmp_path, BASE + '[strategy.asha]\nsampler = "bayes"\nfactor = 4\n'
+                                            '[strategy.hyperband]\nsampler = "random"\n')))
+    assert p.strategy == {"asha": {"sampler": "bayes", "factor": 4}, "hyperband": {"sampler": "random"}}
+    assert Preset.from_dict(p.to_dict()).strategy == p.strategy
+    assert load_preset(str(_write(tmp_path, BASE))).strategy == {}
 
 
 def test_not_toml(tmp_path):

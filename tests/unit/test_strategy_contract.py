@@ -62,11 +62,12 @@ CASES = {
     "bayes": dict(n_trials=7, n_initial=3),
     "hyperband": dict(n_trials=None, factor=3, sampler="random"),
     "hyperband-bayes": dict(n_trials=None, factor=3),  # the default sampler
-    "asha": dict(n_trials=None, factor=3),
+    "asha": dict(n_trials=None, factor=3, sampler="random"),
+    "asha-bayes": dict(n_trials=None, factor=3, sampler="bayes"),
     "manual": dict(n_trials=None, changes=[{"lr": 0.01}, {"units": 32}, {}, {"base": "best", "change": {"act": "tanh"}}]),
 }
 COND_CHANGES = [{"opt": "adam"}, {"nesterov": False}, {}, {"base": "best", "change": {"units": 32}}]
-EPOCHS = {"hyperband": 9, "hyperband-bayes": 9, "asha": 9}
+EPOCHS = {"hyperband": 9, "hyperband-bayes": 9, "asha": 9, "asha-bayes": 9}
 
 
 def cases(name, kind):
@@ -119,15 +120,15 @@ class TestStrategyContract:
             assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
         expected = {
             "random": 7, "bayes": 7, "grid": space.grid_size(), "hyperband": strat.total(),
-            "hyperband-bayes": strat.total(), "asha": strat.total(), "manual": 4,
+            "hyperband-bayes": strat.total(), "asha": strat.total(), "asha-bayes": strat.total(), "manual": 4,
         }[name]
         assert len(trials) == expected
         assert strat.ask() is None  # finished means finished
         if name == "grid":  # every active combination once, nothing else
             assert sorted(map(repr, (t.config for t in trials))) == sorted(map(repr, space.grid()))
-        if name == "hyperband-bayes":  # the later brackets' new configs come from the model
+        if name in ("hyperband-bayes", "asha-bayes"):  # the later new configs come from the model
             assert any(t.meta.get("chosen_by") == "model" for t in trials)
-        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes", "asha"):
+        if kind == "conditional" and name in ("random", "bayes", "hyperband", "hyperband-bayes", "asha", "asha-bayes"):
             assert {t.config["opt"] for t in trials} == {"sgd", "adam"}, "both branches are explored"
 
     def test_deterministic_under_a_seed(self, tmp_path, name, kind):

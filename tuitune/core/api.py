@@ -86,8 +86,8 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
     space = Space.from_dict(record.space)
     options = {**record.options, **overrides}
-    if record.strategy == "hyperband":
-        # Sessions stored before hyperband had a sampler drew their configs at random: they go on that way.
+    if record.strategy in ("hyperband", "asha"):
+        # Sessions stored before these had a sampler drew their configs at random: they go on that way.
         options.setdefault("sampler", "random")
     return make_strategy(
         record.strategy,

@@ -493,6 +493,10 @@ class Runner:
 
     def _count(self, rec: TrialRecord, failures: int) -> int:
         """The consecutive-failure count after ``rec`` ended."""
+        if failures >= self.max_failures:
+            # The run is giving up. With several workers, trials started before the last failure may still
+            # end; one that completes must not undo the decision (the session would go on starting trials).
+            return failures
         if rec.state == TrialState.FAILED:
             self._last_failed = rec.reason
             return failures + 1

@@ -87,6 +87,8 @@ class Preset:
     objective: str | None = None
     path: str = ""
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
+    # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
+    strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def bundled(self) -> bool:
@@ -107,6 +109,7 @@ class Preset:
             "objective": self.objective,
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
+            **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
         }
 
     @classmethod
@@ -126,6 +129,7 @@ class Preset:
                 objective=d.get("objective"),
                 path=d.get("path", ""),
                 backend=d.get("backend"),
+                strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
             )
         except (KeyError, TypeError, SpaceError) as e:
             raise PresetError(f"stored preset is incomplete or damaged ({type(e).__name__}: {e})") from None
@@ -341,7 +345,38 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         objective=objective,
         path=str(path.resolve()),
         backend=backend,
+        strategy=_validate_strategy_options(err, raw.get("strategy", {})),
     )
+
+
+def _validate_strategy_options(err: _Err, raw: Any) -> dict[str, dict[str, Any]]:
+    """``[strategy.NAME]`` tables: each names a strategy, and each key one of its options (core's STRATEGY_OPTIONS)
+    with a value of the right kind; the strategy checks ranges when it is built."""
+    from tuitune.core.strategies import STRATEGY_NAMES, STRATEGY_OPTIONS
+
+    tables = _want(err, "strategy", raw, (dict,), "tables like [strategy.asha] holding a strategy's options")
+    out: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        if name not in STRATEGY_NAMES:
+            raise err(f"strategy.{name}", f"{name!r} is not a strategy; use one of {', '.join(STRATEGY_NAMES)}")
+        table = _want(err, f"strategy.{name}", table, (dict,), f"a table [strategy.{name}] of its options")
+        known = {o.name: o for o in STRATEGY_OPTIONS if name in o.strategies}
+        for key, v in table.items():
+            where = f"strategy.{name}.{key}"
+            o = known.get(key)
+            if o is None:
+                opts = ", ".join(known) or "none"
+                raise err(where, f"{name} has no option {key!r}; its options: {opts}")
+            if o.choices:
+                _want(err, where, v, (str,), "a string")
+                if v not in o.choices:
+                    raise err(where, f"{v!r} is not one of {', '.join(o.choices)}")
+            else:
+                _want(err, where, v, (int,), "a whole number")
+                if o.positive and v < 1:
+                    raise err(where, f"must be >= 1, got {v}")
+        out[name] = dict(table)
+    return out
 
 
 def _check_objective_path(err: _Err, objective: str) -> None:

@@ -222,6 +222,7 @@ class SessionView:
         self.current = None
 
     def trial_started(self, t: TrialRecord) -> None:
+        self.live.pop(t.number, None)  # a trial run again starts last
         self.live[t.number] = t
         self.current = t.number
         if self.arrays is not None:
@@ -247,9 +248,15 @@ class SessionView:
         if self.arrays is not None:
             for x in (t, *changed):
                 self.arrays.update(x.number, x.state.value, x.value, x.config)
-        if self.current == t.number:
-            self.current = None
+        if self.current == t.number:  # another running trial (several workers) becomes the latest
+            running = self.running()
+            self.current = running[-1] if running else None
         self.changed()
+
+    def running(self) -> list[int]:
+        """The trials of this app's run that are running now, in the order they started (several with
+        several workers; ``current`` is the latest)."""
+        return [n for n, t in self.live.items() if t.state == TrialState.RUNNING]
 
     # ---- reading ---------------------------------------------------------------------------
     def _cached(self, key: Any, read: Any) -> Any:
@@ -397,15 +404,27 @@ class SessionView:
         return sum(done) / len(done) if done else None
 
     def eta(self) -> float | None:
-        """Seconds left, from the mean complete trial's time and the trials not yet done."""
+        """Seconds left, from the mean complete trial's time and the trials not yet done (less the parts
+        the running ones have done), shared among the session's workers."""
         mean = self.mean_trial_time()
         if mean is None or self.total is None:
             return None
-        left = max(0, self.total - self.n_done())
-        cur = self.live.get(self.current) if self.current is not None else None
-        if cur is not None and cur.budget:
-            left = max(0.0, left - cur.last_epoch / cur.budget)
-        return left * mean
+        left = float(max(0, self.total - self.n_done()))
+        for n in self.running():
+            t = self.live[n]
+            if t.budget:
+                left -= min(t.last_epoch, t.budget) / t.budget
+        return max(0.0, left) * mean / self.parallel()
+
+    def parallel(self) -> int:
+        """How many trials the session runs at once: its workers on each of its devices (at least one)."""
+        info = self.record.info
+        workers = info.get("workers")
+        devices = info.get("devices")
+        n = (workers if isinstance(workers, int) and workers > 0 else 1) * (
+            len(devices) if isinstance(devices, list) and devices else 1
+        )
+        return max(1, n)
 
     def rungs(self) -> list[int]:
         """The epoch budgets trials were given, below the maximum (Hyperband's rungs)."""

@@ -153,14 +153,19 @@ class RunControl:
             return True
         return False
 
-    def abort_trial(self) -> bool:
+    def abort_trial(self, number: int | None = None) -> bool:
+        """Aborts trial ``number`` after its epoch (None: every running one; with several workers the
+        dashboard names the trial it shows)."""
         if self.follower is not None and self.running:
-            if not self.follower.running_trials:
+            running = self.follower.running_trials
+            if not running or (number is not None and number not in running):
                 return False
-            self.follower.abort_trial()
+            self.follower.abort_trial(number)
             return True
         if self.running and self.runner is not None and self.runner.running_trials:
-            self.runner.abort_trial()
+            if number is not None and number not in self.runner.running_trials:
+                return False
+            self.runner.abort_trial(number)
             return True
         return False
 

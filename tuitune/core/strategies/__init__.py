@@ -49,9 +49,10 @@ STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
                    positive=False, label="halving factor", default="3"),
     StrategyOption(("hyperband",), "bracket", "--bracket", "run this bracket alone (successive halving)",
                    positive=False),
-    StrategyOption(("hyperband",), "sampler", "--sampler",
+    StrategyOption(("hyperband", "asha"), "sampler", "--sampler",
                    "new configs from a Bayes model of the highest rung with enough trials (bayes, the default; "
-                   "BOHB-like) or at random", choices=("bayes", "random")),
+                   "BOHB-like) or at random", choices=("bayes", "random"),
+                   label="new configs from", default="default: bayes"),
     StrategyOption(("asha",), "min_epochs", "--min-epochs", "the epochs of the lowest rung (default 1)"),
     StrategyOption(("bayes",), "n_initial", "--n-initial", "quasi-random points before the model",
                    label="Bayes initial points", default="automatic"),

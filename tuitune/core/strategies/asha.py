@@ -11,7 +11,11 @@ The rule (the paper's ``get_job``)
     Whenever asked: from rung K-1 down to rung 0, promote the best trial that is in the top
     ``floor(n_k / eta)`` of rung k (n_k: the trials that have finished rung k, promoted ones included,
     ranked by the session metric at rung k's epochs) and has not been promoted yet. If none can be, start a
-    new config (drawn uniformly from the space, seeded by the seed and the number of trials) at rung 0.
+    new config at rung 0: with ``sampler = "bayes"`` (the default since it beat Optuna's TPE + HyperbandPruner
+    at equal epochs, benchmarks/results/asha-bayes.md) from the GP fitted at the highest rung that enough
+    trials have finished (BOHB-like; the rule is hyperband's and lives in ``fidelity.py``; its meta says
+    ``"chosen_by": "model" | "random"``), with ``sampler = "random"`` drawn uniformly from the space (seeded by
+    the seed and the number of trials).
     Nothing waits for a rung to fill, so no worker idles at a barrier. A promotion keeps the trial's number
     and config (``Suggestion(trial=N, budget=r_{k+1})``); the objective continues it from its checkpoint.
 
@@ -60,6 +64,7 @@ from typing import Any
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
+from tuitune.core.strategies.fidelity import check_sampler, new_config
 from tuitune.core.strategies.hyperband import _whole, s_max_of
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
@@ -93,18 +98,21 @@ class _Rung:
 
 
 class AshaStrategy(Strategy):
-    """Asynchronous successive halving over random configs (see the module docstring).
+    """Asynchronous successive halving (see the module docstring).
 
     Args:
         factor: eta: a rung promotes its top 1/factor and the next rung trains factor times longer.
             A whole number >= 2.
         min_epochs: the epochs of the lowest rung (the paper's r), 1..max_epochs.
+        sampler: how new configs are drawn: ``"bayes"`` (the default: a GP fitted at the highest rung with
+            enough trials, BOHB-like; the rule is hyperband's, in ``fidelity.py``) or ``"random"`` (the paper's).
     """
 
     name = "asha"
 
-    def __init__(self, space, *, factor: int = 3, min_epochs: int = 1, **kw: Any) -> None:
+    def __init__(self, space, *, factor: int = 3, min_epochs: int = 1, sampler: str = "bayes", **kw: Any) -> None:
         super().__init__(space, **kw)
+        self.sampler = check_sampler("asha", sampler)
         if not _whole(factor) or factor < 2:
             raise StrategyError(f"asha option factor must be a whole number >= 2 (3 is usual), got {factor!r}")
         if not _whole(min_epochs) or not 1 <= min_epochs <= self.max_epochs:
@@ -152,6 +160,15 @@ class AshaStrategy(Strategy):
             if isinstance(stored, list) and k < len(stored) and isinstance(stored[k], (int, float)):
                 v = stored[k]
         return v
+
+    def _finished(self, t: TrialRecord, budget: int) -> bool:
+        """Whether the trial has finished the rung of that budget (the sampler's model reads it)."""
+        r, k = self._rung_of(t), self.budgets.index(budget)
+        return r is not None and (r > k or (r == k and t.state not in _PENDING))
+
+    def _value_at_budget(self, t: TrialRecord, budget: int) -> float | None:
+        v = self._raw_value(t, self.budgets.index(budget))
+        return float(v) if v is not None and math.isfinite(float(v)) else None
 
     def _key(self, t: TrialRecord, k: int) -> RankKey:
         if not (t.state == TrialState.FAILED and t.meta.get("rung") == k):
@@ -217,7 +234,11 @@ class AshaStrategy(Strategy):
                 meta = {**best.meta, "rung": k + 1, "rung_values": values}
                 return Suggestion(config=dict(best.config), budget=self.budgets[k + 1], trial=best.number, meta=meta)
         if self.budget_left():
-            return Suggestion(config=self.space.sample(self.rng()), budget=self.budgets[0], meta={"rung": 0})
+            trials = self.trials if self.sampler == "bayes" else []  # the model's data; random needs none
+            config, how = new_config(
+                self, self.sampler, trials, self.budgets, reached=self._finished, value_at=self._value_at_budget
+            )
+            return Suggestion(config=config, budget=self.budgets[0], meta={"rung": 0, **how})
         if any(rung.pending for rung in rungs):
             return WAIT
         return None

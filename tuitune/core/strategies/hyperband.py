@@ -23,13 +23,9 @@ Options
 
 Sampler
     ``"random"``: uniformly from the space (the paper). ``"bayes"`` (the default since it beat Optuna's TPE +
-    HyperbandPruner at equal epochs, benchmarks/results/hyperband-bayes.md; as BOHB, Falkner et al. 2018, with the
-    GP of the bayes strategy in place of its TPE): a new config comes from the Bayes model fitted on the
-    values at the highest rung budget that at least ``dim + 2`` trials have reached (their best value over
-    epochs 1..budget), the other trials as pending points (so one rung's new configs spread out); with too few
-    such trials, and for one new config in three (BOHB's random fraction, which keeps the search global), it
-    is drawn at random. Each new trial's meta says which: ``"chosen_by": "model" | "random"``. The model is a
-    function of the seed and the stored trials, so a resumed session continues the same way.
+    HyperbandPruner at equal epochs, benchmarks/results/hyperband-bayes.md): BOHB-like, a GP fitted at the
+    highest rung budget that enough trials have reached; the rule is shared with asha and lives in
+    ``fidelity.py``. Each new trial's meta says ``"chosen_by": "model" | "random"``.
 
 Trial count
     ``n_trials`` (``--trials N``) caps the number of NEW trials (configs); promotions do not count. With it,
@@ -86,11 +82,9 @@ from typing import Any
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
+from tuitune.core.strategies.fidelity import check_sampler, new_config
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
-SAMPLERS = ("random", "bayes")
-# BOHB's fraction of new configs drawn at random whatever the model says.
-_RANDOM_FRACTION = 1 / 3
 
 
 def _whole(x: Any) -> bool:
@@ -183,9 +177,7 @@ class HyperbandStrategy(Strategy):
         **kw: Any,
     ) -> None:
         super().__init__(space, **kw)
-        if sampler not in SAMPLERS:
-            raise StrategyError(f"hyperband option sampler {sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
-        self.sampler = sampler
+        self.sampler = check_sampler("hyperband", sampler)
         if not _whole(factor) or factor < 2:
             raise StrategyError(f"hyperband option factor must be a whole number >= 2 (3 is usual), got {factor!r}")
         if not _whole(iterations) or iterations < 1:
@@ -312,52 +304,16 @@ class HyperbandStrategy(Strategy):
                 continue
             meta: dict[str, Any] = {"bracket": plan.bracket, "rung": walk.rung, "iteration": plan.iteration}
             if walk.action == "new":
-                config = self.space.sample(self.rng())
-                if self.sampler == "bayes":
-                    model_config = self._model_config()
-                    meta["chosen_by"] = "random" if model_config is None else "model"
-                    config = model_config or config
-                return Suggestion(config=config, budget=plan.budgets[0], meta=meta)
+                config, how = new_config(self, self.sampler, [t for t in self.trials if self._is_ours(t)], self._budgets())
+                return Suggestion(config=config, budget=plan.budgets[0], meta={**meta, **how})
             t = walk.trial
             assert t is not None
             return Suggestion(config=dict(t.config), budget=plan.budgets[walk.rung], trial=t.number, meta=meta)
         return WAIT if waiting else None
 
-    def _model_config(self) -> dict[str, Any] | None:
-        """A new config from the Bayes model at the highest budget with enough values; None: draw at random."""
-        if self.rng(5).random() < _RANDOM_FRACTION:
-            return None
-        from tuitune.core.strategies.bayes import BayesStrategy
-
-        ours = [t for t in self.trials if self._is_ours(t)]
-        budgets = sorted({b for s in self._cycle() for b in rung_budgets(s, self.max_epochs, self.factor)}, reverse=True)
-        n_min = len(self.space.searched) + 2
-        for b in budgets:
-            reached = [t for t in ours if t.last_epoch >= b and t.state != TrialState.FAILED]
-            if len(reached) >= n_min:
-                break
-        else:
-            return None
-        seen = {t.number for t in reached}
-        records = []
-        for t in ours:
-            if t.number in seen:
-                v = t.value_at(b, self.metric, self.direction)
-                state = TrialState.COMPLETE if v is not None else TrialState.FAILED
-                records.append(dataclasses.replace(t, state=state, value=v, meta={}))
-            elif t.state == TrialState.FAILED:
-                records.append(dataclasses.replace(t, meta={}))
-            else:  # not at this budget yet: pending (constant liar), so new configs keep away from it
-                records.append(dataclasses.replace(t, state=TrialState.RUNNING, value=None, meta={}))
-        bayes = BayesStrategy(
-            self.space, seed=self.seed, metric=self.metric, direction=self.direction, n_initial=1,
-            max_epochs=self.max_epochs,
-        )
-        bayes.restore(records)
-        s = bayes.ask()
-        if s is None or s.meta.get("chosen_by") != "model":
-            return None
-        return s.config
+    def _budgets(self) -> list[int]:
+        """Every rung budget of the plan's brackets (the sampler's model is fitted at one of them)."""
+        return sorted({b for s in self._cycle() for b in rung_budgets(s, self.max_epochs, self.factor)})
 
     def state_after(self, trial: TrialRecord) -> TrialState:
         """PAUSED below the top rung of the trial's bracket (waiting for the rung's decision), else COMPLETE."""

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,10 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Footer, RichLog, Static
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import TrialState
+from tuitune.core.records import TrialRecord, TrialState
 from tuitune.ui import messages as msg
 from tuitune.ui.format import fmt, fmt_duration
-from tuitune.ui.model import SessionView
+from tuitune.ui.model import SessionView, best_value
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
 from tuitune.ui.widgets.dialogs import PathDialog
@@ -30,6 +31,25 @@ if TYPE_CHECKING:
 CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
 REDRAW_S = 0.25  # charts and the leaderboard redraw at most 4 times a second
 SYNC_TRIALS = 2000  # up to this many trials, their training seconds are summed before the first frame
+
+
+def running_words(v: SessionView, numbers: list[int], mem: str | None = None) -> list[str]:
+    """Several running trials in words, widest first: "2 running: #4 cuda:0 epoch 3/10 · #5 cuda:1 epoch 1/10",
+    then without the devices, then with the epochs alone."""
+    trials = [v.live[n] for n in numbers]
+    head = f"{len(trials)} running: "
+
+    def where(t: TrialRecord) -> str:
+        return str(t.info.get("device") or "auto")
+
+    return [
+        head + " · ".join(f"#{t.number} {where(t)} epoch {t.last_epoch}/{t.budget}" for t in trials)
+        + (f" {mem}" if mem else ""),
+        head + " · ".join(f"#{t.number} {where(t)} {t.last_epoch}/{t.budget}" for t in trials),
+        head + " · ".join(f"#{t.number} epoch {t.last_epoch}/{t.budget}" for t in trials),
+        head + " · ".join(f"#{t.number} {t.last_epoch}/{t.budget}" for t in trials),
+        head + " ".join(f"#{t.number}" for t in trials),
+    ]
 
 
 def gpu_memory() -> str | None:
@@ -267,28 +287,56 @@ class DashboardScreen(TuituneScreen):
         # The same words as the side panel: trials done of those planned, and the running trial's number.
         done, total = v.n_done(), v.total
         trial = f"{done}/{total} done" if total and done <= total else f"{done} done"
-        if v.current is not None:
+        several = v.running() if len(v.running()) > 1 else []
+        if v.current is not None and not several:
             trial += f", trial {v.current} {'paused' if state == 'paused' else 'training'}"
         mem = gpu_memory()
         device = self._device() + (f" {mem}" if mem else "")
         elapsed = v.elapsed(time.time() if running else None)
         best = v.best()
+        head = f"[b]{rec.name}[/] [reverse] {state} [/]"
         parts = [
-            f"[b]{rec.name}[/] [reverse] {state} [/]",
+            head,
             trial,
+            None,  # several running trials: where and how far each is (they name their devices)
             f"best {fmt(best.value)} (#{best.number})" if best else None,
             rec.strategy,
-            device,
+            None if several else device,
             f"trained {fmt_duration(elapsed)}",
             f"ETA {fmt_duration(v.eta())}" if running else None,
         ]
+        if several:
+            # The widest form that fits beside what comes before it (the rest of the line is cut off).
+            room = self.size.width - 2 - Text.from_markup(f"{head} │ {trial} │ ").cell_len
+            parts[2] = next((r for r in running_words(v, several, mem) if len(r) <= room), f"{len(several)} running")
         self.query_one("#dash-header", Static).update(" │ ".join(p for p in parts if p))
+
+    def followed(self) -> int | None:
+        """The running trial the chart and the side panel follow: the one selected in the leaderboard,
+        else the best so far, else the latest started; None when none runs."""
+        v = self.view
+        running = v.running()
+        if not running:
+            return v.current
+        if len(running) == 1:
+            return running[0]
+        selected = self.query_one(Leaderboard).selected_number()
+        if selected in running:
+            return selected
+        scored = [(value, n) for n in running
+                  if (value := best_value(v.live[n], v.metric, v.direction)) is not None]
+        if scored:
+            sign = 1.0 if v.direction == "minimize" else -1.0
+            return min(scored, key=lambda vn: (vn[0] * sign, -vn[1]))[1]
+        return running[-1]
 
     def _draw_chart(self) -> None:
         v = self.view
         which = CHARTS[self.chart_index]
         if which == "chart-trial":
-            number = v.current if v.current is not None else self.shown_trial
+            number = self.followed()
+            if number is None:
+                number = self.shown_trial
             if number is None:
                 number = self.query_one(Leaderboard).selected_number()
             self.query_one(TrialChart).update(v, number)
@@ -302,7 +350,8 @@ class DashboardScreen(TuituneScreen):
 
     def _draw_progress(self) -> None:
         v = self.view
-        t = v.live.get(v.current) if v.current is not None else None
+        followed = self.followed()
+        t = v.live.get(followed) if followed is not None else None
         tp = self.query_one("#trial-progress", Meter)
         if t is not None:
             word = " [yellow]paused[/]" if self.running and self.paused else ""
@@ -339,9 +388,13 @@ class DashboardScreen(TuituneScreen):
             self.notify("the session stops after this trial")
 
     def action_abort(self) -> None:
-        if self.tuitune.run_control.abort_trial():
-            self.query_one(RichLog).write("[yellow]aborting this trial after its epoch[/]")
-            self.notify("aborting this trial after its current epoch")
+        # With several running trials, the one the chart and the side panel show (the selected one).
+        running = self.view.running()
+        number = self.followed() if len(running) > 1 else None
+        if self.tuitune.run_control.abort_trial(number):
+            which = "this trial" if number is None else f"trial {number}"
+            self.query_one(RichLog).write(f"[yellow]aborting {which} after its epoch[/]")
+            self.notify(f"aborting {which} after its current epoch")
         else:
             self.notify("no trial is training", severity="warning")
 
@@ -430,7 +483,9 @@ class DashboardScreen(TuituneScreen):
         self.tuitune.open_devices(self.view)
 
     def action_follow(self) -> None:
-        n = self.view.current if self.view.current is not None else self.query_one(Leaderboard).selected_number()
+        n = self.followed()
+        if n is None:
+            n = self.query_one(Leaderboard).selected_number()
         if n is None:
             self.notify("no trial yet", severity="warning")
             return
@@ -457,9 +512,12 @@ class DashboardScreen(TuituneScreen):
 
     @on(Leaderboard.TrialHighlighted)
     def show_trial(self, event: Leaderboard.TrialHighlighted) -> None:
-        if self.view.current is None and self.shown_trial != event.number:
+        running = self.view.running()
+        if not running and self.view.current is None and self.shown_trial != event.number:
             self.shown_trial = event.number
             self._dirty.add("chart")
+        elif len(running) > 1:  # the chart and the side panel follow the selected running trial
+            self._dirty.update({"chart", "progress"})
 
     def session_changed(self) -> None:
         self.refresh_from_store()

@@ -34,6 +34,8 @@ STRATEGIES = [
 ]
 # The strategy options the screen offers: those of core's table that have a label, by their flag.
 _SCREEN_OPTIONS = [o for o in STRATEGY_OPTIONS if o.label]
+_WORD_OPTIONS = [o for o in _SCREEN_OPTIONS if o.choices]  # a Select each ("default" leaves it unset)
+_DEFAULT = "default"
 # Which option inputs each strategy shows (the rest are hidden).
 OPTIONS = {
     strategy: {"max-epochs", "seed", *(() if strategy == "manual" else ("trials",)),
@@ -44,7 +46,7 @@ FIELDS = [
     ("trials", "trials", "20 (grid, hyperband, asha: their plan)"),
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
-    *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS),
+    *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS if not o.choices),
 ]
 
 
@@ -143,6 +145,16 @@ class NewSessionScreen(TuituneScreen):
                     with Horizontal(classes="field", id=f"field-{key}"):
                         yield Label(label)
                         yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                for o in _WORD_OPTIONS:
+                    with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
+                        yield Label(o.label or o.name)
+                        yield Select(
+                            [(o.default, _DEFAULT), *((c, c) for c in o.choices)],
+                            value=_DEFAULT,
+                            allow_blank=False,
+                            id=o.flag[2:],
+                            compact=True,
+                        )
                 with Horizontal(classes="field"):
                     yield Label("device")
                     yield Select(
@@ -265,7 +277,7 @@ class NewSessionScreen(TuituneScreen):
 
     def _show_options(self, strategy: str) -> None:
         shown = OPTIONS.get(strategy, set())
-        for key, _, _ in FIELDS:
+        for key in [k for k, _, _ in FIELDS] + [o.flag[2:] for o in _WORD_OPTIONS]:
             self.query_one(f"#field-{key}").display = key in shown
 
     @on(Input.Changed, "#session-name")
@@ -304,7 +316,13 @@ class NewSessionScreen(TuituneScreen):
                 raise ValueError(str(err)) from None
             if self.store.session_exists(name):
                 raise ValueError(f"a session named '{name}' exists; choose another name")
-        options = {o.name: self._int(o.flag[2:]) for o in _SCREEN_OPTIONS if strategy in o.strategies}
+        options: dict[str, Any] = {
+            o.name: self._int(o.flag[2:]) for o in _SCREEN_OPTIONS if strategy in o.strategies and not o.choices
+        }
+        for o in _WORD_OPTIONS:
+            word = self.query_one(f"#{o.flag[2:]}", Select).value
+            if strategy in o.strategies and word != _DEFAULT:
+                options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
         return dict(
             preset_ref=e.ref,

@@ -54,7 +54,14 @@ class TrialDetailScreen(TuituneScreen):
     # ---- live: the trial's epochs as they come, and the next trial when following -------------
     def run_message(self, message: msg.RunMessage) -> None:
         if isinstance(message, msg.TrialBegan) and self.follow:
-            self.number = message.trial.number
+            # With several workers, stay on the shown trial while it runs.
+            if self.number not in self.view.running() or self.number == message.trial.number:
+                self.number = message.trial.number
+            self._dirty = True
+        elif isinstance(message, msg.TrialEnded) and self.follow and message.trial.number == self.number:
+            others = [n for n in self.view.running() if n != self.number]
+            if others:  # another worker's trial goes on: follow it
+                self.number = others[-1]
             self._dirty = True
         elif isinstance(message, (msg.EpochsProgress, msg.TrialEnded, msg.RunEnded, msg.RunPaused)):
             self._dirty = True

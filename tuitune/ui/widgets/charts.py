@@ -71,9 +71,12 @@ class _Chart(PlotextPlot):
 class TrialChart(_Chart):
     """The current (or chosen) trial's train and validation loss per epoch, over the best trial's curve."""
 
+    number: int | None = None  # the trial drawn
+
     def update(self, view: SessionView, number: int | None) -> None:
         t = view.trials.get(number) if number is not None else None
         best = view.best()
+        self.number = t.number if t is not None else None
         if t is None:
             self._empty("current trial", "no trial yet")
             return

@@ -15,7 +15,10 @@ class Meter(Static):
     Meter { height: 2; width: 100%; }
     """
 
+    label: str = ""  # the label drawn, as plain text
+
     def update_meter(self, label: str, done: float, total: float | None) -> None:
+        self.label = Text.from_markup(label).plain
         if not total:
             self.update(Group(Text.from_markup(label), Text("")))
             return

@@ -1,0 +1,175 @@
+"""Measures asha's samplers (random, bayes) against Optuna's ASHA (TPE + SuccessiveHalvingPruner) and TPE +
+HyperbandPruner at equal epochs, on bench_hyperband's multi-fidelity functions (the same curves and seeds).
+
+tuitune's asha runs ``--trials`` new configs (one worker: each ask answered in turn) and spends what its
+promotions cost; Optuna's studies then run trials, each reporting every epoch to the pruner (min resource 1,
+the same eta, HyperbandPruner's max resource R), until they have spent as many epochs. Regret: the best
+noise-free final value f(x) among the configs trained to R, minus the known optimum.
+
+    python benchmarks/bench_asha.py                     # R = 27, eta = 3, 120 configs, 10 seeds
+    python benchmarks/bench_asha.py --seeds 2 --functions mf-hartmann3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_bayes import _optuna_dists  # noqa: E402
+from bench_hyperband import PROBLEMS_MF, MFProblem, curve  # noqa: E402
+
+from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
+from tuitune.core.strategies import Suggestion, make_strategy  # noqa: E402
+
+
+def run_asha(p: MFProblem, seed: int, R: int, eta: int, sampler: str, trials: int) -> tuple[float, int, float]:
+    """(regret, epochs spent, CPU seconds of ask per new config)."""
+    s = make_strategy("asha", p.space, seed=seed, max_epochs=R, factor=eta, sampler=sampler, n_trials=trials)
+    recs: dict[int, TrialRecord] = {}
+    spent, best, t_ask = 0, math.inf, 0.0
+    while True:
+        t0 = time.process_time()
+        sug = s.ask()
+        t_ask += time.process_time() - t0
+        if sug is None:
+            break
+        assert isinstance(sug, Suggestion), "one worker never waits: nothing else runs"
+        num = sug.trial if sug.trial is not None else len(recs)
+        prev = recs.get(num)
+        epochs = list(prev.epochs) if prev else []
+        for e in range((prev.last_epoch if prev else 0) + 1, sug.budget + 1):
+            epochs.append({"epoch": e, "val_loss": curve(p, sug.config, e, R, seed)})
+            spent += 1
+        r = TrialRecord(number=num, state=TrialState.COMPLETE, config=sug.config, value=epochs[-1]["val_loss"],
+                        budget=sug.budget, epochs=tuple(epochs), meta=sug.meta)
+        r = dataclasses.replace(r, state=s.state_after(r))
+        recs[num] = r
+        if sug.budget >= R:
+            best = min(best, p.f(sug.config))
+        s.tell(r)
+        for n, state in s.settle().items():
+            recs[n] = dataclasses.replace(recs[n], state=state)
+    return best - p.optimum, spent, t_ask / len(recs)
+
+
+def run_optuna(p: MFProblem, seed: int, R: int, eta: int, pruner: str, epochs: int) -> tuple[float, int, float]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    dists, to_config = _optuna_dists(p.space)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if pruner == "sha":
+            prn: optuna.pruners.BasePruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)
+        else:
+            prn = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=eta)
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=prn, direction="minimize")
+        spent, best, t_ask, n = 0, math.inf, 0.0, 0
+        while spent < epochs:
+            t0 = time.process_time()
+            tr = study.ask(fixed_distributions=dists)
+            t_ask += time.process_time() - t0
+            n += 1
+            config = to_config(tr.params)
+            pruned = False
+            for e in range(1, R + 1):
+                v = curve(p, config, e, R, seed)
+                spent += 1
+                tr.report(v, e)
+                if tr.should_prune():
+                    pruned = True
+                    break
+            if pruned:
+                study.tell(tr, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(tr, v)
+                best = min(best, p.f(config))
+    return best - p.optimum, spent, t_ask / n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--R", type=int, default=27)
+    ap.add_argument("--eta", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=120, help="asha's new configs (120: about hyperband's epochs)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--functions", default=",".join(PROBLEMS_MF))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "asha-bayes.md"), help="'' to not write")
+    args = ap.parse_args(argv)
+    import optuna
+    import torch
+
+    funcs = [f.strip() for f in args.functions.split(",") if f.strip()]
+    methods = ["tuitune asha (bayes)", "tuitune asha (random)", "optuna TPE + SuccessiveHalvingPruner (ASHA)",
+               "optuna TPE + HyperbandPruner"]
+    ref = methods[2]
+    started = time.time()
+    res: dict[tuple[str, str], list[tuple[float, int, float]]] = {}
+    for fname in funcs:
+        p = PROBLEMS_MF[fname]
+        for seed in range(args.seeds):
+            ab = run_asha(p, seed, args.R, args.eta, "bayes", args.trials)
+            ar = run_asha(p, seed, args.R, args.eta, "random", args.trials)
+            osh = run_optuna(p, seed, args.R, args.eta, "sha", ab[1])
+            ohb = run_optuna(p, seed, args.R, args.eta, "hyperband", ab[1])
+            for m, r in zip(methods, (ab, ar, osh, ohb)):
+                res.setdefault((fname, m), []).append(r)
+            print(f"  {fname} seed {seed}: " + "  ".join(f"{r[0]:.4g}" for r in (ab, ar, osh, ohb)), file=sys.stderr,
+                  flush=True)
+    from scipy.stats import wilcoxon
+
+    lines = ["| function | method | median regret | mean regret | epochs (mean) | CPU ms per new config | "
+             "vs Optuna's ASHA: wins-losses, Wilcoxon p | vs TPE + Hyperband: wins-losses, p |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def cmp(reg: list[float], other: list[float]) -> str:
+        w = sum(a < b for a, b in zip(reg, other))
+        ls = sum(a > b for a, b in zip(reg, other))
+        pv = 1.0 if all(abs(a - b) < 1e-12 for a, b in zip(reg, other)) else float(wilcoxon(reg, other).pvalue)
+        return f"{w}-{ls}, p={pv:.2g}"
+
+    for fname in funcs:
+        sha = [r[0] for r in res[(fname, ref)]]
+        hb = [r[0] for r in res[(fname, methods[3])]]
+        for m in methods:
+            rs = res[(fname, m)]
+            reg = [r[0] for r in rs]
+            c1 = cmp(reg, sha) if m != ref else ""
+            c2 = cmp(reg, hb) if m != methods[3] else ""
+            lines.append(f"| {fname} | {m} | {statistics.median(reg):.4g} | {statistics.mean(reg):.4g} | "
+                         f"{statistics.mean(r[1] for r in rs):.0f} | {1000 * statistics.mean(r[2] for r in rs):.1f} | "
+                         f"{c1} | {c2} |")
+    table = "\n".join(lines)
+    cond = (
+        f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} UTC; machine: {platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, CPU only; run under `nice -n 10` on 2 shared cores\n"
+        f"- torch {torch.__version__}, optuna {optuna.__version__}\n"
+        f"- R = {args.R} epochs, eta = {args.eta}; tuitune: asha with {args.trials} new configs, one worker; Optuna: "
+        f"TPE trials until the epochs of the bayes asha run of the same seed are spent (its last trial may run past "
+        f"them); {args.seeds} seeds (0..{args.seeds - 1})\n"
+        "- functions (bench_hyperband's curves): " + "; ".join(f"{f} ({PROBLEMS_MF[f].note})" for f in funcs) + "\n"
+        "- regret: the best noise-free final value among configs trained to R, minus the optimum\n"
+        f"- the run took {(time.time() - started) / 60:.1f} min"
+    )
+    print(table + "\n\n" + cond)
+    if args.out:
+        cmd = "python benchmarks/bench_asha.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.out).write_text(f"# asha samplers vs Optuna's ASHA and TPE + HyperbandPruner\n\n`{cmd.strip()}`\n\n"
+                                  f"{table}\n\n{cond}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
