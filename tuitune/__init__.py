@@ -6,17 +6,54 @@ The public Python API (docs/DESIGN.md 4.1)::
     space = tt.Space(lr=tt.Float(1e-5, 1e-1, scale="log"), units=tt.Int(32, 512, step=32))
     session = tt.tune(objective, space, strategy="bayes", trials=30, max_epochs=10)
     session.best.config; session.export("best.json")
+
+The names are loaded on first use (PEP 562): a worker process imports ``tuitune.core.workers``, and with
+it this package, before every trial it runs; it should not pay for the store, numpy and the strategies
+(half a second per worker) that only the coordinator needs.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0.dev0"
 
-from tuitune.core.api import Session, load, tune
-from tuitune.core.errors import TuituneError
-from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import Choice, Fixed, Float, Int, Space
-from tuitune.core.trial import Trial
+if TYPE_CHECKING:
+    from tuitune.core.api import Session, load, tune
+    from tuitune.core.errors import TuituneError
+    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.space import Choice, Fixed, Float, Int, Space
+    from tuitune.core.trial import Trial
+
+_HOMES = {
+    "Session": "tuitune.core.api",
+    "load": "tuitune.core.api",
+    "tune": "tuitune.core.api",
+    "TuituneError": "tuitune.core.errors",
+    "TrialRecord": "tuitune.core.records",
+    "TrialState": "tuitune.core.records",
+    "Choice": "tuitune.core.space",
+    "Fixed": "tuitune.core.space",
+    "Float": "tuitune.core.space",
+    "Int": "tuitune.core.space",
+    "Space": "tuitune.core.space",
+    "Trial": "tuitune.core.trial",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tuitune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
 
 __all__ = [
     "Choice",

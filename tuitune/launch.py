@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
@@ -20,6 +22,7 @@ from tuitune.core.store import Store, default_db_path, resume_command
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
 from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
+from tuitune.training.objective import build_objective
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
 DEFAULT_MAX_FAILURES = 3
@@ -102,19 +105,17 @@ def _logs(store: Store, name: str) -> Any:
     return files_dir(store.path) / "logs" / name
 
 
-def build_objective(preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
-    """A preset's objective, built inside a worker process (its device is the worker's)."""
-    from tuitune.training.objective import load_objective
-    from tuitune.training.presets import Preset
-
-    return load_objective(Preset.from_dict(preset), device=device, data_dir=data_dir, seed=seed)
-
-
 def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
     """``"cuda:0,cuda:1"``, ``"all"`` (every visible GPU), ``"cpu"``, a list, or None (the best device).
 
     Each device is checked here, so a typo or a missing GPU is one clear line before anything runs.
     """
+    # Where the answer is the CPU, it is given without torch (seconds to import; a worker imports it when
+    # its objective trains): the coordinator of a run needs it for nothing else.
+    if spec is None and not _gpu_possible():
+        return ["cpu"]
+    if spec == "cpu" or (isinstance(spec, Sequence) and not isinstance(spec, str) and list(spec) == ["cpu"]):
+        return ["cpu"]
     from tuitune.training.devices import DeviceError, resolve_device
 
     if spec is None:
@@ -137,6 +138,15 @@ def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
     if dup:
         raise DeviceError(f"--devices names {dup[0]} twice; for several workers on one device use --workers N")
     return out
+
+
+def _gpu_possible() -> bool:
+    """False only where no GPU can be: Linux without the device files of NVIDIA's or AMD's drivers (or
+    WSL's GPU bridge). Elsewhere (macOS: MPS, Windows) only torch can tell."""
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    return any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
 
 
 def _name(dev: Any) -> str:

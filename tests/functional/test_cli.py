@@ -841,7 +841,8 @@ def _slow_toml(project: Project, log: Path, *, epoch_s: float, max_epochs: int, 
 
 def test_one_process_per_session_and_readers_while_it_runs(project: Project) -> None:
     log = project.root / "busy.log"
-    toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=200)
+    # It runs until the test stops it (never on its own: the readers below may take minutes on a busy machine).
+    toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=100_000)
     fast = project.toml("fast.toml", max_epochs=1)
     bg = project.popen("run", toml.name, "--trials", 1, "--session", "busy", "--headless", tag="busy")
     try:
@@ -873,7 +874,7 @@ def test_one_process_per_session_and_readers_while_it_runs(project: Project) -> 
 
 def test_a_refused_resume_changes_nothing(project: Project) -> None:
     log = project.root / "busy.log"
-    toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=200)
+    toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=100_000)  # until the test stops it
     bg = project.popen("run", toml.name, "--trials", 1, "--session", "busy", "--headless", tag="busy")
     try:
         project.wait_until(lambda: log_lines(log), timeout=120, what="the first committed epoch")

@@ -141,7 +141,7 @@ async def test_pause_abort_and_stop_after_trial(tmp_path):
         await pilot.press("s")
         await wait_for(pilot, lambda: runner.stopping, what="the stop reaching the runner")
         Path(f"{hold}-1").unlink()
-        await wait_for(pilot, lambda: not app.run_control.running, timeout=60, what="stopped")
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="stopped")
         trials = store.trials("ctl")
         assert len(trials) == 2 and trials[1].state == TrialState.COMPLETE
         assert store.session("ctl").state == "stopped"
@@ -162,7 +162,7 @@ async def test_pause_holds_the_next_epoch(tmp_path):
         await pilot.pause(0.5)  # an upper bound is checked: a slow machine only makes it easier
         assert store.trial("hp", 0).last_epoch <= held + 1  # at most the epoch in flight
         app.run_control.stop()
-        await wait_for(pilot, lambda: not app.run_control.running, timeout=60, what="stopped")
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="stopped")
 
 
 @run_async
@@ -197,7 +197,7 @@ async def test_quit_during_a_trial_asks_then_stops_and_resume_fills_the_dashboar
         # r resumes: the interrupted trial continues and the session finishes.
         await pilot.press("r")
         await wait_for(pilot, lambda: app2.run_control.session == "q", what="resume started")
-        await wait_for(pilot, lambda: not app2.run_control.running, timeout=40, what="resumed run end")
+        await wait_for(pilot, lambda: not app2.run_control.running, timeout=120, what="resumed run end")
         await wait_for(pilot, lambda: _board(app2).row_count == 3)
     assert [t.state for t in store.trials("q")] == [TrialState.COMPLETE] * 3
 

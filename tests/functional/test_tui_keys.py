@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 from textual.widgets import Input
 
@@ -46,7 +47,9 @@ def fill(store: Store, name: str, n: int) -> None:
 @run_async
 async def test_ctrl_c_stops_after_the_epoch_then_a_second_one_quits(tmp_path):
     """Ctrl+C during a trial stops the run after its epoch (the app stays); a second Ctrl+C quits."""
-    preset = make_preset(tmp_path, sleep=0.15, epochs=6)
+    hold = tmp_path / "hold"
+    Path(f"{hold}-0").touch()  # trial 0 waits after each epoch until the test lets it go: no race with its end
+    preset = make_preset(tmp_path, sleep=0.15, epochs=6, hold=hold)
     store = Store(tmp_path / "t.db")
     launch = new_run(str(preset), db=store, trials=5, session="cc")
     app = _app(store, launch)
@@ -54,7 +57,10 @@ async def test_ctrl_c_stops_after_the_epoch_then_a_second_one_quits(tmp_path):
         view = app.screen.view
         await wait_for(pilot, lambda: view.current == 0 and view.trials[0].last_epoch >= 1, what="first epoch")
         await pilot.press("ctrl+c")
-        await wait_for(pilot, lambda: not app.run_control.running, timeout=30, what="the run stopped")
+        await wait_for(pilot, lambda: any("Ctrl+C again quits" in n.message for n in app._notifications),
+                       what="the stop asked for")
+        Path(f"{hold}-0").unlink()  # it reaches its next epoch's start, where the stop takes it
+        await wait_for(pilot, lambda: not app.run_control.running, timeout=120, what="the run stopped")
         assert app.return_code is None  # still open
         assert store.session("cc").state == "stopped"
         assert store.trial("cc", 0).state == TrialState.INTERRUPTED

@@ -81,8 +81,9 @@ def run_async(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Polls ``cond`` while the app runs, until it holds or ``timeout`` seconds pass."""
+async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 120.0, what: str = "condition") -> None:
+    """Polls ``cond`` while the app runs, until it holds or ``timeout`` seconds pass (generous: with both
+    cores busy a worker's start and first epoch took over 20 s)."""
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:

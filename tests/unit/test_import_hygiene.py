@@ -18,12 +18,35 @@ import pytest
         ("tuitune.core.strategies.hyperband", ["textual", "torch"]),
         ("tuitune", ["textual", "torch", "tuitune.ui"]),
         ("tuitune.cli", ["textual", "torch"]),
+        # What a worker process imports before its objective asks for more: not the coordinator's store,
+        # numpy or strategies (tuitune/__init__ loads its names on first use), not the launcher.
+        ("tuitune.core.workers", ["torch", "numpy", "tuitune.core.store", "tuitune.core.runner"]),
+        ("tuitune.training.objective", ["torch", "tuitune.core.runner", "tuitune.launch"]),
     ],
 )
 def test_module_does_not_import(module, banned):
     code = f"import sys, {module}; print(','.join(m for m in {banned!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing {module} imported {out}"
+
+
+def test_the_public_names_load_on_first_use():
+    code = "import sys, tuitune as tt; a = 'tuitune.core.api' in sys.modules; print(a, tt.tune.__module__, tt.Float.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "tuitune.core.api", "tuitune.core.space"]
+    assert {"tune", "Space", "TrialState"} <= set(dir(__import__("tuitune")))
+
+
+def test_a_run_on_the_cpu_does_not_import_torch_in_the_coordinator():
+    """--devices cpu, and no device on a Linux machine without GPU device files: answered without torch."""
+    code = (
+        "import sys; from tuitune.launch import resolve_devices, _gpu_possible;"
+        "print(resolve_devices('cpu'), resolve_devices(['cpu']), _gpu_possible() or resolve_devices(None),"
+        " 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out.endswith("False"), out
+    assert out.count("['cpu']") >= 2, out
 
 
 def test_the_ui_never_runs_sql():

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tuitune.core import events as ev
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
+from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
@@ -74,39 +75,6 @@ class RunResult:
     message: str = ""
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for torch's out-of-memory errors (CUDA, MPS, or the CPU allocator)."""
-    name = type(exc).__name__
-    if name == "OutOfMemoryError":
-        return True
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        "out of memory" in str(exc).lower() or isinstance(exc, MemoryError)
-    )
-
-
-def release_memory(seconds: float = float("inf")) -> None:
-    """Frees what a finished trial left: reference cycles (a model and its optimizer) and the CUDA cache.
-
-    A full collection costs milliseconds on a large heap: it is skipped after trials so short
-    (synthetic objectives) that it would dominate them, unless CUDA memory is in use.
-    """
-    torch = sys.modules.get("torch")
-    cuda = False
-    if torch is not None:
-        try:
-            cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-        except Exception:  # noqa: BLE001 - best effort
-            cuda = False
-    if cuda or seconds > 0.5:
-        gc.collect()  # cheap once the long-lived heap is frozen (Runner.run calls gc.freeze)
-    if cuda and torch is not None:
-        torch.cuda.empty_cache()
-    if torch is not None and hasattr(torch, "mps") and getattr(torch.backends, "mps", None) is not None:
-        if torch.backends.mps.is_available():  # Apple GPUs keep a cache too
-            gc.collect()
-            torch.mps.empty_cache()
-
-
 def versions() -> dict[str, Any]:
     """Python, tuitune and (when loaded) torch, CUDA and cuDNN versions, for each trial's record."""
     from tuitune import __version__
@@ -114,12 +82,19 @@ def versions() -> dict[str, Any]:
     out: dict[str, Any] = {"python": platform.python_version(), "tuitune": __version__}
     torch = sys.modules.get("torch")
     if torch is None:
+        # Installed, though this process never imported it (a CPU run's coordinator does not): its build's
+        # own version file, plain constants read in a millisecond (importing torch takes seconds), says what
+        # torch.__version__ would ("2.4.1+cu121", not the distribution's "2.4.1") and the CUDA it was built for.
         try:
-            from importlib.metadata import version
-
-            out["torch"] = version("torch")  # installed, though this objective never imported it
+            built = _torch_version_file()
+            out["torch"], out["cuda"] = built.__version__, built.cuda
         except Exception:  # noqa: BLE001
-            out["torch"] = None
+            try:
+                from importlib.metadata import version
+
+                out["torch"] = version("torch")
+            except Exception:  # noqa: BLE001
+                out["torch"] = None
     if torch is not None:
         out["torch"] = torch.__version__
         out["cuda"] = torch.version.cuda
@@ -128,6 +103,22 @@ def versions() -> dict[str, Any]:
         except Exception:  # noqa: BLE001
             out["cudnn"] = None
     return out
+
+
+def _torch_version_file() -> Any:
+    """``torch/version.py`` of the installed torch, run on its own (it imports only ``typing``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("torch is not installed")
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "version.py")
+    vspec = importlib.util.spec_from_file_location("_tuitune_torch_version", path)
+    if vspec is None or vspec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(vspec)
+    vspec.loader.exec_module(module)
+    return module
 
 
 class Runner:

@@ -268,8 +268,8 @@ def _plain(value: Any) -> Any:
 
 def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: ChannelHost) -> dict[str, Any]:
     from tuitune.core.errors import SetupError
+    from tuitune.core.memory import is_out_of_memory, release_memory
     from tuitune.core.records import TrialRecord, TrialState
-    from tuitune.core.runner import is_out_of_memory, release_memory
     from tuitune.core.trial import Trial, TrialFailed
 
     _redirect(Path(spec.log))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tuitune.core.errors import PresetError
-from tuitune.core.runner import release_memory
+from tuitune.core.memory import release_memory
 from tuitune.training.catalog import METRICS_BUILTIN
 from tuitune.training.data import StreamData, TensorData, load_data
 from tuitune.training.devices import device_name, resolve_device

@@ -16,6 +16,15 @@ from tuitune.core.errors import PresetError
 from tuitune.training.presets import Preset
 
 
+def build_objective(preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+    """A preset's objective, built inside a worker process (its device is the worker's).
+
+    The factory a worker calls (``ObjectiveRef.factory``, sent by reference): it lives here, not in
+    ``tuitune.launch``, so a worker imports the presets and not the coordinator's Runner, store and strategies.
+    """
+    return load_objective(Preset.from_dict(preset), device=device, data_dir=data_dir, seed=seed)
+
+
 def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], Any], float | None]:
     """The callable ``objective(config, trial)`` of a preset.
 

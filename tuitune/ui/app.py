@@ -217,6 +217,8 @@ class TuituneApp(App[int]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The run's thread ends a moment after its last message: only then do p/s/a give way to r.
         if event.worker.group == "runner" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            if not self.screen_stack:
+                return  # the app is closing: no screen is left to refresh (raised ScreenStackError)
             self.refresh_bindings()
             self.screen.refresh_bindings()
 
