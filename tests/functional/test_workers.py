@@ -53,6 +53,14 @@ def dies(config, trial):
         if trial.number == 1 and e == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
+def held(config, trial):
+    """Each trial waits before its second epoch while the file TT_HOLD exists."""
+    hold = Path(os.environ["TT_HOLD"])
+    for e in trial.epochs():
+        if e == 2:
+            _wait_for(lambda: not hold.exists(), "the test to lift the hold")
+        trial.report(val_loss=config["x"] + 1.0 / e)
+
 def slow(config, trial):
     for e in trial.epochs():
         time.sleep(float(os.environ.get("TT_EPOCH", "0.05")))
@@ -163,7 +171,9 @@ def test_commands_reach_trials_in_workers(tmp_path, objectives):
 
 def test_abort_of_every_running_trial_spares_the_trials_after_it(tmp_path, objectives, monkeypatch):
     """With two workers someone is always running: "abort" means the trials running when it was given."""
-    monkeypatch.setenv("TT_EPOCH", "0.02")
+    hold = tmp_path / "hold"
+    hold.touch()  # no trial gets past its first epoch before the abort: none can finish first
+    monkeypatch.setenv("TT_HOLD", str(hold))
     store = Store(tmp_path / "t.db")
     from tuitune.core.runner import Runner
     from tuitune.core.strategies import make_strategy
@@ -179,14 +189,15 @@ def test_abort_of_every_running_trial_spares_the_trials_after_it(tmp_path, objec
         if isinstance(e, ev.EpochReported) and not aborted and len(runner.running_trials) == 2:
             aborted.extend(runner.running_trials)
             runner.abort_trial()  # every running trial, as the TUI's `a` and `tuitune open`'s `a` send it
+            hold.unlink()  # the trials after it run freely
 
-    pool = WorkerPool(objective_ref(objectives.slow), plan_slots(["cpu"], 2), tmp_path)
-    runner = Runner(store, "a", objectives.slow, strat, listeners=[listen], pool=pool)
+    pool = WorkerPool(objective_ref(objectives.held), plan_slots(["cpu"], 2), tmp_path)
+    runner = Runner(store, "a", objectives.held, strat, listeners=[listen], pool=pool)
     assert runner.run().state == "finished"
     by = {t.number: t for t in store.trials("a")}
     assert len(aborted) == 2 and len(by) == 6
-    assert all(by[n].reason == "aborted by the user" for n in aborted)
-    assert all(by[n].state == TrialState.COMPLETE for n in by if n not in aborted)
+    assert all((by[n].state, by[n].reason) == (TrialState.PRUNED, "aborted by the user") for n in aborted)
+    assert all(by[n].state == TrialState.COMPLETE and len(by[n].epochs) == 3 for n in by if n not in aborted)
 
 
 def test_an_objective_a_worker_cannot_load_is_one_clear_error(tmp_path, monkeypatch):
