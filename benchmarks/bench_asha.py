@@ -20,15 +20,13 @@ import platform
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_bayes import _optuna_dists  # noqa: E402
-from bench_hyperband import PROBLEMS_MF, MFProblem, curve  # noqa: E402
+from bench_hyperband import PROBLEMS_MF, MFProblem, curve, paired, run_optuna  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
 from tuitune.core.strategies import Suggestion, make_strategy  # noqa: E402
@@ -64,41 +62,6 @@ def run_asha(p: MFProblem, seed: int, R: int, eta: int, sampler: str, trials: in
     return best - p.optimum, spent, t_ask / len(recs)
 
 
-def run_optuna(p: MFProblem, seed: int, R: int, eta: int, pruner: str, epochs: int) -> tuple[float, int, float]:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    dists, to_config = _optuna_dists(p.space)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if pruner == "sha":
-            prn: optuna.pruners.BasePruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)
-        else:
-            prn = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=eta)
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=prn, direction="minimize")
-        spent, best, t_ask, n = 0, math.inf, 0.0, 0
-        while spent < epochs:
-            t0 = time.process_time()
-            tr = study.ask(fixed_distributions=dists)
-            t_ask += time.process_time() - t0
-            n += 1
-            config = to_config(tr.params)
-            pruned = False
-            for e in range(1, R + 1):
-                v = curve(p, config, e, R, seed)
-                spent += 1
-                tr.report(v, e)
-                if tr.should_prune():
-                    pruned = True
-                    break
-            if pruned:
-                study.tell(tr, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(tr, v)
-                best = min(best, p.f(config))
-    return best - p.optimum, spent, t_ask / n
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--R", type=int, default=27)
@@ -122,23 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             ab = run_asha(p, seed, args.R, args.eta, "bayes", args.trials)
             ar = run_asha(p, seed, args.R, args.eta, "random", args.trials)
-            osh = run_optuna(p, seed, args.R, args.eta, "sha", ab[1])
-            ohb = run_optuna(p, seed, args.R, args.eta, "hyperband", ab[1])
+            osh = run_optuna(p, seed, args.R, args.eta, "tpe", ab[1], pruner="sha")
+            ohb = run_optuna(p, seed, args.R, args.eta, "tpe", ab[1])
             for m, r in zip(methods, (ab, ar, osh, ohb)):
                 res.setdefault((fname, m), []).append(r)
             print(f"  {fname} seed {seed}: " + "  ".join(f"{r[0]:.4g}" for r in (ab, ar, osh, ohb)), file=sys.stderr,
                   flush=True)
-    from scipy.stats import wilcoxon
-
     lines = ["| function | method | median regret | mean regret | epochs (mean) | CPU ms per new config | "
              "vs Optuna's ASHA: wins-losses, Wilcoxon p | vs TPE + Hyperband: wins-losses, p |",
              "|---|---|---|---|---|---|---|---|"]
-
-    def cmp(reg: list[float], other: list[float]) -> str:
-        w = sum(a < b for a, b in zip(reg, other))
-        ls = sum(a > b for a, b in zip(reg, other))
-        pv = 1.0 if all(abs(a - b) < 1e-12 for a, b in zip(reg, other)) else float(wilcoxon(reg, other).pvalue)
-        return f"{w}-{ls}, p={pv:.2g}"
 
     for fname in funcs:
         sha = [r[0] for r in res[(fname, ref)]]
@@ -146,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods:
             rs = res[(fname, m)]
             reg = [r[0] for r in rs]
-            c1 = cmp(reg, sha) if m != ref else ""
-            c2 = cmp(reg, hb) if m != methods[3] else ""
+            c1 = paired(reg, sha) if m != ref else ""
+            c2 = paired(reg, hb) if m != methods[3] else ""
             lines.append(f"| {fname} | {m} | {statistics.median(reg):.4g} | {statistics.mean(reg):.4g} | "
                          f"{statistics.mean(r[1] for r in rs):.0f} | {1000 * statistics.mean(r[2] for r in rs):.1f} | "
                          f"{c1} | {c2} |")

@@ -110,7 +110,21 @@ def run_hyperband(p: MFProblem, seed: int, R: int, eta: int, sampler: str) -> tu
     return best - p.optimum, spent, t_ask / len(recs)
 
 
-def run_optuna(p: MFProblem, seed: int, R: int, eta: int, sampler: str, epochs: int) -> tuple[float, int, float]:
+def paired(reg: list[float], other: list[float]) -> str:
+    """Wins-losses of ``reg`` against ``other`` over the same seeds, and the paired Wilcoxon p-value."""
+    from scipy.stats import wilcoxon
+
+    w = sum(a < b for a, b in zip(reg, other))
+    ls = sum(a > b for a, b in zip(reg, other))
+    pv = 1.0 if all(abs(a - b) < 1e-12 for a, b in zip(reg, other)) else float(wilcoxon(reg, other).pvalue)
+    return f"{w}-{ls}, p={pv:.2g}"
+
+
+def run_optuna(
+    p: MFProblem, seed: int, R: int, eta: int, sampler: str, epochs: int, pruner: str = "hyperband"
+) -> tuple[float, int, float]:
+    """Optuna with ``sampler`` ("tpe" or "random") and ``pruner`` ("hyperband", or "sha": its ASHA) until
+    ``epochs`` are spent."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -118,8 +132,12 @@ def run_optuna(p: MFProblem, seed: int, R: int, eta: int, sampler: str, epochs: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         smp = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=eta)
-        study = optuna.create_study(sampler=smp, pruner=pruner, direction="minimize")
+        prn: optuna.pruners.BasePruner
+        if pruner == "sha":
+            prn = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)
+        else:
+            prn = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=eta)
+        study = optuna.create_study(sampler=smp, pruner=prn, direction="minimize")
         spent, best, t_ask, n = 0, math.inf, 0.0, 0
         while spent < epochs:
             t0 = time.process_time()
@@ -170,8 +188,6 @@ def main(argv: list[str] | None = None) -> int:
                 res.setdefault((fname, m), []).append(r)
             print(f"  {fname} seed {seed}: " + "  ".join(f"{r[0]:.4g}" for r in (hb, hr, ot, orr)), file=sys.stderr,
                   flush=True)
-    from scipy.stats import wilcoxon
-
     lines = ["| function | method | median regret | mean regret | epochs (mean) | CPU ms per new config | "
              "vs TPE + Hyperband: wins-losses, Wilcoxon p |", "|---|---|---|---|---|---|---|"]
     for fname in funcs:
@@ -179,12 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods:
             rs = res[(fname, m)]
             reg = [r[0] for r in rs]
-            cmp = ""
-            if m != methods[2]:
-                w = sum(a < b for a, b in zip(reg, tpe))
-                ls = sum(a > b for a, b in zip(reg, tpe))
-                pv = 1.0 if all(abs(a - b) < 1e-12 for a, b in zip(reg, tpe)) else float(wilcoxon(reg, tpe).pvalue)
-                cmp = f"{w}-{ls}, p={pv:.2g}"
+            cmp = paired(reg, tpe) if m != methods[2] else ""
             lines.append(f"| {fname} | {m} | {statistics.median(reg):.4g} | {statistics.mean(reg):.4g} | "
                          f"{statistics.mean(r[1] for r in rs):.0f} | {1000 * statistics.mean(r[2] for r in rs):.1f} | {cmp} |")
     table = "\n".join(lines)
