@@ -79,36 +79,17 @@ class TimedSim(WorkerSim):
     count_asks: bool = True
     asks: list[float]
 
-    def fill(self) -> None:
-        while self._free and not self.finished:
-            t = time.perf_counter()
-            sug = self.strategy.ask()
-            took = time.perf_counter() - t
-            self.asks.append(took)
-            if self.count_asks:
-                self.clock += took
-            if sug is None:
-                self.finished = True
-            elif isinstance(sug, Wait):
-                return
-            else:
-                assert isinstance(sug, Suggestion)
-                cfg = dict(sug.config)
-                self.duration = lambda number, epoch, cfg=cfg: duration(cfg, self.lo, self.hi)
-                self._start(sug, self._free.pop(0))
-
-    def step(self) -> bool:
-        import heapq
-
-        self.fill()
-        if not self._heap:
-            return False
-        end, index, worker, number = heapq.heappop(self._heap)
-        self.clock = max(self.clock, end)  # a run that ended during an ask is seen when the ask returns
-        self._finish(index, number)
-        self._free.append(worker)
-        self._free.sort()
-        return True
+    def _ask(self) -> Suggestion | Wait | None:
+        t = time.perf_counter()
+        sug = self.strategy.ask()
+        took = time.perf_counter() - t
+        self.asks.append(took)
+        if self.count_asks:
+            self.clock += took
+        if isinstance(sug, Suggestion):
+            cfg = dict(sug.config)
+            self.duration = lambda number, epoch, cfg=cfg: duration(cfg, self.lo, self.hi)
+        return sug
 
 
 def run_sim(prob: Problem, seed: int, trials: int, workers: int, lo: float, hi: float, count_asks: bool = True) -> Result:

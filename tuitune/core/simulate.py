@@ -145,10 +145,14 @@ class WorkerSim:
             s.tell(self.records[n])
         self.runs[run_index].settled = settled
 
+    def _ask(self) -> Suggestion | Wait | None:
+        """The strategy's next answer (a hook: a benchmark may time it, or let its clock run meanwhile)."""
+        return self.strategy.ask()
+
     def fill(self) -> None:
         """Asks for work while a worker is free and the strategy has some."""
         while self._free and not self.finished:
-            sug = self.strategy.ask()
+            sug = self._ask()
             if sug is None:
                 self.finished = True
             elif isinstance(sug, Wait):
@@ -165,7 +169,7 @@ class WorkerSim:
         if not self._heap:
             return False
         end, index, worker, number = heapq.heappop(self._heap)
-        self.clock = end
+        self.clock = max(self.clock, end)  # a run that ended while _ask() ran the clock is seen when it returns
         self._finish(index, number)
         self._free.append(worker)
         self._free.sort()
