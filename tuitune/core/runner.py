@@ -596,8 +596,8 @@ class Runner:
         assert self.pool is not None and w.waiting is not None
         number = w.waiting[1]
         r = self._remote[number]
-        if self._stop_now or number in self._aborts or None in self._aborts:
-            if number in self._aborts or None in self._aborts:
+        if self._stop_now or number in self._aborts:  # with a pool, "abort all" was expanded to the numbers
+            if number in self._aborts:
                 r.aborted = True
             w.waiting = None
             self.pool.answer(w, "stop")
@@ -615,8 +615,6 @@ class Runner:
         assert self.pool is not None
         r = self._remote.pop(number)
         w.trial, w.waiting = None, None
-        if None in self._aborts and not self._remote:
-            self._aborts.discard(None)
         self._aborts.discard(number)
         info = {**r.rec.info, **outcome.get("info", {})}
         err = outcome.get("error")
