@@ -49,7 +49,6 @@ class LeanGP:
         import torch
 
         self.X, self.y = X, y
-        self.sqd = (X.unsqueeze(-2) - X.unsqueeze(-3)).square()
         self.n_params = max(group) + 1
         self.group = torch.tensor(group)
         self.weight = torch.tensor(weight, dtype=X.dtype)
@@ -66,46 +65,68 @@ class LeanGP:
     def _per_feature(self, isl: torch.Tensor) -> torch.Tensor:
         return isl[self.group] * self.weight
 
-    def _loss(self, raw: torch.Tensor) -> torch.Tensor:
-        import torch
+    def _loss_and_grad(self, raw: np.ndarray, D: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The negative log posterior of the hyperparameters and its gradient, in closed form with NumPy.
 
-        isl, scale, noise = self._unpack(raw)
-        K = _matern52(self.sqd @ self._per_feature(isl)) * scale
-        K = K + noise * torch.eye(len(self.y), dtype=K.dtype)
-        L, info = torch.linalg.cholesky_ex(K)
-        if int(info) != 0:
-            raise np.linalg.LinAlgError("kernel matrix not positive definite")
-        a = torch.linalg.solve_triangular(L, self.y.unsqueeze(-1), upper=False).squeeze(-1)
-        mll = -L.diagonal().log().sum() - 0.5 * (a @ a)
+        D (n, n, n_params): the weighted squared differences per coordinate. Autograd through torch cost
+        about 1.3 ms per evaluation on these tiny matrices (op overhead); this costs about a tenth of it.
+        The gradient of the log marginal likelihood is 1/2 sum((alpha alpha^T - K^-1) * dK/dtheta).
+        """
+        import scipy.linalg
+
+        d = self.n_params
+        isl, scale, enoise = np.exp(raw[:d]), math.exp(raw[d]), math.exp(raw[d + 1])
+        noise = enoise + _MIN_NOISE
+        n = len(y)
+        r2 = D @ isl
+        t = np.sqrt(5 * r2)
+        e = np.exp(-t)
+        km = (1 + t + t * t / 3) * e  # Matern 5/2
+        dkm = -(5 / 6) * (1 + t) * e  # its derivative in r2
+        K = scale * km
+        K[np.diag_indices(n)] += noise
+        L = scipy.linalg.cholesky(K, lower=True, check_finite=False)  # LinAlgError if not positive definite
+        a = scipy.linalg.solve_triangular(L, y, lower=True, check_finite=False)
+        alpha = scipy.linalg.solve_triangular(L, a, lower=True, trans="T", check_finite=False)
+        Kinv = scipy.linalg.cho_solve((L, True), np.eye(n), check_finite=False)
+        W = np.outer(alpha, alpha) - Kinv
+        mll = -np.log(np.diag(L)).sum() - 0.5 * (a @ a)
+        g_mll = np.empty(d + 2)
+        g_mll[:d] = 0.5 * np.einsum("ij,ijk->k", W * (scale * dkm), D) * isl
+        g_mll[d] = 0.5 * np.sum(W * (scale * km))
+        g_mll[d + 1] = 0.5 * np.trace(W) * enoise
+        g_prior = np.empty(d + 2)
         if LENGTHSCALE_PRIOR == "hvarfner":
-            mu = math.sqrt(2) + 0.5 * math.log(self.n_params)
-            log_ls = -0.5 * torch.log(isl)
+            mu = math.sqrt(2) + 0.5 * math.log(d)
+            log_ls = -0.5 * raw[:d]
             ls_prior = -((log_ls - mu) ** 2).sum() / (2 * 3.0)
+            g_prior[:d] = (log_ls - mu) / 6.0
         else:
             ls_prior = -(0.1 / isl + 0.1 * isl).sum()
-        prior = (
-            ls_prior
-            + (2 - 1) * torch.log(scale) - scale
-            + (1.1 - 1) * torch.log(noise) - 30 * noise
-        )
-        return -(mll + prior)
+            g_prior[:d] = 0.1 / isl - 0.1 * isl
+        prior = ls_prior + (2 - 1) * math.log(scale) - scale + (1.1 - 1) * math.log(noise) - 30 * noise
+        g_prior[d] = 1 - scale
+        g_prior[d + 1] = (0.1 / noise - 30) * enoise
+        return -(mll + prior), -(g_mll + g_prior)
 
     def fit(self) -> LeanGP:
-        import scipy.optimize
         import torch
 
         d = self.n_params
         x0 = np.concatenate([np.zeros(d), [0.0, math.log(1e-2)]])
+        # Weighted squared differences per coordinate: features of one choice share its lengthscale.
+        Xn, y = self.X.detach().numpy(), self.y.detach().numpy()
+        G = np.zeros((Xn.shape[-1], d))
+        G[np.arange(Xn.shape[-1]), self.group.numpy()] = self.weight.numpy()
+        D = np.square(Xn[:, None, :] - Xn[None, :, :]) @ G
 
         def f(x: np.ndarray) -> tuple[float, np.ndarray]:
-            raw = torch.from_numpy(x).requires_grad_(True)
             try:
-                loss = self._loss(raw)
-            except np.linalg.LinAlgError:
+                return self._loss_and_grad(x, D, y)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 return 1e10, np.zeros_like(x)
-            loss.backward()
-            assert raw.grad is not None
-            return float(loss), raw.grad.numpy().copy()
+
+        import scipy.optimize
 
         # Extra starts (deterministic): short and long lengthscales, where a multimodal posterior hides
         # other modes from the default start.
@@ -113,10 +134,13 @@ class LeanGP:
             np.concatenate([np.full(d, v), [0.0, math.log(1e-2)]]) for v in (2.0, -2.0, 4.0)
         ][: max(0, FIT_STARTS - 1)]
         x, best = x0, math.inf
-        for start in starts:
-            res = scipy.optimize.minimize(f, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200})
-            if np.all(np.isfinite(res.x)) and float(res.fun) < best:
-                x, best = res.x, float(res.fun)
+        with np.errstate(all="ignore"):
+            for start in starts:
+                res = scipy.optimize.minimize(
+                    f, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200}
+                )
+                if np.all(np.isfinite(res.x)) and float(res.fun) < best:
+                    x, best = res.x, float(res.fun)
         isl, scale, noise = self._unpack(torch.from_numpy(x))
         self.isl, self.scale, self.noise = self._per_feature(isl).detach(), scale.detach(), noise.detach()
         return self
@@ -135,6 +159,42 @@ class LeanGP:
             v = torch.linalg.solve_triangular(L, kx.unsqueeze(-1), upper=False).squeeze(-1)
             var = (self.scale - (v * v).sum(-1)).clamp_min(1e-12)
             return mean, var
+
+        return posterior
+
+    def condition_np(
+        self, X: torch.Tensor, y: torch.Tensor
+    ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The posterior of ``condition`` in NumPy, with its gradients: x (B, f) -> mean (B,), variance (B,),
+        d mean / dx (B, f), d variance / dx (B, f). The acquisition's local search calls it (torch's autograd
+        cost about 1.5 ms per call on these tiny matrices, most of it op overhead)."""
+        import scipy.linalg
+
+        Xn, yn = X.detach().numpy(), y.detach().numpy()
+        isl, scale, noise = self.isl.numpy(), float(self.scale), float(self.noise)
+        n = len(yn)
+        t = np.sqrt(5 * (np.square(Xn[:, None, :] - Xn[None, :, :]) @ isl))
+        K = scale * (1 + t + t * t / 3) * np.exp(-t)
+        K[np.diag_indices(n)] += noise + 1e-10
+        L = scipy.linalg.cholesky(K, lower=True, check_finite=False)
+        alpha = scipy.linalg.cho_solve((L, True), yn, check_finite=False)
+
+        def posterior(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            diff = x[:, None, :] - Xn[None, :, :]  # (B, n, f)
+            tx = np.sqrt(5 * (np.square(diff) @ isl))
+            ex = np.exp(-tx)
+            k = scale * (1 + tx + tx * tx / 3) * ex
+            dk_dr2 = scale * (-5 / 6) * (1 + tx) * ex  # the Matern 5/2's slope in the squared distance
+            mean = k @ alpha
+            v = scipy.linalg.solve_triangular(L, k.T, lower=True, check_finite=False)  # (n, B)
+            var = scale - np.einsum("nb,nb->b", v, v)
+            w = scipy.linalg.solve_triangular(L, v, lower=True, trans="T", check_finite=False)  # K^-1 k
+            dk = (2 * dk_dr2)[..., None] * diff * isl  # (B, n, f): d k(x, X_i) / dx
+            dmean = np.einsum("bnf,n->bf", dk, alpha)
+            dvar = -2 * np.einsum("bnf,nb->bf", dk, w)
+            low = var < 1e-12  # clamped as in ``condition``: no slope there
+            dvar[low] = 0.0
+            return mean, np.maximum(var, 1e-12), dmean, dvar
 
         return posterior
 

@@ -156,6 +156,46 @@ def _lbfgs_cont(
     base = torch.from_numpy(U.copy())
     n = len(U)
 
+    value_and_grad = getattr(acq, "value_and_grad", None)
+    if value_and_grad is not None:  # closed-form gradients in NumPy (acquisition.LeanLogEI)
+        cols = [enc.num_idx.index(i) for i in idx]  # a continuous coordinate's feature column
+        feats0 = enc.features(base).numpy()
+
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            if enc.conditional:  # the mask depends on the choices only, but features() applies it
+                u = base.clone()
+                u[:, idx] = torch.from_numpy(x.reshape(n, len(idx)))
+                feats = enc.features(u).numpy()
+            else:  # a continuous coordinate's feature is the coordinate itself
+                feats = feats0.copy()
+                feats[:, cols] = x.reshape(n, len(idx))
+            v, g = value_and_grad(feats)
+            g = g[:, cols]
+            if enc.conditional:  # an inactive coordinate's feature is a constant: no slope
+                g = g * enc._mask(u)[:, idx].numpy()
+            ok = np.isfinite(v)
+            v = np.where(ok, v, -1e6)
+            g = np.where(ok[:, None], np.nan_to_num(g), 0.0)
+            return float(-v.sum()), -g.reshape(-1)
+
+    else:
+        f = _autograd_objective(acq, enc, base, idx, n)
+
+    x0 = U[:, idx].reshape(-1)
+    res = scipy.optimize.minimize(
+        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": maxiter, "gtol": gtol}
+    )
+    out = U.copy()
+    out[:, idx] = np.clip(res.x.reshape(n, len(idx)), 0, 1)
+    return out
+
+
+def _autograd_objective(
+    acq: Callable[[torch.Tensor], torch.Tensor], enc: Encoding, base: torch.Tensor, idx: list[int], n: int
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The L-BFGS-B objective (minus the sum of acq over the starts) and its gradient through torch."""
+    import torch
+
     def f(x: np.ndarray) -> tuple[float, np.ndarray]:
         xt = torch.from_numpy(x.reshape(n, len(idx))).requires_grad_(True)
         u = base.clone()
@@ -168,13 +208,7 @@ def _lbfgs_cont(
         g = xt.grad.numpy().reshape(-1)
         return float(loss), np.nan_to_num(g)
 
-    x0 = U[:, idx].reshape(-1)
-    res = scipy.optimize.minimize(
-        f, x0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(x0), options={"maxiter": maxiter, "gtol": gtol}
-    )
-    out = U.copy()
-    out[:, idx] = np.clip(res.x.reshape(n, len(idx)), 0, 1)
-    return out
+    return f
 
 
 def _discrete_search(score: Callable[[np.ndarray], np.ndarray], enc: Encoding, U: np.ndarray, i: int) -> np.ndarray:
