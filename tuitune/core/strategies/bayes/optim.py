@@ -156,12 +156,13 @@ def _lbfgs_cont(
     base = torch.from_numpy(U.copy())
     n = len(U)
 
+    f: Callable[[np.ndarray], tuple[float, np.ndarray]]
     value_and_grad = getattr(acq, "value_and_grad", None)
     if value_and_grad is not None:  # closed-form gradients in NumPy (acquisition.LeanLogEI)
         cols = [enc.num_idx.index(i) for i in idx]  # a continuous coordinate's feature column
         feats0 = enc.features(base).numpy()
 
-        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+        def f_np(x: np.ndarray) -> tuple[float, np.ndarray]:
             if enc.conditional:  # the mask depends on the choices only, but features() applies it
                 u = base.clone()
                 u[:, idx] = torch.from_numpy(x.reshape(n, len(idx)))
@@ -178,6 +179,7 @@ def _lbfgs_cont(
             g = np.where(ok[:, None], np.nan_to_num(g), 0.0)
             return float(-v.sum()), -g.reshape(-1)
 
+        f = f_np
     else:
         f = _autograd_objective(acq, enc, base, idx, n)
 
