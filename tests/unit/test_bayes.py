@@ -245,6 +245,32 @@ def _bowl(c: dict) -> float:
     return (c["x"] - 0.3) ** 2 + (c["y"] - 0.6) ** 2
 
 
+def test_the_last_tenth_of_a_known_budget_exploits_the_posterior_mean():
+    import torch
+
+    from tuitune.core.strategies.bayes.acquisition import acquisition
+
+    s = bayes(BOWL, n_trials=30)
+    last = []
+    for i in range(30):
+        last.append(s._exploit())
+        sug = s.ask()
+        s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=sug.config, value=_bowl(sug.config)))
+    assert last == [False] * 27 + [True] * 3
+    assert not bayes(BOWL, n_trials=None)._exploit()  # an open-ended session never knows its last trial
+    assert bayes(BOWL, n_trials=4)._exploit() is False and bayes(BOWL, n_trials=1)._exploit() is True
+    # With exploit, the acquisition is the posterior mean (log EI otherwise), for both engines.
+    X = torch.rand(12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    Y = (X - 0.4).square().sum(-1).neg()
+    Y = (Y - Y.mean()) / Y.std()
+    probe = torch.tensor([[0.4, 0.4], [0.95, 0.05]], dtype=torch.float64)
+    for engine in ("lean", "botorch"):
+        mean = acquisition(engine, X, Y, X[:0], Y[:0], float(Y.max()), [0, 1], [1.0, 1.0], exploit=True)(probe)
+        ei = acquisition(engine, X, Y, X[:0], Y[:0], float(Y.max()), [0, 1], [1.0, 1.0])(probe)
+        assert mean[0] > mean[1] and -3 < float(mean[1]) < float(mean[0]) < 3  # standardised values
+        assert float(ei[0]) < 0 and not torch.allclose(mean, ei)  # log EI of an improvement below 1
+
+
 def _with_pending(s, n_done: int, n_pending: int, f=_bowl) -> list[dict]:
     """n_done completed trials, then n_pending suggestions left running; returns the running configs."""
     drive(s, f, n_done)

@@ -89,13 +89,16 @@ class LeanLogEI:
     ``value_and_grad`` (NumPy, closed form) for the local search's L-BFGS-B, which otherwise spent most of an
     ask in torch's autograd overhead. d log h(z) / dz = Phi(z) / h(z), since h'(z) = Phi(z)."""
 
-    def __init__(self, gp: LeanGP, X: torch.Tensor, Y: torch.Tensor, best: float) -> None:
+    def __init__(self, gp: LeanGP, X: torch.Tensor, Y: torch.Tensor, best: float, exploit: bool = False) -> None:
         self.post = gp.condition(X, Y)
         self.post_np = gp.condition_np(X, Y)
         self.best = best
+        self.exploit = exploit  # the posterior mean instead of log EI (see ``acquisition``)
 
     def __call__(self, f: torch.Tensor) -> torch.Tensor:
         mean, var = self.post(f)
+        if self.exploit:
+            return mean
         return log_ei(mean, var, self.best)
 
     def value_and_grad(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +106,8 @@ class LeanLogEI:
         from scipy.special import log_ndtr
 
         mean, var, dmean, dvar = self.post_np(f)
+        if self.exploit:
+            return mean, dmean
         sigma = np.sqrt(np.maximum(var, 1e-18))
         z = (mean - self.best) / sigma
         lh = _log_h_np(z)
@@ -124,13 +129,16 @@ def acquisition(
     weight: list[float],
     seed: int = 0,
     pending: str | None = None,
+    exploit: bool = False,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """log EI as a function of feature tensors (..., n_features) -> (...).
 
     X, Y: the observed features and standardised values (maximised); Xp, Yp: the pending points and the
     values the constant liar conditions them at (unused by ``"fantasy"``); best: the incumbent's
     standardised value; seed: the fantasies' quasi-random base samples (a function of the trial records,
-    so that a resumed session suggests the same point); pending: the scheme (None: ``PENDING``).
+    so that a resumed session suggests the same point); pending: the scheme (None: ``PENDING``);
+    exploit: maximise the posterior mean instead (the strategy's last trials of a known budget; not with
+    pending points, where the batch's spread matters).
     """
     import torch
 
@@ -157,7 +165,7 @@ def acquisition(
         return acq_pending
     if engine == "lean":
         gp = LeanGP(X, Y, group, weight).fit()
-        return LeanLogEI(gp, Xa, Ya, best)
+        return LeanLogEI(gp, Xa, Ya, best, exploit=exploit and not len(Xp))
 
     from botorch.acquisition.analytic import LogExpectedImprovement
     from botorch.fit import fit_gpytorch_mll
@@ -183,6 +191,15 @@ def acquisition(
             return qei(f.reshape(-1, 1, f.shape[-1])).reshape(f.shape[:-1])
 
         return acq_q
+    if exploit and not len(Xp):
+        from botorch.acquisition.analytic import PosteriorMean
+
+        pm = PosteriorMean(model)
+
+        def acq_mean(f: torch.Tensor) -> torch.Tensor:
+            return pm(f.unsqueeze(-2))
+
+        return acq_mean
     ei = LogExpectedImprovement(model, best_f=best)
 
     def acq_bt(f: torch.Tensor) -> torch.Tensor:
