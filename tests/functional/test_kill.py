@@ -226,7 +226,7 @@ def check_database(project: Project, log, *, trials: int, epochs: int, left_runn
 
 def test_kill_and_resume(project: Project) -> None:
     t0 = time.monotonic()
-    run_kill_test(project, trials=12, epochs=5, kills=10, seed=1234)
+    run_kill_test(project, trials=8, epochs=5, kills=6, seed=1234)
     assert time.monotonic() - t0 < 300
 
 

@@ -351,3 +351,26 @@ def test_botorch_engine_with_pending_trials():
     fresh = bayes(BOWL, seed=0, engine="botorch")
     fresh.restore(s.trials)
     assert fresh.ask() == sug
+
+
+def test_an_ask_runs_every_blas_library_on_one_thread(tmp_path):
+    """The limit covers SciPy's own OpenBLAS too, even where SciPy was not imported before the first ask
+    (L-BFGS-B's BLAS on several threads cost 4x per evaluation on a quiet machine, far more on a busy one)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from tuitune.core.strategies.bayes.strategy import _one_torch_thread\n"
+        "with _one_torch_thread():\n"
+        "    import scipy.optimize, scipy.linalg\n"
+        "    import json\n"
+        "    from threadpoolctl import threadpool_info\n"
+        "    print(json.dumps([[i['filepath'], i['num_threads']] for i in threadpool_info() if i['user_api'] == 'blas']))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
+    libs = json.loads(out.stdout)
+    assert any("scipy" in path for path, _ in libs), libs
+    assert [n for _, n in libs] == [1] * len(libs), libs

@@ -62,11 +62,14 @@ def initial_design_size(dim: int, n_trials: int | None) -> int:
 
 @functools.cache
 def _blas_controller() -> Any:
-    """threadpoolctl's view of the loaded BLAS libraries (built once: building it scans every library)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: only speed is at stake
-        return None
+    """threadpoolctl's view of the BLAS libraries an ask uses (built once: building it scans every library).
+
+    SciPy's optimisers are imported first: SciPy loads its own OpenBLAS, and a controller built before
+    that would not know it, leaving L-BFGS-B's BLAS on every core."""
+    import scipy.linalg
+    import scipy.optimize  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -79,12 +82,8 @@ def _one_torch_thread() -> Iterator[None]:
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        controller = _blas_controller()
-        if controller is None:
+        with _blas_controller().limit(limits=1, user_api="blas"):
             yield
-        else:
-            with controller.limit(limits=1, user_api="blas"):
-                yield
     finally:
         torch.set_num_threads(old)
 
