@@ -210,6 +210,28 @@ class LeanGP:
         """
         import torch
 
+        L, alpha, vp, Lp, mu_p = self.pending_factors(X, y, Xp)
+        fp = mu_p.unsqueeze(-1) + Lp @ z
+
+        def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            kx = self._k(x, X)
+            mean = kx @ alpha
+            v = torch.linalg.solve_triangular(L, kx.unsqueeze(-1), upper=False).squeeze(-1)
+            var = self.scale - (v * v).sum(-1)
+            cxp = self._k(x, Xp) - v @ vp  # (..., k): cov(f(x), f(Xp)) under the posterior
+            w = torch.linalg.solve_triangular(Lp, cxp.unsqueeze(-1), upper=False).squeeze(-1)
+            return mean.unsqueeze(-1) + w @ z, (var - (w * w).sum(-1)).clamp_min(1e-12)
+
+        return fp, posterior
+
+    def pending_factors(
+        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The factors of the posterior given the data and the pending points: L (the data's Cholesky factor),
+        alpha (K^-1 y), vp (L^-1 K(X, Xp)), Lp (the pending points' posterior covariance factor) and mu_p
+        (their posterior mean)."""
+        import torch
+
         n, k = len(y), len(Xp)
         K = self._k(X, X) + self.noise * torch.eye(n, dtype=X.dtype)
         L = torch.linalg.cholesky(K + 1e-10 * torch.eye(n, dtype=X.dtype))
@@ -224,18 +246,56 @@ class LeanGP:
             Lp, info = torch.linalg.cholesky_ex(Sp + jitter * float(self.scale) * eye)
             if int(info) == 0:
                 break
-        fp = mu_p.unsqueeze(-1) + Lp @ z
+        return L, alpha, vp, Lp, mu_p
 
-        def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            kx = self._k(x, X)
+    def condition_pending_np(
+        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor
+    ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """``condition_pending``'s posterior in NumPy, with its gradients (closed form, for the local search):
+        x (B, f) -> mean (B, S), variance (B,), d mean / dx (B, f, S), d variance / dx (B, f)."""
+        import scipy.linalg
+
+        L, alpha, vp, Lp, _ = (t.detach().numpy() for t in self.pending_factors(X, y, Xp))
+        Xn, Xpn, zn = X.detach().numpy(), Xp.detach().numpy(), z.detach().numpy()
+        isl, scale = self.isl.numpy(), float(self.scale)
+
+        def kern(x: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """k(x, A) (B, m) and its gradient in x (B, m, f)."""
+            diff = x[:, None, :] - A[None, :, :]
+            t = np.sqrt(5 * (np.square(diff) @ isl))
+            e = np.exp(-t)
+            k = scale * (1 + t + t * t / 3) * e
+            dk_dr2 = scale * (-5 / 6) * (1 + t) * e  # the Matern 5/2's slope in the squared distance
+            return k, (2 * dk_dr2)[..., None] * diff * isl
+
+        def posterior(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            B, f = x.shape
+            n, k = len(Xn), len(Xpn)
+            kx, dkx = kern(x, Xn)  # (B, n), (B, n, f)
+            kp, dkp = kern(x, Xpn)  # (B, k), (B, k, f)
             mean = kx @ alpha
-            v = torch.linalg.solve_triangular(L, kx.unsqueeze(-1), upper=False).squeeze(-1)
-            var = self.scale - (v * v).sum(-1)
-            cxp = self._k(x, Xp) - v @ vp  # (..., k): cov(f(x), f(Xp)) under the posterior
-            w = torch.linalg.solve_triangular(Lp, cxp.unsqueeze(-1), upper=False).squeeze(-1)
-            return mean.unsqueeze(-1) + w @ z, (var - (w * w).sum(-1)).clamp_min(1e-12)
+            dmean = np.einsum("bnf,n->bf", dkx, alpha)
+            v = scipy.linalg.solve_triangular(L, kx.T, lower=True, check_finite=False)  # (n, B)
+            dv = scipy.linalg.solve_triangular(
+                L, dkx.transpose(1, 0, 2).reshape(n, B * f), lower=True, check_finite=False
+            ).reshape(n, B, f)
+            var = scale - np.einsum("nb,nb->b", v, v)
+            dvar = -2 * np.einsum("nb,nbf->bf", v, dv)
+            cxp = kp - v.T @ vp  # (B, k): cov(f(x), f(Xp)) under the posterior
+            dcxp = dkp - np.einsum("nbf,nk->bkf", dv, vp)
+            w = scipy.linalg.solve_triangular(Lp, cxp.T, lower=True, check_finite=False)  # (k, B)
+            dw = scipy.linalg.solve_triangular(
+                Lp, dcxp.transpose(1, 0, 2).reshape(k, B * f), lower=True, check_finite=False
+            ).reshape(k, B, f)
+            mean_s = mean[:, None] + w.T @ zn  # (B, S)
+            dmean_s = dmean[:, :, None] + np.einsum("kbf,ks->bfs", dw, zn)
+            var_c = var - np.einsum("kb,kb->b", w, w)
+            dvar_c = dvar - 2 * np.einsum("kb,kbf->bf", w, dw)
+            low = var_c < 1e-12  # clamped as in ``condition_pending``: no slope there
+            dvar_c[low] = 0.0
+            return mean_s, np.maximum(var_c, 1e-12), dmean_s, dvar_c
 
-        return fp, posterior
+        return posterior
 
     def _k(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         sqd = (A.unsqueeze(-2) - B).square() @ self.isl
