@@ -13,9 +13,7 @@ noise-free final value f(x) among the configs trained to R, minus the known opti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
-import math
 import platform
 import statistics
 import sys
@@ -26,40 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_hyperband import PROBLEMS_MF, MFProblem, curve, paired, run_optuna  # noqa: E402
+from bench_hyperband import PROBLEMS_MF, MFProblem, paired, run_one_worker, run_optuna  # noqa: E402
 
-from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
-from tuitune.core.strategies import Suggestion, make_strategy  # noqa: E402
+from tuitune.core.strategies import make_strategy  # noqa: E402
 
 
 def run_asha(p: MFProblem, seed: int, R: int, eta: int, sampler: str, trials: int) -> tuple[float, int, float]:
     """(regret, epochs spent, CPU seconds of ask per new config)."""
     s = make_strategy("asha", p.space, seed=seed, max_epochs=R, factor=eta, sampler=sampler, n_trials=trials)
-    recs: dict[int, TrialRecord] = {}
-    spent, best, t_ask = 0, math.inf, 0.0
-    while True:
-        t0 = time.process_time()
-        sug = s.ask()
-        t_ask += time.process_time() - t0
-        if sug is None:
-            break
-        assert isinstance(sug, Suggestion), "one worker never waits: nothing else runs"
-        num = sug.trial if sug.trial is not None else len(recs)
-        prev = recs.get(num)
-        epochs = list(prev.epochs) if prev else []
-        for e in range((prev.last_epoch if prev else 0) + 1, sug.budget + 1):
-            epochs.append({"epoch": e, "val_loss": curve(p, sug.config, e, R, seed)})
-            spent += 1
-        r = TrialRecord(number=num, state=TrialState.COMPLETE, config=sug.config, value=epochs[-1]["val_loss"],
-                        budget=sug.budget, epochs=tuple(epochs), meta=sug.meta)
-        r = dataclasses.replace(r, state=s.state_after(r))
-        recs[num] = r
-        if sug.budget >= R:
-            best = min(best, p.f(sug.config))
-        s.tell(r)
-        for n, state in s.settle().items():
-            recs[n] = dataclasses.replace(recs[n], state=state)
-    return best - p.optimum, spent, t_ask / len(recs)
+    return run_one_worker(p, s, seed, R)
 
 
 def main(argv: list[str] | None = None) -> int:
