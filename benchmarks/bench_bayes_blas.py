@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 CHILD = r'''
 import functools, json, math, sys, time
@@ -27,16 +28,13 @@ if sys.argv[1] == "old":
     from threadpoolctl import ThreadpoolController
     st._blas_controller = functools.cache(lambda: ThreadpoolController())
     st._blas_controller()  # built before SciPy is imported, as the first ask did before the fix
+sys.path.insert(0, sys.argv[2])
+from bench_bayes import PROBLEMS
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import Float, Space
 from tuitune.core.strategies import make_strategy
 
-def branin(c):
-    x1, x2 = c["x1"], c["x2"]
-    b, cc, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1**2 + cc * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
-s = make_strategy("bayes", Space(x1=Float(-5, 10), x2=Float(0, 15)), seed=0, n_trials=30)
+branin = PROBLEMS["branin"]
+s = make_strategy("bayes", branin.space, seed=0, n_trials=30)
 wall, cpu, best = [], [], math.inf
 for i in range(30):
     t0, c0 = time.perf_counter(), time.process_time()
@@ -44,7 +42,7 @@ for i in range(30):
     if sug.meta["chosen_by"] == "model":
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    v = branin(sug.config)
+    v = branin.f(sug.config)
     best = min(best, v)
     s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=sug.config, value=v, budget=1))
 print(json.dumps({"wall_ms": 1000 * sum(wall) / len(wall), "cpu_ms": 1000 * sum(cpu) / len(cpu), "asks": len(wall),
@@ -60,7 +58,7 @@ def main() -> None:
     res: dict[str, list[dict]] = {"old": [], "fixed": []}
     for _ in range(args.reps):
         for variant in res:
-            out = subprocess.run([sys.executable, "-c", CHILD, variant], env=env, capture_output=True, text=True,
+            out = subprocess.run([sys.executable, "-c", CHILD, variant, str(Path(__file__).resolve().parent)], env=env, capture_output=True, text=True,
                                  check=True)
             res[variant].append(json.loads(out.stdout))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores; "

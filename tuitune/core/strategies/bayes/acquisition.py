@@ -126,8 +126,9 @@ class LeanPendingLogEI:
     (benchmarks/results/bayes-workers.md)."""
 
     def __init__(self, gp: LeanGP, X: torch.Tensor, Y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor, best: float) -> None:
-        fp, self.post = gp.condition_pending(X, Y, Xp, z)
-        self.post_np = gp.condition_pending_np(X, Y, Xp, z)
+        factors = gp.pending_factors(X, Y, Xp)  # one factorisation for both posteriors
+        fp, self.post = gp.condition_pending(X, Y, Xp, z, factors)
+        self.post_np = gp.condition_pending_np(X, Y, Xp, z, factors)
         # The incumbent of each fantasy: the batch's improvement beyond ``best`` is EI(x) against it plus a
         # constant, so maximising the mean EI maximises the batch's expected improvement.
         self.best_s = fp.max(0).values.clamp_min(best)

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 _MIN_NOISE = 1e-6
 
+# LeanGP.pending_factors: (L, alpha, vp, Lp, mu_p).
+PendingFactors = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"]
+
 # Options measured in benchmarks/results/bayes.md (module constants so the benchmark can switch them):
 # FIT_STARTS: hyperparameter fits from different starts, the best posterior kept (1: Optuna's single fit).
 # LENGTHSCALE_PRIOR: "optuna" (-(0.1/isl + 0.1*isl) on each inverse squared lengthscale) or "hvarfner"
@@ -199,7 +202,7 @@ class LeanGP:
         return posterior
 
     def condition_pending(
-        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor
+        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor, factors: PendingFactors | None = None
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
         """The posterior given data X, y and fantasised values of the pending points Xp.
 
@@ -207,10 +210,11 @@ class LeanGP:
         the posterior, fp = mu_p + L_p z (k, S); a point x given them is Gaussian with mean
         ``mean(x) + w(x) @ z`` (one per sample) and variance ``var(x) - |w(x)|^2``, where
         w = L_p^-1 cov(Xp, x). Returns fp and that function: x (..., f) -> (mean (..., S), var (...)).
+        factors: ``pending_factors(X, y, Xp)`` when the caller has them already.
         """
         import torch
 
-        L, alpha, vp, Lp, mu_p = self.pending_factors(X, y, Xp)
+        L, alpha, vp, Lp, mu_p = factors or self.pending_factors(X, y, Xp)
         fp = mu_p.unsqueeze(-1) + Lp @ z
 
         def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,9 +228,7 @@ class LeanGP:
 
         return fp, posterior
 
-    def pending_factors(
-        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pending_factors(self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor) -> PendingFactors:
         """The factors of the posterior given the data and the pending points: L (the data's Cholesky factor),
         alpha (K^-1 y), vp (L^-1 K(X, Xp)), Lp (the pending points' posterior covariance factor) and mu_p
         (their posterior mean)."""
@@ -249,13 +251,13 @@ class LeanGP:
         return L, alpha, vp, Lp, mu_p
 
     def condition_pending_np(
-        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor
+        self, X: torch.Tensor, y: torch.Tensor, Xp: torch.Tensor, z: torch.Tensor, factors: PendingFactors | None = None
     ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """``condition_pending``'s posterior in NumPy, with its gradients (closed form, for the local search):
         x (B, f) -> mean (B, S), variance (B,), d mean / dx (B, f, S), d variance / dx (B, f)."""
         import scipy.linalg
 
-        L, alpha, vp, Lp, _ = (t.detach().numpy() for t in self.pending_factors(X, y, Xp))
+        L, alpha, vp, Lp, _ = (t.detach().numpy() for t in (factors or self.pending_factors(X, y, Xp)))
         Xn, Xpn, zn = X.detach().numpy(), Xp.detach().numpy(), z.detach().numpy()
         isl, scale = self.isl.numpy(), float(self.scale)
 
