@@ -1,0 +1,71 @@
+"""Provides EventLog, the dashboard's log of a run's events, one entry per event.
+
+Unlike a RichLog, which wraps each line once at the width it has when written (a line written before
+the narrow layout applied stayed cut at 80 columns), the entries are wrapped again whenever the width
+changes, and an entry's continuation lines are indented under its first, so that one entry never reads
+as two or runs into the next ("trial 0 complete" / "val_acc=0.9694 (new" / "best)").
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+INDENT = 2  # the continuation lines of a wrapped entry
+
+
+class EventLog(VerticalScroll):
+    """Entries written with ``write(markup)``; the newest at the bottom, in view."""
+
+    DEFAULT_CSS = """
+    EventLog { overflow-x: hidden; scrollbar-size-vertical: 1; }
+    EventLog > Static { width: 100%; height: auto; }
+    """
+
+    def __init__(self, max_entries: int = 500, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.max_entries = max_entries
+        self.entries: list[Text] = []
+        self._width = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static()
+
+    @property
+    def text(self) -> str:
+        """Every entry, one a line, as plain text (unwrapped)."""
+        return "\n".join(e.plain for e in self.entries)
+
+    def write(self, markup: str) -> None:
+        self.entries.append(Text.from_markup(markup))
+        del self.entries[: -self.max_entries]
+        self._draw()
+
+    def on_resize(self) -> None:
+        # the new width is known once the layout is done (a narrow breakpoint applies after the first one)
+        self.call_after_refresh(self._redraw_if_resized)
+
+    def _redraw_if_resized(self) -> None:
+        if self.scrollable_content_region.width != self._width:
+            self._draw()
+
+    def _draw(self) -> None:
+        width = self.scrollable_content_region.width
+        if not self.is_mounted or width <= INDENT + 4:
+            return
+        self._width = width
+        console = Console(width=width, legacy_windows=False, color_system=None)
+        out = Text()
+        for i, entry in enumerate(self.entries):
+            lines = entry.wrap(console, width - INDENT) if entry.cell_len > width else [entry]
+            for j, line in enumerate(lines):
+                if i or j:
+                    out.append("\n")
+                if j:
+                    out.append(" " * INDENT)
+                out.append_text(line)
+        self.query_one(Static).update(out)
+        self.call_after_refresh(self.scroll_end, animate=False)
