@@ -68,16 +68,26 @@ class _Chart(PlotextPlot):
     ``ValueAxis`` (round ticks, a diverging curve left off and named, a log axis for losses spanning
     decades); the legend is drawn under the plot, folded to the width, never over the curves."""
 
-    legend: list[tuple[str, str]]  # (label, plotext colour) of each curve drawn
+    legend: list[tuple[str, str]] = []  # (label, plotext colour) of each curve drawn (set by _begin)
+    title_text = short_title = note = x_name = ""
 
-    def _begin(self, title: str) -> Any:
+    def _begin(self, title: str, short: str | None = None) -> Any:
         plt = self.plt
         plt.clear_figure()
-        plt.title(title)
         self.legend = []
-        self.title_text = title
+        self.title_text, self.short_title, self.note = title, short or title, ""
         self.x_name = ""
         return plt
+
+    def _title(self, width: int) -> str:
+        """The title that fits ``width`` (plotext drops one that does not): the long form, else the short
+        one, each with the axis note; the note is kept before the words around it."""
+        note = f" · {self.note}" if self.note else ""
+        for text in (self.title_text + note, self.short_title + note, self.note or self.short_title):
+            if len(text) <= width - 2:
+                return text
+        text = self.note or self.short_title
+        return text[: width - 3] + "…"
 
     def _empty(self, title: str, hint: str) -> None:
         plt = self._begin(title)
@@ -95,8 +105,7 @@ class _Chart(PlotextPlot):
         axis = value_axis(curves, loss=loss, rows=self._rows())
         plt.ylim(axis.lo, axis.hi)
         plt.yticks(axis.ticks, axis.labels)
-        if axis.note:
-            plt.title(f"{self.title_text} · {axis.note}")
+        self.note = axis.note
         return axis
 
     def _curve(self, plt: Any, xs: list[Any], ys: list[float], color: str, label: str | None) -> None:
@@ -111,7 +120,7 @@ class _Chart(PlotextPlot):
     def _legend_lines(self, width: int) -> list[Text]:
         lines: list[Text] = []
         line = Text(" ")
-        for label, color in getattr(self, "legend", []):
+        for label, color in self.legend:
             entry = Text.assemble(("━━ ", RICH.get(color, color)), (label, ""), "  ")
             if line.cell_len > 1 and line.cell_len + entry.cell_len > width:
                 lines.append(line)
@@ -122,8 +131,9 @@ class _Chart(PlotextPlot):
         return lines
 
     def render(self) -> RenderResult:
+        self._plot.title(self._title(self.size.width))
         # The x axis's name costs a row: a short chart leaves it out (its title says "per epoch").
-        self._plot.xlabel(getattr(self, "x_name", "") if self.size.height >= 14 else "")
+        self._plot.xlabel(self.x_name if self.size.height >= 14 else "")
         lines = self._legend_lines(self.size.width)
         if not lines or self.size.height < 6 + len(lines):
             return super().render()
@@ -150,7 +160,7 @@ class TrialChart(_Chart):
         if t is None:
             self._empty("current trial", "no trial yet")
             return
-        plt = self._begin(f"trial {t.number}: loss per epoch ({t.state.value})")
+        plt = self._begin(f"trial {t.number}: loss per epoch ({t.state.value})", f"trial {t.number} loss")
         self.x_name = "epoch"
         series: list[tuple[list[int], list[float], str, str]] = []
         if best is not None and best.number != t.number:
@@ -181,7 +191,7 @@ class CurvesChart(_Chart):
             return
         n = view.n_trials()
         shown = f"the best {CURVES} and latest others of {n}" if n > len(trials) else "all trials"
-        plt = self._begin(f"{shown}: {view.metric} per epoch")
+        plt = self._begin(f"{shown}: {view.metric} per epoch", f"{view.metric} per epoch")
         self.x_name = "epoch"
         best = view.best()
         series: list[tuple[TrialRecord, list[int], list[float], str, str]] = []
