@@ -124,7 +124,7 @@ def _log_ticks(lo: float, hi: float) -> tuple[float, float, list[float], list[st
 
 
 def value_axis(curves: Sequence[Curve], *, loss: bool = False, rows: int = 10) -> ValueAxis:
-    """The axis for ``curves`` on a chart of ``rows`` text rows (ticks about every 3 rows)."""
+    """The axis for ``curves`` on a chart of ``rows`` text rows."""
     curves = [c for c in curves if len(c.values)]
     if not curves:
         return ValueAxis(0.0, 1.0, ticks=[0.0, 1.0], labels=["0", "1"])
@@ -137,7 +137,7 @@ def value_axis(curves: Sequence[Curve], *, loss: bool = False, rows: int = 10) -
         notes.append(f"{named or 'a curve'} off the chart ({extreme:.3g})")
     lo = min(min(c.values) for c in kept)
     hi = max(max(c.values) for c in kept)
-    count = max(2, min(6, rows // 3 + 1))
+    count = max(2, min(6, rows // 4 + 1))  # a tick about every 4 rows: evenly spaced on the text grid
     if loss and lo > 0 and hi / lo > LOG_SPAN:
         a, b, ticks, labels = _log_ticks(lo, hi)
         notes.append("log axis")

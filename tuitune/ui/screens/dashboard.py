@@ -255,7 +255,7 @@ class DashboardScreen(TuituneScreen):
         if t.state == TrialState.COMPLETE:
             best = v.best()
             new_best = best is not None and best.number == t.number and (before is None or before.number != t.number)
-            log.write(f"[green]trial {t.number} complete[/] {value}" + (" [b green](new best)[/]" if new_best else ""))
+            log.write(f"[green]trial {t.number} complete[/] {value}" + (" [b green](best)[/]" if new_best else ""))
         elif t.state == TrialState.PAUSED:
             log.write(f"trial {t.number} waits at its rung (epoch {t.last_epoch}) {value}")
         elif t.state == TrialState.PRUNED:

@@ -146,7 +146,9 @@ class ManualScreen(TuituneScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#manual-params", DataTable)
-        for c in ("parameter", "base", "new", "range / choices"):
+        # At 80 columns the range column would be cut (and scroll): the side panel names the selected one's.
+        self.with_range = self.app.size.width >= 100
+        for c in ("parameter", "base", "new", *(("range / choices",) if self.with_range else ())):
             t.add_column(c, key=c)
         h = self.query_one("#manual-history", DataTable)
         for c in ("trial", "base", "change", self.record.metric, "effect", "state"):
@@ -208,7 +210,7 @@ class ManualScreen(TuituneScreen):
                 Text(k, style="" if searched else "dim"),
                 Text(fmt(self.base_config.get(k)), style="" if searched else "dim"),
                 self._new_cell(k, diffs, planned),
-                Text(f"{kind} {rng}" if searched else "fixed", style="dim"),
+                *((Text(f"{kind} {rng}" if searched else "fixed", style="dim"),) if self.with_range else ()),
                 key=k,
             )
         if table.row_count:

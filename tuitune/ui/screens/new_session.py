@@ -44,7 +44,7 @@ OPTIONS = {
     for _, strategy in STRATEGIES
 }
 FIELDS = [
-    ("trials", "trials", "20; grid/asha/hyperband: auto"),  # fits the field at 80 columns
+    ("trials", "trials", "20, or the strategy's plan"),  # fits the field at 80 columns
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
     *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS if not o.choices),

@@ -102,7 +102,7 @@ class _Chart(PlotextPlot):
 
     def _axis(self, plt: Any, curves: list[Curve], *, loss: bool) -> ValueAxis:
         """Sets the value axis for ``curves`` and adds its note to the title."""
-        axis = value_axis(curves, loss=loss, rows=self._rows())
+        axis = value_axis(curves, loss=loss, rows=self._rows())  # a tick about every 4 rows
         plt.ylim(axis.lo, axis.hi)
         plt.yticks(axis.ticks, axis.labels)
         self.note = axis.note

@@ -17,6 +17,20 @@ from textual.widgets import Static
 INDENT = 2  # the continuation lines of a wrapped entry
 
 
+def _spaces_styled(text: Text) -> Text:
+    """Each styled run takes the spaces that follow it, so that no run starts with a space: an SVG
+    screenshot viewed with librsvg drew such a space zero-wide ("trial 0 completeval_acc=...")."""
+    plain = text.plain
+    spans = []
+    for span in text.spans:
+        end = span.end
+        while end < len(plain) and plain[end] == " ":
+            end += 1
+        spans.append(span._replace(end=end))
+    text.spans = spans
+    return text
+
+
 class EventLog(VerticalScroll):
     """Entries written with ``write(markup)``; the newest at the bottom, in view."""
 
@@ -40,7 +54,7 @@ class EventLog(VerticalScroll):
         return "\n".join(e.plain for e in self.entries)
 
     def write(self, markup: str) -> None:
-        self.entries.append(Text.from_markup(markup))
+        self.entries.append(_spaces_styled(Text.from_markup(markup)))
         del self.entries[: -self.max_entries]
         self._draw()
 
