@@ -58,7 +58,7 @@ async def test_empty_database_new_session_runs_and_fills_the_leaderboard(tmp_pat
         )
         await wait_for(pilot, lambda: _board(app).row_count == 3, what="3 leaderboard rows")
         assert [t.state for t in store.trials("first")] == [TrialState.COMPLETE] * 3
-        log = "\n".join(str(line.text) for line in app.screen.query_one("#event-log").lines)
+        log = app.screen.query_one("#event-log").text
         assert "trial 2 complete" in log and "session finished" in log
         # the header says the session's end, not the word it had while the run's thread was winding down
         await wait_for(pilot, lambda: " finished " in str(app.screen.query_one("#dash-header").render()),
@@ -111,6 +111,37 @@ async def test_new_session_form_offers_the_sampler_for_asha_and_hyperband(tmp_pa
         await wait_for(pilot, lambda: not field.display, what="the sampler field hidden for bayes")
         screen.query_one("#sampler", Select).value = "random"
         assert "sampler" not in screen.settings()["options"]
+
+
+@run_async
+async def test_new_session_grid_points_and_largest_grid_reach_the_strategy(tmp_path):
+    """Grid from the form at 80x24: its points per float and largest grid reach the stored session
+    (2 points for lr x 8 units = 16 configs), and a grid over the limit is one notification."""
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path, epochs=1)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, preset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        screen.query_one("#strategy", Select).value = "grid"
+        await wait_for(pilot, lambda: screen.query_one("#field-grid-points").display, what="grid points field")
+        assert screen.query_one("#field-max-grid").display
+        screen.query_one("#session-name", Input).value = "g"
+        screen.query_one("#grid-points", Input).value = "2"
+        screen.query_one("#max-grid", Input).value = "10"  # under the 16 configs: refused, said
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("16" in n and "10" in n for n in _notes(app)), what="the size refused")
+        assert isinstance(app.screen, NewSessionScreen) and not store.session_exists("g")
+        screen.query_one("#max-grid", Input).value = "100"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        rec = store.session("g")
+        assert rec.strategy == "grid" and rec.options.get("points") == 2 and rec.options.get("max_size") == 100
+        await wait_for(pilot, lambda: not app.run_control.running and len(store.trials("g")) == 16, what="the grid run")
+        assert sorted({t.config["lr"] for t in store.trials("g")}) == [1e-5, 1e-1]  # 2 points: the ends
 
 
 @run_async
@@ -311,5 +342,5 @@ async def test_failing_trials_are_logged_with_their_reason(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.run_control.session == "bad" and not app.run_control.running)
         await pilot.pause(0.3)
-        log = "\n".join(str(line.text) for line in app.screen.query_one("#event-log").lines)
+        log = app.screen.query_one("#event-log").text
         assert "trial 0 failed" in log and "always fails" in log

@@ -7,7 +7,7 @@ import math
 import random
 from pathlib import Path
 
-from textual.widgets import Input
+from textual.widgets import DataTable, Input, OptionList
 
 from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialRecord, TrialState
@@ -172,3 +172,47 @@ async def test_new_session_form_is_reachable_by_tab_at_80x24(tmp_path):
         for wanted in ("strategy", "trials", "max-epochs", "seed", "device", "session-name", "start"):
             assert wanted in seen, (wanted, seen)
         assert isinstance(app.screen.query_one("#strategy"), Select)
+
+
+def _conditional_preset(tmp_path):
+    """make_preset's objective with a choice (optimizer) and a parameter only sgd uses (momentum)."""
+    preset = make_preset(tmp_path, epochs=2)
+    text = preset.read_text().replace("units = 64\n", 'units = 64\noptimizer = "adam"\nmomentum = 0.9\n', 1)
+    text += 'optimizer = { type = "choice", values = ["adam", "rmsprop", "sgd"] }\n'
+    text += 'momentum = { type = "float", low = 0.5, high = 0.99, when = { optimizer = ["sgd"] } }\n'
+    preset.write_text(text)
+    return preset
+
+
+@run_async
+async def test_manual_typing_in_a_choice_list_finds_the_value_and_fires_no_key(tmp_path):
+    """Typing "sgd" in the optimizer's list picks sgd; g (curves), d (defaults base) never fire; the
+    "new" column shows momentum 0.9, what the trial will run with, not '-'."""
+    preset = _conditional_preset(tmp_path)
+    store = Store(tmp_path / "t.db")
+    new_run(str(preset), db=store, strategy="manual", session="man").runner().run()  # the defaults, once
+    app = _app(store)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("enter", "m")
+        await wait_for(pilot, lambda: isinstance(app.screen, ManualScreen), what="manual")
+        screen = app.screen
+        assert screen.base_id == 0 and "momentum" not in screen.base_config
+        base = screen.base
+        params = screen.query_one("#manual-params", DataTable)
+        params.move_cursor(row=screen.params.index("optimizer"))
+        await pilot.press("enter")
+        choices = screen.query_one("#manual-choices", OptionList)
+        await wait_for(pilot, lambda: choices.has_focus, what="the choice list")
+        await pilot.press("s", "g", "d")
+        assert choices.highlighted == 2  # sgd
+        assert screen.query_one("#manual-left").current == "manual-params"  # g did not show the curves
+        assert screen.base == base  # d did not change the base
+        await pilot.press("enter")
+        assert screen.differences() == {"optimizer": "sgd"}
+        row = [str(c) for c in params.get_row("momentum")]
+        assert row[1] == "-" and row[2] == "0.9 (on)", row
+        # a new word starts again: "r" finds rmsprop (and does not run)
+        params.move_cursor(row=screen.params.index("optimizer"))
+        await pilot.press("enter", "r")
+        assert choices.highlighted == 1 and not app.run_control.running
+        await pilot.press("escape")

@@ -58,7 +58,8 @@ STRATEGY_OPTIONS: tuple[StrategyOption, ...] = (
                    label="Bayes initial points", default="automatic"),
     StrategyOption(("grid",), "points", "--grid-points", "values per float parameter (default 5)",
                    label="grid points per float", default="5"),
-    StrategyOption(("grid",), "max_size", "--max-grid", "the largest grid allowed (default 10000)"),
+    StrategyOption(("grid",), "max_size", "--max-grid", "the largest grid allowed (default 10000)",
+                   label="largest grid", default="10000"),
 )
 
 

@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ContentSwitcher, Footer, RichLog, Static
+from textual.widgets import ContentSwitcher, Footer, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import TrialRecord, TrialState
@@ -21,6 +21,7 @@ from tuitune.ui.model import SessionView, best_value
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
 from tuitune.ui.widgets.dialogs import PathDialog
+from tuitune.ui.widgets.event_log import EventLog
 from tuitune.ui.widgets.leaderboard import Leaderboard
 from tuitune.ui.widgets.meter import Meter
 
@@ -52,6 +53,23 @@ def running_words(v: SessionView, numbers: list[int], mem: str | None = None) ->
     ]
 
 
+def fit_parts(parts: list[tuple[list[str], int]], width: int, sep: str = " │ ") -> str:
+    """The parts (each: its forms, widest first, and its priority) joined by ``sep`` within ``width``
+    cells: while too long, the part of lowest priority takes its next shorter form, or leaves."""
+    forms = [list(f) for f, _ in parts]
+
+    def line() -> str:
+        return sep.join(f[0] for f in forms if f)
+
+    while Text.from_markup(line()).cell_len > width:
+        left = [i for i, f in enumerate(forms) if f and parts[i][1] < 98]
+        if not left:
+            break
+        i = min(left, key=lambda i: parts[i][1])
+        forms[i].pop(0)
+    return line()
+
+
 def gpu_memory() -> str | None:
     """GPU memory in use by this process, when torch is loaded and CUDA initialised (never imports torch)."""
     torch = sys.modules.get("torch")
@@ -71,7 +89,8 @@ class DashboardScreen(TuituneScreen):
     HELP_TITLE = "the session dashboard"
     # Short words: at 80 columns the footer shows every key the state allows (? lists them all).
     BINDINGS = [
-        Binding("p", "pause", "Pause", tooltip="Pause or resume the run (before the next epoch)"),
+        Binding("p", "pause", "Pause", tooltip="Pause the run (before the next epoch)"),
+        Binding("p", "resume", "Resume", tooltip="Resume the paused run"),  # the footer says what p does now
         Binding("s", "stop_after", "Stop", tooltip="Stop the session after this trial"),
         Binding("a", "abort", "Abort", tooltip="Abort this trial after its epoch (pruned)"),
         Binding("r", "run", "Run", tooltip="Run or resume the session"),
@@ -118,12 +137,12 @@ class DashboardScreen(TuituneScreen):
             with Vertical(id="dash-side"):
                 yield Meter(id="trial-progress")
                 yield Meter(id="session-progress")
-                yield RichLog(id="event-log", max_lines=500, markup=True, wrap=True, min_width=20)
+                yield EventLog(id="event-log")
         yield Leaderboard(id="board")
         yield Footer()
 
     def on_mount(self) -> None:
-        log = self.query_one(RichLog)
+        log = self.query_one(EventLog)
         v = self.view
         if v.n_trials():
             log.write(
@@ -179,7 +198,7 @@ class DashboardScreen(TuituneScreen):
 
     def run_message(self, message: msg.RunMessage) -> None:
         """Called by the app with each message of this session's run."""
-        v, log = self.view, self.query_one(RichLog)
+        v, log = self.view, self.query_one(EventLog)
         if isinstance(message, msg.RunStarted):
             self._ended = False
             v.reset(total=message.total)
@@ -231,12 +250,12 @@ class DashboardScreen(TuituneScreen):
         self._dirty.update({"header", "chart", "board", "progress"})
 
     def _log_end(self, message: msg.TrialEnded, before: Any) -> None:
-        t, v, log = message.trial, self.view, self.query_one(RichLog)
+        t, v, log = message.trial, self.view, self.query_one(EventLog)
         value = f"{v.metric}={fmt(t.value)}"
         if t.state == TrialState.COMPLETE:
             best = v.best()
             new_best = best is not None and best.number == t.number and (before is None or before.number != t.number)
-            log.write(f"[green]trial {t.number} complete[/] {value}" + (" [b green](new best)[/]" if new_best else ""))
+            log.write(f"[green]trial {t.number} complete[/] {value}" + (" [b green](best)[/]" if new_best else ""))
         elif t.state == TrialState.PAUSED:
             log.write(f"trial {t.number} waits at its rung (epoch {t.last_epoch}) {value}")
         elif t.state == TrialState.PRUNED:
@@ -288,28 +307,26 @@ class DashboardScreen(TuituneScreen):
         done, total = v.n_done(), v.total
         trial = f"{done}/{total} done" if total and done <= total else f"{done} done"
         several = v.running() if len(v.running()) > 1 else []
+        current = None
         if v.current is not None and not several:
-            trial += f", trial {v.current} {'paused' if state == 'paused' else 'training'}"
+            current = f"trial {v.current} {'paused' if state == 'paused' else 'training'}"
         mem = gpu_memory()
-        device = self._device() + (f" {mem}" if mem else "")
+        device = self._device()
         elapsed = v.elapsed(time.time() if running else None)
         best = v.best()
-        head = f"[b]{rec.name}[/] [reverse] {state} [/]"
-        parts = [
-            head,
-            trial,
-            None,  # several running trials: where and how far each is (they name their devices)
-            f"best {fmt(best.value)} (#{best.number})" if best else None,
-            rec.strategy,
-            None if several else device,
-            f"trained {fmt_duration(elapsed)}",
-            f"ETA {fmt_duration(v.eta())}" if running else None,
+        # (forms, widest first; priority: the lowest is shortened, then dropped, first while the line is too long)
+        parts: list[tuple[list[str], int]] = [
+            ([f"[b]{rec.name}[/] [reverse] {state} [/]"], 99),
+            ([trial], 98),
+            ([current] if current else [], 2),
+            (running_words(v, several, mem) + [f"{len(several)} running"] if several else [], 7),
+            ([f"best {fmt(best.value)} (#{best.number})", f"best {fmt(best.value)}"] if best else [], 9),
+            ([rec.strategy], 5),
+            ([] if several else [device + (f" {mem}" if mem else ""), device], 4),
+            ([f"trained {fmt_duration(elapsed)}"], 1),
+            ([f"ETA {fmt_duration(v.eta())}"] if running else [], 6),
         ]
-        if several:
-            # The widest form that fits beside what comes before it (the rest of the line is cut off).
-            room = self.size.width - 2 - Text.from_markup(f"{head} │ {trial} │ ").cell_len
-            parts[2] = next((r for r in running_words(v, several, mem) if len(r) <= room), f"{len(several)} running")
-        self.query_one("#dash-header", Static).update(" │ ".join(p for p in parts if p))
+        self.query_one("#dash-header", Static).update(fit_parts(parts, self.size.width - 2))
 
     def followed(self) -> int | None:
         """The running trial the chart and the side panel follow: the one selected in the leaderboard,
@@ -341,7 +358,7 @@ class DashboardScreen(TuituneScreen):
                 number = self.query_one(Leaderboard).selected_number()
             self.query_one(TrialChart).update(v, number)
         elif which == "chart-curves":
-            self.query_one(CurvesChart).update(v)
+            self.query_one(CurvesChart).update(v, self.query_one(Leaderboard).selected_number())
         elif which == "chart-best":
             self.query_one(BestChart).update(v)
         else:
@@ -367,11 +384,18 @@ class DashboardScreen(TuituneScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         running = self.running
         # What cannot be done now is left out of the footer (it has room for what can: 80 columns).
-        if action in ("pause", "stop_after", "abort"):
+        if action == "pause":  # while paused, p is "Resume" in the footer; one of the two is listed
+            return running and not self.paused
+        if action == "resume":
+            return running and self.paused
+        if action in ("stop_after", "abort"):
             return running
         if action in ("run", "back"):  # back is refused while running: the footer has room for p s a
             return not running
         return True
+
+    def action_resume(self) -> None:
+        self.action_pause()
 
     def action_pause(self) -> None:
         state = self.tuitune.run_control.toggle_pause()
@@ -379,12 +403,13 @@ class DashboardScreen(TuituneScreen):
             self.notify("nothing is running", severity="warning")
         else:
             self.paused = state
+            self.refresh_bindings()
             self.notify("pausing before the next epoch" if state else "resuming")
             self._dirty.add("header")
 
     def action_stop_after(self) -> None:
         if self.tuitune.run_control.stop_after_trial():
-            self.query_one(RichLog).write("[yellow]stopping after this trial[/]")
+            self.query_one(EventLog).write("[yellow]stopping after this trial[/]")
             self.notify("the session stops after this trial")
 
     def action_abort(self) -> None:
@@ -393,7 +418,7 @@ class DashboardScreen(TuituneScreen):
         number = self.followed() if len(running) > 1 else None
         if self.tuitune.run_control.abort_trial(number):
             which = "this trial" if number is None else f"trial {number}"
-            self.query_one(RichLog).write(f"[yellow]aborting {which} after its epoch[/]")
+            self.query_one(EventLog).write(f"[yellow]aborting {which} after its epoch[/]")
             self.notify(f"aborting {which} after its current epoch")
         else:
             self.notify("no trial is training", severity="warning")
@@ -402,7 +427,7 @@ class DashboardScreen(TuituneScreen):
         if self.tuitune.run_control.running:
             self.notify("a session is already running", severity="warning")
             return
-        self.query_one(RichLog).write("preparing the run…")
+        self.query_one(EventLog).write("preparing the run…")
         self._prepare_resume()
 
     def _prepare_resume(self) -> None:
@@ -518,6 +543,8 @@ class DashboardScreen(TuituneScreen):
             self._dirty.add("chart")
         elif len(running) > 1:  # the chart and the side panel follow the selected running trial
             self._dirty.update({"chart", "progress"})
+        if CHARTS[self.chart_index] == "chart-curves":  # the selected trial's curve stays on the axis
+            self._dirty.add("chart")
 
     def session_changed(self) -> None:
         self.refresh_from_store()

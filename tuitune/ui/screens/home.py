@@ -70,6 +70,10 @@ class HomeScreen(TuituneScreen):
     def on_screen_resume(self) -> None:
         self.reload()
 
+    def on_resize(self) -> None:
+        if getattr(self, "_narrow", None) is not None and self._narrow != (self.app.size.width < 100):
+            self.reload()
+
     def reload(self) -> None:
         try:
             self.records = self.store.sessions()
@@ -79,10 +83,14 @@ class HomeScreen(TuituneScreen):
         table = self.query_one("#sessions", DataTable)
         keep = self.selected()
         table.clear()
+        # At 80 columns every column shows (updated too): the best value without its metric's name
+        # (the pane below names it) and the date without its year.
+        narrow = self.app.size.width < 100
+        self._narrow = narrow
         for r in self.records:
             # Manual trials beyond the plan: the count alone (never "5/4").
             budget = "" if r.n_trials is None or r.n_done > r.n_trials else f"/{r.n_trials}"
-            best = f"{fmt(r.best_value)} {r.metric}" if r.best_value is not None else "-"
+            best = (fmt(r.best_value) if narrow else f"{fmt(r.best_value)} {r.metric}") if r.best_value is not None else "-"
             table.add_row(
                 r.name,
                 (r.preset or {}).get("name") or "-",
@@ -90,7 +98,7 @@ class HomeScreen(TuituneScreen):
                 f"{r.n_done}{budget}",
                 best,
                 Text(r.state, style=STATE_STYLE.get(r.state, "")),
-                fmt_time(r.updated),
+                fmt_time(r.updated)[5:] if narrow and r.updated else fmt_time(r.updated),
                 key=r.name,
             )
         empty = self.query_one("#home-empty", Static)
@@ -141,7 +149,8 @@ class HomeScreen(TuituneScreen):
         if r.message:
             lines.append(f"[dim]{escape(r.message)}[/]")
         if best is not None:
-            cfg = ", ".join(f"{k}={fmt(best.config.get(k))}" for k in view.searched)
+            # a parameter inactive in this config (momentum under adam) is left out, not "momentum=-"
+            cfg = ", ".join(f"{k}={fmt(best.config[k])}" for k in view.searched if k in best.config)
             lines.append(f"best #{best.number}: {r.metric} {fmt(best.value)}  {cfg}")
         if r.note:
             lines.append(f"[b]note:[/] {escape(r.note)}")

@@ -44,6 +44,47 @@ class NumberInput(Input):
             event.prevent_default()  # Input's own handler would swallow it: it goes on to the screen's keys
 
 
+class ChoiceList(OptionList):
+    """The values of a choice parameter. Typing finds a value (``sgd``: the first that starts with what was
+    typed, else contains it), so letters typed here never reach the screen's keys: g, d, t, b and u act
+    on the screen, and typing "sgd" toggled the curves and changed the base."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.typed = ""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character is not None and character.isprintable() and key != "space"
+
+    def on_focus(self) -> None:
+        self.typed = ""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not self.check_consume_key(event.key, event.character):
+            return
+        event.stop()
+        event.prevent_default()
+        assert event.character is not None
+        found = self.find(self.typed + event.character)
+        if found is None:  # a new word: start again from this letter
+            found = self.find(event.character)
+            self.typed = event.character if found is not None else ""
+        else:
+            self.typed += event.character
+        if found is not None:
+            self.highlighted = found
+
+    def find(self, typed: str) -> int | None:
+        """The index of the first value that starts with ``typed`` (else contains it), or None."""
+        prompts = [str(self.get_option_at_index(i).prompt).lower() for i in range(self.option_count)]
+        typed = typed.lower()
+        for test in (str.startswith, str.__contains__):
+            for i, p in enumerate(prompts):
+                if test(p, typed):
+                    return i
+        return None
+
+
 class ManualScreen(TuituneScreen):
     """The base config as a list of parameters; one change at a time; the history of changes."""
 
@@ -96,7 +137,7 @@ class ManualScreen(TuituneScreen):
             with Vertical(id="manual-side"):
                 yield Static(id="manual-edit")
                 yield NumberInput(placeholder="select a parameter, enter", id="manual-value")
-                yield OptionList(id="manual-choices")
+                yield ChoiceList(id="manual-choices")
                 yield Static(id="manual-status")
                 yield Meter(id="manual-progress")
         yield Label("[b]one change at a time[/]: enter on a row makes that trial the base", id="history-label")
@@ -105,7 +146,9 @@ class ManualScreen(TuituneScreen):
 
     def on_mount(self) -> None:
         t = self.query_one("#manual-params", DataTable)
-        for c in ("parameter", "base", "new", "range / choices"):
+        # At 80 columns the range column would be cut (and scroll): the side panel names the selected one's.
+        self.with_range = self.app.size.width >= 100
+        for c in ("parameter", "base", "new", *(("range / choices",) if self.with_range else ())):
             t.add_column(c, key=c)
         h = self.query_one("#manual-history", DataTable)
         for c in ("trial", "base", "change", self.record.metric, "effect", "state"):
@@ -118,6 +161,29 @@ class ManualScreen(TuituneScreen):
     # ---- drawing -----------------------------------------------------------------------------
     def differences(self) -> dict[str, Any]:
         return {k: v for k, v in self.pending.items() if self.base_config.get(k) != v}
+
+    def planned(self) -> dict[str, Any] | None:
+        """The config the change would really run with (the strategy's rule: a parameter switched on by a
+        choice starts at its default, one switched off leaves the config); None while it cannot run."""
+        diffs = self.differences()
+        if len(diffs) != 1:
+            return None
+        try:
+            return self.strategy.plan(diffs, self.base).config
+        except TuituneError:
+            return None
+
+    def _new_cell(self, k: str, diffs: dict[str, Any], planned: dict[str, Any] | None) -> Text:
+        """The "new" column of parameter ``k``: the change, or what the change switches on or off."""
+        if k in diffs:
+            return Text(fmt(diffs[k]), style="bold yellow")
+        if planned is None:
+            return Text("")
+        if k in planned and k not in self.base_config:
+            return Text(f"{fmt(planned[k])} (on)", style="yellow")
+        if k in self.base_config and k not in planned:
+            return Text("off", style="dim yellow")
+        return Text("")
 
     def _base_text(self) -> str:
         if self.base_id == "defaults":
@@ -135,16 +201,16 @@ class ManualScreen(TuituneScreen):
         keep = table.cursor_row
         table.clear()
         diffs = self.differences()
+        planned = self.planned()
         for k in self.params:
             spec = self.record.space.get(k, {})
             searched = spec.get("type") != "fixed"
             kind, rng = describe_param(spec)
-            new = diffs.get(k)
             table.add_row(
                 Text(k, style="" if searched else "dim"),
                 Text(fmt(self.base_config.get(k)), style="" if searched else "dim"),
-                Text(fmt(new), style="bold yellow") if k in diffs else Text(""),
-                Text(f"{kind} {rng}" if searched else "fixed", style="dim"),
+                self._new_cell(k, diffs, planned),
+                *((Text(f"{kind} {rng}" if searched else "fixed", style="dim"),) if self.with_range else ()),
                 key=k,
             )
         if table.row_count:
@@ -201,6 +267,8 @@ class ManualScreen(TuituneScreen):
         spec = self.record.space.get(k, {})
         kind, rng = describe_param(spec)
         keys = "\n[dim]keys: * x10  / ÷10  ] x2  \\[ ÷2[/]" if spec.get("scale") == "log" else ""
+        if spec.get("type") == "choice":
+            keys = "\n[dim]enter, then type to find a value; enter picks it[/]"
         self.query_one("#manual-edit", Static).update(f"[b]{k}[/]: {kind} {rng}{keys}")
 
     @on(DataTable.RowSelected, "#manual-params")
@@ -216,7 +284,7 @@ class ManualScreen(TuituneScreen):
         spec = self.record.space.get(k, {})
         current = self.pending.get(k, self.base_config.get(k))
         if spec.get("type") == "choice":
-            ol = self.query_one("#manual-choices", OptionList)
+            ol = self.query_one("#manual-choices", ChoiceList)
             ol.clear_options()
             values = list(spec.get("values", []))
             ol.add_options([Option(fmt(v), id=str(i)) for i, v in enumerate(values)])

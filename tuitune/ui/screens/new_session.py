@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from tuitune.core.api import check_session_name, new_session_name
@@ -43,7 +44,7 @@ OPTIONS = {
     for _, strategy in STRATEGIES
 }
 FIELDS = [
-    ("trials", "trials", "20 (grid, hyperband, asha: their plan)"),
+    ("trials", "trials", "20, or the strategy's plan"),  # fits the field at 80 columns
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
     *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS if not o.choices),
@@ -113,6 +114,25 @@ def probe_devices() -> list[tuple[str, str]]:
     return out
 
 
+def space_table(p: Any) -> Table:
+    """A preset's space as a table whose last column wraps (every choice shows, nothing is cut and the
+    form has no horizontal scrollbar); the fixed parameters in one dim row."""
+    table = Table(box=None, padding=(0, 1, 0, 0), expand=True, show_edge=False, header_style="bold")
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    table.add_column("range / choices", ratio=1, overflow="fold")
+    space = p.space.to_dict()
+    searched = [k for k, d in space.items() if d.get("type") != "fixed"]
+    for k in searched:
+        kind, rng = describe_param(space[k])
+        table.add_row(k, kind, fmt(p.defaults.get(k)), rng)
+    fixed = [k for k in space if k not in searched]
+    if fixed:
+        table.add_row(Text("fixed", style="dim"), "", "", Text(", ".join(f"{k}={fmt(p.defaults.get(k))}" for k in fixed), style="dim"))
+    return table
+
+
 class NewSessionScreen(TuituneScreen):
     """Pick a preset, a strategy and a device; name the session; start it."""
 
@@ -135,51 +155,51 @@ class NewSessionScreen(TuituneScreen):
                 yield Label("[b]Preset[/]")
                 yield OptionList(id="preset-list")
                 yield Input(placeholder="or a .toml path, enter", id="preset-file", compact=True)
-            with VerticalScroll(id="new-form"):
-                yield Static(id="preset-desc")
-                yield DataTable(id="space-table", cursor_type="none", zebra_stripes=True, show_cursor=False)
-                with Horizontal(classes="field"):
-                    yield Label("strategy")
-                    yield Select(STRATEGIES, value="random", allow_blank=False, id="strategy", compact=True)
-                for key, label, placeholder in FIELDS:
-                    with Horizontal(classes="field", id=f"field-{key}"):
-                        yield Label(label)
-                        yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
-                for o in _WORD_OPTIONS:
-                    with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
-                        yield Label(o.label or o.name)
+            with Vertical(id="new-right"):
+                with VerticalScroll(id="new-form"):
+                    yield Static(id="preset-desc")
+                    with Horizontal(classes="field"):
+                        yield Label("strategy")
+                        yield Select(STRATEGIES, value="random", allow_blank=False, id="strategy", compact=True)
+                    for key, label, placeholder in FIELDS:
+                        with Horizontal(classes="field", id=f"field-{key}"):
+                            yield Label(label)
+                            yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                    for o in _WORD_OPTIONS:
+                        with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
+                            yield Label(o.label or o.name)
+                            yield Select(
+                                [(o.default, _DEFAULT), *((c, c) for c in o.choices)],
+                                value=_DEFAULT,
+                                allow_blank=False,
+                                id=o.flag[2:],
+                                compact=True,
+                            )
+                    with Horizontal(classes="field"):
+                        yield Label("device")
                         yield Select(
-                            [(o.default, _DEFAULT), *((c, c) for c in o.choices)],
-                            value=_DEFAULT,
+                            [("auto: the best available", "auto"), ("cpu", "cpu")],
+                            value="auto",
                             allow_blank=False,
-                            id=o.flag[2:],
+                            id="device",
                             compact=True,
                         )
-                with Horizontal(classes="field"):
-                    yield Label("device")
-                    yield Select(
-                        [("auto: the best available", "auto"), ("cpu", "cpu")],
-                        value="auto",
-                        allow_blank=False,
-                        id="device",
-                        compact=True,
-                    )
-                with Horizontal(classes="field"):
-                    yield Label("session name")
-                    yield Input(
-                        placeholder="generated",
-                        id="session-name",
-                        compact=True,
-                        validators=[SessionNameValidator(self.store)],
-                    )
-                yield Static(id="name-error")
-                yield Button("Start  (ctrl+s)", variant="success", id="start")
+                    with Horizontal(classes="field"):
+                        yield Label("session name")
+                        yield Input(
+                            placeholder="generated",
+                            id="session-name",
+                            compact=True,
+                            validators=[SessionNameValidator(self.store)],
+                        )
+                    yield Static(id="name-error")
+                    # the space last: the fields fit at 80x24 above it, and it wraps its choices (never cut)
+                    yield Static(id="space-table")
+                # outside the scroll: Start is always in view
+                yield Button("Start  (ctrl+s)", variant="success", id="start", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#space-table", DataTable)
-        for c in ("parameter", "type", "default", "range / choices"):
-            table.add_column(c, key=c)
         try:
             self.query_one("#session-name", Input).value = new_session_name(self.store)
         except TuituneError:
@@ -235,19 +255,7 @@ class NewSessionScreen(TuituneScreen):
             + (f", objective {p.objective}" if p.objective else "")
             + "[/]"
         )
-        table = self.query_one("#space-table", DataTable)
-        table.clear()
-        space = p.space.to_dict()
-        searched = [k for k, d in space.items() if d.get("type") != "fixed"]
-        for k in searched:
-            kind, rng = describe_param(space[k])
-            table.add_row(k, kind, fmt(p.defaults.get(k)), rng if len(rng) <= 40 else rng[:39] + "…", key=k)
-        fixed = [k for k in space if k not in searched]
-        if fixed:
-            text = ", ".join(f"{k}={fmt(p.defaults.get(k))}" for k in fixed)
-            table.add_row(
-                Text("fixed", style="dim"), "", "", Text(text if len(text) <= 60 else text[:59] + "…", style="dim")
-            )
+        self.query_one("#space-table", Static).update(space_table(p))
         self.query_one("#max-epochs", Input).placeholder = str(p.max_epochs)
 
     @on(OptionList.OptionSelected, "#preset-list")

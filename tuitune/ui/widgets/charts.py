@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from tuitune.core.records import TrialRecord, TrialState
+from tuitune.ui.axes import Curve, ValueAxis, value_axis
 from tuitune.ui.model import SessionView
 
 TRAIN, VAL, BEST, DIM, FAILED = "cyan", "orange", "green", "gray", "red"
@@ -26,9 +29,18 @@ def _thin(xs: list[Any], ys: list[Any]) -> tuple[list[Any], list[Any]]:
     return xs[::step], ys[::step]
 
 
+# plotext's colour names as Rich styles, for the legend drawn under the plot
+RICH = {"orange": "dark_orange", "gray": "grey58", "white": "bright_white"}
+
+
 def _epoch_ticks(plt: Any, hi: int) -> None:
-    """Whole-number epoch ticks from 1 to ``hi`` (plotext's own are fractional: 1.0 5.8 10.5)."""
-    _int_ticks(plt, 1 if hi > 1 else 0, hi)
+    """Whole-number epoch ticks from 1 to ``hi`` (plotext's own are fractional: 1.0 5.8 10.5); a 1-epoch
+    chart puts its one epoch in the middle instead of on the frame."""
+    if hi <= 1:
+        plt.xlim(0.5, 1.5)
+        plt.xticks([1], ["1"])
+        return
+    _int_ticks(plt, 1, hi)
 
 
 def _int_ticks(plt: Any, lo: int, hi: int) -> None:
@@ -52,13 +64,30 @@ def _xy(t: TrialRecord, key: str) -> tuple[list[int], list[float]]:
 
 
 class _Chart(PlotextPlot):
-    """Common set-up: an empty figure shows a one-line hint instead of bare axes."""
+    """Common set-up: an empty figure shows a one-line hint instead of bare axes; curves are drawn on a
+    ``ValueAxis`` (round ticks, a diverging curve left off and named, a log axis for losses spanning
+    decades); the legend is drawn under the plot, folded to the width, never over the curves."""
 
-    def _begin(self, title: str) -> Any:
+    legend: list[tuple[str, str]] = []  # (label, plotext colour) of each curve drawn (set by _begin)
+    title_text = short_title = note = x_name = ""
+
+    def _begin(self, title: str, short: str | None = None) -> Any:
         plt = self.plt
         plt.clear_figure()
-        plt.title(title)
+        self.legend = []
+        self.title_text, self.short_title, self.note = title, short or title, ""
+        self.x_name = ""
         return plt
+
+    def _title(self, width: int) -> str:
+        """The title that fits ``width`` (plotext drops one that does not): the long form, else the short
+        one, each with the axis note; the note is kept before the words around it."""
+        note = f" · {self.note}" if self.note else ""
+        for text in (self.title_text + note, self.short_title + note, self.note or self.short_title):
+            if len(text) <= width - 2:
+                return text
+        text = self.note or self.short_title
+        return text[: width - 3] + "…"
 
     def _empty(self, title: str, hint: str) -> None:
         plt = self._begin(title)
@@ -66,6 +95,57 @@ class _Chart(PlotextPlot):
         plt.ylim(0, 1)
         plt.text(hint, 0.5, 0.5, alignment="center")
         self.refresh()
+
+    def _rows(self) -> int:
+        """The plot's height in rows (before the first layout: a guess)."""
+        return max(self.size.height - 4, 3) if self.size.height else 8
+
+    def _axis(self, plt: Any, curves: list[Curve], *, loss: bool) -> ValueAxis:
+        """Sets the value axis for ``curves`` and adds its note to the title."""
+        axis = value_axis(curves, loss=loss, rows=self._rows())  # a tick about every 4 rows
+        plt.ylim(axis.lo, axis.hi)
+        plt.yticks(axis.ticks, axis.labels)
+        self.note = axis.note
+        return axis
+
+    def _curve(self, plt: Any, xs: list[Any], ys: list[float], color: str, label: str | None) -> None:
+        """One curve (a single point as a visible dot); its label goes to the legend."""
+        if len(xs) == 1:
+            plt.scatter(xs, ys, color=color, marker="●")
+        else:
+            plt.plot(xs, ys, color=color, marker="braille")
+        if label:
+            self.legend.append((label, color))
+
+    def _legend_lines(self, width: int) -> list[Text]:
+        lines: list[Text] = []
+        line = Text(" ")
+        for label, color in self.legend:
+            entry = Text.assemble(("━━ ", RICH.get(color, color)), (label, ""), "  ")
+            if line.cell_len > 1 and line.cell_len + entry.cell_len > width:
+                lines.append(line)
+                line = Text(" ")
+            line.append_text(entry)
+        if line.cell_len > 1:
+            lines.append(line)
+        return lines
+
+    def render(self) -> RenderResult:
+        self._plot.title(self._title(self.size.width))
+        # The x axis's name costs a row: a short chart leaves it out (its title says "per epoch").
+        self._plot.xlabel(self.x_name if self.size.height >= 14 else "")
+        lines = self._legend_lines(self.size.width)
+        if not lines or self.size.height < 6 + len(lines):
+            return super().render()
+        h = self.size.height - len(lines)
+        self._plot.plotsize(self.size.width, h)
+        self._plot._set_size(self.size.width, h)
+        self._plot.theme(self._get_plotext_theme_name(self.app.theme))
+        out = Text.from_ansi(self._plot.build().rstrip("\n"))
+        for line in lines:
+            out.append("\n")
+            out.append_text(line)
+        return out
 
 
 class TrialChart(_Chart):
@@ -80,42 +160,47 @@ class TrialChart(_Chart):
         if t is None:
             self._empty("current trial", "no trial yet")
             return
-        plt = self._begin(f"trial {t.number}: loss per epoch ({t.state.value})")
-        plt.xlabel("epoch")
+        plt = self._begin(f"trial {t.number}: loss per epoch ({t.state.value})", f"trial {t.number} loss")
+        self.x_name = "epoch"
+        series: list[tuple[list[int], list[float], str, str]] = []
         if best is not None and best.number != t.number:
             bx, by = _xy(best, "val_loss")
             if bx:
-                plt.plot(bx, by, color=DIM, marker="braille", label=f"best #{best.number} val")
+                series.append((bx, by, DIM, f"best #{best.number} val"))
         for key, color, label in (("train_loss", TRAIN, "train"), ("val_loss", VAL, "val")):
             xs, ys = _xy(t, key)
             if xs:
-                plt.plot(xs, ys, color=color, marker="braille", label=label)
+                series.append((xs, ys, color, label))
+        # every curve here matters (this trial and the best): a diverging one spanning decades goes on a log axis
+        axis = self._axis(plt, [Curve(None, ys, matters=True) for _, ys, _, _ in series], loss=True)
+        for xs, ys, color, label in series:
+            self._curve(plt, xs, axis.ys(ys), color, label)
         _epoch_ticks(plt, max(t.budget, t.last_epoch, 1))
         self.refresh()
 
 
 class CurvesChart(_Chart):
-    """Every trial's learning curve of the session metric; pruned and failed trials dimmed, rungs marked."""
+    """Every trial's learning curve of the session metric; pruned and failed trials dimmed, rungs marked.
+    A curve that diverges from the rest is left off the axis (the title names it) unless it is the best
+    or the ``selected`` trial."""
 
-    def update(self, view: SessionView) -> None:
+    def update(self, view: SessionView, selected: int | None = None) -> None:
         trials = [t for t in view.curves(CURVES) if t.epochs]
         if not trials:
             self._empty(f"all trials: {view.metric}", "no epochs yet")
             return
         n = view.n_trials()
         shown = f"the best {CURVES} and latest others of {n}" if n > len(trials) else "all trials"
-        plt = self._begin(f"{shown}: {view.metric} per epoch")
-        plt.xlabel("epoch")
-        for r in view.rungs():
-            plt.vline(r, DIM)
+        plt = self._begin(f"{shown}: {view.metric} per epoch", f"{view.metric} per epoch")
+        self.x_name = "epoch"
         best = view.best()
-        labelled: set[str] = set()  # the legend names each kind of curve once
+        series: list[tuple[TrialRecord, list[int], list[float], str, str]] = []
         for t in trials:
             xs, ys = _xy(t, view.metric)
             if not xs:
                 continue
             if t.state in (TrialState.PRUNED, TrialState.INTERRUPTED):
-                color, kind = DIM, "pruned/stopped"
+                color, kind = DIM, "pruned"
             elif t.state == TrialState.FAILED:
                 color, kind = FAILED, "failed"
             elif best is not None and t.number == best.number:
@@ -124,11 +209,23 @@ class CurvesChart(_Chart):
                 color, kind = VAL, f"running #{t.number}"
             else:
                 color, kind = TRAIN, "complete"
-            plt.plot(xs, ys, color=color, marker="braille", label=None if kind in labelled else kind)
-            labelled.add(kind)
+            series.append((t, xs, ys, color, kind))
         if best is not None:
             xs, ys = _xy(best, view.metric)
-            plt.plot(xs, ys, color=BEST, marker="braille", label=f"best #{best.number}")
+            if xs:
+                series.append((best, xs, ys, BEST, f"best #{best.number}"))
+        matters = {selected, best.number if best is not None else None}
+        axis = self._axis(
+            plt,
+            [Curve(t.number, ys, matters=t.number in matters) for t, _, ys, _, _ in series],
+            loss="loss" in view.metric,
+        )
+        for r in view.rungs():
+            plt.vline(r, DIM)
+        labelled: set[str] = set()  # the legend names each kind of curve once
+        for _, xs, ys, color, kind in series:
+            self._curve(plt, xs, axis.ys(ys), color, None if kind in labelled else kind)
+            labelled.add(kind)
         _epoch_ticks(plt, max(view.record.max_epochs, 2))
         self.refresh()
 
@@ -142,11 +239,13 @@ class BestChart(_Chart):
             self._empty(f"best {view.metric} so far", "no complete trial yet")
             return
         plt = self._begin(f"best {view.metric} so far ({view.direction})")
-        plt.xlabel("trial")
+        self.x_name = "trial"
         _int_ticks(plt, min(px), max(max(px), min(px) + 1))
         px, py = _thin(px, py)
-        plt.scatter(px, py, color=DIM, marker="dot", label="trial")
-        plt.plot(xs, ys, color=BEST, marker="braille", label="best so far")
+        axis = self._axis(plt, [Curve(None, ys, matters=True), Curve(None, py, matters=True)], loss=False)
+        plt.scatter(px, axis.ys(py), color=DIM, marker="dot")
+        plt.plot(xs, axis.ys(ys), color=BEST, marker="braille")
+        self.legend += [("trial", DIM), ("best so far", BEST)]
         self.refresh()
 
 
@@ -165,12 +264,13 @@ class SliceChart(_Chart):
             self._empty(f"{view.metric} against {param}", "no complete trial yet")
             return
         plt = self._begin(f"{view.metric} against {param}" + ("   (x: next parameter)" if hint else ""))
-        plt.xlabel(param)
+        self.x_name = param
+        axis = self._axis(plt, [Curve(None, [y for _, y in pts], matters=True)], loss=False)
         if spec.get("type") == "choice":
             values = list(spec.get("values", []))
             labels = [str(v) for v in values]
             xs = [values.index(x) if x in values else -1 for x, _ in pts]
-            plt.scatter(xs, [y for _, y in pts], color=VAL, marker="dot")
+            plt.scatter(xs, axis.ys([y for _, y in pts]), color=VAL, marker="dot")
             plt.xticks(list(range(len(values))), labels)
             plt.xlim(-0.5, len(values) - 0.5)
         else:
@@ -178,10 +278,11 @@ class SliceChart(_Chart):
             ys = [y for x, y in pts if isinstance(x, (int, float))]
             if spec.get("scale") == "log" and all(x > 0 for x in xs):
                 plt.xscale("log")
-            plt.scatter(xs, ys, color=VAL, marker="dot")
+            plt.scatter(xs, axis.ys(ys), color=VAL, marker="dot")
         best = view.best()
         if best is not None and isinstance(best.config.get(param), (int, float)) and spec.get("type") != "choice":
-            plt.scatter([float(best.config[param])], [best.value], color=BEST, marker="x", label=f"best #{best.number}")
+            plt.scatter([float(best.config[param])], [axis.y(best.value)], color=BEST, marker="x")
+            self.legend.append((f"best #{best.number}", BEST))
         self.refresh()
 
 
@@ -198,9 +299,11 @@ class OverlayChart(_Chart):
             self._empty(title, "no epochs yet")
             return
         plt = self._begin(title)
-        plt.xlabel("epoch")
+        self.x_name = "epoch"
+        # every curve here was chosen (the compared trials, a change and its base): none is left off
+        axis = self._axis(plt, [Curve(None, _xy(t, metric)[1], matters=True) for _, t, _ in drawn], loss="loss" in metric)
         for i, (label, t, color) in enumerate(drawn):
             xs, ys = _xy(t, metric)
-            plt.plot(xs, ys, color=color or PALETTE[i % len(PALETTE)], marker="braille", label=label)
+            self._curve(plt, xs, axis.ys(ys), color or PALETTE[i % len(PALETTE)], label)
         _epoch_ticks(plt, max(hi, 2))
         self.refresh()

@@ -49,7 +49,12 @@ class ConfirmDialog(ModalScreen[bool]):
 
 
 class PathDialog(ModalScreen[str | None]):
-    """Asks for a file name, prefilled; enter accepts, escape cancels."""
+    """Asks for a file name, prefilled; enter accepts, escape cancels.
+
+    Enter is handled here only: a subclass changes what it answers through ``answer``. (Textual calls
+    the ``on_input_submitted`` of every class in the MRO: a subclass handler beside this one dismissed
+    twice, and the second dismiss closed the screen beneath the dialog.)
+    """
 
     DEFAULT_CSS = """
     PathDialog { align: center middle; }
@@ -72,8 +77,12 @@ class PathDialog(ModalScreen[str | None]):
             yield Label("[dim]enter: write   escape: cancel[/]")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        self.dismiss(text or None)
+        event.stop()
+        self.dismiss(self.answer(event.value))
+
+    def answer(self, text: str) -> str | None:
+        """What Enter answers for the typed ``text``: a path, or None (nothing typed) to cancel."""
+        return text.strip() or None
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -97,5 +106,5 @@ class NoteDialog(PathDialog):
             yield Input(self.value, id="path", placeholder="a note (empty: none)")
             yield Label("[dim]enter: save   escape: cancel[/]")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip())
+    def answer(self, text: str) -> str | None:
+        return text.strip()  # empty: the note is cleared (escape cancels)

@@ -60,7 +60,7 @@ class Leaderboard(ScrollView, can_focus=True):
         "leaderboard--odd",
     }
     DEFAULT_CSS = """
-    Leaderboard { background: $surface; }
+    Leaderboard { background: $surface; scrollbar-size-horizontal: 0; }
     Leaderboard > .leaderboard--header { background: $panel; color: $foreground; text-style: bold; }
     Leaderboard > .leaderboard--cursor { background: $block-cursor-blurred-background; }
     Leaderboard:focus > .leaderboard--cursor {
@@ -195,7 +195,15 @@ class Leaderboard(ScrollView, can_focus=True):
             for c in self.columns:
                 mark = "▾" if self.sort_by in (c.key, f"param:{c.key}") else ""
                 segs.append(Segment((c.label + mark)[: c.width].ljust(c.width + PAD), style))
-            return self._crop(segs, scroll_x, width, style)
+            # No scrollbar (a bar above the footer at 80 columns): the header's ends say more columns
+            # lie beyond them, which left and right scroll to.
+            more_right = scroll_x + width < self.virtual_size.width
+            strip = self._crop(segs, scroll_x, width - more_right, style)
+            if more_right:
+                strip = Strip([*strip, Segment("›", style)])
+            if scroll_x > 0:
+                strip = Strip([Segment("‹", style), *strip.crop(1, width)])
+            return strip
         index = scroll_y + y - 1
         if index >= len(self.numbers):
             return Strip.blank(width, self.rich_style)
