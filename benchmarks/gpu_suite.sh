@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Every check only a GPU can make, in one run of at most about 10 minutes on one GPU (each step has a limit):
-#   the gpu-marked tests; the trainer's data path against DataLoader (bench_trainer.py --device cuda:
-#   goal >= 4x DataLoader(num_workers=0), >= 2x the best worker count); an MNIST-MLP epoch time; memory back
-#   to its baseline after 50 trials; a real out-of-memory error contained; 4 workers on one GPU against 1;
-#   16 small MLP trials fused with torch.func against one after the other; training time in the TUI against
-#   headless, on the GPU and (the server being quiet) on its CPU.
+# The checks only a GPU can make, in one run of at most 8 minutes on one GPU (each step has a limit):
+#   the gpu-marked tests; trials per GPU-hour against a textbook loop and Ray Tune (bench_gpu_throughput.py);
+#   16 small MLP trials fused with torch.func against one after the other. TUITUNE_GPU_SUITE=extended adds
+#   the trainer's data path against DataLoader, memory after 50 trials, a real out-of-memory error, 4 workers
+#   on one GPU against 1, and training time in the TUI against headless (over 8 minutes in all).
 # Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
 #
 # On a machine without textual, sqlite-utils or plotext (the device image), carry their wheels in .whl/
@@ -62,12 +61,20 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
   exit 1
 fi
 step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py
-step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
-step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
-step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
-step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
-step 45 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
-step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
-step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
+# Trials per GPU-hour, side by side (tuitune's default, in-process, a textbook DataLoader loop, Ray Tune at 0.25
+# GPU per trial): 64 configs of one seed with the architecture fixed, 1 epoch each, each side stopped after 20 s
+# (its rate then comes from the trials it completed).
+step 330 "trials per GPU-hour (bench_gpu_throughput)" $PY benchmarks/bench_gpu_throughput.py --device cuda --space fixed-arch --configs 64 --epochs 1 --limit 20
+step 45 "fused trials (torch.func prototype)" $PY benchmarks/bench_gpu.py fused --device cuda
+# The rest were measured on 2026-11-30 (benchmarks/results/gpu-2026-11-30*.md); they fit the 8 minutes only
+# without the throughput step: TUITUNE_GPU_SUITE=extended runs them too.
+if [ "${TUITUNE_GPU_SUITE:-}" = extended ]; then
+  step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
+  step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
+  step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
+  step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
+  step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
+  step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
+fi
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
 echo "wrote $out"
