@@ -213,9 +213,10 @@ def tune(
         defaults: a config where manual mode starts (and fixed values for parameters not searched).
         max_failures: stop after this many trials fail in a row.
         trial_timeout: seconds one trial may run, checked between epochs.
-        workers: worker processes per device. None (the default): one, when the objective can be sent to a
-            process (a function at the top level of a module), else the objective runs in this thread and a
-            warning says so once. 0: always in this thread (for pdb).
+        workers: worker processes per device. None (the default): one. A function at the top level of a module
+            is sent by reference, any other (a closure, a lambda, a notebook's, stdin's) by value with cloudpickle;
+            when what it captures cannot be pickled it runs in this thread and a warning names it. 0: always in
+            this thread (for pdb).
         devices: ``"cpu"``, ``["cuda:0", "cuda:1"]``, ``"all"`` (every visible GPU); each worker is pinned to
             one (it sees its GPU as ``cuda:0``). None: workers are not pinned.
         backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (one Ray actor per worker, on a
@@ -267,10 +268,20 @@ def _pool(
     import warnings
 
     from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import BACKENDS, WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
+    from tuitune.core.workers import (
+        BACKENDS,
+        WorkerError,
+        WorkerPool,
+        objective_ref,
+        parse_devices,
+        plan_slots,
+        unsendable_reason,
+    )
 
     if backend not in BACKENDS:
         raise WorkerError(f"backend {backend!r} is unknown; use {' or '.join(repr(b) for b in BACKENDS)}")
+    what = getattr(objective, "__qualname__", None) or repr(objective)
+    fix = "create it inside the objective (or in a function the objective calls)"
     if backend == "ray":
         from tuitune.core.ray_backend import RayPool
 
@@ -279,8 +290,7 @@ def _pool(
         ref = objective_ref(objective)
         if ref is None:
             raise ObjectiveError(
-                f"objective {getattr(objective, '__qualname__', repr(objective))} cannot be sent to a Ray actor "
-                "(a lambda, a closure or a local function); define it at the top level of a module"
+                f"objective {what} cannot be sent to a Ray actor: {unsendable_reason(objective)}; {fix}"
             )
         return RayPool(ref, plan_slots(None, workers or 1), Path("."), address=ray_address,
                        gpus_per_trial=gpus_per_trial)
@@ -291,15 +301,15 @@ def _pool(
         return None
     ref = objective_ref(objective)
     if ref is None:
-        what = getattr(objective, "__qualname__", repr(objective))
+        why = unsendable_reason(objective)
         if workers is not None:
             raise ObjectiveError(
-                f"objective {what} cannot be sent to a worker process (a lambda, a closure or a local function); "
-                "define it at the top level of a module, or pass workers=0 to run it in this process"
+                f"objective {what} cannot be sent to a worker process: {why}; {fix}, or pass workers=0 to run it "
+                "in this process"
             )
         warnings.warn(
-            f"objective {what} is a lambda, a closure or a local function: it runs in this process, not in a worker "
-            "(define it at the top level of a module for worker processes; workers=0 silences this)",
+            f"objective {what} runs in this process, not in a worker: {why} ({fix} for worker processes; "
+            "workers=0 silences this)",
             stacklevel=3,
         )
         return None
