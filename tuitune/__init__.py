@@ -21,12 +21,16 @@ __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
     from tuitune.core.api import Session, load, tune
+    from tuitune.core.command import Command, checkpoint_dir, report
     from tuitune.core.errors import TuituneError
     from tuitune.core.records import TrialRecord, TrialState
     from tuitune.core.space import Choice, Fixed, Float, Int, Space
     from tuitune.core.trial import Trial
 
 _HOMES = {
+    "Command": "tuitune.core.command",
+    "checkpoint_dir": "tuitune.core.command",
+    "report": "tuitune.core.command",
     "Session": "tuitune.core.api",
     "load": "tuitune.core.api",
     "tune": "tuitune.core.api",
@@ -57,6 +61,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Choice",
+    "Command",
     "Fixed",
     "Float",
     "Int",
@@ -67,6 +72,8 @@ __all__ = [
     "TrialState",
     "TuituneError",
     "__version__",
+    "checkpoint_dir",
     "load",
+    "report",
     "tune",
 ]

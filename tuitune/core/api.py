@@ -233,6 +233,10 @@ def tune(
 
     if not isinstance(space, Space):
         space = Space(dict(space))
+    from tuitune.core.command import Command
+
+    if isinstance(objective, Command):
+        objective.check(list(space))  # a {placeholder} the space does not have fails before any trial
     if direction not in DIRECTIONS:
         raise SpaceError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
     store = open_store(db)

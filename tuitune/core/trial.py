@@ -115,6 +115,13 @@ class Trial:
             if self._committed > self._start:
                 self._runner._supersede(self.number, self._start)
 
+    def _resume_after(self, epoch: int) -> None:
+        """A command objective's script restored its own checkpoint of ``epoch`` (``restore`` for a folder the
+        script keeps): training goes on after it, the rows past it are superseded (never past the committed rows)."""
+        if not self._begun:
+            self._start = max(0, min(int(epoch), self._committed, self.budget))
+        self._begin()
+
     # ---- the objective's API ---------------------------------------------------------------------
     def restore(self) -> dict[str, Any] | None:
         """The state of this trial's last checkpoint, or None (then train from scratch).

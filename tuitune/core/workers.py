@@ -96,25 +96,28 @@ def _main_file() -> str | None:
 
 
 @contextlib.contextmanager
-def _spawnable_main() -> Iterator[None]:
-    """A ``__main__`` whose ``__file__`` is no file (``<stdin>``) shows none while a process is spawned.
+def _spawnable_main(by_value: bool = False) -> Iterator[None]:
+    """The parent's ``__main__`` shows no file while a process is spawned when the child must not re-run it.
 
     The spawn start method re-runs the parent's ``__main__`` in the child from ``__main__.__file__``
-    (``multiprocessing.spawn._fixup_main_from_path``): ``python - < script.py`` names ``<stdin>``, which the
-    child cannot open (a raw ``FileNotFoundError`` in the worker). With no ``__file__`` spawn leaves the
-    child's ``__main__`` alone, as it does for ``python -c`` and a notebook; the objective then travels by
-    value (``objective_ref``), so the child needs nothing from it.
+    (``multiprocessing.spawn._fixup_main_from_path``), or by name for ``python -m``. ``python - < script.py``
+    names ``<stdin>``, which the child cannot open (a raw ``FileNotFoundError`` in the worker); and an
+    objective sent by value needs nothing from ``__main__`` (cloudpickle sends what it uses from there), so
+    re-running the script in every worker is only a trap (its unguarded code runs again). With no file and
+    no spec spawn leaves the child's ``__main__`` alone, as it does for ``python -c`` and a notebook.
     """
     main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or not isinstance(path, str) or _main_file() is not None:
+    if main is None or (not by_value and _main_file() is not None):
         yield
         return
-    del main.__file__
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    if "__spec__" in saved:
+        main.__spec__ = None
     try:
         yield
     finally:
-        main.__file__ = path
+        main.__dict__.update(saved)
 
 
 def _by_reference(objective: Callable[..., Any]) -> bool:
@@ -635,7 +638,7 @@ class WorkerPool(Pool):
             self._spawn(slot)
 
     def _spawn(self, slot: Slot) -> Worker:
-        with _real_stdio(), _spawnable_main():
+        with _real_stdio(), _spawnable_main(self.ref.by_value):
             return self._spawn_process(slot)
 
     def _spawn_process(self, slot: Slot) -> Worker:
