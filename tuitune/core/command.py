@@ -238,7 +238,7 @@ class _CommandRun:
         except Exception as e:
             self._reply(resp_w, {"error": str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})
             raise
-        self._reply(resp_w, {"command": answer})
+        self._reply(resp_w, {"command": "stop" if answer == "done" else answer})
 
     @staticmethod
     def _reply(fd: int, msg: dict[str, Any]) -> None:
@@ -258,7 +258,8 @@ class _CommandRun:
 
     # ---- the reports -----------------------------------------------------------------------------
     def _report(self, metrics: dict[str, Any]) -> str:
-        """Commits one epoch row and asks the coordinator whether to go on: ``"continue"`` or ``"stop"``."""
+        """Commits one epoch row and asks the coordinator whether to go on: ``"continue"``, ``"stop"``, or
+        ``"done"`` (its budget is reached: the script is told to stop, and is not ended)."""
         from tuitune.core.trial import TrialFailed
 
         trial = self.trial
@@ -289,7 +290,7 @@ class _CommandRun:
             raise
         if epoch >= trial.budget:
             self.stopping = True
-            return "stop"
+            return "done"  # "stop" to the script, which ends on its own (a final save, its artifacts)
         # What a function's epochs() asks before its next epoch: stop, abort, time limit; waits while paused.
         if not trial._runner._between_epochs(trial):
             self.stopping = True

@@ -1,0 +1,115 @@
+"""Command objectives: a script run as it is per trial (tt.Command, objective = { command = ... } in a
+preset): placeholders, TUITUNE_CONFIG, tuitune.report over the channel or JSON lines on stdout,
+checkpoint_dir across promotions, a failing script's tail, a script that ignores stop, kill -9 and resume."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import tuitune as tt
+from tests.support.hyperband_kill import run_hyperband_kill
+from tests.support.project import Project, pid_alive, read_log
+from tuitune.core.command import Command
+from tuitune.core.errors import ObjectiveError
+
+SCRIPT = Path(__file__).with_name("_command_script.py")
+SPACE = tt.Space(x=tt.Float(0.0, 1.0))
+
+
+@pytest.fixture
+def script(tmp_path) -> Path:
+    shutil.copy(SCRIPT, tmp_path / "train.py")
+    return tmp_path / "train.py"
+
+
+def test_argv_fills_placeholders_one_argument_each_and_quotes_for_a_shell():
+    c = Command("python train.py --name {name} --lr={lr} --epochs {budget}")
+    argv = c.argv({"name": "two words", "lr": 0.1, "budget": 3})
+    assert argv == [sys.executable, "train.py", "--name", "two words", "--lr=0.1", "--epochs", "3"]
+    s = Command("echo {name} > out.txt", shell=True).argv({"name": "a; rm -rf /"})
+    assert s == ["/bin/sh", "-c", "echo 'a; rm -rf /' > out.txt"]
+    with pytest.raises(ObjectiveError, match=r"\{lrr\} is not a parameter of the space; use one of \{x\}"):
+        Command("python t.py {lrr}").check(["x"])
+    with pytest.raises(ObjectiveError, match="empty"):
+        Command("  ")
+
+
+def test_a_script_reports_checkpoints_and_resumes_when_promoted_in_two_workers(tmp_path, script, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "log.txt"
+    cmd = tt.Command(f"python train.py --x {{x}} --epochs {{budget}} --log {log}")
+    s = tt.tune(cmd, SPACE, strategy="hyperband", factor=2, max_epochs=4, db=tmp_path / "t.db", session="h",
+                workers=2)
+    states = [t.state.value for t in s.trials]
+    assert set(states) == {"complete", "pruned"}, [(t.state, t.reason) for t in s.trials]
+    for t in s.trials:
+        x, live = t.config["x"], t.epochs
+        assert [int(e["epoch"]) for e in live] == list(range(1, t.budget + 1))
+        acc = [e["acc"] for e in live]
+        assert acc == pytest.approx([e * x + e * (e + 1) / 2 for e in range(1, t.budget + 1)])  # restored right
+    lines = read_log(log)
+    assert any(x[0] == "S" and int(x[3]) > 0 for x in lines), "no promotion continued from the script's checkpoint"
+    pids = {int(e["pid"]) for t in s.trials for e in t.epochs}
+    assert len(pids) > 2  # a process per run of the script, not the workers
+    assert not any((tmp_path / "t.db.d" / "checkpoints" / "h").glob("*.d")), "finished trials' folders are dropped"
+
+
+def test_printed_json_lines_report_and_a_failing_script_fails_with_its_output(tmp_path, script, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd = tt.Command(["python", "train.py", "--x", "{x}", "--epochs", "{budget}", "--stdout", "--fail-above", "0.5"])
+    s = tt.tune(cmd, SPACE, trials=6, max_epochs=2, db=tmp_path / "t.db", session="p", workers=1, max_failures=6)
+    for t in s.trials:
+        if t.config["x"] > 0.5:
+            assert t.state.value == "failed" and "exited with code 3: boom: x=" in t.reason, t.reason
+            assert "boom" in (t.traceback or "")
+        else:
+            assert t.state.value == "complete" and len(t.epochs) == 2, t.reason
+    assert {t.state.value for t in s.trials} == {"complete", "failed"}
+
+
+def test_a_script_that_ignores_stop_is_ended_with_what_it_started(tmp_path, script, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "log.txt"
+    cmd = tt.Command(f"python train.py --x {{x}} --epochs 1 --stubborn --log {log}")
+    t0 = time.monotonic()
+    s = tt.tune(cmd, SPACE, trials=1, max_epochs=2, db=tmp_path / "t.db", session="s", workers=1)
+    t = s.trials[0]
+    assert t.state.value == "complete" and len(t.epochs) == 2, t.reason
+    child = next(int(x[1]) for x in read_log(log) if x[0] == "CHILD")
+    assert not pid_alive(child), "the script's own child outlived the trial"
+    assert time.monotonic() - t0 < 60
+
+
+def test_a_preset_command_runs_from_its_folder_and_a_bad_placeholder_is_one_line(tmp_path):
+    project = Project(tmp_path)
+    shutil.copy(SCRIPT, tmp_path / "train.py")
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    bad = project.toml("bad.toml", objective={"command": "python train.py --x {y}"}, space=space,
+                       defaults={"x": 0.5})
+    r = project.cli("run", bad.name, "--trials", 1, "--headless")
+    r.assert_user_error("bad.toml", "objective.command", "{y} is not a parameter")
+    good = project.toml("good.toml", objective={"command": "python train.py --x {x} --epochs {budget}"},
+                        space=space, defaults={"x": 0.5}, max_epochs=2)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = project.cli("run", str(good), "--trials", 2, "--headless", "--session", "g", cwd=elsewhere)
+    assert r.rc == 0, r.err
+    assert [t["state"] for t in project.trials("g")] == ["complete", "complete"]
+
+
+def test_a_command_hyperband_session_killed_with_9_resumes_with_nothing_committed_lost(tmp_path):
+    project = Project(tmp_path, workers=2)
+    shutil.copy(SCRIPT, tmp_path / "train.py")
+    log = tmp_path / "commits.log"
+    toml = project.toml(
+        "cmd.toml", objective={"command": f"python train.py --x {{x}} --epochs {{budget}} --log {log} --epoch-s 0.05"},
+        space={"x": {"type": "float", "low": 0.0, "high": 1.0}}, defaults={"x": 0.5}, max_epochs=4,
+    )
+    stats = run_hyperband_kill(project, toml, log, kills=2)
+    print("command kill test:", stats)
+    assert stats["kills"] == 2 and stats["restarts"] >= 1
