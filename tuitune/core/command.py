@@ -149,7 +149,6 @@ class _CommandRun:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=_TAIL)
         self.stopping = False  # we asked it to end (budget, stop, abort): its exit status is not a failure
-        self.first = True
 
     # ---- the process ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -262,40 +261,19 @@ class _CommandRun:
         ``"done"`` (its budget is reached: the script is told to stop, and is not ended)."""
         from tuitune.core.trial import TrialFailed
 
-        trial = self.trial
         if self.stopping:  # it was told to stop and reports on: it ignores the answer, so it is ended
             self._terminate()
             return "stop"
-        epoch = metrics.pop("epoch", None)
-        if epoch is not None:
-            if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or int(epoch) != epoch or epoch < 1:
-                raise ObjectiveError(f"report epoch={epoch!r} is not a whole number >= 1")
-            epoch = int(epoch)
-        last = trial.last_epoch
-        if epoch is None:
-            epoch = last + 1
-        if self.first:
-            self.first = False
-            trial._resume_after(min(epoch - 1, trial._committed))  # a script that restored: the rows after it are superseded
-        elif epoch <= last:
-            raise ObjectiveError(f"report epoch={epoch} after epoch {last} was reported; epochs go up")
-        if epoch > trial.budget:  # past its budget (it did not read the answer, or --epochs is not {budget})
-            self._terminate()
-            return "stop"
-        trial._epoch = epoch
         try:
-            trial.report(**metrics)
+            answer: str = self.trial._epoch_reported(metrics.pop("epoch", None), metrics)
         except TrialFailed:
             self.stopping = True
             raise
-        if epoch >= trial.budget:
+        if answer == "stop" and metrics and self.trial.last_epoch >= self.trial.budget:
+            self._terminate()  # past its budget (it did not read the answer, or --epochs is not {budget})
+        if answer != "continue":
             self.stopping = True
-            return "done"  # "stop" to the script, which ends on its own (a final save, its artifacts)
-        # What a function's epochs() asks before its next epoch: stop, abort, time limit; waits while paused.
-        if not trial._runner._between_epochs(trial):
-            self.stopping = True
-            return "stop"
-        return "continue"
+        return answer
 
     # ---- the end ---------------------------------------------------------------------------------
     def _signal(self, sig: int) -> bool:
