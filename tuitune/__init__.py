@@ -43,6 +43,8 @@ _HOMES = {
     "Int": "tuitune.core.space",
     "Space": "tuitune.core.space",
     "Trial": "tuitune.core.trial",
+    # imports transformers, only when asked for; no static import of it here (tuitune.core imports this package)
+    "hf_search": "tuitune.integrations.transformers",
 }
 
 
@@ -73,6 +75,7 @@ __all__ = [
     "TuituneError",
     "__version__",
     "checkpoint_dir",
+    "hf_search",
     "load",
     "report",
     "tune",

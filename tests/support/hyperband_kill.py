@@ -48,7 +48,8 @@ def _exists(project: Project) -> bool:
 
 
 def run_hyperband_kill(project: Project, toml: Path, log: Path, *, kills: int = 2, seed: int = 7,
-                       factor: int = 2, timeout: float = 240) -> dict[str, int]:
+                       factor: int = 2, timeout: float = 240, pid_key: str = "pid", acc_key: str = "acc") -> dict[str, int]:
+    """``pid_key``, ``acc_key``: the metrics holding the logged pid and acc (``eval_pid``, ``eval_loss``)."""
     rng = random.Random(seed)
     run_args = ("run", toml.name, "--strategy", "hyperband", "--factor", factor, "--session", SESSION, "--seed", 0,
                 "--headless", "--devices", "cpu", "--workers", 2)
@@ -78,10 +79,10 @@ def run_hyperband_kill(project: Project, toml: Path, log: Path, *, kills: int = 
             break
     else:
         pytest.fail("the session did not finish after three resumes")
-    return check(project, log, killed)
+    return check(project, log, killed, pid_key, acc_key)
 
 
-def check(project: Project, log: Path, killed: int) -> dict[str, int]:
+def check(project: Project, log: Path, killed: int, pid_key: str = "pid", acc_key: str = "acc") -> dict[str, int]:
     assert project.sql("PRAGMA integrity_check") == [("ok",)]
     rows = project.sql(
         "SELECT t.number, e.epoch, e.metrics, e.superseded FROM epochs e JOIN trials t ON t.id = e.trial_id"
@@ -93,7 +94,7 @@ def check(project: Project, log: Path, killed: int) -> dict[str, int]:
     commits = [x for x in lines if x[0] == "C"]
     for _, number, epoch, pid, acc in commits:
         got = stored.get((int(number), int(epoch)), [])
-        assert any(m.get("pid") == float(pid) and m.get("acc") == pytest.approx(float(acc)) for m, _ in got), (
+        assert any(m.get(pid_key) == float(pid) and m.get(acc_key) == pytest.approx(float(acc)) for m, _ in got), (
             f"trial {number} epoch {epoch} (pid {pid}) was committed but is not in the database: {got}"
         )
     dups = project.sql(
