@@ -113,3 +113,68 @@ def test_a_command_hyperband_session_killed_with_9_resumes_with_nothing_committe
     stats = run_hyperband_kill(project, toml, log, kills=2)
     print("command kill test:", stats)
     assert stats["kills"] == 2 and stats["restarts"] >= 1
+
+
+def _state(pid: int) -> str:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return line.split()[1]
+    except OSError:
+        pass
+    return "gone"
+
+
+def _held(pid: int) -> str:
+    if _state(pid) == "T":
+        return "stopped"
+    try:
+        if "pipe_read" in Path(f"/proc/{pid}/wchan").read_text():
+            return "in report"
+    except OSError:
+        pass
+    return _state(pid)
+
+
+@pytest.mark.parametrize("stdout", [True, False], ids=["json-lines", "report"])
+def test_pause_holds_the_script_and_resume_lets_it_finish(tmp_path, script, monkeypatch, stdout):
+    """Paused after epoch 1: a printing script is stopped (SIGSTOP), a reporting one waits in report();
+    no epoch row is added while paused; on resume it trains to its budget."""
+    import threading
+
+    from tuitune.core import events as ev
+    from tuitune.core.api import open_session, open_store
+    from tuitune.core.runner import Runner
+    from tuitune.core.store import Store
+    from tuitune.core.strategies import make_strategy
+
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "log.txt"
+    cmd = tt.Command(f"python train.py --x {{x}} --epochs {{budget}} --log {log}" + (" --stdout" if stdout else ""))
+    seen: dict[str, object] = {}
+
+    def watch():
+        pid = next(int(x[2]) for x in read_log(log) if x[0] == "S")
+        end = time.monotonic() + 60
+        # Held: stopped by a signal, or blocked reading report()'s answer (the kernel's wait channel).
+        while time.monotonic() < end and _held(pid) != ("stopped" if stdout else "in report"):
+            time.sleep(0.02)
+        seen["state"] = _held(pid)
+        seen["rows"] = len(Store(tmp_path / "t.db").trials("pz")[0].epochs)
+        runner.resume()
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.epoch == 1 and "paused" not in seen:
+            seen["paused"] = True
+            runner.pause()
+            threading.Thread(target=watch, daemon=True).start()
+
+    store = open_store(tmp_path / "t.db")
+    strat = make_strategy("random", SPACE, seed=0, max_epochs=4, metric="val_loss", direction="minimize", n_trials=1)
+    open_session(store, "pz", strategy="random", space=SPACE, metric="val_loss", direction="minimize", seed=0,
+                 max_epochs=4, trials=1, options=strat.options())
+    runner = Runner(store, "pz", cmd, strat, listeners=[listen])
+    runner.run()
+    assert seen["state"] == ("stopped" if stdout else "in report") and seen["rows"] == 1, seen
+    t = store.trials("pz")[0]
+    assert t.state.value == "complete" and len(t.epochs) == 4
