@@ -111,3 +111,26 @@ def test_what_a_closure_captures_that_cannot_be_sent_is_named(tmp_path):
     with pytest.warns(UserWarning, match="'guard'.*runs in this process|runs in this process.*'guard'"):
         s = tt.tune(objective, tt.Space(x=tt.Float(0.0, 1.0)), trials=2, db=tmp_path / "t.db", session="lk2")
     assert [t.state.value for t in s.trials] == ["complete"] * 2
+
+
+def test_the_readme_example_runs_in_a_worker_from_a_jupyter_kernel(tmp_path):
+    """Cells of a real IPython kernel (ipykernel, started as Jupyter starts it): a notebook's functions."""
+    pytest.importorskip("ipykernel")
+    manager = pytest.importorskip("jupyter_client.manager")
+    km, kc = manager.start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=_env())
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+
+    try:
+        kc.execute_interactive(EXAMPLE, output_hook=hook, timeout=240)  # pasted into a cell as it is
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    text = "".join(out)
+    assert "STATES ['complete', 'complete', 'complete']" in text and "IN_WORKER True" in text, text
+    assert "Traceback" not in text and "Warning" not in text, text
