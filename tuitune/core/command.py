@@ -44,7 +44,7 @@ import string
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,8 @@ class Command:
         elif not command or not all(isinstance(a, str) for a in command):
             raise ObjectiveError("the command is an empty or non-string list; give argv strings like "
                                  "[\"python\", \"train.py\", \"--lr\", \"{lr}\"]")
+        if shell and not isinstance(command, str):
+            raise ObjectiveError("shell=True runs one string through /bin/sh; give the command as a string")
         self.command: str | list[str] = command if isinstance(command, str) else list(command)
         self.shell = bool(shell)
         self.cwd = str(cwd) if cwd is not None else None
@@ -114,8 +116,7 @@ class Command:
     def argv(self, fields: Mapping[str, Any]) -> list[str]:
         """The argv of one trial: the fields filled in (a missing one is one clear error)."""
         try:
-            if self.shell:
-                assert isinstance(self.command, str), "shell=True takes a string"
+            if self.shell and isinstance(self.command, str):
                 quoted = {k: shlex.quote(str(v)) for k, v in fields.items()}
                 return ["/bin/sh", "-c", self.command.format_map(quoted)]
             parts = shlex.split(self.command) if isinstance(self.command, str) else list(self.command)
@@ -170,7 +171,7 @@ class _CommandRun:
             self.proc = subprocess.Popen(
                 argv, cwd=self.command.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, pass_fds=(resp_r, req_w), start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent_hook(),
             )
         except OSError as e:
             for fd in (req_r, req_w, resp_r, resp_w):
@@ -329,15 +330,24 @@ def _signame(n: int) -> str:
         return f"signal {n}"
 
 
-def _die_with_parent() -> None:
-    """In the script's process, before exec: it is killed when the worker that started it dies (Linux)."""
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` by which the script is killed when the worker that started it dies (Linux's
+    PR_SET_PDEATHSIG), or None where there is none. libc is looked up here, in the parent: between fork and
+    exec the child only calls it (no import, no dlopen, no lock another thread may hold)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux: the stop paths still end it
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+    sig = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return hook
 
 
 def _json_report(line: str) -> dict[str, Any] | None:
