@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,6 +91,14 @@ class Preset:
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def objective_label(self) -> str:
+        """What runs the trials, in words: ``pkg.mod:fn``, ``command python train.py ...``, or ""."""
+        if isinstance(self.objective, dict):
+            cmd = self.objective["command"]
+            return "command " + (cmd if isinstance(cmd, str) else shlex.join(cmd))
+        return self.objective or ""
 
     @property
     def bundled(self) -> bool:
