@@ -178,3 +178,29 @@ def test_pause_holds_the_script_and_resume_lets_it_finish(tmp_path, script, monk
     assert seen["state"] == ("stopped" if stdout else "in report") and seen["rows"] == 1, seen
     t = store.trials("pz")[0]
     assert t.state.value == "complete" and len(t.epochs) == 4
+
+
+@pytest.mark.parametrize("stdout", [True, False], ids=["json-lines", "report"])
+def test_an_aborted_trial_ends_its_script_and_the_next_trial_runs(tmp_path, script, monkeypatch, stdout):
+    from tuitune.core import events as ev
+    from tuitune.core.api import open_session, open_store
+    from tuitune.core.runner import Runner
+    from tuitune.core.strategies import make_strategy
+
+    monkeypatch.chdir(tmp_path)
+    # --stubborn for the printing script: it never ends on its own, so only the abort can end it.
+    cmd = tt.Command("python train.py --x {x} --epochs {budget}" + (" --stdout --stubborn" if stdout else ""))
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.number == 0 and e.epoch == 2:
+            runner.abort_trial(0)
+
+    store = open_store(tmp_path / "t.db")
+    strat = make_strategy("random", SPACE, seed=0, max_epochs=40, metric="val_loss", direction="minimize", n_trials=2)
+    open_session(store, "ab", strategy="random", space=SPACE, metric="val_loss", direction="minimize", seed=0,
+                 max_epochs=40, trials=2, options=strat.options())
+    runner = Runner(store, "ab", cmd, strat, listeners=[listen])
+    runner.run()
+    t0, t1 = store.trials("ab")
+    assert (t0.state.value, len(t0.epochs), t0.reason) == ("pruned", 2, "aborted by the user")
+    assert t1.state.value == "complete" and len(t1.epochs) == 40, t1.reason
