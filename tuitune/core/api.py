@@ -200,7 +200,8 @@ def tune(
     """Runs (or resumes) a tuning session and returns it.
 
     Args:
-        objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``.
+        objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``. Or a
+            ``tt.Command("python train.py --lr {lr}")``: a script run per trial (``tuitune.core.command``).
         space: a ``Space`` (or a mapping of name to parameter).
         strategy: ``manual``, ``grid``, ``random``, ``bayes``, ``hyperband`` or ``asha``.
         trials: how many trials to create (grid and Hyperband default to their full plan). On an
