@@ -21,12 +21,16 @@ __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
     from tuitune.core.api import Session, load, tune
+    from tuitune.core.command import Command, checkpoint_dir, report
     from tuitune.core.errors import TuituneError
     from tuitune.core.records import TrialRecord, TrialState
     from tuitune.core.space import Choice, Fixed, Float, Int, Space
     from tuitune.core.trial import Trial
 
 _HOMES = {
+    "Command": "tuitune.core.command",
+    "checkpoint_dir": "tuitune.core.command",
+    "report": "tuitune.core.command",
     "Session": "tuitune.core.api",
     "load": "tuitune.core.api",
     "tune": "tuitune.core.api",
@@ -39,6 +43,8 @@ _HOMES = {
     "Int": "tuitune.core.space",
     "Space": "tuitune.core.space",
     "Trial": "tuitune.core.trial",
+    # imports transformers, only when asked for; no static import of it here (tuitune.core imports this package)
+    "hf_search": "tuitune.integrations.transformers",
 }
 
 
@@ -57,6 +63,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Choice",
+    "Command",
     "Fixed",
     "Float",
     "Int",
@@ -67,6 +74,9 @@ __all__ = [
     "TrialState",
     "TuituneError",
     "__version__",
+    "checkpoint_dir",
+    "hf_search",
     "load",
+    "report",
     "tune",
 ]

@@ -302,7 +302,7 @@ def _check_workers(workers: int | None) -> int:
 def _objective_ref(preset: Any, data_dir: str | None, seed: int) -> ObjectiveRef:
     return ObjectiveRef(
         factory=build_objective, args=(preset.to_dict(),), kwargs={"data_dir": data_dir, "seed": seed},
-        device_kw="device", label=f"preset {preset.name}" + (f" ({preset.objective})" if preset.objective else ""),
+        device_kw="device", label=f"preset {preset.name}" + (f" ({preset.objective_label})" if preset.objective else ""),
     )
 
 

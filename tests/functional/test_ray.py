@@ -130,8 +130,11 @@ def test_ray_backend_errors_are_one_line(tmp_path, ray_env):
                 ray_address="nowhere")
     with pytest.raises(WorkerError, match="unknown; use 'local' or 'ray'"):
         tt.tune(objs.killed_once, space, trials=1, db=tmp_path / "t.db", session="b", backend="slurm")
-    with pytest.raises(ObjectiveError, match="Ray actor"):
-        tt.tune(lambda c, t: 0.0, space, trials=1, db=tmp_path / "t.db", session="c", backend="ray")
+    import threading
+
+    guard = threading.Lock()  # a lambda goes by value, but not what it captures when that cannot be pickled
+    with pytest.raises(ObjectiveError, match="Ray actor: it captures 'guard'"):
+        tt.tune(lambda c, t: guard and 0.0, space, trials=1, db=tmp_path / "t.db", session="c", backend="ray")
     with pytest.raises(WorkerError, match="gpus-per-trial"):
         tt.tune(objs.killed_once, space, trials=1, db=tmp_path / "t.db", session="d", backend="ray",
                 gpus_per_trial=-1)

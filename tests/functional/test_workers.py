@@ -15,7 +15,7 @@ import pytest
 
 import tuitune as tt
 from tuitune.core import events as ev
-from tuitune.core.errors import ObjectiveError, SetupError
+from tuitune.core.errors import SetupError
 from tuitune.core.follow import Follower
 from tuitune.core.records import TrialState
 from tuitune.core.store import Store, files_dir
@@ -210,21 +210,6 @@ def test_an_objective_a_worker_cannot_load_is_one_clear_error(tmp_path, monkeypa
     msg = str(info.value)
     assert "tt_broken_obj:objective" in msg and "no driver here" in msg and "workers=0" in msg
     assert tt.load("b", db=tmp_path / "t.db").trials == []
-
-
-def test_a_closure_runs_in_this_process_and_says_so_once(tmp_path):
-    seen = []
-
-    def objective(config, trial):
-        seen.append(os.getpid())
-        for _ in trial.epochs():
-            trial.report(val_loss=config["x"])
-
-    with pytest.warns(UserWarning, match="runs in this process"):
-        tt.tune(objective, SPACE, trials=2, db=tmp_path / "t.db", session="cl")
-    assert seen == [os.getpid()] * 2
-    with pytest.raises(ObjectiveError, match="workers=0"):
-        tt.tune(objective, SPACE, trials=3, db=tmp_path / "t.db", session="cl", workers=2)
 
 
 @pytest.mark.parametrize(

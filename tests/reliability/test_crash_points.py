@@ -64,7 +64,7 @@ def _session_with_many_epochs(db: Path, epochs: int, metrics: int) -> None:
         for e in trial.epochs():
             trial.report(val_loss=config["x"] + 1.0 / e, **{f"m{i:02d}": e * 0.001 + i for i in range(metrics)})
 
-    tt.tune(obj, tt.Space(x=tt.Float(0.0, 1.0)), trials=1, max_epochs=epochs, db=store, session="ex")
+    tt.tune(obj, tt.Space(x=tt.Float(0.0, 1.0)), trials=1, max_epochs=epochs, db=store, session="ex", workers=0)
     store.close()
 
 

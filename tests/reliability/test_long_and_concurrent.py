@@ -36,7 +36,7 @@ def test_reader_polling_every_100ms_never_disturbs_the_writer(tmp_path):
     th = threading.Thread(target=poll)
     th.start()
     try:
-        s = tt.tune(obj, tt.Space(x=tt.Float(0, 1)), trials=12, max_epochs=10, db=db, session="s")
+        s = tt.tune(obj, tt.Space(x=tt.Float(0, 1)), trials=12, max_epochs=10, db=db, session="s", workers=0)
     finally:
         stop.set()
         th.join()
@@ -75,7 +75,7 @@ def test_fifty_trials_do_not_grow_memory(tmp_path):
             samples.append(_rss_mb())
 
     tt.tune(obj, tt.Space(lr=tt.Float(1e-4, 1e-2, scale="log")), trials=50, max_epochs=2, db=tmp_path / "m.db",
-            session="s", listeners=[listen])
+            session="s", listeners=[listen], workers=0)
     assert len(samples) == 50
     early, late = max(samples[5:15]), max(samples[40:])
     assert late - early < 40, f"RSS grew from {early:.0f} MB to {late:.0f} MB over 50 trials"

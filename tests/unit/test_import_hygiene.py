@@ -16,7 +16,10 @@ import pytest
         ("tuitune.core.runner", ["textual", "torch", "tuitune.ui"]),
         ("tuitune.core.strategies.grid", ["textual", "torch"]),
         ("tuitune.core.strategies.hyperband", ["textual", "torch"]),
-        ("tuitune", ["textual", "torch", "tuitune.ui"]),
+        ("tuitune", ["textual", "torch", "tuitune.ui", "lightning", "pytorch_lightning", "transformers"]),
+        ("tuitune.integrations", ["torch", "lightning", "pytorch_lightning", "transformers"]),
+        # A script run by tt.Command imports this for tuitune.report: nothing heavy.
+        ("tuitune.core.command", ["torch", "numpy", "textual", "tuitune.core.store", "tuitune.core.runner"]),
         ("tuitune.cli", ["textual", "torch"]),
         # What a worker process imports before its objective asks for more: not the coordinator's store,
         # numpy or strategies (tuitune/__init__ loads its names on first use), not the launcher.
@@ -35,6 +38,10 @@ def test_the_public_names_load_on_first_use():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "tuitune.core.api", "tuitune.core.space"]
     assert {"tune", "Space", "TrialState"} <= set(dir(__import__("tuitune")))
+    code = ("import sys, tuitune as tt; tt.Command, tt.report, tt.checkpoint_dir;"
+            "print([m for m in ('torch', 'lightning', 'transformers', 'tuitune.core.api') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", out
 
 
 def test_a_run_on_the_cpu_does_not_import_torch_in_the_coordinator():

@@ -383,3 +383,45 @@ def test_the_design_documents_example_loads(tmp_path):
     p = load_preset(str(_write(tmp_path, text)))
     assert p.space.searched == ["units", "lr"] and p.defaults["optimizer"] == "adam"
     assert p.space["optimizer"].value == "adam" and p.defaults["image_size"] == 28
+
+
+COMMAND = """
+name = "script"
+metric = "val_loss"
+direction = "minimize"
+max_epochs = 3
+objective = OBJECTIVE
+[defaults]
+lr = 0.01
+units = 32
+[space]
+lr = { type = "float", low = 0.001, high = 0.1, scale = "log" }
+"""
+
+
+@pytest.mark.parametrize(("objective", "key", "what"), [
+    ('{ command = "python t.py --lr {lrr}" }', "objective.command", "{lrr} is not a parameter of the space"),
+    ('{ command = "python t.py {lr" }', "objective.command", "brace"),
+    ('{ cmd = "python t.py" }', "objective.cmd", "unknown key"),
+    ("{ shell = true }", "objective.command", "missing"),
+    ('{ command = ["python", "t.py"], shell = true }', "objective.shell", "one string"),
+    ('{ command = 3 }', "objective.command", "a list of strings"),
+])
+def test_a_command_objective_is_checked_on_load(tmp_path, objective, key, what):
+    path = _write(tmp_path, COMMAND.replace("OBJECTIVE", objective))
+    with pytest.raises(PresetError) as e:
+        load_preset(str(path))
+    msg = str(e.value)
+    assert str(path) in msg and f"key '{key}'" in msg and what in msg, msg
+
+
+def test_a_command_objective_runs_from_the_preset_folder_and_survives_the_stored_form(tmp_path):
+    from tuitune.core.command import Command
+
+    path = _write(tmp_path, COMMAND.replace("OBJECTIVE", '{ command = "python t.py --lr {lr} --units {units} -e {budget}" }'))
+    preset = load_preset(str(path))
+    assert preset.objective_label == "command python t.py --lr {lr} --units {units} -e {budget}"
+    again = Preset.from_dict(json.loads(json.dumps(preset.to_dict())))
+    cmd = load_objective(again)
+    assert isinstance(cmd, Command) and cmd.cwd == str(tmp_path) and not cmd.shell
+    assert cmd.argv({"lr": 0.1, "units": 32, "budget": 2})[1:] == ["t.py", "--lr", "0.1", "--units", "32", "-e", "2"]

@@ -20,6 +20,7 @@ SPACE = tt.Space(x=tt.Float(0.0, 1.0))
 
 
 def run(tmp_path, objective, trials=4, epochs=3, **kw):
+    kw.setdefault("workers", 0)  # the runner's rules, in this process (worker processes: tests/functional)
     return tt.tune(objective, SPACE, strategy="random", trials=trials, max_epochs=epochs, db=tmp_path / "r.db", session="s", **kw)
 
 
@@ -35,12 +36,12 @@ def test_values_are_the_best_epoch_or_the_return(tmp_path):
     s = run(tmp_path, obj)
     assert all(t.value == 1.0 and t.last_epoch == 3 for t in s.trials)
 
-    s2 = tt.tune(lambda c, t: c["x"] * 2, SPACE, trials=3, db=tmp_path / "b.db", session="s")
+    s2 = tt.tune(lambda c, t: c["x"] * 2, SPACE, trials=3, db=tmp_path / "b.db", session="s", workers=0)
     assert [t.value for t in s2.trials] == pytest.approx([t.config["x"] * 2 for t in s2.trials])
 
 
 def test_maximize_ranks_the_other_way(tmp_path):
-    s = tt.tune(lambda c, t: c["x"], SPACE, trials=6, direction="maximize", metric="acc", db=tmp_path / "m.db", session="s")
+    s = tt.tune(lambda c, t: c["x"], SPACE, trials=6, direction="maximize", metric="acc", db=tmp_path / "m.db", session="s", workers=0)
     assert s.best.value == max(t.value for t in s.trials)
     assert [t.value for t in s.leaderboard()] == sorted((t.value for t in s.trials), reverse=True)
 
@@ -244,7 +245,7 @@ def test_trial_records_provenance(tmp_path):
 
 
 def test_export_document(tmp_path):
-    s = tt.tune(lambda c, t: c["x"], tt.Space(x=tt.Float(0, 1), opt=tt.Fixed("adam")), trials=3, db=tmp_path / "e.db", session="s")
+    s = tt.tune(lambda c, t: c["x"], tt.Space(x=tt.Float(0, 1), opt=tt.Fixed("adam")), trials=3, db=tmp_path / "e.db", session="s", workers=0)
     import json
 
     path = s.export(tmp_path / "best.json")
@@ -259,11 +260,11 @@ def test_export_document(tmp_path):
 def test_existing_session_name_resumes_or_refuses(tmp_path):
     from tuitune.core.errors import SessionExistsError
 
-    s = tt.tune(lambda c, t: c["x"], SPACE, trials=2, db=tmp_path / "x.db", session="s")
-    s = tt.tune(lambda c, t: c["x"], SPACE, trials=4, db=tmp_path / "x.db", session="s")
+    s = tt.tune(lambda c, t: c["x"], SPACE, trials=2, db=tmp_path / "x.db", session="s", workers=0)
+    s = tt.tune(lambda c, t: c["x"], SPACE, trials=4, db=tmp_path / "x.db", session="s", workers=0)
     assert len(s.trials) == 4
     with pytest.raises(SessionExistsError, match="strategy 'random'"):
-        tt.tune(lambda c, t: c["x"], SPACE, strategy="bayes", trials=4, db=tmp_path / "x.db", session="s")
+        tt.tune(lambda c, t: c["x"], SPACE, strategy="bayes", trials=4, db=tmp_path / "x.db", session="s", workers=0)
     assert isinstance(Session(s.store, "s").best.value, float)
 
 

@@ -26,7 +26,7 @@ def digest(path):
 
 
 def make_db(tmp_path, trials=3):
-    tt.tune(lambda c, t: c["x"], tt.Space(x=tt.Float(0, 1)), trials=trials, db=tmp_path / "ok.db", session="s")
+    tt.tune(lambda c, t: c["x"], tt.Space(x=tt.Float(0, 1)), trials=trials, db=tmp_path / "ok.db", session="s", workers=0)
     Store(tmp_path / "ok.db").close()
     return tmp_path / "ok.db"
 

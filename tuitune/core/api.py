@@ -200,7 +200,8 @@ def tune(
     """Runs (or resumes) a tuning session and returns it.
 
     Args:
-        objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``.
+        objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``. Or a
+            ``tt.Command("python train.py --lr {lr}")``: a script run per trial (``tuitune.core.command``).
         space: a ``Space`` (or a mapping of name to parameter).
         strategy: ``manual``, ``grid``, ``random``, ``bayes``, ``hyperband`` or ``asha``.
         trials: how many trials to create (grid and Hyperband default to their full plan). On an
@@ -213,9 +214,10 @@ def tune(
         defaults: a config where manual mode starts (and fixed values for parameters not searched).
         max_failures: stop after this many trials fail in a row.
         trial_timeout: seconds one trial may run, checked between epochs.
-        workers: worker processes per device. None (the default): one, when the objective can be sent to a
-            process (a function at the top level of a module), else the objective runs in this thread and a
-            warning says so once. 0: always in this thread (for pdb).
+        workers: worker processes per device. None (the default): one. A function at the top level of a module
+            is sent by reference, any other (a closure, a lambda, a notebook's, stdin's) by value with cloudpickle;
+            when what it captures cannot be pickled it runs in this thread and a warning names it. 0: always in
+            this thread (for pdb).
         devices: ``"cpu"``, ``["cuda:0", "cuda:1"]``, ``"all"`` (every visible GPU); each worker is pinned to
             one (it sees its GPU as ``cuda:0``). None: workers are not pinned.
         backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (one Ray actor per worker, on a
@@ -232,6 +234,10 @@ def tune(
 
     if not isinstance(space, Space):
         space = Space(dict(space))
+    from tuitune.core.command import Command
+
+    if isinstance(objective, Command):
+        objective.check(list(space))  # a {placeholder} the space does not have fails before any trial
     if direction not in DIRECTIONS:
         raise SpaceError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
     store = open_store(db)
@@ -267,10 +273,20 @@ def _pool(
     import warnings
 
     from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import BACKENDS, WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
+    from tuitune.core.workers import (
+        BACKENDS,
+        WorkerError,
+        WorkerPool,
+        objective_ref,
+        parse_devices,
+        plan_slots,
+        unsendable_reason,
+    )
 
     if backend not in BACKENDS:
         raise WorkerError(f"backend {backend!r} is unknown; use {' or '.join(repr(b) for b in BACKENDS)}")
+    what = getattr(objective, "__qualname__", None) or repr(objective)
+    fix = "create it inside the objective (or in a function the objective calls)"
     if backend == "ray":
         from tuitune.core.ray_backend import RayPool
 
@@ -279,8 +295,7 @@ def _pool(
         ref = objective_ref(objective)
         if ref is None:
             raise ObjectiveError(
-                f"objective {getattr(objective, '__qualname__', repr(objective))} cannot be sent to a Ray actor "
-                "(a lambda, a closure or a local function); define it at the top level of a module"
+                f"objective {what} cannot be sent to a Ray actor: {unsendable_reason(objective)}; {fix}"
             )
         return RayPool(ref, plan_slots(None, workers or 1), Path("."), address=ray_address,
                        gpus_per_trial=gpus_per_trial)
@@ -291,15 +306,15 @@ def _pool(
         return None
     ref = objective_ref(objective)
     if ref is None:
-        what = getattr(objective, "__qualname__", repr(objective))
+        why = unsendable_reason(objective)
         if workers is not None:
             raise ObjectiveError(
-                f"objective {what} cannot be sent to a worker process (a lambda, a closure or a local function); "
-                "define it at the top level of a module, or pass workers=0 to run it in this process"
+                f"objective {what} cannot be sent to a worker process: {why}; {fix}, or pass workers=0 to run it "
+                "in this process"
             )
         warnings.warn(
-            f"objective {what} is a lambda, a closure or a local function: it runs in this process, not in a worker "
-            "(define it at the top level of a module for worker processes; workers=0 silences this)",
+            f"objective {what} runs in this process, not in a worker: {why} ({fix} for worker processes; "
+            "workers=0 silences this)",
             stacklevel=3,
         )
         return None

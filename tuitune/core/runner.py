@@ -851,6 +851,11 @@ class Runner:
                 p.unlink(missing_ok=True)
             except OSError:
                 pass
+        folder = self._ckpt_dir / f"{number}.d"  # a command objective's script keeps its checkpoints there
+        if folder.is_dir():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _clean_temp_checkpoints(self) -> None:
         """Removes half-written checkpoints of killed processes (never loaded: only renamed files are)."""

@@ -115,6 +115,39 @@ class Trial:
             if self._committed > self._start:
                 self._runner._supersede(self.number, self._start)
 
+    def _resume_after(self, epoch: int) -> None:
+        """A command objective's script restored its own checkpoint of ``epoch`` (``restore`` for a folder the
+        script keeps): training goes on after it, the rows past it are superseded (never past the committed rows)."""
+        if not self._begun:
+            self._start = max(0, min(int(epoch), self._committed, self.budget))
+        self._begin()
+
+    def _epoch_reported(self, epoch: int | None, metrics: dict[str, Any]) -> str:
+        """One epoch of a loop that ``epochs()`` does not drive (a script's, a Lightning or Hugging Face
+        Trainer's): commits its row, then says what next, as ``epochs()`` would before the next epoch:
+        ``"continue"``, ``"done"`` (the budget is reached) or ``"stop"`` (the session stops, the trial is
+        aborted; it waits while the session is paused; a time limit raises TrialFailed).
+
+        ``epoch`` None: the one after the last. The first report of a run says where the loop resumed (its
+        own checkpoint): the rows after the epoch before it are superseded, as after ``restore``.
+        """
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or int(epoch) != epoch or epoch < 1:
+            raise ObjectiveError(f"report epoch={epoch!r} is not a whole number >= 1")
+        epoch = int(epoch)
+        if not self._begun:
+            self._resume_after(epoch - 1)
+        elif epoch <= self.last_epoch:
+            raise ObjectiveError(f"report epoch={epoch} after epoch {self.last_epoch} was reported; epochs go up")
+        if epoch > self.budget:
+            return "stop"
+        self._epoch = epoch
+        self.report(**metrics)
+        if epoch >= self.budget:
+            return "done"
+        return "continue" if self._runner._between_epochs(self) else "stop"
+
     # ---- the objective's API ---------------------------------------------------------------------
     def restore(self) -> dict[str, Any] | None:
         """The state of this trial's last checkpoint, or None (then train from scratch).

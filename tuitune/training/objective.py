@@ -36,6 +36,11 @@ def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], A
         from tuitune.training.loop import make_objective
 
         return make_objective(preset, **kwargs)
+    if isinstance(preset.objective, dict):  # a script run as it is, from the preset's folder
+        from tuitune.core.command import Command
+
+        return Command(preset.objective["command"], shell=bool(preset.objective.get("shell", False)),
+                       cwd=str(Path(preset.path).resolve().parent) if preset.path else None)
     where = f"{preset.path or preset.name}: key 'objective'"
     mod_name, _, fn_name = preset.objective.partition(":")
     for d in (str(Path(preset.path).resolve().parent) if preset.path else None, os.getcwd()):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,7 +72,8 @@ class Preset:
         space: every parameter: the searched ones from ``[space]``, the others ``Fixed`` at their default.
         defaults: a full config (every parameter of the space), where manual mode starts.
         data, model: the ``[data]`` and ``[model]`` tables, completed with their defaults (built-in trainer).
-        objective: ``"package.module:function"`` for the user's own code, else None.
+        objective: ``"package.module:function"`` for the user's own code, ``{"command": "python train.py
+            --lr {lr}", "shell": False}`` for a script run as it is (``tt.Command``), else None.
         path: the file it was loaded from.
     """
 
@@ -84,11 +86,19 @@ class Preset:
     defaults: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
-    objective: str | None = None
+    objective: str | dict[str, Any] | None = None
     path: str = ""
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def objective_label(self) -> str:
+        """What runs the trials, in words: ``pkg.mod:fn``, ``command python train.py ...``, or ""."""
+        if isinstance(self.objective, dict):
+            cmd = self.objective["command"]
+            return "command " + (cmd if isinstance(cmd, str) else shlex.join(cmd))
+        return self.objective or ""
 
     @property
     def bundled(self) -> bool:
@@ -106,7 +116,7 @@ class Preset:
             "defaults": dict(self.defaults),
             "data": dict(self.data),
             "model": dict(self.model),
-            "objective": self.objective,
+            "objective": dict(self.objective) if isinstance(self.objective, dict) else self.objective,
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
@@ -235,13 +245,15 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
             raise err("backend", f"{backend!r} is not {' or '.join(BACKENDS)}")
 
     if objective is not None:
-        _want(err, "objective", objective, (str,), 'a string like "package.module:function"')
+        _want(err, "objective", objective, (str, dict),
+              'a string like "package.module:function" or a table like { command = "python train.py --lr {lr}" }')
         for k in ("data", "model"):
             if k in raw:
                 raise err(
                     k, "a preset with objective = ... runs your code; drop [data] and [model] (or drop objective)"
                 )
-        _check_objective_path(err, objective)
+        if not isinstance(objective, dict):
+            _check_objective_path(err, objective)
         data: dict[str, Any] = {}
         model: dict[str, Any] = {}
         known: dict[str, TrainerParam] | None = None
@@ -332,6 +344,8 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     except SpaceError as e:  # a when condition the space refuses (names the entry), or a fixed value
         src = next((f"space.{k}" for k in params if str(e).startswith(f"parameter '{k}'")), "defaults")
         raise err(src, str(e)) from None
+    if isinstance(objective, dict):
+        objective = _check_command(err, objective, space)
     return Preset(
         name=name,
         description=description,
@@ -377,6 +391,31 @@ def _validate_strategy_options(err: _Err, raw: Any) -> dict[str, dict[str, Any]]
                     raise err(where, f"must be >= 1, got {v}")
         out[name] = dict(table)
     return out
+
+
+def _check_command(err: _Err, table: dict[str, Any], space: Space) -> dict[str, Any]:
+    """``objective = { command = "...", shell = false }``: a script run per trial (``tt.Command``), its
+    ``{placeholders}`` each a parameter of the space (or trial, budget, checkpoint_dir)."""
+    from tuitune.core.command import Command
+    from tuitune.core.errors import ObjectiveError
+
+    for k in table:
+        if k not in ("command", "shell"):
+            raise err(f"objective.{k}", "unknown key; objective = { command = \"...\", shell = false } has command and shell")
+    if "command" not in table:
+        raise err("objective.command", 'missing; give the script to run, like command = "python train.py --lr {lr}"')
+    command = table["command"]
+    if not (isinstance(command, str) or isinstance(command, list) and all(isinstance(a, str) for a in command)):
+        raise err("objective.command", 'must be a string like "python train.py --lr {lr}" or a list of strings')
+    shell = _want(err, "objective.shell", table.get("shell", False), (bool,), "true or false")
+    if shell and not isinstance(command, str):
+        raise err("objective.shell", "shell = true runs a string through /bin/sh; give command as one string")
+    try:
+        Command(command, shell=shell).check(list(space), where="objective.command")
+    except ObjectiveError as e:
+        msg = str(e).removeprefix("objective.command: ")
+        raise err("objective.command", msg) from None
+    return {"command": command, "shell": shell}
 
 
 def _check_objective_path(err: _Err, objective: str) -> None:

@@ -252,7 +252,7 @@ class NewSessionScreen(TuituneScreen):
         self.query_one("#preset-desc", Static).update(
             f"[b]{p.name}[/]: {p.description}\n"
             f"[dim]{p.metric} ({p.direction}), {p.max_epochs} epochs a trial"
-            + (f", objective {p.objective}" if p.objective else "")
+            + (f", objective {p.objective_label}" if p.objective else "")
             + "[/]"
         )
         self.query_one("#space-table", Static).update(space_table(p))
