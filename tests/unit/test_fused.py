@@ -1,0 +1,284 @@
+"""Tests fused trial arrays: each member's learning curve equals its solo run, each member is its own trial."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from tuitune.testing import FakeTrial
+from tuitune.training import fused
+from tuitune.training.fusing import auto_members, fuse_key, parse_fuse
+from tuitune.training.loop import make_objective
+from tuitune.training.presets import load_preset
+
+BASE = {"train_fraction": 0.25, "dropout": 0.2, "hidden_layers": 2, "units": 64}
+# Every optimizer with its own settings, and every schedule: one array, each member its own hyperparameters.
+MIXED = [
+    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "schedule": "cosine", "dropout": 0.3},
+    {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "schedule": "step", "weight_decay": 1e-3},
+    {"optimizer": "adam", "lr": 3e-3, "beta1": 0.8, "beta2": 0.99, "schedule": "exponential", "weight_decay": 1e-4},
+    {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "cosine", "init": "orthogonal"},
+    {"optimizer": "rmsprop", "lr": 1e-3, "momentum": 0.5, "schedule": "constant", "dropout": 0.05},
+    {"optimizer": "rmsprop", "lr": 5e-4, "momentum": 0.0, "schedule": "step", "init": "kaiming_normal"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _cfgs(preset, variants, base=BASE):
+    return [{**preset.defaults, **base, **v} for v in variants]
+
+
+def _solo(obj, number, cfg, budget, **kw):
+    t = FakeTrial(number, cfg, budget, **kw)
+    assert obj(cfg, t) is None
+    return t
+
+
+def _assert_curves_equal(a, b, rel=1e-4):
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(a, b):
+        for k in ("train_loss", "val_loss", "val_acc", "lr"):
+            assert ra[k] == pytest.approx(rb[k], rel=rel, abs=1e-6), (k, ra, rb)
+
+
+# ---------------------------------------------------------------------------- equivalence
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
+def test_each_optimizer_member_equals_its_solo_run(opt):
+    """Two members of one optimizer, different lr / decay / momentum, dropout on, a schedule: each equals solo."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=11)
+    variants = [
+        {"optimizer": opt, "lr": 0.02 if opt == "sgd" else 2e-3, "momentum": 0.9, "beta1": 0.85, "schedule": "cosine"},
+        {"optimizer": opt, "lr": 0.05 if opt == "sgd" else 1e-3, "momentum": 0.6, "weight_decay": 1e-3, "schedule": "step"},
+    ]
+    cfgs = _cfgs(p, variants)
+    solo = [_solo(obj, n, c, 3) for n, c in enumerate(cfgs)]
+    trials = [FakeTrial(n, c, 3) for n, c in enumerate(cfgs)]
+    assert obj.train_array(cfgs, trials) == [None, None]
+    for s, t in zip(solo, trials):
+        _assert_curves_equal(s.rows, t.rows)
+    assert solo[0].rows[0]["val_acc"] != solo[1].rows[0]["val_acc"]  # the members really differ
+
+
+def test_mixed_optimizers_in_one_array_each_equal_solo():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=5)
+    cfgs = _cfgs(p, MIXED)
+    solo = [_solo(obj, n, c, 3) for n, c in enumerate(cfgs)]
+    trials = [FakeTrial(n, c, 3) for n, c in enumerate(cfgs)]
+    assert obj.train_array(cfgs, trials) == [None] * len(cfgs)
+    for s, t in zip(solo, trials):
+        _assert_curves_equal(s.rows, t.rows)
+    # the checkpoints hold the same weights as the solo runs'
+    for s, t in zip(solo, trials):
+        a, b = s.restore()["model"], t.restore()["model"]
+        assert set(a) == set(b)
+        assert all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
+
+
+def _cnn_preset(tmp_path):
+    text = """
+    name = "c"
+    metric = "val_acc"
+    direction = "maximize"
+    max_epochs = 4
+    [data]
+    dataset = "digits"
+    val_fraction = 0.2
+    augment = true
+    [model]
+    kind = "cnn"
+    [defaults]
+    conv_blocks = 2
+    filters = 4
+    kernel_size = 3
+    units = 16
+    dropout = 0.25
+    train_fraction = 0.2
+    batch_size = 32
+    schedule = "cosine"
+    [space]
+    """
+    f = tmp_path / "c.toml"
+    f.write_text(textwrap.dedent(text))
+    return load_preset(str(f))
+
+
+def test_cnn_members_with_batchnorm_and_augmentation_equal_solo(tmp_path):
+    """Grouped convolutions, per-member batch-norm statistics and each member's own crops and flips."""
+    p = _cnn_preset(tmp_path)
+    obj = make_objective(p, device="cpu", seed=2)
+    cfgs = _cfgs(p, [{"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}, {"optimizer": "sgd", "lr": 0.02, "nesterov": True}], base={})
+    solo = [_solo(obj, n, c, 2) for n, c in enumerate(cfgs)]
+    trials = [FakeTrial(n, c, 2) for n, c in enumerate(cfgs)]
+    obj.train_array(cfgs, trials)
+    # The convolutions are bitwise equal; batch norm over M x C channels rounds its statistics 1 ulp apart
+    # from C channels on the CPU. SGD keeps that at rounding level; Adam, which divides near-zero gradients
+    # by their own size, turns it into 1e-3-sized weight differences within two epochs (not tested here).
+    for s, t in zip(solo, trials):
+        _assert_curves_equal(s.rows, t.rows)
+        a, b = s.restore()["model"], t.restore()["model"]
+        assert set(a) == set(b) and int(a["1.num_batches_tracked"]) == int(b["1.num_batches_tracked"]) > 0
+        assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-5) for k in a)  # running stats too
+
+
+# ---------------------------------------------------------------------------- each member is its own trial
+
+
+def test_a_stopped_member_leaves_and_the_others_go_on():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=1)
+    cfgs = _cfgs(p, MIXED[:3])
+    trials = [FakeTrial(0, cfgs[0], 4), FakeTrial(1, cfgs[1], 4, stop_after=1), FakeTrial(2, cfgs[2], 4)]
+    assert obj.train_array(cfgs, trials) == [None, None, None]
+    assert [len(t.rows) for t in trials] == [4, 1, 4]
+    assert trials[1].saved_epoch == 1
+    for n in (0, 2):  # the array shrank mid-way: the others still equal their solo runs
+        _assert_curves_equal(_solo(obj, n, cfgs[n], 4).rows, trials[n].rows)
+
+
+def test_mixed_budgets_and_a_restored_member():
+    """A member resumed from a solo checkpoint at epoch 2 beside fresh members of other budgets."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=4)
+    cfgs = _cfgs(p, MIXED[2:5])
+    first = _solo(obj, 0, cfgs[0], 2)
+    trials = [FakeTrial(0, cfgs[0], 4, saved=first.saved), FakeTrial(1, cfgs[1], 1), FakeTrial(2, cfgs[2], 3)]
+    assert obj.train_array(cfgs, trials) == [None, None, None]
+    assert [[r["epoch"] for r in t.rows] for t in trials] == [[3, 4], [1], [1, 2, 3]]
+    straight = _solo(obj, 0, cfgs[0], 4)
+    _assert_curves_equal(first.rows + trials[0].rows, straight.rows)
+    _assert_curves_equal(_solo(obj, 1, cfgs[1], 1).rows, trials[1].rows)
+    _assert_curves_equal(_solo(obj, 2, cfgs[2], 3).rows, trials[2].rows)
+
+
+def test_a_fused_checkpoint_resumes_in_the_solo_trainer():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=9)
+    cfgs = _cfgs(p, MIXED[:2])
+    trials = [FakeTrial(n, c, 2) for n, c in enumerate(cfgs)]
+    obj.train_array(cfgs, trials)
+    for n, c in enumerate(cfgs):
+        rest = _solo(obj, n, c, 4, saved=trials[n].saved)
+        assert [r["epoch"] for r in rest.rows] == [3, 4]
+        _assert_curves_equal(trials[n].rows + rest.rows, _solo(obj, n, c, 4).rows)
+
+
+def test_a_diverging_member_fails_alone():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=0)
+    bad = {"optimizer": "sgd", "lr": 10.0, "momentum": 0.99, "init": "orthogonal", "dropout": 0.1, "weight_decay": 0.0}
+    cfgs = _cfgs(p, [MIXED[2], bad], base={**BASE, "hidden_layers": 3, "units": 512})
+    with pytest.raises(ValueError, match="is nan|is inf"):  # alone, it fails through report()
+        _solo(obj, 1, cfgs[1], 3)
+    trials = [FakeTrial(n, c, 3) for n, c in enumerate(cfgs)]
+    results = obj.train_array(cfgs, trials)
+    assert results[0] is None
+    assert isinstance(results[1], ValueError) and "is nan" in str(results[1]) or "is inf" in str(results[1])
+    assert len(trials[0].rows) == 3 and trials[1].saved is None
+    _assert_curves_equal(_solo(obj, 0, cfgs[0], 3).rows, trials[0].rows)
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _AbortingTrial(FakeTrial):
+    """A trial whose epochs() raises before epoch 2, as an abort that raises would."""
+
+    def epochs(self):
+        for e in super().epochs():
+            if e == 2:
+                raise _Aborted("aborted")
+            yield e
+
+
+def test_a_member_whose_epochs_raise_gets_its_exception_back():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=0)
+    cfgs = _cfgs(p, MIXED[:2])
+    trials = [_AbortingTrial(0, cfgs[0], 3), FakeTrial(1, cfgs[1], 3)]
+    results = obj.train_array(cfgs, trials)
+    assert isinstance(results[0], _Aborted) and results[1] is None
+    assert [len(t.rows) for t in trials] == [1, 3]
+
+
+def test_an_early_stopped_checkpoint_adds_no_epochs():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=0)
+    cfgs = _cfgs(p, MIXED[:2])
+    first = _solo(obj, 0, cfgs[0], 1)
+    blob = FakeTrial._load(first.saved)
+    blob["state"]["early_stopping"]["stopped"] = True
+    import io
+
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    trials = [FakeTrial(0, cfgs[0], 5, saved=buf.getvalue()), FakeTrial(1, cfgs[1], 1)]
+    assert obj.train_array(cfgs, trials) == [None, None]
+    assert [len(t.rows) for t in trials] == [0, 1]
+
+
+def test_configs_of_different_architectures_are_refused():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=0)
+    cfgs = [{**p.defaults, "units": 32}, {**p.defaults, "units": 64}]
+    with pytest.raises(ValueError, match="share an architecture"):
+        obj.train_array(cfgs, [FakeTrial(n, c, 1) for n, c in enumerate(cfgs)])
+
+
+# ---------------------------------------------------------------------------- fuse_key and --fuse
+
+
+def test_fuse_key_groups_by_architecture_only():
+    p = load_preset("digits-mlp")
+    k = fuse_key(p, {"units": 64})
+    assert k == fuse_key(p, {"units": 64, "lr": 0.1, "optimizer": "sgd", "momentum": 0.5, "dropout": 0.3})
+    assert k == fuse_key(p, {"units": 64.0, "init": "orthogonal", "schedule": "step", "patience": 9})
+    for other in ({"units": 96}, {"batch_size": 128}, {"activation": "tanh"}, {"hidden_layers": 2}, {"dropout": 0.0}):
+        assert fuse_key(p, {"units": 64, **other}) != k, other
+    assert fuse_key(load_preset("cifar10-resnet18"), {}) is None
+    assert fuse_key(load_preset("imagefolder-resnet18"), {}) is None
+    assert hash(k) == hash(fuse_key(p, {"units": 64}))
+    assert fuse_key(p, {}) != fuse_key(load_preset("mnist-mlp"), {})
+
+
+def test_fusing_module_does_not_import_torch():
+    code = "import sys, tuitune.training.fusing; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_parse_fuse():
+    assert parse_fuse("8") == 8 and parse_fuse(16) == 16 and parse_fuse("auto") == "auto"
+    assert parse_fuse("off") == 1 and parse_fuse(" AUTO ") == "auto"
+    for bad in ("0", 0, 65, "eight", 2.5, True, None):
+        with pytest.raises(ValueError, match=r"--fuse: .*use a whole number 1\.\.64, auto or off"):
+            parse_fuse(bad)
+    with pytest.raises(ValueError, match="fuse.toml: key 'fuse'"):
+        parse_fuse("x", where="fuse.toml: key 'fuse'")
+
+
+def test_auto_members_from_the_step_time():
+    assert auto_members(0.001) == 16 and auto_members(0.005) == 4 and auto_members(0.05) == 1
+    assert auto_members(0.0) == 1 and auto_members(math.nan) == 1 and auto_members(1e-5, cap=8) == 8
+
+
+def test_can_fuse():
+    p = load_preset("digits-mlp")
+    assert fused.can_fuse(p, [{"lr": 0.1}, {"lr": 0.2}])
+    assert not fused.can_fuse(p, [{"units": 32}, {"units": 64}])
