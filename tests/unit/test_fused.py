@@ -282,3 +282,37 @@ def test_can_fuse():
     p = load_preset("digits-mlp")
     assert fused.can_fuse(p, [{"lr": 0.1}, {"lr": 0.2}])
     assert not fused.can_fuse(p, [{"units": 32}, {"units": 64}])
+
+
+def test_fused_optimizer_steps_equal_torch_optim_per_member():
+    """Members in any order (each optimizer's members not contiguous: gathered and scattered back)."""
+    from tuitune.training.fusedopt import FusedOptimizer
+    from tuitune.training.loop import make_optimizer
+
+    cfgs = [
+        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+        {"optimizer": "adam", "lr": 1e-2, "beta1": 0.8, "beta2": 0.99, "weight_decay": 1e-3},
+        {"optimizer": "rmsprop", "lr": 1e-2, "momentum": 0.0, "weight_decay": 0.0},
+        {"optimizer": "sgd", "lr": 0.05, "momentum": 0.0},
+        {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.1},
+        {"optimizer": "rmsprop", "lr": 3e-3, "momentum": 0.7, "weight_decay": 1e-3},
+    ]
+    g = torch.Generator().manual_seed(0)
+    shapes = [(5, 3), (5,)]
+    solo = [[torch.randn(s, generator=g).requires_grad_() for s in shapes] for _ in cfgs]
+    opts = [make_optimizer(c, ps, torch.device("cpu")) for c, ps in zip(cfgs, solo)]
+    stacked = [torch.stack([ps[j].detach() for ps in solo]).requires_grad_() for j in range(len(shapes))]
+    fo = FusedOptimizer(stacked, [o.param_groups[0] for o in opts], [c["optimizer"] for c in cfgs])
+    for step in range(1, 4):
+        grads = [torch.randn((len(cfgs), *s), generator=g) for s in shapes]
+        for i, (ps, o) in enumerate(zip(solo, opts)):
+            for j, p in enumerate(ps):
+                p.grad = grads[j][i].clone()
+            o.step()
+        fo.step(stacked, tuple(grads), [c["lr"] for c in cfgs], [step] * len(cfgs))
+    for i, ps in enumerate(solo):
+        for j, p in enumerate(ps):
+            assert torch.allclose(stacked[j][i], p, rtol=1e-6, atol=1e-7), (cfgs[i], j)
+        want = opts[i].state_dict()["state"]
+        got = fo.member_state(i, 3)
+        assert set(want) == set(got) and all(set(want[j]) == set(got[j]) for j in want), (cfgs[i], want, got)

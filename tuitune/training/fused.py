@@ -130,7 +130,8 @@ def train_array(
         cfg0 = live[0].cfg
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(template, int(cfg0["batch_size"]) * len(live), threads))
-        array = Array(template, modules, live, device)
+        order = sorted(range(len(live)), key=lambda i: live[i].cfg["optimizer"])  # one block per optimizer
+        array = Array(template, [modules[i] for i in order], [live[i] for i in order], device)
         del modules
         _run(array, data, monitor)
         return [m.result for m in members]

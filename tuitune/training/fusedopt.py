@@ -4,7 +4,8 @@ each member with its own hyperparameters.
 The maths is torch.optim's single-tensor path as loop.make_optimizer configures it (SGD: dampening 0,
 optional nesterov; Adam / AdamW: no amsgrad; RMSprop: alpha 0.99, not centred), written over (M, ...)
 tensors with per-member hyperparameters as (M, 1, ...) tensors. Members with different optimizers share
-one array: each optimizer updates its own members (an index subset, gathered and scattered back).
+one array: each optimizer updates its own members, a contiguous block of the stack when the array orders
+its members by optimizer (fused.Array does), else an index subset gathered and scattered back.
 
 A uniform formula serves momentum 0 too: a zero-initialised buffer with momentum 0 is the gradient itself,
 so the update equals torch's momentum-free branch. ``member_state`` writes a member's state in the
@@ -43,10 +44,12 @@ class FusedOptimizer:
     def _index(self) -> None:
         dev = next(iter(self.state.values()))[0].device
         self.device = dev
-        self.by_kind: dict[str, tuple[list[int], torch.Tensor | None]] = {}
+        # kind -> (its members, a slice of the stack when they are contiguous, else an index tensor)
+        self.by_kind: dict[str, tuple[list[int], slice | torch.Tensor]] = {}
         for kind in dict.fromkeys(self.kinds):
             idx = [i for i, k in enumerate(self.kinds) if k == kind]
-            sel = None if len(idx) == len(self.kinds) else torch.tensor(idx, device=dev, dtype=torch.long)
+            contiguous = idx == list(range(idx[0], idx[-1] + 1))
+            sel = slice(idx[0], idx[-1] + 1) if contiguous else torch.tensor(idx, device=dev, dtype=torch.long)
             self.by_kind[kind] = (idx, sel)
 
     def _hp(self, idx: list[int], key: str, default: float = 0.0) -> torch.Tensor:
@@ -98,14 +101,14 @@ class FusedOptimizer:
             for j, (p, g) in enumerate(zip(params, grads)):
                 shape = (-1,) + (1,) * (p.dim() - 1)
                 v = {k: t.view(shape) for k, t in hp.items()}
-                if sel is None:
-                    P, G = p.data, g
-                    S = {n: self.state[n][j] for n in names}
+                if isinstance(sel, slice):  # views: the update lands in place
+                    P, G = p.data[sel], g[sel]
+                    S = {n: self.state[n][j][sel] for n in names}
                 else:
                     P, G = p.data.index_select(0, sel), g.index_select(0, sel)
                     S = {n: self.state[n][j].index_select(0, sel) for n in names}
                 _update(kind, P, G, S, lr.view(shape), wd.view(shape), v)
-                if sel is not None:
+                if not isinstance(sel, slice):
                     p.data.index_copy_(0, sel, P)
                     for n in names:
                         self.state[n][j].index_copy_(0, sel, S[n])
