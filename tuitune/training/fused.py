@@ -24,6 +24,7 @@ or when its ``report()`` raises (a NaN metric fails that member alone).
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -223,14 +224,40 @@ class Array:
         self.layers = list(template.named_children())
         params, buffers = torch.func.stack_module_state(modules)
         self.names = [n for n, _ in template.named_parameters()]
-        self.params = [params[n].detach().clone().requires_grad_(True) for n in self.names]
+        # All of a member's parameters in one row of a (M, N) leaf: the optimizer updates each optimizer's
+        # members with a handful of whole-array operations, not a handful per parameter tensor.
+        self.shapes = [tuple(params[n].shape[1:]) for n in self.names]
+        self.sizes = [math.prod(sh) for sh in self.shapes]
+        self.flat = torch.cat([params[n].detach().reshape(len(members), -1) for n in self.names], 1).requires_grad_(True)
         self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
         self.keys = list(template.state_dict().keys())
-        self.opt = FusedOptimizer(self.params, [m.ghost.param_groups[0] for m in members], [m.cfg["optimizer"] for m in members])
+        self.opt = FusedOptimizer([self.flat], [m.ghost.param_groups[0] for m in members], [m.cfg["optimizer"] for m in members])
         for i, m in enumerate(members):
             if m.state is not None:
-                self.opt.load_member(i, m.state)
+                self.opt.load_member(i, self._flat_state(m.state))
                 m.state = None
+
+    def _split(self, row: torch.Tensor) -> list[torch.Tensor]:
+        """A (..., N) tensor as the per-parameter views (..., *shape)."""
+        lead = row.shape[:-1]
+        return [t.view(*lead, *sh) for t, sh in zip(row.split(self.sizes, -1), self.shapes)]
+
+    def params(self) -> list[torch.Tensor]:
+        """The stacked parameters (M, *shape), as differentiable views of the flat leaf."""
+        return self._split(self.flat)
+
+    def _flat_state(self, opt: dict[str, Any]) -> dict[str, Any]:
+        """A torch optimizer state dict's per-parameter state as one flat row per state name."""
+        per = opt.get("state") or {}
+        names = {k for d in per.values() if isinstance(d, dict) for k, v in d.items() if isinstance(v, torch.Tensor) and v.dim()}
+        flat: dict[str, Any] = {}
+        for name in names:
+            parts = []
+            for j, size in enumerate(self.sizes):
+                t = (per.get(j) or {}).get(name)
+                parts.append(t.reshape(-1).to(self.flat.device) if t is not None else torch.zeros(size, device=self.flat.device))
+            flat[name] = torch.cat(parts)
+        return {"state": {0: flat}}
 
     def __len__(self) -> int:
         return len(self.members)
@@ -242,14 +269,14 @@ class Array:
             return
         idx = torch.tensor(keep, device=self.device, dtype=torch.long)
         self.members = [self.members[i] for i in keep]
-        self.params = [p.detach().index_select(0, idx).requires_grad_(True) for p in self.params]
+        self.flat = self.flat.detach().index_select(0, idx).requires_grad_(True)
         self.buffers = {n: b.index_select(0, idx) for n, b in self.buffers.items()}
-        self.opt.keep(keep, self.params)
+        self.opt.keep(keep, [self.flat])
 
     # ---- the model ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         """Logits (M, B, classes) of the members for inputs x (M, B, C, H, W), each with its own weights."""
-        P = dict(zip(self.names, self.params))
+        P = dict(zip(self.names, self.params()))
         M, B = x.shape[0], x.shape[1]
         h = x
         conv = not isinstance(self.layers[0][1], nn.Flatten)
@@ -323,10 +350,10 @@ class Array:
             with _autocast(self.device):
                 logits = self.forward(x, train=True)
                 losses = F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none").view(M, b).mean(1)
-            grads = torch.autograd.grad(losses.sum(), self.params)
+            grads = torch.autograd.grad(losses.sum(), [self.flat])
             for m in self.members:
                 m.steps += 1
-            self.opt.step(self.params, grads, lrs, [m.steps for m in self.members])
+            self.opt.step([self.flat], grads, lrs, [m.steps for m in self.members])
             total += losses.detach().float() * b
             count += b
         return [float(t) / max(1, count) for t in total.tolist()]
@@ -352,7 +379,11 @@ class Array:
     def checkpoint(self, k: int) -> dict[str, Any]:
         """Member k's state in the solo trainer's checkpoint format (its own copies, not views of the array)."""
         m = self.members[k]
-        stacked = {**dict(zip(self.names, self.params)), **self.buffers}
+        stacked = {**dict(zip(self.names, self.params())), **self.buffers}
+        flat_state = self.opt.member_state(k, m.steps).get(0, {})
+        state = {}
+        for j, pieces in enumerate(zip(*(self._split(v) if v.dim() else [v] * len(self.names) for v in flat_state.values()))):
+            state[j] = {name: t.clone() for name, t in zip(flat_state, pieces)}
         rng: dict[str, Any] = {"data": m.data_gen.get_state()}
         if m.drop_gen.device.type == "cpu":
             rng["torch"] = m.drop_gen.get_state()
@@ -364,7 +395,7 @@ class Array:
             "epoch": int(m.epoch),
             "model": {key: stacked[key][k].detach().clone() for key in self.keys},
             "optimizer": {
-                "state": self.opt.member_state(k, m.steps),
+                "state": state,
                 "param_groups": [{**m.ghost.param_groups[0], "params": list(range(len(self.names)))}],
             },
             "scheduler": m.scheduler.state_dict() if m.scheduler is not None else {},
