@@ -316,3 +316,16 @@ def test_fused_optimizer_steps_equal_torch_optim_per_member():
         want = opts[i].state_dict()["state"]
         got = fo.member_state(i, 3)
         assert set(want) == set(got) and all(set(want[j]) == set(got[j]) for j in want), (cfgs[i], want, got)
+
+
+def test_resolve_fuse_measures_a_step_for_auto(monkeypatch):
+    p = load_preset("digits-mlp")
+    cpu = torch.device("cpu")
+    secs = fused.step_seconds(p, {}, device=cpu, steps=3)
+    assert 0 < secs < 5
+    assert fused.resolve_fuse("8", p, {}, device=cpu) == 8 and fused.resolve_fuse("off", p, {}, device=cpu) == 1
+    assert fused.resolve_fuse(8, load_preset("cifar10-resnet18"), {}, device=cpu) == 1  # cannot be fused
+    monkeypatch.setattr(fused, "step_seconds", lambda *a, **k: 0.004)
+    assert fused.resolve_fuse("auto", p, {}, device=cpu) == 5
+    with pytest.raises(ValueError, match="--fuse: 'many'"):
+        fused.resolve_fuse("many", p, {}, device=cpu)

@@ -25,6 +25,7 @@ or when its ``report()`` raises (a NaN metric fails that member alone).
 from __future__ import annotations
 
 import math
+import statistics
 import time
 import traceback
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from tuitune.core.memory import release_memory
 from tuitune.training.catalog import METRICS_BUILTIN
 from tuitune.training.data import TensorData, crop_flip, load_data
 from tuitune.training.fusedopt import FusedOptimizer
-from tuitune.training.fusing import fuse_key
+from tuitune.training.fusing import auto_members, fuse_key, parse_fuse
 from tuitune.training.loop import (
     CHECKPOINT_VERSION,
     EarlyStopping,
@@ -465,3 +466,58 @@ def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, 
 
     objective.train_array = train_array_  # type: ignore[attr-defined]
     objective.fuse_key = lambda config: fuse_key(preset, config)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------ --fuse auto
+
+
+def step_seconds(
+    preset: Preset, config: dict[str, Any], *, device: torch.device, data_dir: str | None = None, steps: int = 8
+) -> float:
+    """One solo training step's time for ``config`` on ``device``: the median of ``steps`` after two warm-up
+    steps (synchronised on a GPU), on the preset's real batches."""
+    cfg = {**preset.defaults, **config}
+    data = load_data(preset.data, data_dir=data_dir, device=device)
+    model = build_model(preset.model["kind"], cfg, channels=data.channels, classes=data.num_classes, options=preset.model)
+    model = model.to(device).train()
+    opt = make_optimizer(cfg, model.parameters(), device)
+    gen = data.make_generator(0)
+    times: list[float] = []
+    threads = torch.get_num_threads()
+    try:
+        if device.type == "cpu":
+            torch.set_num_threads(cpu_threads(model, int(cfg["batch_size"]), threads))
+        while len(times) < steps + 2:
+            before = len(times)
+            for x, y in data.train_batches(int(cfg["batch_size"]), gen, float(cfg["train_fraction"]), int(cfg["image_size"])):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                with _autocast(device):
+                    loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - t0)
+                if len(times) >= steps + 2:
+                    break
+            if len(times) == before:  # no batches at all
+                break
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[2:] or times) if times else 0.0
+
+
+def resolve_fuse(
+    value: Any, preset: Preset, config: dict[str, Any], *, device: torch.device, data_dir: str | None = None
+) -> int:
+    """The array size a session uses: ``value`` as ``--fuse`` takes it (N, ``auto``, ``off``), 1 where
+    ``config`` cannot be fused, and for ``auto`` ``auto_members`` of a measured solo step on the device."""
+    n = parse_fuse(value)
+    if fuse_key(preset, config) is None or n == 1:
+        return 1
+    if n == "auto":
+        return auto_members(step_seconds(preset, config, device=device, data_dir=data_dir))
+    return int(n)
