@@ -62,7 +62,7 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
   echo "no CUDA device: nothing to do" | tee -a "$out"
   exit 1
 fi
-step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py
+step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py tests/unit/test_fused.py
 step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
 step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
 step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda

@@ -329,3 +329,80 @@ def test_resolve_fuse_measures_a_step_for_auto(monkeypatch):
     assert fused.resolve_fuse("auto", p, {}, device=cpu) == 5
     with pytest.raises(ValueError, match="--fuse: 'many'"):
         fused.resolve_fuse("many", p, {}, device=cpu)
+
+
+# ---------------------------------------------------------------------------- with the engine's own Trial
+
+
+class _Host:
+    """The engine's side of a Trial, in memory: commits rows, stops a trial after a given epoch."""
+
+    def __init__(self, stop_after=None):
+        self.rows = {}
+        self.stop_after = stop_after or {}
+
+    def _between_epochs(self, trial):
+        return trial.last_epoch < self.stop_after.get(trial.number, 10**9)
+
+    def _report(self, trial, epoch, row):
+        self.rows.setdefault(trial.number, []).append({"epoch": epoch, **row})
+
+    def _supersede(self, number, after):
+        self.rows[number] = [r for r in self.rows.get(number, []) if r["epoch"] <= after]
+
+
+def _engine_trials(host, cfgs, budget, tmp_path, committed=None):
+    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.trial import Trial
+
+    committed = committed or {}
+    return [
+        Trial(
+            host,
+            TrialRecord(n, TrialState.RUNNING, c, budget=budget, epochs=tuple(committed.get(n, ()))),
+            tmp_path / f"{n}.pt",
+        )
+        for n, c in enumerate(cfgs)
+    ]
+
+
+def test_engine_trials_stop_fail_and_resume_from_their_checkpoint_files(tmp_path):
+    """The engine's Trial: a member stopped by the runner, one whose loss turns NaN (its row committed, then
+    TrialFailed), and a second run (as after a kill) that resumes each from its own checkpoint file."""
+    from tuitune.core.trial import TrialFailed
+
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=3)
+    bad = {"optimizer": "sgd", "lr": 10.0, "momentum": 0.99, "init": "orthogonal", "weight_decay": 0.0}
+    base = {**BASE, "hidden_layers": 3, "units": 512}
+    cfgs = _cfgs(p, [MIXED[0], MIXED[2], bad], base=base)
+    host = _Host(stop_after={1: 1})
+    results = obj.train_array(cfgs, _engine_trials(host, cfgs, 2, tmp_path))
+    assert results[0] is None and results[1] is None and isinstance(results[2], TrialFailed)
+    assert [r["epoch"] for r in host.rows[0]] == [1, 2] and [r["epoch"] for r in host.rows[1]] == [1]
+    assert not math.isfinite(host.rows[2][-1]["train_loss"])  # committed before report() raised
+    assert (tmp_path / "0.pt").exists() and (tmp_path / "1.pt").exists()
+
+    # the second run: budget 4, each member from the rows committed and its checkpoint file
+    host2 = _Host()
+    committed = {n: host.rows[n] for n in (0, 1)}
+    assert obj.train_array(cfgs[:2], _engine_trials(host2, cfgs[:2], 4, tmp_path, committed)) == [None, None]
+    assert [r["epoch"] for r in host2.rows[0]] == [3, 4] and [r["epoch"] for r in host2.rows[1]] == [2, 3, 4]
+    for n in (0, 1):
+        _assert_curves_equal(host.rows[n] + host2.rows[n], _solo(obj, n, cfgs[n], 4).rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_array_trains_and_its_checkpoints_resume_solo():
+    """On a GPU (bf16 autocast, dropout from each member's CUDA generator: statistically, not bitwise, the
+    solo run's): every member reports every epoch, and its checkpoint continues in the solo trainer."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cuda", seed=0)
+    cfgs = _cfgs(p, MIXED)
+    trials = [FakeTrial(n, c, 2) for n, c in enumerate(cfgs)]
+    assert obj.train_array(cfgs, trials) == [None] * len(cfgs)
+    for n, t in enumerate(trials):
+        assert [r["epoch"] for r in t.rows] == [1, 2] and all(math.isfinite(r["val_loss"]) for r in t.rows)
+        rest = _solo(obj, n, cfgs[n], 3, saved=t.saved)
+        assert [r["epoch"] for r in rest.rows] == [3]
