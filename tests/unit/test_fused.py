@@ -406,3 +406,40 @@ def test_cuda_array_trains_and_its_checkpoints_resume_solo():
         assert [r["epoch"] for r in t.rows] == [1, 2] and all(math.isfinite(r["val_loss"]) for r in t.rows)
         rest = _solo(obj, n, cfgs[n], 3, saved=t.saved)
         assert [r["epoch"] for r in rest.rows] == [3]
+
+
+def test_members_join_as_others_leave():
+    """refill: a new trial takes a finished member's place at once, a promoted trial joins from its
+    checkpoint; each still equals its solo run, and the results list the joiners after the first trials."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=6)
+    cfgs = _cfgs(p, MIXED)
+    first = _solo(obj, 4, cfgs[4], 1)  # trial 4 ran its first rung alone; promoted to 3 epochs
+    joiners = [FakeTrial(2, cfgs[2], 2), FakeTrial(4, cfgs[4], 3, saved=first.saved), FakeTrial(3, cfgs[3], 2)]
+    queue = [(t.config, t) for t in joiners]
+    asked = []
+
+    def refill(free):
+        asked.append(free)
+        out, queue[:] = queue[:free], queue[free:]
+        return out
+
+    trials = [FakeTrial(0, cfgs[0], 3), FakeTrial(1, cfgs[1], 1)]
+    for t in trials + joiners:
+        t.info = {}  # provenance, as the engine's Trial has it
+    results = obj.train_array(cfgs[:2], trials, refill=refill, capacity=2)
+    assert results == [None] * 5 and queue == []
+    assert asked[0] == 1  # trial 1 finished after epoch 1: its place is offered before epoch 2 trains
+    assert [[r["epoch"] for r in t.rows] for t in trials + joiners] == [[1, 2, 3], [1], [1, 2], [2, 3], [1, 2]]
+    assert [t.info["array"] for t in trials + joiners] == [2] * 5 and joiners[1].info["seed"] == 6
+    for t in trials + joiners[::2]:
+        _assert_curves_equal(t.rows, _solo(obj, t.number, t.config, t.budget).rows)
+    _assert_curves_equal(first.rows + joiners[1].rows, _solo(obj, 4, cfgs[4], 3).rows)
+
+
+def test_a_joiner_of_another_architecture_is_refused():
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=0)
+    cfg, other = {**p.defaults}, {**p.defaults, "units": 32}
+    with pytest.raises(ValueError, match="trial 1 does not share the array's architecture"):
+        obj.train_array([cfg], [FakeTrial(0, cfg, 2)], refill=lambda free: [(other, FakeTrial(1, other, 1))], capacity=2)

@@ -71,6 +71,7 @@ class Member:
     steps: int = 0  # optimizer steps taken (Adam's and RMSprop's "step")
     result: Any = None  # what the solo objective returns, or the exception it would raise
     done: bool = False
+    ready: bool = False  # asked for its next epoch, which the array trains next
     state: dict[str, Any] | None = None  # a restored checkpoint, until the array is stacked
     t0: float = field(default_factory=time.perf_counter)
 
@@ -93,6 +94,8 @@ def train_array(
     device: torch.device,
     data_dir: str | None = None,
     seed: int = 0,
+    refill: Callable[[int], list[tuple[dict[str, Any], Any]]] | None = None,
+    capacity: int | None = None,
 ) -> list[Any]:
     """Trains ``trials`` (with ``configs``) as one fused array; one result per trial, in order.
 
@@ -100,6 +103,11 @@ def train_array(
     the exception instance the solo objective would have raised for that trial (its ``report()`` of a NaN,
     its ``epochs()`` raising); the others train on. An error of the array as a whole (out of memory, a bad
     preset) is raised, as the solo trainer raises it.
+
+    ``refill(free)``, when given, is asked between epochs while fewer than ``capacity`` (default: the
+    number of trials) members train, with the number of free places; it returns ``(config, trial)`` pairs
+    of the same architecture that join the array at their next epoch (a promoted trial from its
+    checkpoint), or ``[]``. Their results follow the first trials', in the order they joined.
     """
     if len(configs) != len(trials):
         raise ValueError(f"train_array: {len(configs)} configs for {len(trials)} trials")
@@ -107,35 +115,45 @@ def train_array(
         return []
     if not can_fuse(preset, configs):
         raise ValueError("train_array: these configs do not share an architecture (fuse_key differs or is None)")
+    key = fuse_key(preset, configs[0])
+    cap = max(len(trials), int(capacity or 0))
     data = load_data(preset.data, data_dir=data_dir, device=device)
     assert isinstance(data, TensorData)
     monitor = preset.metric if preset.metric in METRICS_BUILTIN else "val_loss"
     direction = preset.direction if monitor == preset.metric else "minimize"
     members: list[Member] = []
-    template: nn.Module | None = None
-    modules: list[nn.Module] = []
-    array: Array | None = None
     threads = torch.get_num_threads()
-    try:
-        for config, trial in zip(configs, trials):
-            cfg = {**preset.defaults, **config}
-            model, member = _new_member(preset, cfg, trial, data, device, seed, direction)
+    array: Array | None = None
+
+    def build(pairs: list[tuple[dict[str, Any], Any]]) -> tuple[list[nn.Module], list[Member]]:
+        modules, live = [], []
+        for config, trial in pairs:
+            if fuse_key(preset, config) != key:
+                raise ValueError(f"train_array: trial {trial.number} does not share the array's architecture")
+            model, member = _new_member(preset, {**preset.defaults, **config}, trial, data, device, seed, direction)
             members.append(member)
-            if member.done:
-                continue
-            modules.append(model)
-            template = template or model
-        live = [m for m in members if not m.done]
+            if not member.done:
+                modules.append(model)
+                live.append(member)
+        return modules, live
+
+    def grow(arr: Array | None, pairs: list[tuple[dict[str, Any], Any]] | None = None) -> Array | None:
+        if pairs is None:
+            free = cap - (len(arr) if arr is not None else 0)
+            pairs = list(refill(free))[:free] if refill is not None and free > 0 else []
+        modules, live = build(pairs)
         if not live:
-            return [m.result for m in members]
-        assert template is not None
-        cfg0 = live[0].cfg
-        if device.type == "cpu":
-            torch.set_num_threads(cpu_threads(template, int(cfg0["batch_size"]) * len(live), threads))
-        order = sorted(range(len(live)), key=lambda i: live[i].cfg["optimizer"])  # one block per optimizer
-        array = Array(template, [modules[i] for i in order], [live[i] for i in order], device)
-        del modules
-        _run(array, data, monitor)
+            return arr
+        if arr is None:
+            if device.type == "cpu":
+                torch.set_num_threads(cpu_threads(modules[0], int(live[0].cfg["batch_size"]) * cap, threads))
+            return Array(modules[0], modules, live, device)
+        arr.add(modules, live)
+        return arr
+
+    try:
+        array = grow(None, list(zip(configs, trials)))
+        _run(array, data, monitor, grow)
         return [m.result for m in members]
     except torch.cuda.OutOfMemoryError as e:
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
@@ -144,7 +162,7 @@ def train_array(
             e.add_note(text)
         raise e from None
     finally:
-        del array, template
+        del array
         torch.set_num_threads(threads)
         release_memory()
 
@@ -233,10 +251,29 @@ class Array:
         self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
         self.keys = list(template.state_dict().keys())
         self.opt = FusedOptimizer([self.flat], [m.ghost.param_groups[0] for m in members], [m.cfg["optimizer"] for m in members])
-        for i, m in enumerate(members):
+        self._load_restored()
+        self._sort()
+
+    def _load_restored(self) -> None:
+        for i, m in enumerate(self.members):
             if m.state is not None:
                 self.opt.load_member(i, self._flat_state(m.state))
                 m.state = None
+
+    def _sort(self) -> None:
+        """Orders the members by optimizer: each optimizer then updates one contiguous block in place."""
+        self.keep(sorted(range(len(self.members)), key=lambda i: self.members[i].cfg["optimizer"]))
+
+    def add(self, modules: list[nn.Module], members: list[Member]) -> None:
+        """New members (built and restored as solo trials are) join the stack."""
+        params, buffers = torch.func.stack_module_state(modules)
+        rows = torch.cat([params[n].detach().reshape(len(members), -1) for n in self.names], 1)
+        self.flat = torch.cat([self.flat.detach(), rows]).requires_grad_(True)
+        self.buffers = {n: torch.cat([b, buffers[n].detach()]) for n, b in self.buffers.items()}
+        self.members += members
+        self.opt.add([m.ghost.param_groups[0] for m in members], [m.cfg["optimizer"] for m in members])
+        self._load_restored()
+        self._sort()
 
     def _split(self, row: torch.Tensor) -> list[torch.Tensor]:
         """A (..., N) tensor as the per-parameter views (..., *shape)."""
@@ -265,8 +302,8 @@ class Array:
 
     # ---- who stays ------------------------------------------------------------------------------
     def keep(self, keep: list[int]) -> None:
-        """Drops the members not in ``keep`` (indices, in order) from every stacked tensor."""
-        if len(keep) == len(self.members):
+        """Keeps members ``keep`` (indices into the current members, in the order given) in every stacked tensor."""
+        if keep == list(range(len(self.members))):
             return
         idx = torch.tensor(keep, device=self.device, dtype=torch.long)
         self.members = [self.members[i] for i in keep]
@@ -405,22 +442,43 @@ class Array:
         }
 
 
-def _run(array: Array, data: TensorData, monitor: str) -> None:
-    """Epochs until every member has left: ask each its next epoch, train them all, report each."""
-    while len(array):
+def _fill(array: Array | None, grow: Callable[[Array | None], Array | None]) -> Array | None:
+    """Asks every member not yet asked for its next epoch (those whose ``epochs()`` ends or raises leave),
+    and lets new members fill the free places, until a round brings none."""
+    while True:
+        n0 = len(array) if array is not None else 0
+        array = grow(array)
+        if array is None:
+            return None
+        grew = len(array) > n0
         keep = []
         for k, m in enumerate(array.members):
+            if m.ready:
+                keep.append(k)
+                continue
             try:
                 m.epoch = next(m.epochs)
                 m.t0 = time.perf_counter()
+                m.ready = True
                 keep.append(k)
             except StopIteration:
                 m.done = True
             except Exception as e:  # noqa: BLE001 - this member fails alone
                 m.result, m.done = e, True
         array.keep(keep)
-        if not len(array):
-            break
+        if not grew and len(keep) == n0:  # nobody joined and nobody left: the array is set for this epoch
+            return array
+
+
+def _run(
+    array: Array | None, data: TensorData, monitor: str, grow: Callable[[Array | None], Array | None]
+) -> None:
+    """Epochs until every member has left and none joins: ask each member its next epoch (and fill free
+    places), train them all, report each."""
+    while True:
+        array = _fill(array, grow)
+        if array is None or not len(array):
+            return
         lrs = [m.lr for m in array.members]
         t_train = time.perf_counter()
         train_losses = array.train_epoch(data)
@@ -442,16 +500,18 @@ def _run(array: Array, data: TensorData, monitor: str) -> None:
             if m.stopper.stopped:
                 m.done = True
                 continue
+            m.ready = False
             keep.append(k)
         array.keep(keep)
 
 
 def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, data_dir: str | None, seed: int) -> None:
-    """Gives a built-in-trainer objective its ``train_array(configs, trials)`` and ``fuse_key(config)``."""
+    """Gives a built-in-trainer objective its ``train_array(configs, trials, *, refill=None, capacity=None)``
+    (this module's ``train_array`` on the objective's preset, device and seed, each trial's ``info`` filled
+    as the solo objective fills it, plus ``array``: the array's size) and ``fuse_key(config)``."""
+    from tuitune.training.devices import device_name
 
-    def train_array_(configs: list[dict[str, Any]], trials: list[Any]) -> list[Any]:
-        from tuitune.training.devices import device_name
-
+    def provenance(trials: list[Any], size: int) -> None:
         for t in trials:
             info = getattr(t, "info", None)
             if isinstance(info, dict):
@@ -460,9 +520,34 @@ def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, 
                     device_name=device_name(device),
                     seed=seed,
                     trial_seed=trial_seed(seed, t.number),
-                    array=len(trials),
+                    array=size,
                 )
-        return train_array(preset, configs, trials, device=device, data_dir=data_dir, seed=seed)
+
+    def train_array_(
+        configs: list[dict[str, Any]],
+        trials: list[Any],
+        *,
+        refill: Callable[[int], list[tuple[dict[str, Any], Any]]] | None = None,
+        capacity: int | None = None,
+    ) -> list[Any]:
+        size = max(len(trials), int(capacity or 0))
+        provenance(trials, size)
+
+        def refill_(free: int) -> list[tuple[dict[str, Any], Any]]:
+            pairs = list(refill(free)) if refill is not None else []
+            provenance([t for _, t in pairs], size)
+            return pairs
+
+        return train_array(
+            preset,
+            configs,
+            trials,
+            device=device,
+            data_dir=data_dir,
+            seed=seed,
+            refill=refill_ if refill is not None else None,
+            capacity=capacity,
+        )
 
     objective.train_array = train_array_  # type: ignore[attr-defined]
     objective.fuse_key = lambda config: fuse_key(preset, config)  # type: ignore[attr-defined]

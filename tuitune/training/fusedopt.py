@@ -55,6 +55,22 @@ class FusedOptimizer:
     def _hp(self, idx: list[int], key: str, default: float = 0.0) -> torch.Tensor:
         return torch.tensor([float(self.groups[i].get(key, default)) for i in idx], device=self.device)
 
+    def add(self, groups: list[dict[str, Any]], kinds: list[str]) -> None:
+        """New members at the end, their state zero (``load_member`` fills a restored one's)."""
+        for k in kinds:
+            if k not in STATES:
+                raise ValueError(f"optimizer {k!r} is unknown; use sgd, adam, adamw or rmsprop")
+        some = next(iter(self.state.values()))
+        n_new = len(kinds)
+        self.state = {
+            n: [torch.cat([t, t.new_zeros((n_new, *t.shape[1:]))]) for t in ts] for n, ts in self.state.items()
+        }
+        for name in sorted({s for k in set(kinds) for s in STATES[k]} - set(self.state)):
+            self.state[name] = [t.new_zeros((len(self.kinds) + n_new, *t.shape[1:])) for t in some]
+        self.kinds += list(kinds)
+        self.groups += list(groups)
+        self._index()
+
     def keep(self, keep: list[int], params: list[torch.Tensor]) -> None:
         """Keeps members ``keep`` (indices into the current members, in order)."""
         sel = torch.tensor(keep, device=self.device, dtype=torch.long)
