@@ -443,3 +443,20 @@ def test_a_joiner_of_another_architecture_is_refused():
     cfg, other = {**p.defaults}, {**p.defaults, "units": 32}
     with pytest.raises(ValueError, match="trial 1 does not share the array's architecture"):
         obj.train_array([cfg], [FakeTrial(0, cfg, 2)], refill=lambda free: [(other, FakeTrial(1, other, 1))], capacity=2)
+
+
+def test_an_emptied_array_refills():
+    """Capacity 1: each trial runs alone in turn, the array emptied and refilled between them."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=2)
+    cfgs = _cfgs(p, MIXED[1:4])
+    trials = [FakeTrial(n, c, 1) for n, c in enumerate(cfgs)]
+    queue = [(c, t) for c, t in zip(cfgs[1:], trials[1:])]
+
+    def refill(free):
+        out, queue[:] = queue[:free], queue[free:]
+        return out
+
+    assert obj.train_array(cfgs[:1], trials[:1], refill=refill, capacity=1) == [None] * 3
+    for n, t in enumerate(trials):
+        _assert_curves_equal(t.rows, _solo(obj, n, cfgs[n], 1).rows)
