@@ -29,7 +29,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -73,7 +73,6 @@ class Member:
     done: bool = False
     ready: bool = False  # asked for its next epoch, which the array trains next
     state: dict[str, Any] | None = None  # a restored checkpoint, until the array is stacked
-    t0: float = field(default_factory=time.perf_counter)
 
     @property
     def lr(self) -> float:
@@ -458,7 +457,6 @@ def _fill(array: Array | None, grow: Callable[[Array | None], Array | None]) -> 
                 continue
             try:
                 m.epoch = next(m.epochs)
-                m.t0 = time.perf_counter()
                 m.ready = True
                 keep.append(k)
             except StopIteration:
