@@ -354,12 +354,12 @@ class Array:
     def _dropout_masks(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
         """Each member's dropout mask for this layer, drawn as ``F.dropout`` draws it on the CPU (bernoulli
         of 1-p from the member's RNG, divided by 1-p)."""
-        masks = []
-        for m in self.members:
-            q = 1.0 - float(m.cfg["dropout"])
-            g = m.drop_gen
-            masks.append(torch.empty(shape, device=g.device, dtype=dtype).bernoulli_(q, generator=g).div_(q))
-        return torch.stack(masks).to(self.device)
+        gen_device = self.members[0].drop_gen.device
+        masks = torch.empty((len(self.members), *shape), device=gen_device, dtype=dtype)
+        for k, m in enumerate(self.members):  # each row in place: the draws of a fresh tensor of that shape
+            masks[k].bernoulli_(1.0 - float(m.cfg["dropout"]), generator=m.drop_gen)
+        keep = torch.tensor([1.0 - float(m.cfg["dropout"]) for m in self.members], device=gen_device, dtype=dtype)
+        return masks.div_(keep.view(-1, *([1] * len(shape)))).to(self.device)
 
     # ---- one epoch ------------------------------------------------------------------------------
     def train_epoch(self, data: TensorData) -> list[float]:
