@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks only a GPU can make, in one run of at most 8 minutes on one GPU (each step has a limit):
 #   the gpu-marked tests; trials per GPU-hour against a textbook loop and Ray Tune (bench_gpu_throughput.py);
-#   16 small MLP trials fused with torch.func against one after the other. TUITUNE_GPU_SUITE=extended adds
+#   the trainer's fused arrays against one trial at a time (bench_fused_arrays.py). TUITUNE_GPU_SUITE=extended adds
 #   the trainer's data path against DataLoader, memory after 50 trials, a real out-of-memory error, 4 workers
 #   on one GPU against 1, and training time in the TUI against headless (over 8 minutes in all).
 # Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
@@ -60,15 +60,17 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
   echo "no CUDA device: nothing to do" | tee -a "$out"
   exit 1
 fi
-step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py
+step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py tests/unit/test_fused.py
 # Trials per GPU-hour, side by side (tuitune's default, in-process, a textbook DataLoader loop, Ray Tune at 0.25
 # GPU per trial): 64 configs of one seed with the architecture fixed, 1 epoch each, each side stopped after 20 s
 # (its rate then comes from the trials it completed).
-step 330 "trials per GPU-hour (bench_gpu_throughput)" $PY benchmarks/bench_gpu_throughput.py --device cuda --space fixed-arch --configs 64 --epochs 1 --limit 20
-step 45 "fused trials (torch.func prototype)" $PY benchmarks/bench_gpu.py fused --device cuda
+step 300 "trials per GPU-hour (bench_gpu_throughput)" $PY benchmarks/bench_gpu_throughput.py --device cuda --space fixed-arch --configs 64 --epochs 1 --limit 18
+# The trainer alone: its fused arrays against one trial at a time and a textbook loop, no engine around them.
+step 100 "fused arrays in the trainer (bench_fused_arrays)" $PY benchmarks/bench_fused_arrays.py --device cuda --configs 32 --epochs 1
 # The rest were measured on 2026-11-30 (benchmarks/results/gpu-2026-11-30*.md); they fit the 8 minutes only
 # without the throughput step: TUITUNE_GPU_SUITE=extended runs them too.
 if [ "${TUITUNE_GPU_SUITE:-}" = extended ]; then
+  step 45 "fused trials (torch.func prototype)" $PY benchmarks/bench_gpu.py fused --device cuda
   step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
   step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
   step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
