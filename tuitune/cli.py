@@ -342,25 +342,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from tuitune.core.text import fmt
+    from tuitune.core.text import fmt, printable
     from tuitune.headless import leaderboard_table
 
     c = Console()
-    preset = (rec.preset or {}).get("name") or "-"
-    opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
+    preset = printable((rec.preset or {}).get("name") or "-")
+    opts = printable(", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none")
     c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
         f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
-        + (f": {rec.message}" if rec.message else "")
+        + (f": {escape(printable(rec.message))}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
     )
     if rec.note:
-        c.print(f"note: {escape(rec.note)}")
+        c.print(f"note: {escape(printable(rec.note))}")
     c.print(leaderboard_table(rec, trials, limit=None))
     for t in trials:
         if t.note:
-            c.print(f"note on trial {t.number}: {escape(t.note)}")
+            c.print(f"note on trial {t.number}: {escape(printable(t.note))}")
     return EXIT_OK
 
 

@@ -330,7 +330,7 @@ class Runner:
                 for command, number in self.store.take_commands(self.session):
                     self.command(command, number)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the loop reports write errors
-                log.exception("heartbeat failed")
+                log.debug("heartbeat failed", exc_info=True)  # the run's one-line error says why (full, read-only)
             deadline = time.monotonic() + HEARTBEAT_EVERY
             while self._active and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -392,7 +392,7 @@ class Runner:
             try:
                 self.store.heartbeat(self.session, alive=False)
             except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
-                log.exception("could not clear the heartbeat")
+                log.debug("could not clear the heartbeat", exc_info=True)  # no traceback before the one-line error
             threading.excepthook = self._old_excepthook
             if self._wake_signal is not None:
                 signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)

@@ -129,6 +129,25 @@ def secure_dir(base: Path, *parts: str) -> Path:
     return path
 
 
+def private_dir(path: Path) -> Path:
+    """A folder only the user can enter (0700): created, or checked to be a real folder of the user's that
+    nobody else can read or write (a shared temp folder's entry another user may have made first)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(f"{path} is not a folder (a symlink or a file); remove it ({_rm(path)})")
+    if hasattr(os, "geteuid") and st.st_uid != _euid():
+        raise UnsafePathError(
+            f"the folder {path} belongs to {_owner_name(st.st_uid)}, not to you; remove it (as its owner or root)"
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)  # ours: make it private
+    return path
+
+
 def _rm(path: Path) -> str:
     import shlex
 
