@@ -371,3 +371,34 @@ def test_no_heartbeat_traceback_before_the_one_line_error(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG, logger="tuitune"):
         tt.tune(objective, tt.Space(x=tt.Float(0, 1)), trials=1, db=store, session="s", workers=0)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_the_ray_folder_is_private_and_never_another_users(tmp_path):
+    from tuitune.core.safefs import private_dir
+
+    mine = tmp_path / "tuitune-ray-0"
+    assert stat.S_IMODE(os.lstat(private_dir(mine)).st_mode) == 0o700
+    mine.chmod(0o777)
+    assert stat.S_IMODE(os.lstat(private_dir(mine)).st_mode) == 0o700
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        private_dir(link)
+    uid, gid = nobody()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o777)
+    os.chown(theirs, uid, gid)
+    with pytest.raises(UnsafePathError, match="belongs to nobody"):
+        private_dir(theirs)
+
+
+def test_the_local_ray_token_is_made_private(tmp_path, monkeypatch):
+    from tuitune.core.ray_backend import _private_token
+
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("secret")
+    token.chmod(0o644)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _private_token()
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
