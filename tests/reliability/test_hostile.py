@@ -402,3 +402,25 @@ def test_the_local_ray_token_is_made_private(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     _private_token()
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+def test_a_stopped_coordinator_does_not_count_its_own_pause_against_the_ray_head(monkeypatch):
+    """SIGSTOP of the coordinator for 20 s: its own pause is not the head's silence."""
+    from tuitune.core import ray_backend
+
+    now = [1000.0]
+    monkeypatch.setattr(ray_backend.time, "monotonic", lambda: now[0])
+    pool = ray_backend.RayPool.__new__(ray_backend.RayPool)
+    pool._alive_at = pool._checked_at = now[0]
+    pool._probing, pool._lost, pool.address = True, False, None  # no probe thread: the head never answers
+    now[0] += 20.0  # stopped for 20 s
+    pool._probe()  # not lost: the coordinator was not running
+    for _ in range(int(ray_backend.LOST_AFTER_S) + 2):
+        now[0] += 1.0
+        try:
+            pool._probe()
+        except ray_backend.ClusterLostError as e:
+            assert "has not answered" in str(e)
+            break
+    else:
+        pytest.fail("a head that does not answer while the coordinator runs is still lost")

@@ -300,6 +300,7 @@ class RayPool(Pool):
         self._reaper: subprocess.Popen[bytes] | None = None
         self._cls: Any = None
         self._alive_at = time.monotonic()  # the head's last answer to a probe
+        self._checked_at = self._alive_at  # the coordinator's last look at that clock
         self._probing = False
         self._lost = False
 
@@ -477,6 +478,12 @@ class RayPool(Pool):
         """Checks, on a thread of its own, that the head answers; raises ClusterLostError when it has not
         for LOST_AFTER_S (a dead head leaves calls to the actors pending, never failing)."""
         now = time.monotonic()
+        gap = now - getattr(self, "_checked_at", now)
+        self._checked_at = now
+        if gap > PROBE_EVERY_S:
+            # The coordinator itself did not run (SIGSTOP, Ctrl+Z, a suspended laptop): that time says
+            # nothing about the head; it gets a fresh LOST_AFTER_S to answer.
+            self._alive_at += gap
         if now - self._alive_at > LOST_AFTER_S:
             raise self._lost_cluster(TimeoutError(f"its head has not answered for {LOST_AFTER_S:g} s"))
         if self._probing or now - self._alive_at < PROBE_EVERY_S:
