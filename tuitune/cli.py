@@ -273,9 +273,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(json.dumps(finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from tuitune.core.text import fmt
+    from tuitune.core.text import fmt, printable
 
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
@@ -288,8 +289,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
         state = f"{r.state} (live)" if r.alive else r.state
-        t.add_row(
-            r.name, (r.preset or {}).get("name") or "-", r.strategy, _backend(r), f"{r.n_done}{budget}", fmt(r.best_value),
+        t.add_row(  # names read back from the database: no escape sequences, no markup
+            escape(printable(r.name)), escape(printable((r.preset or {}).get("name") or "-")), r.strategy, _backend(r), f"{r.n_done}{budget}", fmt(r.best_value),
             state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
@@ -348,7 +349,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     c = Console()
     preset = printable((rec.preset or {}).get("name") or "-")
     opts = printable(", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none")
-    c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
+    c.print(f"[bold]{escape(printable(rec.name))}[/]  preset {escape(preset)}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
         f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"

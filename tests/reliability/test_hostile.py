@@ -345,6 +345,12 @@ def test_show_strips_escape_sequences_from_user_text(hp):
     assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out and "\x00" not in out
     assert "hiredend" in out.replace("\n", "")
     assert printable("a\tb\nc\x1b[1;31md") == "a\tb\ncd"
+    c = sqlite3.connect(hp.db)
+    c.execute("UPDATE sessions SET name = ?", ("x\x1b]0;owned\x07\x1b[2Jy[bold]z",))
+    c.commit()
+    c.close()
+    out = hp.cli("sessions").ok().out
+    assert "\x1b" not in out and "\x07" not in out and "xy[bold]z" in out
 
 
 def test_no_heartbeat_traceback_before_the_one_line_error(tmp_path, caplog):
