@@ -184,6 +184,11 @@ def test_a_database_of_another_user_is_refused_before_it_is_read(hp):
     hp.cli("show", "s").assert_user_error("can be written by other users")
     hp.db.chmod(0o644)
     hp.cli("show", "s").ok()
+    hp.root.chmod(0o777)  # anyone could swap the database or its folder
+    hp.cli("show", "s").assert_user_error("can be written by every user", "not sticky")
+    hp.root.chmod(0o1777)  # as /tmp: only the owner renames
+    hp.cli("show", "s").ok()
+    hp.root.chmod(0o700)
 
 
 def test_a_stored_objective_is_checked_again_before_it_runs(hp):

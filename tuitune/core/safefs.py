@@ -98,6 +98,18 @@ def check_database(path: str | os.PathLike[str]) -> None:
         return  # the store says what is wrong with it
     if stat.S_ISREG(st.st_mode):
         check_trusted(p, st, "the database")
+        folder = Path(os.path.realpath(p)).parent
+        try:
+            fst = folder.stat()
+        except OSError:
+            return
+        if fst.st_mode & stat.S_IWOTH and not fst.st_mode & stat.S_ISVTX:
+            # Anyone could rename the database or its <db>.d away and put theirs in its place (/tmp is
+            # safe: its sticky bit lets only the owner rename a file).
+            raise UnsafePathError(
+                f"the folder {folder} of the database can be written by every user and is not sticky; "
+                f"move the database to a folder of your own (or chmod o-w {folder})"
+            )
 
 
 def secure_dir(base: Path, *parts: str) -> Path:
