@@ -435,3 +435,41 @@ def test_a_stopped_coordinator_does_not_count_its_own_pause_against_the_ray_head
             break
     else:
         pytest.fail("a head that does not answer while the coordinator runs is still lost")
+
+
+def test_a_read_only_database_is_one_line_at_the_lock(tmp_path, monkeypatch):
+    from tuitune.core import lock as lock_mod
+    from tuitune.core.errors import StoreWriteError
+
+    db = tmp_path / "ro.db"
+    Store(db).close()
+    real_open = os.open
+
+    def fake_open(path, flags, *a, **k):
+        if str(path) == str(db.resolve()) and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(lock_mod.os, "open", fake_open)
+    monkeypatch.setattr(lock_mod, "_DB_FDS", {})
+    with pytest.raises(StoreWriteError, match="read-only for you"):
+        SessionLock(db, "s").acquire()
+
+
+def test_without_ofd_locks_the_lock_file_is_flocked(tmp_path, monkeypatch):
+    from tuitune.core import lock as lock_mod
+
+    db = tmp_path / "t.db"
+    Store(db).close()
+    code = ("import sys; import tuitune.core.lock as l; l._OFD = False; l.SessionLock(sys.argv[1], 's').acquire(); "
+            "print('held', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    monkeypatch.setattr(lock_mod, "_OFD", False)
+    try:
+        assert child.stdout.readline() == b"held\n"
+        with pytest.raises(SessionLockedError, match=r"pid \d+"):
+            SessionLock(db, "s").acquire()
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
+    SessionLock(db, "s").acquire().release()

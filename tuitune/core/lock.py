@@ -23,7 +23,7 @@ import time
 import zlib
 from pathlib import Path
 
-from tuitune.core.errors import SessionLockedError
+from tuitune.core.errors import SessionLockedError, StoreWriteError
 from tuitune.core.safefs import check_name, open_private, secure_dir
 from tuitune.core.store import files_dir
 
@@ -32,6 +32,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLK")  # Linux
 _BASE = 1 << 48  # far past SQLite's lock bytes (1 GiB) and any real file size
 _DB_FDS: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) -> a descriptor kept open (never closed)
 _HELD: set[tuple[int, int, str]] = set()  # the sessions this process holds (OFD locks of one fd never conflict)
@@ -51,6 +52,7 @@ class SessionLock:
         self.path = files_dir(db_path) / "locks" / f"{session}.lock"
         self._key: tuple[int, int, str] | None = None
         self._fd: int | None = None  # the database's shared descriptor, while held
+        self._flock_fd: int | None = None  # the lock file's, where there are no OFD locks
 
     def _refused(self) -> SessionLockedError:
         return SessionLockedError(
@@ -68,9 +70,15 @@ class SessionLock:
                 raise self._refused()
             fd = _DB_FDS.get(ident)
             if fd is None:
-                fd = os.open(real, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    fd = os.open(real, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                except PermissionError:
+                    raise StoreWriteError(
+                        f"could not write to {self.db_path}: it is read-only for you; everything in it is kept. "
+                        "Fix its permissions (or copy it), then resume the session"
+                    ) from None
                 _DB_FDS[ident] = fd
-            if fcntl is not None and hasattr(fcntl, "F_OFD_SETLK"):
+            if _OFD:
                 start = _BASE + zlib.crc32(self.session.encode())
                 try:
                     fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK, start))
@@ -85,8 +93,23 @@ class SessionLock:
             raise
         return self
 
+    def _flock_fallback(self) -> None:
+        """Without OFD locks (macOS, BSD): an flock on the lock file, as before (not proof against a deleted
+        <db>.d or another path naming the database)."""
+        if fcntl is None:
+            return
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise self._refused() from None
+        self._flock_fd = fd
+
     def _write_holder(self) -> None:
         secure_dir(files_dir(self.db_path), "locks")
+        if not _OFD:
+            self._flock_fallback()
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -114,9 +137,12 @@ class SessionLock:
     def release(self) -> None:
         if self._key is None:
             return
+        if self._flock_fd is not None:
+            os.close(self._flock_fd)  # drops the flock
+            self._flock_fd = None
         with _GUARD:
             try:
-                if self._fd is not None and fcntl is not None and hasattr(fcntl, "F_OFD_SETLK"):
+                if self._fd is not None and _OFD:
                     start = _BASE + zlib.crc32(self.session.encode())
                     fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_UNLCK, start))
             finally:
