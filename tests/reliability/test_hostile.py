@@ -240,7 +240,8 @@ def test_export_over_an_existing_file_keeps_its_mode_and_owner(hp):
 
 
 # ---- 6. a full disk during a checkpoint ------------------------------------------------------------------
-def test_a_full_disk_during_a_checkpoint_stops_cleanly_and_resumes(hp):
+@pytest.mark.parametrize("where", [("--workers", "1"), ("--in-process",)], ids=["worker", "in-process"])
+def test_a_full_disk_during_a_checkpoint_stops_cleanly_and_resumes(hp, where):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a small tmpfs")
     mnt = hp.root / "runs.db.d" / "checkpoints"
@@ -252,7 +253,7 @@ def test_a_full_disk_during_a_checkpoint_stops_cleanly_and_resumes(hp):
         filler = mnt / "filler"
         filler.write_bytes(b"\0" * (1024 - 160) * 1024)  # leaves ~160 KiB: one 256 KiB checkpoint does not fit
         toml = hp.toml("c.toml", objective="_hostile_objectives:checkpointing", defaults={"kb": 256}, max_epochs=2)
-        r = hp.cli("run", toml.name, "--trials", 3, "--session", "full", "--headless")
+        r = hp.cli("run", toml.name, "--trials", 3, "--session", "full", "--headless", *where)
         line = r.assert_user_error("no space left on", str(mnt))
         assert r.rc == 2, line
         states = {t["state"] for t in hp.trials("full")}
