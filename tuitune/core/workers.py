@@ -595,10 +595,10 @@ class WorkerPool(Pool):
 
     def kill(self, w: Worker) -> None:
         """Ends the worker and every process it started (its process group: it made its own session)."""
+        kill_group(w.process.pid)  # first: while the worker lives (or is an unreaped zombie) its pid is its group's
         if w.process.is_alive():
             w.process.kill()
         w.process.join(timeout=5.0)
-        kill_group(w.process.pid)
         try:
             w.conn.close()
         except OSError:
@@ -620,7 +620,9 @@ class WorkerPool(Pool):
 def kill_group(pid: int | None) -> None:
     """SIGKILLs the process group ``pid`` leads (a worker's: it called setsid), whatever is left in it.
 
-    The group id stays reserved while any process is in it, so it cannot name someone else's group.
+    A group's id is not reused while any process is in it; a group left empty gets ESRCH. (A worker
+    already reaped whose forked processes all ended leaves a microsecond window in which a new process
+    could take the number and make it a new group's: accepted, as ``kill`` of a pid does.)
     """
     if pid is None or not hasattr(os, "killpg"):
         return
