@@ -186,6 +186,8 @@ def test_a_database_of_another_user_is_refused_before_it_is_read(hp):
     hp.cli("show", "s").ok()
     hp.root.chmod(0o777)  # anyone could swap the database or its folder
     hp.cli("show", "s").assert_user_error("can be written by every user", "not sticky")
+    hp.cli("--db", str(hp.root / "new.db"), "run", "q.toml", "--headless", db=False).assert_user_error("not sticky")
+    assert not (hp.root / "new.db").exists()
     hp.root.chmod(0o1777)  # as /tmp: only the owner renames
     hp.cli("show", "s").ok()
     hp.root.chmod(0o700)

@@ -88,28 +88,27 @@ def check_trusted(path: Path, st: os.stat_result, what: str) -> None:
 
 
 def check_database(path: str | os.PathLike[str]) -> None:
-    """Refuses an existing database file (symlinks followed: the file itself) that is not safely the user's."""
+    """Refuses a database file (symlinks followed: the file itself) that is not safely the user's, or one
+    (existing or to be made) in a folder every user can write that is not sticky."""
     p = Path(path)
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        return
+        st: os.stat_result | None = p.stat()
     except OSError:
-        return  # the store says what is wrong with it
-    if stat.S_ISREG(st.st_mode):
+        st = None  # none yet (or unreadable: the store says what is wrong with it)
+    if st is not None and stat.S_ISREG(st.st_mode):
         check_trusted(p, st, "the database")
-        folder = Path(os.path.realpath(p)).parent
-        try:
-            fst = folder.stat()
-        except OSError:
-            return
-        if fst.st_mode & stat.S_IWOTH and not fst.st_mode & stat.S_ISVTX:
-            # Anyone could rename the database or its <db>.d away and put theirs in its place (/tmp is
-            # safe: its sticky bit lets only the owner rename a file).
-            raise UnsafePathError(
-                f"the folder {folder} of the database can be written by every user and is not sticky; "
-                f"move the database to a folder of your own (or chmod o-w {folder})"
-            )
+    folder = Path(os.path.realpath(p)).parent
+    try:
+        fst = folder.stat()
+    except OSError:
+        return
+    if fst.st_mode & stat.S_IWOTH and not fst.st_mode & stat.S_ISVTX:
+        # Anyone could rename the database or its <db>.d away and put theirs in its place (/tmp is safe:
+        # its sticky bit lets only a file's owner rename it).
+        raise UnsafePathError(
+            f"the folder {folder} of the database can be written by every user and is not sticky; "
+            f"put the database in a folder of your own (or chmod o-w {folder})"
+        )
 
 
 def secure_dir(base: Path, *parts: str) -> Path:
