@@ -29,6 +29,27 @@ def _whole_at_least(low: int):  # noqa: ANN202 - an argparse type
     return parse
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed torch and NumPy both take (0 to 2**32 - 1)."""
+    v = _whole_at_least(0)(text)
+    if v > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large; give a seed from 0 to {2**32 - 1}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds, e.g. 600")
+    return v
+
+
 _positive_int = _whole_at_least(1)
 _non_negative_int = _whole_at_least(0)
 
@@ -63,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how configs are chosen (default random)")
     r.add_argument("--trials", type=_positive_int, help="trials to run (random, bayes: default 20)")
     r.add_argument("--max-epochs", type=_positive_int, help="epochs a trial may reach (default: the preset's)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed, default=0)
     r.add_argument("--session", help="the session's name (default: a generated one)")
     r.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     r.add_argument("--data-dir", help="where datasets live (default: $TUITUNE_DATA or the user cache)")
@@ -142,7 +163,7 @@ def _run_limits(sp: argparse.ArgumentParser) -> None:
 
     sp.add_argument("--max-failures", type=_positive_int, default=DEFAULT_MAX_FAILURES,
                     help="stop after this many failures in a row")
-    sp.add_argument("--trial-timeout", type=float, help="seconds a trial may run")
+    sp.add_argument("--trial-timeout", type=_seconds, help="seconds a trial may run")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,9 +273,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(json.dumps(finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
         return EXIT_OK
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    from tuitune.core.text import fmt
+    from tuitune.core.text import fmt, printable
 
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
@@ -267,8 +289,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     for r in recs:
         budget = "" if r.n_trials is None else f"/{r.n_trials}"
         state = f"{r.state} (live)" if r.alive else r.state
-        t.add_row(
-            r.name, (r.preset or {}).get("name") or "-", r.strategy, _backend(r), f"{r.n_done}{budget}", fmt(r.best_value),
+        t.add_row(  # names read back from the database: no escape sequences, no markup
+            escape(printable(r.name)), escape(printable((r.preset or {}).get("name") or "-")), r.strategy, _backend(r), f"{r.n_done}{budget}", fmt(r.best_value),
             state,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
@@ -321,40 +343,43 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from tuitune.core.text import fmt
+    from tuitune.core.text import fmt, printable
     from tuitune.headless import leaderboard_table
 
     c = Console()
-    preset = (rec.preset or {}).get("name") or "-"
-    opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
-    c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
+    preset = printable((rec.preset or {}).get("name") or "-")
+    opts = printable(", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none")
+    c.print(f"[bold]{escape(printable(rec.name))}[/]  preset {escape(preset)}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
         f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
-        + (f": {rec.message}" if rec.message else "")
+        + (f": {escape(printable(rec.message))}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
     )
     if rec.note:
-        c.print(f"note: {escape(rec.note)}")
+        c.print(f"note: {escape(printable(rec.note))}")
     c.print(leaderboard_table(rec, trials, limit=None))
     for t in trials:
         if t.note:
-            c.print(f"note on trial {t.number}: {escape(t.note)}")
+            c.print(f"note on trial {t.number}: {escape(printable(t.note))}")
     return EXIT_OK
 
 
 def _print_log(store: Any, name: str, number: int) -> int:
+    import os
+
     from tuitune.core.errors import StoreError
-    from tuitune.core.store import files_dir
+    from tuitune.core.safefs import open_private
+    from tuitune.core.store import session_path
 
     store.trial(name, number)  # an unknown trial is one line naming it
-    path = files_dir(store.path) / "logs" / name / f"{number}.log"
+    path = session_path(store.path, "logs", name) / f"{number}.log"
     if not path.exists():
         raise StoreError(
             f"trial {number} of '{name}' has no log ({path} does not exist): it ran in the coordinator's own process "
             "(--in-process), or before tuitune kept logs"
         )
-    with open(path, "rb") as f:
+    with os.fdopen(open_private(path, os.O_RDONLY), "rb") as f:  # never through a symlink
         sys.stdout.buffer.write(f.read())
     sys.stdout.flush()
     return EXIT_OK
@@ -365,8 +390,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = _store(args)
     store.session(args.name)
-    path = Session(store, args.name).export(args.output or f"{args.name}-best.json")
-    print(path)
+    from tuitune.core.export import is_stream
+
+    output = args.output or f"{args.name}-best.json"
+    streamed = is_stream(output)  # before writing: a new file is not one
+    path = Session(store, args.name).export(output)
+    if not streamed:
+        print(path)
     return EXIT_OK
 
 
@@ -432,11 +462,14 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     import os
     import subprocess
 
-    from tuitune.core.store import files_dir
+    from tuitune.core.safefs import open_private
+    from tuitune.core.store import session_dir
 
-    log = files_dir(launch.store.path) / "logs" / launch.name / "session.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
+    log = session_dir(launch.store.path, "logs", launch.name) / "session.log"
+    # Not "python -m", which puts the current folder first on sys.path (a sqlite3.py there would run):
+    # -P (Python 3.11+) leaves it out and keeps PYTHONPATH; older Pythons run isolated (-I).
+    safe = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
+    argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
     if launch.devices:
         argv += ["--devices", ",".join(launch.devices)]
     argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures), "--backend", launch.backend]
@@ -453,7 +486,7 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
             argv += ["--set", item]
         if args.base is not None:
             argv += ["--base", str(args.base)]
-    with open(log, "ab") as out:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as out:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=os.getcwd(), close_fds=True,

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from tuitune.core import events as ev
 from tuitune.core.records import SessionRecord, TrialRecord, TrialState, ranked
-from tuitune.core.text import fmt
+from tuitune.core.text import fmt, printable
 
 
 def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
@@ -36,7 +36,7 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
         table.add_column("config", overflow="fold", ratio=1)
     for i, t in enumerate(rows[:limit] if limit else rows):
         rank = str(i + 1) if t in done else "-"
-        state = t.state.value + (f" ({t.reason})" if t.reason and t.state == TrialState.FAILED else "")
+        state = t.state.value + (f" ({printable(t.reason)})" if t.reason and t.state == TrialState.FAILED else "")
         params = [fmt(t.config.get(n)) for n in names] if wide else [
             " ".join(f"{n}={fmt(t.config.get(n))}" for n in names)
         ]

@@ -100,9 +100,9 @@ class Launch:
 
 
 def _logs(store: Store, name: str) -> Any:
-    from tuitune.core.store import files_dir
+    from tuitune.core.store import session_path
 
-    return files_dir(store.path) / "logs" / name
+    return session_path(store.path, "logs", name)
 
 
 def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,22 +11,19 @@ from typing import Any
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
 from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
+from tuitune.core.safefs import check_name
 from tuitune.core.space import Space
 from tuitune.core.store import Store, default_db_path
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADJ = "amber brisk calm deft eager fair gentle hardy keen lucid mellow nimble quiet rapid steady swift tidy vivid warm witty".split()
 _NOUN = "otter heron lynx finch badger falcon marten puffin raven wren ibex koala tapir gecko bison crane egret moth newt yak".split()
 
 
 def check_session_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise SessionError(
-            f"session name {name!r} is not allowed; use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
+    """``name`` when it is a valid session name (the rule lives in safefs.check_name), else SessionError."""
+    return check_name(name)
 
 
 def new_session_name(store: Store) -> str:

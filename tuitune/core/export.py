@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,28 +59,67 @@ def export_document(
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Writes JSON to a temp file beside ``path``, fsyncs it and renames it over ``path``.
 
-    A reader (or a crash) sees the old file or the complete new one, never a truncated file.
+    A reader (or a crash) sees the old file or the complete new one, never a truncated file. Only a
+    regular file (or no file) is replaced that way, keeping its mode (and owner, where allowed); ``-``
+    is standard output, and a character device or a FIFO (``/dev/stdout``, a pipe) is written directly.
     """
+    data = json.dumps(finite(obj), indent=2, default=_default, allow_nan=False) + "\n"
+    if str(path) == "-":
+        _write_stream(sys.stdout.fileno(), data, "standard output")
+        return Path("-")
     target = Path(path).expanduser()
-    if target.is_dir():
+    try:
+        st = os.stat(target)  # symlinks followed: /dev/stdout names the terminal or pipe it points to
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise ExportError(f"cannot write {target}: {e.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise ExportError(f"{target} is a folder; give a file name, e.g. {target / 'best.json'}")
+    if st is not None and is_stream(target):
+        # /dev/stdout of a command redirected to a file names that file: append to it, never replace it.
+        append = os.O_APPEND if stat.S_ISREG(st.st_mode) else 0
+        try:
+            fd = os.open(target, os.O_WRONLY | append | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise ExportError(f"cannot write {target}: {e.strerror}") from None
+        try:
+            _write_stream(fd, data, str(target))
+        finally:
+            os.close(fd)
+        return target
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ExportError(f"{target} is not a regular file ({stat.filemode(st.st_mode)[0]}); give a file name")
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))  # replace the file it points to, keep the link
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         raise ExportError(f"cannot write {target}: the folder {parent} does not exist; create it first")
-    data = json.dumps(finite(obj), indent=2, default=_default, allow_nan=False) + "\n"
     _remove_stale_temps(parent, target.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
         raise ExportError(f"cannot write {target}: {e.strerror}") from None
     try:
-        # mkstemp makes the file 0600; an export is an ordinary file: respect the umask, as other tools do.
-        os.fchmod(fd, 0o666 & ~_umask())
+        if st is not None:  # an existing export keeps its mode, and its owner where we may set it
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()) and hasattr(os, "fchown"):
+                try:
+                    os.fchown(fd, st.st_uid, st.st_gid)
+                except OSError:
+                    pass
+        else:
+            # mkstemp makes the file 0600; an export is an ordinary file: respect the umask, as other tools do.
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ExportError(f"cannot write {target}: {e.strerror}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -92,6 +133,33 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     except OSError:
         pass
     return target
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """``-``, a character device, a FIFO, or a name under /dev or /proc (``/dev/stdout``): written directly."""
+    if str(path) == "-":
+        return True
+    p = Path(path).expanduser()
+    if os.path.abspath(p).startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        st = os.stat(p)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)
+
+
+def _write_stream(fd: int, data: str, what: str) -> None:
+    """Writes ``data`` whole to a stream (a terminal, a pipe): no rename, no temp file."""
+    try:
+        sys.stdout.flush()
+        view = memoryview(data.encode())
+        while view:
+            view = view[os.write(fd, view):]
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise ExportError(f"cannot write {what}: {e.strerror}") from None
 
 
 def _umask() -> int:

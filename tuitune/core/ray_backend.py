@@ -130,8 +130,11 @@ class TrialActor:
         self._out: queue.Queue[Any] = queue.Queue()
         self._in: queue.Queue[Any] = queue.Queue()
         self._node = socket.gethostname()
-        base = Path(tempfile.gettempdir()) / "tuitune-ray"
-        base.mkdir(exist_ok=True)
+        from tuitune.core.safefs import private_dir
+
+        # Per user, 0700, checked to be ours: another user's pre-made folder could swap the actor folders
+        # and read trial logs and checkpoints.
+        base = private_dir(Path(tempfile.gettempdir()) / f"tuitune-ray-{os.getuid()}")
         for old in base.glob("*-*"):  # folders of actors that were killed (their pid is gone)
             pid = old.name.split("-", 1)[0]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform.startswith("linux"):
@@ -297,6 +300,7 @@ class RayPool(Pool):
         self._reaper: subprocess.Popen[bytes] | None = None
         self._cls: Any = None
         self._alive_at = time.monotonic()  # the head's last answer to a probe
+        self._checked_at = self._alive_at  # the coordinator's last look at that clock
         self._probing = False
         self._lost = False
 
@@ -351,6 +355,8 @@ class RayPool(Pool):
                 "and give the address it prints"
             ) from None
         self._owns = True
+        if self.address is None:
+            _private_token()
         _mute_raylet_notices()
         if self.address is None and sys.platform.startswith("linux"):
             self._reaper = subprocess.Popen(
@@ -472,6 +478,12 @@ class RayPool(Pool):
         """Checks, on a thread of its own, that the head answers; raises ClusterLostError when it has not
         for LOST_AFTER_S (a dead head leaves calls to the actors pending, never failing)."""
         now = time.monotonic()
+        gap = now - getattr(self, "_checked_at", now)
+        self._checked_at = now
+        if gap > PROBE_EVERY_S:
+            # The coordinator itself did not run (SIGSTOP, Ctrl+Z, a suspended laptop): that time says
+            # nothing about the head; it gets a fresh LOST_AFTER_S to answer.
+            self._alive_at += gap
         if now - self._alive_at > LOST_AFTER_S:
             raise self._lost_cluster(TimeoutError(f"its head has not answered for {LOST_AFTER_S:g} s"))
         if self._probing or now - self._alive_at < PROBE_EVERY_S:
@@ -504,12 +516,14 @@ class RayPool(Pool):
         spec = self._specs.get(w.slot.index)
         if spec is None or spec.number != number:
             return
+        from tuitune.core.safefs import open_private
+
         path = Path(spec.checkpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
         # The Runner's clean-up knows this name: a half-written file of a killed coordinator is removed.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
         finally:
@@ -519,10 +533,23 @@ class RayPool(Pool):
         spec = self._specs.get(w.slot.index)
         if spec is None or spec.number != number or not data:
             return
+        from tuitune.core.safefs import open_private
+
         path = Path(spec.log)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as f:
+        with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as f:
             f.write(data)
+
+
+def _private_token() -> None:
+    """Makes ``~/.ray/auth_token`` (the token a local Ray just made, 0644 by Ray) readable by its owner only."""
+    token = Path(os.path.expanduser("~/.ray/auth_token"))
+    try:
+        st = token.lstat()
+        if token.is_file() and not token.is_symlink() and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(token, 0o600)
+    except OSError:
+        pass
 
 
 def _mute_raylet_notices() -> None:

@@ -27,7 +27,7 @@ from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
-from tuitune.core.store import Store, files_dir, resume_command
+from tuitune.core.store import Store, resume_command, session_dir, session_path
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed
 
@@ -166,7 +166,7 @@ class Runner:
         self._abort = False
         self._stop_reason = "stopped by the user"
         self.current: Trial | None = None
-        self._ckpt_dir = files_dir(store.path) / "checkpoints" / session
+        self._ckpt_dir = session_path(store.path, "checkpoints", session)
         self._seed = store.session(session).seed
         self.stop_grace = stop_grace
         self._on_locked = on_locked
@@ -178,7 +178,7 @@ class Runner:
         self._thread_errors: list[tuple[str, str]] = []
         self._active = False
         self.pool = pool  # None: the objective runs in the runner's own thread
-        self._log_dir = files_dir(store.path) / "logs" / session
+        self._log_dir = session_path(store.path, "logs", session)
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
@@ -330,7 +330,7 @@ class Runner:
                 for command, number in self.store.take_commands(self.session):
                     self.command(command, number)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the loop reports write errors
-                log.exception("heartbeat failed")
+                log.debug("heartbeat failed", exc_info=True)  # the run's one-line error says why (full, read-only)
             deadline = time.monotonic() + HEARTBEAT_EVERY
             while self._active and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -372,8 +372,10 @@ class Runner:
         try:
             self._heartbeat()
             beat.start()
+            # Created, or checked to be the user's own (never another user's folder, never a symlink).
+            session_dir(self.store.path, "checkpoints", self.session)
             if self.pool is not None:
-                self._log_dir.mkdir(parents=True, exist_ok=True)
+                session_dir(self.store.path, "logs", self.session)
                 self.pool.log_dir = self._log_dir
                 self.pool.start()
             return self._run()
@@ -390,7 +392,7 @@ class Runner:
             try:
                 self.store.heartbeat(self.session, alive=False)
             except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
-                log.exception("could not clear the heartbeat")
+                log.debug("could not clear the heartbeat", exc_info=True)  # no traceback before the one-line error
             threading.excepthook = self._old_excepthook
             if self._wake_signal is not None:
                 signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)

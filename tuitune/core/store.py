@@ -35,6 +35,7 @@ from tuitune.core.errors import (
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
 from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, is_alive
+from tuitune.core.safefs import check_database
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
 SCHEMA_VERSION = 2
@@ -220,6 +221,7 @@ class Store:
         warning = network_warning(self.path)
         if warning:
             warnings.warn(warning, NetworkFilesystemWarning, stacklevel=2)
+        check_database(self.path)  # another user's file, or one others can write, is never read as settings
         exists = check_file(self.path)
         if not exists and not create:
             raise StoreError(f"no tuitune database at {self.path}; run a session first or pass --db")
@@ -1191,6 +1193,28 @@ def resume_command(name: str, db_path: str | os.PathLike[str] | None = None, *ex
 
 
 def files_dir(db_path: str | os.PathLike[str]) -> Path:
-    """The folder beside the database for checkpoints and session locks (``<db>.d``)."""
+    """The folder beside the database file for checkpoints, logs and session lock notes (``<db>.d``).
+
+    Beside the file itself (symlinks resolved): every path naming one database names one folder.
+    """
     p = Path(db_path).expanduser()
+    try:
+        p = p.resolve()
+    except OSError:
+        pass
     return p.with_name(p.name + ".d")
+
+
+def session_path(db_path: str | os.PathLike[str], kind: str, session: str) -> Path:
+    """``<db>.d/<kind>/<session>`` (kind: logs, checkpoints), the name checked (names read back from a
+    database too): nothing is created. ``session_dir`` creates and checks the folders."""
+    from tuitune.core.safefs import check_name
+
+    return files_dir(db_path) / kind / check_name(session)
+
+
+def session_dir(db_path: str | os.PathLike[str], kind: str, session: str) -> Path:
+    """``session_path``, its folders created or checked to be the user's own (safefs.secure_dir)."""
+    from tuitune.core.safefs import check_name, secure_dir
+
+    return secure_dir(files_dir(db_path), kind, check_name(session))

@@ -18,3 +18,25 @@ def fmt(v: Any, digits: int = 4) -> str:
             return str(v)
         return f"{v:.{digits}g}"
     return str(v)
+
+
+_ESCAPES = None
+
+
+def printable(text: object) -> str:
+    """User text (a note, a reason, a name read back from a database) safe to print on a terminal: escape
+    sequences (window title, clear screen, hyperlinks) and other control characters removed; newlines and
+    tabs kept. The one sanitizer of text tuitune prints that it did not write itself."""
+    import re
+
+    global _ESCAPES
+    if _ESCAPES is None:
+        _ESCAPES = re.compile(
+            r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL/ST (titles, hyperlinks)
+            r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC ... ST
+            r"|\x1b\[[0-?]*[ -/]*[@-~]"  # CSI (colours, cursor moves, clear screen)
+            r"|\x1b[ -/]*[0-~]?"  # other ESC sequences, or a lone ESC
+            r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+            r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # the remaining C0 and C1 controls (not \t, \n)
+        )
+    return _ESCAPES.sub("", str(text))

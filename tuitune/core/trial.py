@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from tuitune.core.errors import ObjectiveError
 from tuitune.core.records import TrialRecord
+from tuitune.core.safefs import DiskFullError, is_disk_full, no_space, open_private
 
 
 class TrialHost(Protocol):
@@ -47,35 +48,81 @@ def _as_float(name: str, value: Any) -> float:
         raise ObjectiveError(f"metric '{name}' = {value!r} is not a number; report numbers") from None
 
 
-def load_checkpoint(path: Path) -> tuple[int, dict[str, Any]] | None:
-    """The (epoch, state) of a checkpoint file, or None when there is none or it cannot be read."""
-    if not path.exists():
+def load_checkpoint(
+    path: Path, number: int | None = None, budget: int | None = None, config: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """The (epoch, state) of a checkpoint file, or None when there is none, it cannot be read, or it is not
+    this trial's: unpickled (``weights_only``), it must still be a dict whose epoch is a whole number in
+    0..budget, whose state is a dict, and which names this trial (its number and config)."""
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a symlink, another user's file, a folder: never loaded
         return None
     import torch
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        return int(blob["epoch"]), blob["state"]
+        with os.fdopen(fd, "rb") as f:
+            blob = torch.load(f, map_location="cpu", weights_only=True)
     except Exception:  # a torn or foreign file is never loaded
         return None
+    if not isinstance(blob, dict):
+        return None
+    epoch, state = blob.get("epoch"), blob.get("state")
+    if type(epoch) is not int or epoch < 0 or (budget is not None and epoch > budget):
+        return None
+    if not isinstance(state, dict):
+        return None
+    if number is not None and (blob.get("trial") != number or (config is not None and blob.get("config") != config)):
+        return None  # another trial's checkpoint (copied or left over)
+    return epoch, state
 
 
-def save_checkpoint(path: Path, epoch: int, state: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, epoch: int, state: dict[str, Any], number: int | None = None, config: dict[str, Any] | None = None
+) -> None:
+    """Writes a checkpoint atomically (temp file, rename), never through a symlink.
+
+    A full disk is a ``DiskFullError`` ("no space left on ..."): the session stops and resumes once space
+    is freed, instead of the trial failing.
+    """
+    import io
+
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    blob: dict[str, Any] = {"epoch": int(epoch), "state": state}
+    if number is not None:
+        blob["trial"], blob["config"] = int(number), dict(config or {})
+    torch.save(blob, buf)
+    data = buf.getbuffer()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         # No fsync: a checkpoint torn by a power cut fails to load and is ignored (training restarts
         # from scratch, the rows after it are superseded), so durability is not worth milliseconds
         # per epoch. The rename still guarantees that no reader sees a half-written file while the
         # machine runs; after a power cut the renamed file may be torn, which is the case above.
-        with open(tmp, "wb") as f:
-            torch.save({"epoch": int(epoch), "state": state}, f)
+        # Serialised in memory first: an error of the disk is then an OSError with its errno, not a
+        # RuntimeError from inside torch's zip writer.
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as e:
+        if is_disk_full(e):
+            raise DiskFullError(no_space(path)) from None
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        del data
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 class Trial:
@@ -101,6 +148,7 @@ class Trial:
         self._epoch: int | None = None  # the epoch epochs() last yielded
         self._reported: dict[int, dict[str, float]] = {}
         self._t0 = time.monotonic()
+        self._disk_full: DiskFullError | None = None
 
     # ---- what the runner reads -----------------------------------------------------------------
     @property
@@ -154,7 +202,7 @@ class Trial:
 
         After a restore, ``epochs()`` continues from the epoch after the checkpoint's.
         """
-        got = load_checkpoint(self._ckpt_path)
+        got = load_checkpoint(self._ckpt_path, self.number, self.budget, self.config)
         if got is None:
             return None
         epoch, state = got
@@ -173,6 +221,8 @@ class Trial:
         self._begin()
         e = self._start
         while e < self.budget:
+            if self._disk_full is not None:
+                raise self._disk_full
             if not self._runner._between_epochs(self):
                 return
             e += 1
@@ -201,7 +251,13 @@ class Trial:
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Saves the latest checkpoint of this trial (for the current epoch), replacing the previous one."""
         epoch = self._epoch if self._epoch is not None else self.last_epoch
-        save_checkpoint(self._ckpt_path, epoch, state)
+        if self._disk_full is not None:
+            raise self._disk_full
+        try:
+            save_checkpoint(self._ckpt_path, epoch, state, self.number, self.config)
+        except DiskFullError as e:
+            self._disk_full = e  # the objective may catch it: the next epoch raises it again
+            raise
         sent = getattr(self._runner, "_checkpointed", None)
         if sent is not None:
             sent(self, self._ckpt_path)  # a Ray actor sends it to the coordinator's checkpoint folder

@@ -338,14 +338,17 @@ class ChannelHost:
 
 def _redirect(path: Path) -> None:
     """Points this process's stdout and stderr (the file descriptors, so C code and children too) at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from tuitune.core.safefs import open_private
+
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
                 stream.flush()
         except (OSError, ValueError):
             pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # never through a symlink
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
@@ -385,6 +388,7 @@ def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: ChannelHost) 
     from tuitune.core.errors import SetupError
     from tuitune.core.memory import is_out_of_memory, release_memory
     from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.safefs import is_disk_full, no_space
     from tuitune.core.trial import Trial, TrialFailed
 
     _redirect(Path(spec.log))
@@ -409,6 +413,10 @@ def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: ChannelHost) 
         error = {"kind": "setup", "reason": str(e), "trace": tb.format_exc()}
     except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code fail the trial
         trace = tb.format_exc()
+        if is_disk_full(e):  # the objective's own file on a full disk: not the trial's fault either
+            error = {"kind": "setup", "reason": no_space(spec.checkpoint), "trace": trace}
+            return {"returned": None, "last_epoch": trial.last_epoch, "info": dict(trial.info), "error": error,
+                    "poisoned": False}
         if is_out_of_memory(e):
             reason = "out of memory"
         else:
@@ -679,6 +687,9 @@ class WorkerPool(Pool):
                     dead.append(w)
             else:
                 dead.append(by_sentinel[r])
+        # A process the worker forked inherits its pipe and its sentinel, and keeps both open after the
+        # worker died: ask the kernel (waitpid, through exitcode) whether the worker itself still lives.
+        dead += [w for w in self.workers.values() if w.process.exitcode is not None]
         for w in dict.fromkeys(dead):
             if self.workers.get(w.slot.index) is w:
                 out.append((w, None))
@@ -705,6 +716,8 @@ class WorkerPool(Pool):
             pass  # it died: its sentinel says so on the next wait
 
     def kill(self, w: Worker) -> None:
+        """Ends the worker and every process it started (its process group: it made its own session)."""
+        kill_group(w.process.pid)  # first: while the worker lives (or is an unreaped zombie) its pid is its group's
         if w.process.is_alive():
             w.process.kill()
         w.process.join(timeout=5.0)
@@ -722,5 +735,22 @@ class WorkerPool(Pool):
         for w in self.workers.values():
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
         for w in self.workers.values():
-            self.kill(w)
+            self.kill(w)  # and what its trials forked: nothing outlives the session
         self.workers.clear()
+
+
+def kill_group(pid: int | None) -> None:
+    """SIGKILLs the process group ``pid`` leads (a worker's: it called setsid), whatever is left in it.
+
+    A group's id is not reused while any process is in it; a group left empty gets ESRCH. (A worker
+    already reaped whose forked processes all ended leaves a microsecond window in which a new process
+    could take the number and make it a new group's: accepted, as ``kill`` of a pid does.)
+    """
+    if pid is None or not hasattr(os, "killpg"):
+        return
+    try:
+        if os.getpgid(0) == pid:  # never our own group (a worker that failed to setsid)
+            return
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass

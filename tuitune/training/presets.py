@@ -124,6 +124,14 @@ class Preset:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Preset:
+        """A preset read back from a database: what runs as code is checked again, as when it was typed."""
+        objective, path = d.get("objective"), d.get("path", "")
+        if objective is not None:
+            if not isinstance(objective, str):
+                raise PresetError(f"stored preset: objective {objective!r} is not a string like \"package.module:function\"")
+            _check_objective_path(_Err(Path(str(path) or "stored preset")), objective)
+        if not isinstance(path, str) or "\0" in path or (path and not os.path.isabs(path)):
+            raise PresetError(f"stored preset: path {path!r} is not an absolute file path; the database was altered")
         try:
             space = Space.from_dict(d["space"])
             return cls(
@@ -179,6 +187,8 @@ def _load_file(path: Path) -> Preset:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise PresetError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise PresetError(f"{path}: not valid TOML: its arrays or tables are nested too deeply; flatten them") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PresetError(f"{path}: cannot be read: {e}") from None
     return _validate(raw, path)
