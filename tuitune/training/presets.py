@@ -126,14 +126,19 @@ class Preset:
     def from_dict(cls, d: Mapping[str, Any]) -> Preset:
         """A preset read back from a database: what runs as code is checked again, as when it was typed."""
         objective, path = d.get("objective"), d.get("path", "")
-        if objective is not None:
-            if not isinstance(objective, str):
-                raise PresetError(f"stored preset: objective {objective!r} is not a string like \"package.module:function\"")
+        if objective is not None and not isinstance(objective, (str, dict)):
+            raise PresetError(
+                f"stored preset: objective {objective!r} is not a string like \"package.module:function\" "
+                "nor a command table; the database was altered"
+            )
+        if isinstance(objective, str):
             _check_objective_path(_Err(Path(str(path) or "stored preset")), objective)
         if not isinstance(path, str) or "\0" in path or (path and not os.path.isabs(path)):
             raise PresetError(f"stored preset: path {path!r} is not an absolute file path; the database was altered")
         try:
             space = Space.from_dict(d["space"])
+            if isinstance(objective, dict):  # a command table: checked again as when it was typed
+                objective = _check_command(_Err(Path(str(path) or "stored preset")), objective, space)
             return cls(
                 name=d["name"],
                 description=d.get("description", ""),
@@ -144,7 +149,7 @@ class Preset:
                 defaults=dict(d["defaults"]),
                 data=dict(d.get("data") or {}),
                 model=dict(d.get("model") or {}),
-                objective=d.get("objective"),
+                objective=objective,
                 path=d.get("path", ""),
                 backend=d.get("backend"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
