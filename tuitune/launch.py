@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
+from tuitune.core.budget import Budget
 from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.records import SessionRecord
 from tuitune.core.runner import Runner, RunResult
@@ -214,11 +215,13 @@ def new_run(
     backend: str | None = None,
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    budget: Mapping[str, Any] | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume).
 
     ``devices`` (``--devices``; ``device`` is its one-device form) and ``workers`` per device (0: in
     this process) say where trials run; they are stored with the session for its resumes.
+    ``budget``: ``time``, ``total_epochs``, ``target`` (the flags; None ones take the preset's).
     """
     from tuitune.training.presets import load_preset
 
@@ -240,9 +243,12 @@ def new_run(
     max_epochs = max_epochs or preset.max_epochs
     if session:
         check_session_name(session)
+    given = _budget_flags(budget)
+    session_budget = Budget.from_dict(preset.budget).merged(given)
+    session_budget.check_epochs(max_epochs, "--total-epochs")
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
-        n_trials=trials, defaults=defaults, **options,
+        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
@@ -257,6 +263,7 @@ def new_run(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
         info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
+        budget=session_budget,
     )
     if existed:
         launch = resume_run(
@@ -287,6 +294,13 @@ def _check_backend(backend: str, workers: int, address: str | None, gpus: float 
     if workers == 0:
         raise PresetError("--backend ray runs trials in Ray actors: --workers 0 (--in-process) is for --backend local")
     return {"backend": "ray", "ray_address": check_address(address), "gpus_per_trial": check_gpus(gpus)}
+
+
+def _budget_flags(budget: Mapping[str, Any] | None) -> Budget:
+    """The budget given on the command line (or the new-session form), checked with the flags' names."""
+    b = dict(budget or {})
+    return Budget.make(b.get("time"), b.get("total_epochs"), b.get("target"),
+                       keys=("--time", "--total-epochs", "--target"))
 
 
 def _check_workers(workers: int | None) -> int:
@@ -322,12 +336,14 @@ def resume_run(
     backend: str | None = None,
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    budget: Mapping[str, Any] | None = None,
 ) -> Launch:
     """The stored session ``name``, ready to continue with its own strategy, budget and seed.
 
     Its devices and workers are the stored ones unless ``devices``/``device``/``workers`` are given.
 
     ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
+    ``budget`` (``time``, ``total_epochs``, ``target``): each one given replaces the stored one.
     """
     from tuitune.training.presets import Preset
 
@@ -346,6 +362,13 @@ def resume_run(
         updates["n_trials"] = max(base_n, done) + more_trials
         notes.append(f"trial budget raised to {updates['n_trials']}")
         rec = dataclasses.replace(rec, n_trials=updates["n_trials"])
+    given = _budget_flags(budget)
+    if given:
+        merged = Budget.of(rec).merged(given)
+        merged.check_epochs(rec.max_epochs, "--total-epochs")
+        rec = dataclasses.replace(rec, info={**rec.info, "budget": merged.to_dict()})
+        updates["info"] = rec.info
+        notes.append(f"budget now {merged.describe()}")
     overrides: dict[str, Any] = {}
     if sets:
         if rec.strategy != "manual":

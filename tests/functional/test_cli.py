@@ -1066,3 +1066,81 @@ def test_grid_error_names_the_flag_on_the_command_line(inproc, project: Project)
     assert "max_size" not in line
     with pytest.raises(StrategyError, match=r"raise max_size \(--max-grid on the command line\)"):
         tt.tune(lambda c, t: 0.0, {"x": tt.Int(0, 9)}, strategy="grid", max_size=3, db=project.db)
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+
+
+def _info(project: Project, name: str) -> dict:
+    return json.loads(project.sql("SELECT info FROM sessions WHERE name = ?", (name,))[0][0])
+
+
+def test_total_epochs_fills_hyperband_and_the_session_bar_shows_what_is_left(project: Project) -> None:
+    toml = project.toml(max_epochs=9)
+    r = project.cli("run", toml.name, "--strategy", "hyperband", "--sampler", "random", "--total-epochs", 40,
+                    "--session", "hbe", "--headless")
+    assert r.rc == 0, r.err
+    assert "budget 40 epochs" in r.out
+    assert re.search(r"^session .*\d+/40 epochs", r.out, re.M), r.out  # the session bar: what is left
+    trained = sum(int(m["ep"]) for m in trial_lines(r.out) if m["state"] in ("complete", "pruned", "paused"))
+    trials = project.trials("hbe")
+    assert trials and {t["state"] for t in trials} <= {"complete", "pruned"}
+    # Promotions continue their trial: the epochs trained are each trial's last epoch (the top budget reached).
+    assert 40 - 9 < sum(t["budget"] for t in trials) <= 40, trained
+    assert _info(project, "hbe")["budget"] == {"total_epochs": 40}
+
+
+def test_target_ends_the_session_and_resume_keeps_it(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=2)
+    r = inproc("run", toml.name, "--trials", 40, "--target", 0.6, "--session", "tg", "--headless")
+    assert r.rc == 0, r.err
+    trials = project.trials("tg")
+    hit = [t for t in trials if t["value"] is not None and t["value"] <= 0.6]
+    assert len(hit) == 1 and hit[0]["number"] == trials[-1]["number"] < 39  # it stopped at the first one
+    assert f"finished: the target 0.6 was reached by trial {hit[0]['number']}" in r.out
+    r = inproc("resume", "tg", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("tg")) == len(trials)  # the same budget: nothing more to run
+    r = inproc("resume", "tg", "--target", 0.2, "--headless")  # a new target replaces it
+    assert r.rc == 0, r.err
+    assert "budget now target 0.2" in r.out
+    assert len(project.trials("tg")) > len(trials)
+
+
+def test_time_budget_counts_the_time_the_session_ran_over_its_runs(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1, objective="_objectives:slow", defaults={"epoch_s": 0.2})
+    r = inproc("run", toml.name, "--trials", 100, "--time", "1s", "--session", "tm", "--headless")
+    assert r.rc == 0, r.err
+    assert "finished: the time budget of 1s is spent" in r.out
+    first = len(project.trials("tm"))
+    ran = _info(project, "tm")["run_seconds"]
+    assert 1.0 <= ran and 2 <= first < 100
+    r = inproc("resume", "tm", "--headless")  # spent: nothing runs
+    assert r.rc == 0 and len(project.trials("tm")) == first
+    r = inproc("resume", "tm", "--time", "2s", "--headless")  # one more second of running
+    assert r.rc == 0, r.err
+    assert len(project.trials("tm")) > first
+    assert _info(project, "tm")["run_seconds"] >= 2.0
+    assert _info(project, "tm")["budget"] == {"timeout": 2.0}
+
+
+@pytest.mark.parametrize(("args", "extra", "message"), [
+    (["--time", "8x"], {}, "--time '8x' is not a duration; give seconds or a number with s, m, h or d"),
+    (["--total-epochs", 2], {}, "--total-epochs 2 is less than max_epochs 3: not one trial fits"),
+    ([], {"time": "forever"}, "key 'time': 'forever' is not a duration"),
+    ([], {"total_epochs": 0}, "key 'total_epochs': 0 must be a whole number of epochs >= 1"),
+    ([], {"target": "low"}, "key 'target': 'low' must be a finite number"),
+])
+def test_a_bad_budget_is_one_line_naming_the_flag_or_key(inproc, project: Project, args, extra, message) -> None:
+    toml = project.toml(extra=extra)
+    r = inproc("run", toml.name, *args, "--headless")
+    assert r.rc == 2
+    assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not project.trials("x")
+
+
+def test_budget_from_the_toml(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=2, extra={"total_epochs": 5})
+    r = inproc("run", toml.name, "--session", "tb", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("tb")) == 2 and _info(project, "tb")["budget"] == {"total_epochs": 5}

@@ -242,3 +242,76 @@ class TestSeveralWorkers:
         sim.step()
         sug = strat.ask()
         assert sug is not None and sug is not WAIT and sug.meta["base"] == 0
+
+
+# The session's budget in epochs and a target (tuitune.core.budget): hyperband and asha fill the epochs with
+# brackets and rungs, the others with whole trials; the target ends the session once a trial reaches it.
+BUDGETS = {
+    "random": dict(total_epochs=9, target=None), "grid": dict(total_epochs=11, target=None),
+    "bayes": dict(total_epochs=12, target=None), "hyperband": dict(total_epochs=40, target=None),
+    "hyperband-bayes": dict(total_epochs=40, target=None), "asha": dict(total_epochs=30, target=None),
+    "asha-bayes": dict(total_epochs=30, target=None),
+}
+
+
+def build_budget(tmp_path, name, db, budget, kind="flat"):
+    opts = cases(name, kind)
+    opts.pop("n_trials")
+    store = Store(tmp_path / db)
+    strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+    strat = make_strategy(
+        strategy, SPACES[kind], max_epochs=epochs, n_trials=None, defaults=DEFAULTS[kind],
+        total_epochs=budget["total_epochs"], **opts,
+    )
+    store.create_session(
+        "s", strategy=strategy, options=strat.options(), space=SPACES[kind].to_dict(), metric="val_loss",
+        direction="minimize", seed=0, max_epochs=epochs, n_trials=None, defaults=DEFAULTS[kind],
+        info={"budget": {k: v for k, v in budget.items() if v is not None}},
+    )
+    return store, strat
+
+
+@pytest.mark.parametrize("name", list(BUDGETS))
+@pytest.mark.parametrize("what", ["epochs", "target"])
+def test_a_budget_in_epochs_or_a_target_resumes_as_if_never_stopped(tmp_path, name, what):
+    from tuitune.core.budget import epochs_trained, reached
+
+    budget = dict(BUDGETS[name])
+    if what == "target":
+        # The best value of the run with the epochs budget: the target ends the run at that trial.
+        ref, sref = build_budget(tmp_path, name, "probe.db", budget)
+        Runner(ref, "s", objective, sref).run()
+        best = Session(ref, "s").best
+        budget["target"] = best.value
+        if best.number == 0:  # nothing after the first trial would be left to check
+            budget["target"] = min(t.value for t in ref.trials("s")[1:] if t.state == TrialState.COMPLETE)
+    ref, sref = build_budget(tmp_path, name, "ref.db", budget)
+    result = Runner(ref, "s", objective, sref).run()
+    trials = ref.trials("s")
+    spent = epochs_trained(trials)
+    if what == "epochs":
+        # Never more than the budget, and filled: less than one more trial's epochs are left.
+        assert budget["total_epochs"] - sref.max_epochs < spent <= budget["total_epochs"]
+        if name.startswith("asha"):  # asynchronous promotions may take epochs the plan gave to new configs
+            assert len(trials) <= sref.configs_for_epochs(budget["total_epochs"]) == sref.total()
+        else:  # the strategy's own plan for that many epochs
+            assert len(trials) == sref.configs_for_epochs(budget["total_epochs"]) == sref.total()
+    else:
+        hit = [t for t in trials if t.state == TrialState.COMPLETE and reached(t.value, budget["target"], "minimize")]
+        assert hit and result.message == f"the target {budget['target']:g} was reached by trial {hit[0].number}"
+        probe = Store(tmp_path / "probe.db").trials("s")
+        assert len(trials) <= len(probe)
+        assert all(t.state != TrialState.RUNNING for t in trials)
+
+    store, strat = build_budget(tmp_path, name, "cut.db", budget)
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished):
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    assert len(store.trials("s")) == 1
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
 from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
@@ -98,6 +99,7 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
         direction=record.direction,
         n_trials=record.n_trials,
         defaults=record.defaults or None,
+        total_epochs=Budget.of(record).total_epochs,
         **options,
     )
 
@@ -117,8 +119,9 @@ def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
             if value != rec.space:
                 out.append("a different search space")
         elif key == "preset":
-            mine = {k: v for k, v in dict(rec.preset).items() if k != "path"}  # the same TOML by another path
-            if value is not None and {k: v for k, v in dict(value).items() if k != "path"} != mine:
+            # The same TOML by another path, or with another budget (a budget is extended, not a new setting).
+            mine = {k: v for k, v in dict(rec.preset).items() if k not in ("path", "budget")}
+            if value is not None and {k: v for k, v in dict(value).items() if k not in ("path", "budget")} != mine:
                 out.append("a different preset")
         elif value is not None and value != getattr(rec, key):
             out.append(f"{key} {getattr(rec, key)!r} (you asked {value!r})")
@@ -140,14 +143,17 @@ def open_session(
     preset: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
     A new name creates the session. An existing name with the same settings (strategy, space, metric,
     direction, seed, epoch budget, strategy options, preset) is resumed, and a larger ``trials``
-    extends its budget; other settings are refused with a SessionExistsError naming each difference.
+    extends its budget, and each limit of ``budget`` given (time, total epochs, target) replaces the stored
+    one; other settings are refused with a SessionExistsError naming each difference.
     Returns the record and whether the session existed.
     """
+    budget = budget or Budget()
     if store.session_exists(name):
         rec = store.session(name)
         diffs = _differences(rec, {
@@ -164,7 +170,13 @@ def open_session(
         if trials is not None and (rec.n_trials is None or trials > rec.n_trials):
             store.update_session(name, n_trials=trials)
             rec = store.session(name)
+        stored = Budget.of(rec)
+        if budget and stored.merged(budget) != stored:
+            store.update_session(name, info={**rec.info, "budget": stored.merged(budget).to_dict()})
+            rec = store.session(name)
         return rec, True
+    if budget:
+        info = {**(info or {}), "budget": budget.to_dict()}
     store.create_session(
         name, strategy=strategy, options=dict(options), space=space.to_dict(), metric=metric, direction=direction,
         seed=seed, max_epochs=max_epochs, n_trials=trials, preset=dict(preset or {}), defaults=dict(defaults or {}),
@@ -195,6 +207,9 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    timeout: float | str | None = None,
+    total_epochs: int | None = None,
+    target: float | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -223,6 +238,11 @@ def tune(
         ray_address: ``"HOST:PORT"`` or ``"auto"`` joins a running Ray cluster; None starts a local Ray on
             127.0.0.1 for this run.
         gpus_per_trial: each Ray actor's GPUs (fractions share a GPU); None: 1 when the cluster has GPUs, else 0.
+        timeout: how long the session may run, in seconds or as ``"8h"``, ``"30m"``, ``"1h30m"``: no trial
+            starts once spent (a running one finishes). Counted over every run of the session.
+        total_epochs: the session's total of epochs; hyperband and asha fill it with brackets and rungs, the
+            others run whole trials of ``max_epochs``.
+        target: the session ends once a trial's value reaches it (<= when minimizing, >= when maximizing).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -238,14 +258,16 @@ def tune(
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
     run_options = dict(options)
+    budget = Budget.make(timeout, total_epochs, target)
+    budget.check_epochs(max_epochs)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
-        n_trials=trials, defaults=defaults, **run_options,
+        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, **run_options,
     )
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults, info={"backend": backend},
+        preset=preset, defaults=defaults, info={"backend": backend}, budget=budget,
     )
     if existed:
         strat = strategy_for(rec, **run_options)

@@ -70,6 +70,8 @@ class Strategy(ABC):
         n_trials: how many trials the session may create (None: the strategy's own natural end, where it
             has one; grid and Hyperband do).
         defaults: a full config where manual mode starts.
+        total_epochs: the session's total of epochs (None: no limit); with ``n_trials`` the smaller cap wins
+            (``trial_cap``). Hyperband and asha fill it with brackets and rungs, the others with whole trials.
         **options: strategy-specific keyword options (``factor=3`` for Hyperband, ...).
     """
 
@@ -85,6 +87,7 @@ class Strategy(ABC):
         direction: str = "minimize",
         n_trials: int | None = None,
         defaults: Mapping[str, Any] | None = None,
+        total_epochs: int | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
@@ -97,7 +100,14 @@ class Strategy(ABC):
         self.max_epochs = max_epochs
         self.metric = metric
         self.direction = direction
+        if total_epochs is not None and (
+            not isinstance(total_epochs, int) or isinstance(total_epochs, bool) or total_epochs < max_epochs
+        ):
+            raise StrategyError(
+                f"total_epochs must be a whole number >= max_epochs ({max_epochs}: one trial), got {total_epochs!r}"
+            )
         self.n_trials = n_trials
+        self.total_epochs = total_epochs
         self.defaults = dict(defaults) if defaults else None
         self._trials: dict[int, TrialRecord] = {}
 
@@ -118,9 +128,22 @@ class Strategy(ABC):
     def n_created(self) -> int:
         return len(self._trials)
 
+    def configs_for_epochs(self, epochs: int) -> int:
+        """How many new trials a total of epochs pays for: whole trials at ``max_epochs`` (hyperband and
+        asha count their rungs)."""
+        return epochs // self.max_epochs
+
+    def trial_cap(self) -> int | None:
+        """How many trials the session may create: the smaller of ``n_trials`` and what ``total_epochs`` pays
+        for (None: neither is set)."""
+        caps = [c for c in (self.n_trials, None if self.total_epochs is None else self.configs_for_epochs(self.total_epochs))
+                if c is not None]
+        return min(caps) if caps else None
+
     def budget_left(self) -> bool:
         """True while the session may still create a new trial."""
-        return self.n_trials is None or self.n_created < self.n_trials
+        cap = self.trial_cap()
+        return cap is None or self.n_created < cap
 
     def rng(self, *salt: int) -> np.random.Generator:
         """A generator determined by the seed, the number of trials so far and the salt."""
@@ -148,7 +171,7 @@ class Strategy(ABC):
 
     def total(self) -> int | None:
         """How many trials the session will create, when known in advance."""
-        return self.n_trials
+        return self.trial_cap()
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -43,7 +43,8 @@ class GridStrategy(Strategy):
             )
 
     def total(self) -> int:
-        return self.size if self.n_trials is None else min(self.size, self.n_trials)
+        cap = self.trial_cap()
+        return self.size if cap is None else min(self.size, cap)
 
     def ask(self) -> Suggestion | None:
         # Never WAIT: no suggestion depends on a running trial's result. Running trials count against the

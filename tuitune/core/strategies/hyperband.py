@@ -197,9 +197,31 @@ class HyperbandStrategy(Strategy):
     def _cycle(self) -> list[int]:
         return [self.bracket] if self.bracket is not None else list(range(self.s_max, -1, -1))
 
+    def configs_for_epochs(self, epochs: int) -> int:
+        """The configs of the brackets (in plan order, the last one truncated) whose epochs fit in ``epochs``.
+
+        A bracket of n configs costs the sum over its rungs of (trials at the rung) x (the epochs the rung
+        adds): a promotion continues its trial, so rung i adds r_i - r_{i-1} epochs to each trial there.
+        """
+        cycle, made, left, j = self._cycle(), 0, epochs, 0
+        while True:
+            s = cycle[j % len(cycle)]
+            n = bracket_size(s, self.s_max, self.factor)
+            while n > 0 and self.bracket_epochs(n, s) > left:
+                n -= 1
+            if n == 0:
+                return made
+            made, left, j = made + n, left - self.bracket_epochs(n, s), j + 1
+
+    def bracket_epochs(self, n: int, s: int) -> int:
+        """The epochs a bracket s of n configs trains when every trial reaches its rungs."""
+        budgets = rung_budgets(s, self.max_epochs, self.factor)
+        return sum(k * (b - prev) for k, b, prev in zip(rung_sizes(n, s, self.factor), budgets, [0, *budgets]))
+
     def _cap(self) -> int:
-        if self.n_trials is not None:
-            return self.n_trials
+        cap = self.trial_cap()
+        if cap is not None:
+            return cap
         return self.iterations * sum(bracket_size(s, self.s_max, self.factor) for s in self._cycle())
 
     def plan(self) -> Iterator[BracketPlan]:

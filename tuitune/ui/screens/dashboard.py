@@ -304,6 +304,7 @@ class DashboardScreen(TuituneScreen):
             None if several else device,
             f"trained {fmt_duration(elapsed)}",
             f"ETA {fmt_duration(v.eta())}" if running else None,
+            *v.budget_left(running),
         ]
         if several:
             # The widest form that fits beside what comes before it (the rest of the line is cut off).

@@ -139,7 +139,7 @@ class BayesStrategy(Strategy):
         self.pending = pending
         self._enc = Encoding(space)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
-        self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.n_trials)
+        self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.trial_cap())
 
     # ---- ask ----------------------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
@@ -215,9 +215,10 @@ class BayesStrategy(Strategy):
     # ---- the model ----------------------------------------------------------------------------------
     def _exploit(self) -> bool:
         """Whether this trial is one of the last EXPLOIT_LAST of a known budget (a function of the records)."""
-        if self.n_trials is None or not EXPLOIT_LAST:
+        cap = self.trial_cap()
+        if cap is None or not EXPLOIT_LAST:
             return False
-        return self.n_trials - self.n_created <= max(1, round(EXPLOIT_LAST * self.n_trials))
+        return cap - self.n_created <= max(1, round(EXPLOIT_LAST * cap))
 
     def _suggest_model(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
         import torch
