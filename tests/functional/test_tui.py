@@ -114,6 +114,40 @@ async def test_new_session_form_offers_the_sampler_for_asha_and_hyperband(tmp_pa
 
 
 @run_async
+async def test_new_session_form_takes_a_budget_and_the_header_shows_what_is_left(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path, epochs=2)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        screen.query_one("#strategy", Select).value = "manual"
+        await wait_for(pilot, lambda: not screen.query_one("#field-time").display, what="no budget for manual")
+        screen.query_one("#strategy", Select).value = "random"
+        await wait_for(pilot, lambda: screen.query_one("#field-time").display, what="the budget fields")
+        screen.query_one("#time", Input).value = "soon"
+        screen.query_one("#session-name", Input).value = "budget"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("--time 'soon' is not a duration" in n for n in _notes(app)), what="error")
+        assert isinstance(app.screen, NewSessionScreen) and not store.session_exists("budget")
+        screen._starting = False
+        screen.query_one("#time", Input).value = "2h"
+        screen.query_one("#trials", Input).value = "10"
+        screen.query_one("#total-epochs", Input).value = "4"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        await wait_for(pilot, lambda: app.run_control.session == "budget" and not app.run_control.running, what="end")
+        assert len(store.trials("budget")) == 2  # 4 epochs: two trials of 2
+        assert store.session("budget").info["budget"] == {"timeout": 7200.0, "total_epochs": 4}
+        header = lambda: str(app.screen.query_one("#dash-header").render())  # noqa: E731
+        await wait_for(pilot, lambda: "4/4 epochs" in header() and "of 2h00m left" in header(), what="budget in header")
+
+
+@run_async
 async def test_pause_abort_and_stop_after_trial(tmp_path):
     hold = tmp_path / "hold"
     for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go

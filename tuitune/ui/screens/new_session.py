@@ -48,6 +48,12 @@ FIELDS = [
     ("seed", "seed", "0"),
     *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS if not o.choices),
 ]
+# The session's budget beyond the trial count (tuitune.core.budget): id, label, placeholder, Input type.
+BUDGET_FIELDS = [
+    ("time", "time budget", "none (like 8h, 30m)", "text"),
+    ("total-epochs", "total epochs", "none", "integer"),
+    ("target", "target value", "none", "number"),
+]
 
 
 @dataclass
@@ -145,6 +151,10 @@ class NewSessionScreen(TuituneScreen):
                     with Horizontal(classes="field", id=f"field-{key}"):
                         yield Label(label)
                         yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                for key, label, placeholder, kind in BUDGET_FIELDS:
+                    with Horizontal(classes="field", id=f"field-{key}"):
+                        yield Label(label)
+                        yield Input(placeholder=placeholder, type=kind, id=key, compact=True)
                 for o in _WORD_OPTIONS:
                     with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
                         yield Label(o.label or o.name)
@@ -279,6 +289,8 @@ class NewSessionScreen(TuituneScreen):
         shown = OPTIONS.get(strategy, set())
         for key in [k for k, _, _ in FIELDS] + [o.flag[2:] for o in _WORD_OPTIONS]:
             self.query_one(f"#field-{key}").display = key in shown
+        for key, *_ in BUDGET_FIELDS:  # a manual session runs the change the user asks for
+            self.query_one(f"#field-{key}").display = strategy != "manual"
 
     @on(Input.Changed, "#session-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -324,6 +336,16 @@ class NewSessionScreen(TuituneScreen):
             if strategy in o.strategies and word != _DEFAULT:
                 options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
+        budget: dict[str, Any] = {}
+        if strategy != "manual":
+            budget["time"] = self.query_one("#time", Input).value.strip() or None
+            budget["total_epochs"] = self._int("total-epochs")
+            target = self.query_one("#target", Input).value.strip()
+            if target:
+                try:
+                    budget["target"] = float(target)
+                except ValueError:
+                    raise ValueError(f"target value: {target!r} is not a number") from None
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
@@ -333,6 +355,7 @@ class NewSessionScreen(TuituneScreen):
             session=name,
             device=None if device == "auto" else device,
             options={k: v for k, v in options.items() if v is not None},
+            budget=budget,
         )
 
     @on(Button.Pressed, "#start")
