@@ -307,6 +307,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
         "backend": r.info.get("backend") or "local", "ray_address": r.info.get("ray_address"),
         "space": r.space, "created": r.created, "updated": r.updated,
+        "budget": r.info.get("budget") or {}, "run_seconds": r.info.get("run_seconds"),
     }
 
 
@@ -349,6 +350,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         + (f": {rec.message}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
     )
+    from tuitune.core.budget import Budget, epochs_trained, run_seconds
+
+    budget = Budget.of(rec)
+    if budget:
+        best = rec.best_value
+        left = budget.left(epochs=epochs_trained(trials), best=best, direction=rec.direction, run_seconds=run_seconds(rec))
+        c.print(f"budget: {' │ '.join(left)}")
     if rec.note:
         c.print(f"note: {escape(rec.note)}")
     c.print(leaderboard_table(rec, trials, limit=None))

@@ -1088,6 +1088,9 @@ def test_total_epochs_fills_hyperband_and_the_session_bar_shows_what_is_left(pro
     # Promotions continue their trial: the epochs trained are each trial's last epoch (the top budget reached).
     assert 40 - 9 < sum(t["budget"] for t in trials) <= 40, trained
     assert _info(project, "hbe")["budget"] == {"total_epochs": 40}
+    r = project.cli("show", "hbe")
+    assert re.search(r"^budget: \d+/40 epochs", r.out, re.M), r.out
+    assert show_json(project, "hbe")["session"]["budget"] == {"total_epochs": 40}
 
 
 def test_target_ends_the_session_and_resume_keeps_it(inproc, project: Project) -> None:
