@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
                            help=f"{', '.join(opt.strategies)}: {opt.help}")
+    r.add_argument("--prior", metavar="defaults",
+                   help="defaults: the preset's [defaults] are the priors of the searched parameters "
+                        "(bayes weights its search by them, random, hyperband and asha draw around them)")
     _budget(r)
     _where(r)
     _run_limits(r)
@@ -425,7 +428,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
             trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
-            budget=_budget_of(args),
+            budget=_budget_of(args), prior=args.prior,
         )
     else:
         launch = resume_run(

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
+from tuitune.core.api import (
+    check_session_name,
+    new_session_name,
+    open_session,
+    open_store,
+    strategy_for,
+    with_prior,
+)
 from tuitune.core.budget import Budget
 from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.records import SessionRecord
@@ -216,12 +223,14 @@ def new_run(
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
     budget: Mapping[str, Any] | None = None,
+    prior: str | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume).
 
     ``devices`` (``--devices``; ``device`` is its one-device form) and ``workers`` per device (0: in
     this process) say where trials run; they are stored with the session for its resumes.
     ``budget``: ``time``, ``total_epochs``, ``target`` (the flags; None ones take the preset's).
+    ``prior``: ``"defaults"`` makes the preset's ``[defaults]`` the priors of the searched parameters.
     """
     from tuitune.training.presets import load_preset
 
@@ -240,6 +249,7 @@ def new_run(
         defaults.update(values)
     if trials is None and strategy in ("random", "bayes"):
         trials = DEFAULT_TRIALS
+    space = with_prior(space, prior, defaults, strategy, key="--prior")
     max_epochs = max_epochs or preset.max_epochs
     if session:
         check_session_name(session)

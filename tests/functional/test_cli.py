@@ -1147,3 +1147,43 @@ def test_budget_from_the_toml(inproc, project: Project) -> None:
     r = inproc("run", toml.name, "--session", "tb", "--headless")
     assert r.rc == 0, r.err
     assert len(project.trials("tb")) == 2 and _info(project, "tb")["budget"] == {"total_epochs": 5}
+
+
+# ---------------------------------------------------------------------------------------------- priors
+
+
+def test_prior_defaults_starts_at_the_defaults_and_is_stored_with_the_space(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 4, "--prior", "defaults", "--session", "pd",
+                    "--headless")
+    assert r.rc == 0, r.err
+    trials = project.trials("pd")
+    assert trials[0]["config"] == {"x": 0.5, "units": 16, "act": "relu", "tag": "synthetic"}
+    space = json.loads(project.sql("SELECT space FROM sessions WHERE name = 'pd'")[0][0])
+    assert (space["x"]["prior"], space["units"]["prior"], space["act"]["prior"]) == (0.5, 16, "relu")
+    assert "prior" not in space["tag"]  # fixed: not searched
+    r = project.cli("resume", "pd", "--trials", 2, "--headless")  # the priors come back with the space
+    assert r.rc == 0, r.err
+    assert len(project.trials("pd")) == 6
+
+
+def test_a_prior_in_the_toml(inproc, project: Project) -> None:
+    space = {**project.default_space, "x": {"type": "float", "low": 0.0, "high": 1.0, "prior": 0.25}}
+    toml = project.toml(max_epochs=1, space=space)
+    r = inproc("run", toml.name, "--trials", 2, "--session", "pt", "--headless")
+    assert r.rc == 0, r.err
+    assert project.trials("pt")[0]["config"]["x"] == 0.25
+
+
+@pytest.mark.parametrize(("args", "space_x", "message"), [
+    (["--prior", "best"], None, "--prior 'best' is unknown; use 'defaults' (or give a parameter prior=VALUE)"),
+    (["--prior", "defaults", "--strategy", "grid"], None,
+     "--prior 'defaults' acts on the random, bayes, hyperband, asha strategies, not on grid"),
+    ([], {"type": "float", "low": 0.0, "high": 1.0, "prior": 2.0},
+     "key 'space.x': parameter 'x': prior 2.0 must be a value of the parameter (2 is outside [0, 1])"),
+])
+def test_a_bad_prior_is_one_line(inproc, project: Project, args, space_x, message) -> None:
+    space = {**project.default_space, **({"x": space_x} if space_x else {})}
+    r = inproc("run", project.toml(space=space).name, *args, "--headless")
+    assert r.rc == 2
+    assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err

@@ -148,6 +148,36 @@ async def test_new_session_form_takes_a_budget_and_the_header_shows_what_is_left
 
 
 @run_async
+async def test_new_session_form_offers_the_defaults_as_priors(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path, epochs=1)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        field = screen.query_one("#field-prior")
+        screen.query_one("#strategy", Select).value = "grid"
+        await wait_for(pilot, lambda: not field.display, what="no prior for grid")
+        screen.query_one("#strategy", Select).value = "bayes"
+        await wait_for(pilot, lambda: field.display, what="the prior field for bayes")
+        assert screen.settings()["prior"] is None
+        screen.query_one("#prior", Select).value = "defaults"
+        screen.query_one("#trials", Input).value = "2"
+        screen.query_one("#session-name", Input).value = "pri"
+        await pilot.pause()
+        assert screen.settings()["prior"] == "defaults"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.run_control.session == "pri" and not app.run_control.running, what="end")
+        rec = store.session("pri")
+        assert {k for k, p in rec.space.items() if "prior" in p} == set(rec.searched)
+        assert store.trials("pri")[0].config == rec.defaults
+
+
+@run_async
 async def test_pause_abort_and_stop_after_trial(tmp_path):
     hold = tmp_path / "hold"
     for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go

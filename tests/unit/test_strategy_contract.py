@@ -315,3 +315,38 @@ def test_a_budget_in_epochs_or_a_target_resumes_as_if_never_stopped(tmp_path, na
     assert len(store.trials("s")) == 1
     Runner(store, "s", objective, strategy_for(store.session("s"))).run()
     assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["random", "bayes", "hyperband-bayes", "asha"])
+@pytest.mark.parametrize("kind", list(SPACES))
+def test_priors_resume_as_if_never_stopped(tmp_path, name, kind):
+    """A space whose parameters carry priors (the defaults, as prior="defaults" does): the same continuation."""
+    prior_space = SPACES[kind].with_priors(DEFAULTS[kind])
+
+    def build_prior(db):
+        opts = cases(name, kind)
+        n_trials = opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+        strat = make_strategy(strategy, prior_space, max_epochs=epochs, n_trials=n_trials, defaults=DEFAULTS[kind], **opts)
+        store.create_session(
+            "s", strategy=strategy, options=strat.options(), space=prior_space.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=epochs, n_trials=n_trials, defaults=DEFAULTS[kind],
+        )
+        return store, strat
+
+    ref, sref = build_prior("ref.db")
+    Runner(ref, "s", objective, sref).run()
+    first = ref.trials("s")[0].config
+    assert first == prior_space.prune({**DEFAULTS[kind], **{k: v for k, v in first.items() if k not in prior_space.priors}})
+    store, strat = build_prior("cut.db")
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished) and e.trial.number == 2:
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)

@@ -83,6 +83,25 @@ class Session:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"
 
 
+PRIOR_KINDS = ("defaults",)
+# The strategies a prior acts on (grid walks its grid, manual runs the user's change).
+PRIOR_STRATEGIES = ("random", "bayes", "hyperband", "asha")
+
+
+def with_prior(space: Space, prior: str | None, defaults: Mapping[str, Any] | None, strategy: str,
+               key: str = "prior") -> Space:
+    """The space with the priors a ``prior=`` setting asks for (``"defaults"``: the defaults' values)."""
+    if prior is None:
+        return space
+    if prior not in PRIOR_KINDS:
+        raise SpaceError(f"{key} {prior!r} is unknown; use 'defaults' (or give a parameter prior=VALUE)")
+    if strategy not in PRIOR_STRATEGIES:
+        raise SpaceError(f"{key} {prior!r} acts on the {', '.join(PRIOR_STRATEGIES)} strategies, not on {strategy}")
+    if not defaults:
+        raise SpaceError(f"{key} 'defaults' needs defaults: pass defaults={{...}} (a preset's [defaults])")
+    return space.with_priors(defaults)
+
+
 def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
     space = Space.from_dict(record.space)
@@ -210,6 +229,7 @@ def tune(
     timeout: float | str | None = None,
     total_epochs: int | None = None,
     target: float | None = None,
+    prior: str | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -243,6 +263,9 @@ def tune(
         total_epochs: the session's total of epochs; hyperband and asha fill it with brackets and rungs, the
             others run whole trials of ``max_epochs``.
         target: the session ends once a trial's value reaches it (<= when minimizing, >= when maximizing).
+        prior: ``"defaults"``: each searched parameter's value in ``defaults`` becomes its prior (as
+            ``tt.Float(..., prior=1e-3)`` does): bayes weights its acquisition by the prior (piBO), random,
+            hyperband and asha draw a fading share of configs around it.
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -252,6 +275,7 @@ def tune(
 
     if not isinstance(space, Space):
         space = Space(dict(space))
+    space = with_prior(space, prior, defaults, strategy)
     if direction not in DIRECTIONS:
         raise SpaceError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
     store = open_store(db)

@@ -20,6 +20,10 @@ from tuitune.core.errors import StrategyError
 from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
 
+# Random draws around a prior (Strategy.draw): the share of configs drawn from it, halved after PRIOR_HALF trials.
+PRIOR_SHARE = 0.5
+PRIOR_HALF = 10
+
 
 class Wait:
     """What ``ask()`` answers when nothing can start before a running trial ends (a rung barrier).
@@ -148,6 +152,20 @@ class Strategy(ABC):
     def rng(self, *salt: int) -> np.random.Generator:
         """A generator determined by the seed, the number of trials so far and the salt."""
         return np.random.default_rng([self.seed & 0xFFFFFFFF, self.n_created, *salt])
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A new config at random: uniformly on each parameter's scale, or, where parameters carry a prior,
+        around it as PriorBand does: the first config is the priors' own, then a share of the draws come
+        from the prior (PRIOR_SHARE, halved after PRIOR_HALF trials and fading on), the rest uniformly."""
+        space = self.space
+        if not space.priors:
+            return space.sample(rng)
+        n = self.n_created
+        if n == 0:
+            return space.prior_mode(rng)
+        if rng.random() < PRIOR_SHARE * PRIOR_HALF / (PRIOR_HALF + n):
+            return space.prior_config(rng)
+        return space.sample(rng)
 
     def score(self, value: float) -> float:
         """The value as a loss (lower is better), whatever the direction."""

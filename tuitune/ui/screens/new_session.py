@@ -14,7 +14,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from tuitune.core.api import check_session_name, new_session_name
+from tuitune.core.api import PRIOR_STRATEGIES, check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
 from tuitune.core.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
@@ -151,6 +151,12 @@ class NewSessionScreen(TuituneScreen):
                     with Horizontal(classes="field", id=f"field-{key}"):
                         yield Label(label)
                         yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                with Horizontal(classes="field", id="field-prior"):
+                    yield Label("prior")
+                    yield Select(
+                        [("none", _DEFAULT), ("the preset's defaults", "defaults")],
+                        value=_DEFAULT, allow_blank=False, id="prior", compact=True,
+                    )
                 for key, label, placeholder, kind in BUDGET_FIELDS:
                     with Horizontal(classes="field", id=f"field-{key}"):
                         yield Label(label)
@@ -291,6 +297,7 @@ class NewSessionScreen(TuituneScreen):
             self.query_one(f"#field-{key}").display = key in shown
         for key, *_ in BUDGET_FIELDS:  # a manual session runs the change the user asks for
             self.query_one(f"#field-{key}").display = strategy != "manual"
+        self.query_one("#field-prior").display = strategy in PRIOR_STRATEGIES
 
     @on(Input.Changed, "#session-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -336,6 +343,7 @@ class NewSessionScreen(TuituneScreen):
             if strategy in o.strategies and word != _DEFAULT:
                 options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
+        prior = str(self.query_one("#prior", Select).value)
         budget: dict[str, Any] = {}
         if strategy != "manual":
             budget["time"] = self.query_one("#time", Input).value.strip() or None
@@ -356,6 +364,7 @@ class NewSessionScreen(TuituneScreen):
             device=None if device == "auto" else device,
             options={k: v for k, v in options.items() if v is not None},
             budget=budget,
+            prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,
         )
 
     @on(Button.Pressed, "#start")

@@ -56,6 +56,11 @@ DEFAULT_ENGINE = "lean"
 # global basin is found late). benchmarks/results/bayes.md has the figures. Not with pending trials.
 EXPLOIT_LAST = 0.1
 
+# With priors (and n_initial not given): this share of the automatic initial design (the prior's config first).
+PRIOR_INITIAL_FRACTION = 1.0
+# With priors: every PRIOR_INITIAL_EVERY-th initial point (from the second) is drawn from the prior (0: none).
+PRIOR_INITIAL_EVERY = 0
+
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
 
@@ -140,6 +145,8 @@ class BayesStrategy(Strategy):
         self._enc = Encoding(space)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
         self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.trial_cap())
+        if n_initial is None and space.priors:  # the prior's config first, and the model sooner
+            self._n_initial = max(2, math.ceil(PRIOR_INITIAL_FRACTION * self._n_initial))
 
     # ---- ask ----------------------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
@@ -147,6 +154,9 @@ class BayesStrategy(Strategy):
             return None
         if self._enc.dim == 0:  # nothing to search: every config is the same
             return Suggestion(config=self._enc.to_config(np.empty(0)), budget=self.max_epochs)
+        if self.n_created == 0 and self.space.priors:  # the priors' own config first (the prior's mode)
+            config = self.space.prior_mode(self.rng(7))
+            return Suggestion(config=config, budget=self.max_epochs, meta={"chosen_by": "initial"})
         data = self._data()
         taken = {self._enc.key(c) for c in data["configs"]}
         if self.n_created >= self._n_initial and len(data["y_obs"]) >= 2:
@@ -197,6 +207,12 @@ class BayesStrategy(Strategy):
         from scipy.stats import qmc
 
         n = self.n_created
+        if self.space.priors and PRIOR_INITIAL_EVERY and n % PRIOR_INITIAL_EVERY == 1:
+            # Part of the initial design is drawn from the prior (piBO draws all of it there; the Sobol
+            # points left keep a misleading prior from hiding the rest of the space from the model).
+            u = self._enc.to_u(self.space.prior_config(self.rng(17)))
+            if self._key_u(u) not in taken:
+                return u
         m = max(1, math.ceil(math.log2(n + 1)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -245,6 +261,14 @@ class BayesStrategy(Strategy):
             self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed, pending=self.pending,
             exploit=self._exploit(),
         )
+        if self.space.priors and not self._exploit():
+            from tuitune.core.strategies.bayes.prior import PriorWeighted
+
+            acq = PriorWeighted(acq, enc, PriorWeighted.power_after(len(data["y_obs"])))
+            best_u = data["u_obs"][int(np.argmin(data["y_obs"]))]
+            mode_u = enc.to_u(self.space.prior_mode(self.rng(7)))
+            feats = enc.features(torch.from_numpy(np.stack([best_u, mode_u]))).numpy()
+            acq.power *= acq.gate(feats[0], feats[1])
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
