@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prior", metavar="defaults",
                    help="defaults: the preset's [defaults] are the priors of the searched parameters "
                         "(bayes weights its search by them, random, hyperband and asha draw around them)")
+    r.add_argument("--warm-start", action="append", metavar="SESSION",
+                   help="an earlier session of this database: its trials inform the model and its best configs "
+                        "run first (repeatable)")
     _budget(r)
     _where(r)
     _run_limits(r)
@@ -428,7 +431,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
             trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
-            budget=_budget_of(args), prior=args.prior,
+            budget=_budget_of(args), prior=args.prior, warm_start=args.warm_start,
         )
     else:
         launch = resume_run(

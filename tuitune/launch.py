@@ -20,6 +20,7 @@ from tuitune.core.api import (
     open_session,
     open_store,
     strategy_for,
+    warm_data,
     with_prior,
 )
 from tuitune.core.budget import Budget
@@ -224,6 +225,7 @@ def new_run(
     gpus_per_trial: float | None = None,
     budget: Mapping[str, Any] | None = None,
     prior: str | None = None,
+    warm_start: Sequence[str] | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume).
 
@@ -231,6 +233,7 @@ def new_run(
     this process) say where trials run; they are stored with the session for its resumes.
     ``budget``: ``time``, ``total_epochs``, ``target`` (the flags; None ones take the preset's).
     ``prior``: ``"defaults"`` makes the preset's ``[defaults]`` the priors of the searched parameters.
+    ``warm_start``: earlier sessions of the database whose trials start this one (``tt.tune``'s warm_start).
     """
     from tuitune.training.presets import load_preset
 
@@ -256,9 +259,14 @@ def new_run(
     given = _budget_flags(budget)
     session_budget = Budget.from_dict(preset.budget).merged(given)
     session_budget.check_epochs(max_epochs, "--total-epochs")
+    warm = None
+    if warm_start:  # read from the database (the rest is checked before it is touched)
+        wstore = open_store(db)
+        if not (session and wstore.session_exists(session)):
+            warm = warm_data(wstore, list(warm_start), space, defaults, session or "", key="--warm-start")
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
-        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, **options,
+        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
@@ -272,7 +280,8 @@ def new_run(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
-        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
+        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where,
+              **({"warm_start": warm} if warm else {})},
         budget=session_budget,
     )
     if existed:

@@ -1187,3 +1187,30 @@ def test_a_bad_prior_is_one_line(inproc, project: Project, args, space_x, messag
     r = inproc("run", project.toml(space=space).name, *args, "--headless")
     assert r.rc == 2
     assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+# ---------------------------------------------------------------------------------------------- warm starts
+
+
+def test_warm_start_runs_the_earlier_best_first_and_keeps_the_data(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    assert inproc("run", toml.name, "--trials", 4, "--session", "before", "--headless").rc == 0
+    best = min((t for t in project.trials("before")), key=lambda t: t["value"])
+    r = inproc("run", toml.name, "--strategy", "bayes", "--trials", 5, "--warm-start", "before", "--session", "after",
+               "--headless")
+    assert r.rc == 0, r.err
+    after = project.trials("after")
+    assert after[0]["config"] == best["config"] and after[0]["meta"]["chosen_by"] == "warm-start"
+    assert len(after) == 5 and len(project.trials("before")) == 4  # not counted here, untouched there
+    assert len(_info(project, "after")["warm_start"]) == 4
+    r = inproc("resume", "after", "--trials", 1, "--headless")
+    assert r.rc == 0, r.err
+
+
+def test_warm_start_from_an_unknown_session_is_one_line(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    assert inproc("run", toml.name, "--trials", 1, "--session", "one", "--headless").rc == 0
+    r = inproc("run", toml.name, "--warm-start", "nope", "--headless")
+    assert r.rc == 2
+    assert "--warm-start 'nope': no such session in" in r.err and "its sessions: one" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err

@@ -350,3 +350,40 @@ def test_priors_resume_as_if_never_stopped(tmp_path, name, kind):
     assert runner.run().state == "stopped"
     Runner(store, "s", objective, strategy_for(store.session("s"))).run()
     assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["random", "bayes", "hyperband-bayes", "asha"])
+def test_a_warm_start_resumes_as_if_never_stopped(tmp_path, name):
+    """Earlier trials stored with the session (info["warm_start"]): its resume rebuilds the same strategy."""
+    from tuitune.core.warm import warm_trials
+
+    earlier, sref = build(tmp_path, "random", "earlier.db")
+    Runner(earlier, "s", objective, sref).run()
+    warm = warm_trials(SPACE, DEFAULTS["flat"], [("earlier", "minimize", earlier.trials("s"))])
+
+    def build_warm(db):
+        opts = cases(name, "flat")
+        n_trials = opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+        strat = make_strategy(strategy, SPACE, max_epochs=epochs, n_trials=n_trials, warm_start=warm, **opts)
+        store.create_session(
+            "s", strategy=strategy, options=strat.options(), space=SPACE.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=epochs, n_trials=n_trials, info={"warm_start": warm},
+        )
+        return store, strat
+
+    ref, sref = build_warm("ref.db")
+    Runner(ref, "s", objective, sref).run()
+    assert ref.trials("s")[0].config == warm[0]["config"]
+    store, strat = build_warm("cut.db")
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished) and e.trial.number == 3:
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)

@@ -102,6 +102,29 @@ def with_prior(space: Space, prior: str | None, defaults: Mapping[str, Any] | No
     return space.with_priors(defaults)
 
 
+def warm_data(
+    store: Store, names: str | Sequence[str] | None, space: Space, defaults: Mapping[str, Any] | None, this: str,
+    key: str = "warm_start",
+) -> list[dict[str, Any]] | None:
+    """The warm start from earlier sessions of the store (``tuitune.core.warm``), checked: each name must be
+    another session of this database."""
+    from tuitune.core.warm import warm_trials
+
+    if names is None:
+        return None
+    wanted = [names] if isinstance(names, str) else list(names)
+    sources = []
+    for n in wanted:
+        if not isinstance(n, str) or not store.session_exists(n):
+            known = ", ".join(r.name for r in store.sessions()) or "none"
+            raise SessionError(f"{key} {n!r}: no such session in {store.path}; its sessions: {known}")
+        if n == this:
+            raise SessionError(f"{key} {n!r} is this session itself; name an earlier one")
+        rec = store.session(n)
+        sources.append((n, rec.direction, store.trials(n, with_epochs=False)))
+    return warm_trials(space, defaults, sources)
+
+
 def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
     space = Space.from_dict(record.space)
@@ -119,6 +142,7 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
         n_trials=record.n_trials,
         defaults=record.defaults or None,
         total_epochs=Budget.of(record).total_epochs,
+        warm_start=record.info.get("warm_start") or None,
         **options,
     )
 
@@ -230,6 +254,7 @@ def tune(
     total_epochs: int | None = None,
     target: float | None = None,
     prior: str | None = None,
+    warm_start: str | Sequence[str] | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -266,6 +291,10 @@ def tune(
         prior: ``"defaults"``: each searched parameter's value in ``defaults`` becomes its prior (as
             ``tt.Float(..., prior=1e-3)`` does): bayes weights its acquisition by the prior (piBO), random,
             hyperband and asha draw a fading share of configs around it.
+        warm_start: an earlier session's name in the same database, or a list of them: their complete
+            trials inform bayes's model (ranked within their session, so a shifted metric still helps) without
+            counting as this session's trials, and their best configs (fitted to this space) run first.
+            Taken when the session is created and stored with it (its resumes see the same data).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -284,14 +313,16 @@ def tune(
     run_options = dict(options)
     budget = Budget.make(timeout, total_epochs, target)
     budget.check_epochs(max_epochs)
+    warm = None if store.session_exists(name) else warm_data(store, warm_start, space, defaults, name)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
-        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, **run_options,
+        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, warm_start=warm, **run_options,
     )
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults, info={"backend": backend}, budget=budget,
+        preset=preset, defaults=defaults, info={"backend": backend, **({"warm_start": warm} if warm else {})},
+        budget=budget,
     )
     if existed:
         strat = strategy_for(rec, **run_options)

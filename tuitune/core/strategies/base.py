@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ import numpy as np
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
+from tuitune.core.warm import WARM_FIRST
 
 # Random draws around a prior (Strategy.draw): the share of configs drawn from it, halved after PRIOR_HALF trials.
 PRIOR_SHARE = 0.5
@@ -76,6 +77,8 @@ class Strategy(ABC):
         defaults: a full config where manual mode starts.
         total_epochs: the session's total of epochs (None: no limit); with ``n_trials`` the smaller cap wins
             (``trial_cap``). Hyperband and asha fill it with brackets and rungs, the others with whole trials.
+        warm_start: earlier sessions' trials fitted to this space and ranked (``tuitune.core.warm``): the
+            best ones are the first configs drawn; bayes also fits its model on them.
         **options: strategy-specific keyword options (``factor=3`` for Hyperband, ...).
     """
 
@@ -92,6 +95,7 @@ class Strategy(ABC):
         n_trials: int | None = None,
         defaults: Mapping[str, Any] | None = None,
         total_epochs: int | None = None,
+        warm_start: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
@@ -112,6 +116,8 @@ class Strategy(ABC):
             )
         self.n_trials = n_trials
         self.total_epochs = total_epochs
+        # Earlier sessions' trials (tuitune.core.warm): {"config", "rank"} entries, best first.
+        self.warm = [dict(w) for w in warm_start or ()]
         self.defaults = dict(defaults) if defaults else None
         self._trials: dict[int, TrialRecord] = {}
 
@@ -154,13 +160,16 @@ class Strategy(ABC):
         return np.random.default_rng([self.seed & 0xFFFFFFFF, self.n_created, *salt])
 
     def draw(self, rng: np.random.Generator) -> dict[str, Any]:
-        """A new config at random: uniformly on each parameter's scale, or, where parameters carry a prior,
+        """A new config at random (after a warm start's best configs, WARM_FIRST of them): uniformly on each
+        parameter's scale, or, where parameters carry a prior,
         around it as PriorBand does: the first config is the priors' own, then a share of the draws come
         from the prior (PRIOR_SHARE, halved after PRIOR_HALF trials and fading on), the rest uniformly."""
         space = self.space
+        n = self.n_created
+        if n < min(WARM_FIRST, len(self.warm)):  # the earlier sessions' best configs first
+            return dict(self.warm[n]["config"])
         if not space.priors:
             return space.sample(rng)
-        n = self.n_created
         if n == 0:
             return space.prior_mode(rng)
         if rng.random() < PRIOR_SHARE * PRIOR_HALF / (PRIOR_HALF + n):

@@ -44,6 +44,7 @@ from tuitune.core.strategies.base import Strategy, Suggestion
 from tuitune.core.strategies.bayes.acquisition import acquisition
 from tuitune.core.strategies.bayes.encoding import Encoding
 from tuitune.core.strategies.bayes.optim import optimize_acqf
+from tuitune.core.warm import WARM_FIRST
 
 ENGINES = ("lean", "botorch")
 DEFAULT_ENGINE = "lean"
@@ -62,6 +63,21 @@ PRIOR_INITIAL_FRACTION = 1.0
 PRIOR_INITIAL_EVERY = 0
 
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
+
+
+# A warm start's data in the model: "ranks" (this session's values ranked as well) or "quantiles" (the
+# earlier ranks mapped onto this session's values), and until this session has WARM_UNTIL values (None: always).
+WARM_VALUES = "ranks"
+WARM_UNTIL: int | None = None
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Scores (lower is better) as ranks in [0, 1]: 0 the best, 1 the worst, ties sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    if len(scores) < 2:
+        return np.zeros(len(scores))
+    return (rankdata(scores) - 1) / (len(scores) - 1)
 
 
 def initial_design_size(dim: int, n_trials: int | None) -> int:
@@ -143,9 +159,12 @@ class BayesStrategy(Strategy):
         self.n_local = n_local
         self.pending = pending
         self._enc = Encoding(space)
+        self._warm_cache: tuple[np.ndarray, np.ndarray] | None = None  # the warm start encoded (constructor data)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
         self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.trial_cap())
-        if n_initial is None and space.priors:  # the prior's config first, and the model sooner
+        if n_initial is None and len(self._warm_u()[0]) >= 2:  # the earlier trials stand for the initial design
+            self._n_initial = min(WARM_FIRST, len(self.warm))
+        elif n_initial is None and space.priors:  # the prior's config first, and the model sooner
             self._n_initial = max(2, math.ceil(PRIOR_INITIAL_FRACTION * self._n_initial))
 
     # ---- ask ----------------------------------------------------------------------------------------
@@ -154,6 +173,8 @@ class BayesStrategy(Strategy):
             return None
         if self._enc.dim == 0:  # nothing to search: every config is the same
             return Suggestion(config=self._enc.to_config(np.empty(0)), budget=self.max_epochs)
+        if self.n_created < min(WARM_FIRST, len(self.warm)):  # an earlier session's best configs first
+            return Suggestion(config=self.draw(self.rng()), budget=self.max_epochs, meta={"chosen_by": "warm-start"})
         if self.n_created == 0 and self.space.priors:  # the priors' own config first (the prior's mode)
             config = self.space.prior_mode(self.rng(7))
             return Suggestion(config=config, budget=self.max_epochs, meta={"chosen_by": "initial"})
@@ -225,6 +246,19 @@ class BayesStrategy(Strategy):
             u = self._enc.from_unit_cube(rng.random((1, self._enc.dim)))[0]
         return u
 
+    def _warm_u(self) -> tuple[np.ndarray, np.ndarray]:
+        """The warm start's points (u) and ranks, for the model (entries that do not encode are left out)."""
+        if self._warm_cache is None:
+            us, ranks = [], []
+            for w in self.warm:
+                try:
+                    us.append(self._enc.to_u(w["config"]))
+                    ranks.append(float(w["rank"]))
+                except (SpaceError, KeyError, TypeError, ValueError):
+                    continue
+            self._warm_cache = (np.array(us).reshape(-1, self._enc.dim), np.array(ranks, dtype=float))
+        return self._warm_cache
+
     def _key_u(self, u: np.ndarray) -> tuple[float, ...]:
         return self._enc.key(self._enc.to_config(u))
 
@@ -241,8 +275,18 @@ class BayesStrategy(Strategy):
 
         enc = self._enc
         y = -data["y_obs"]  # the GP maximises
+        u_obs = data["u_obs"]
+        warm_u, warm_rank = self._warm_u()
+        if len(warm_u) and (WARM_UNTIL is None or len(y) < WARM_UNTIL):
+            # A warm start: the earlier sessions' ranks (0 the best, 1 the worst), so a metric that shifted
+            # between the sessions still lines up, beside this session's own values or ranks.
+            if WARM_VALUES == "quantiles" and len(y) >= 2:
+                yw = np.quantile(y, 1.0 - warm_rank)  # rank 0: this session's best value so far
+            else:
+                y, yw = -_ranks(data["y_obs"]), -warm_rank
+            u_obs, y = np.concatenate([u_obs, warm_u]), np.concatenate([y, yw])
         worst = float(y.min())
-        u_train = np.concatenate([data["u_obs"], data["u_bad"]])
+        u_train = np.concatenate([u_obs, data["u_bad"]])
         y_train = np.concatenate([y, np.full(len(data["u_bad"]), worst)])
         mu, sd = float(y_train.mean()), float(y_train.std())
         sd = sd if sd > 1e-12 else 1.0
