@@ -57,18 +57,17 @@ DEFAULT_ENGINE = "lean"
 # global basin is found late). benchmarks/results/bayes.md has the figures. Not with pending trials.
 EXPLOIT_LAST = 0.1
 
-# With priors (and n_initial not given): this share of the automatic initial design (the prior's config first).
-PRIOR_INITIAL_FRACTION = 1.0
-# With priors: every PRIOR_INITIAL_EVERY-th initial point (from the second) is drawn from the prior (0: none).
-PRIOR_INITIAL_EVERY = 0
+# With priors (and n_initial not given): this share of the automatic initial design, the prior's config first
+# (the model sooner; measured against the whole design in benchmarks/results/prior.md).
+PRIOR_INITIAL_FRACTION = 0.5
 
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
 
-# A warm start's data in the model: "ranks" (this session's values ranked as well) or "quantiles" (the
-# earlier ranks mapped onto this session's values), and until this session has WARM_UNTIL values (None: always).
-WARM_VALUES = "ranks"
-WARM_UNTIL: int | None = None
+# A warm start's trials inform the model until the session has this many values of its own: then its own
+# values alone fit it (measured: kept for good, the earlier optimum held the search where it had moved from;
+# 6, 10 and 15, on ranks or on quantiles, in benchmarks/results/warm-start.md).
+WARM_UNTIL = 6
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -228,12 +227,6 @@ class BayesStrategy(Strategy):
         from scipy.stats import qmc
 
         n = self.n_created
-        if self.space.priors and PRIOR_INITIAL_EVERY and n % PRIOR_INITIAL_EVERY == 1:
-            # Part of the initial design is drawn from the prior (piBO draws all of it there; the Sobol
-            # points left keep a misleading prior from hiding the rest of the space from the model).
-            u = self._enc.to_u(self.space.prior_config(self.rng(17)))
-            if self._key_u(u) not in taken:
-                return u
         m = max(1, math.ceil(math.log2(n + 1)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -277,10 +270,10 @@ class BayesStrategy(Strategy):
         y = -data["y_obs"]  # the GP maximises
         u_obs = data["u_obs"]
         warm_u, warm_rank = self._warm_u()
-        if len(warm_u) and (WARM_UNTIL is None or len(y) < WARM_UNTIL):
-            # A warm start: the earlier sessions' ranks (0 the best, 1 the worst), so a metric that shifted
-            # between the sessions still lines up, beside this session's own values or ranks.
-            if WARM_VALUES == "quantiles" and len(y) >= 2:
+        if len(warm_u) and len(y) < WARM_UNTIL:
+            # A warm start: the earlier sessions' ranks (0 the best, 1 the worst; a metric that shifted between
+            # the sessions still lines up), placed at this session's value of the same quantile.
+            if len(y) >= 2:
                 yw = np.quantile(y, 1.0 - warm_rank)  # rank 0: this session's best value so far
             else:
                 y, yw = -_ranks(data["y_obs"]), -warm_rank
