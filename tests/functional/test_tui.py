@@ -148,7 +148,7 @@ async def test_new_session_form_takes_a_budget_and_the_header_shows_what_is_left
 
 
 @run_async
-async def test_new_session_form_offers_the_defaults_as_priors(tmp_path):
+async def test_new_session_form_offers_the_defaults_as_priors_and_a_warm_start(tmp_path):
     from textual.widgets import Select
 
     preset = make_preset(tmp_path, epochs=1)
@@ -175,6 +175,24 @@ async def test_new_session_form_offers_the_defaults_as_priors(tmp_path):
         rec = store.session("pri")
         assert {k for k, p in rec.space.items() if "prior" in p} == set(rec.searched)
         assert store.trials("pri")[0].config == rec.defaults
+        # A second session warm-started from it: its best config runs first.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), what="home")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        screen.query_one("#strategy", Select).value = "random"
+        await wait_for(pilot, lambda: screen.query_one("#field-warm-start").display, what="the warm-start field")
+        screen.query_one("#warm-start", Input).value = "pri"
+        screen.query_one("#trials", Input).value = "2"
+        screen.query_one("#session-name", Input).value = "warm"
+        await pilot.pause()
+        assert screen.settings()["warm_start"] == ["pri"]
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.run_control.session == "warm" and not app.run_control.running, what="end")
+        best = min((t for t in store.trials("pri") if t.value is not None), key=lambda t: t.value)
+        assert store.trials("warm")[0].config == best.config
 
 
 @run_async

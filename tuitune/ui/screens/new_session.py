@@ -157,6 +157,9 @@ class NewSessionScreen(TuituneScreen):
                         [("none", _DEFAULT), ("the preset's defaults", "defaults")],
                         value=_DEFAULT, allow_blank=False, id="prior", compact=True,
                     )
+                with Horizontal(classes="field", id="field-warm-start"):
+                    yield Label("warm start from")
+                    yield Input(placeholder="none (earlier sessions, comma-separated)", id="warm-start", compact=True)
                 for key, label, placeholder, kind in BUDGET_FIELDS:
                     with Horizontal(classes="field", id=f"field-{key}"):
                         yield Label(label)
@@ -298,6 +301,7 @@ class NewSessionScreen(TuituneScreen):
         for key, *_ in BUDGET_FIELDS:  # a manual session runs the change the user asks for
             self.query_one(f"#field-{key}").display = strategy != "manual"
         self.query_one("#field-prior").display = strategy in PRIOR_STRATEGIES
+        self.query_one("#field-warm-start").display = strategy in PRIOR_STRATEGIES  # the strategies that draw configs
 
     @on(Input.Changed, "#session-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -344,6 +348,7 @@ class NewSessionScreen(TuituneScreen):
                 options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
         prior = str(self.query_one("#prior", Select).value)
+        warm = [w.strip() for w in self.query_one("#warm-start", Input).value.split(",") if w.strip()]
         budget: dict[str, Any] = {}
         if strategy != "manual":
             budget["time"] = self.query_one("#time", Input).value.strip() or None
@@ -365,6 +370,7 @@ class NewSessionScreen(TuituneScreen):
             options={k: v for k, v in options.items() if v is not None},
             budget=budget,
             prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,
+            warm_start=warm if warm and strategy in PRIOR_STRATEGIES else None,
         )
 
     @on(Button.Pressed, "#start")
