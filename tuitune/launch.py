@@ -263,7 +263,7 @@ def new_run(
     if warm_start:  # read from the database (the rest is checked before it is touched)
         wstore = open_store(db)
         if not (session and wstore.session_exists(session)):
-            warm = warm_data(wstore, list(warm_start), space, defaults, session or "", key="--warm-start")
+            warm = warm_data(wstore, list(warm_start), space, defaults, session or "", strategy, key="--warm-start")
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
         n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm, **options,

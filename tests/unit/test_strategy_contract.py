@@ -352,7 +352,7 @@ def test_priors_resume_as_if_never_stopped(tmp_path, name, kind):
     assert history(store) == history(ref)
 
 
-@pytest.mark.parametrize("name", ["random", "bayes", "hyperband-bayes", "asha"])
+@pytest.mark.parametrize("name", ["random", "grid", "bayes", "hyperband-bayes", "asha"])
 def test_a_warm_start_resumes_as_if_never_stopped(tmp_path, name):
     """Earlier trials stored with the session (info["warm_start"]): its resume rebuilds the same strategy."""
     from tuitune.core.warm import warm_trials

@@ -35,7 +35,7 @@ def _tell(s, config, value, n):
     s.tell(TrialRecord(number=n, state=TrialState.COMPLETE, config=config, value=value))
 
 
-@pytest.mark.parametrize("name", ["random", "bayes", "hyperband", "asha"])
+@pytest.mark.parametrize("name", ["random", "grid", "bayes", "hyperband", "asha"])
 def test_the_best_earlier_configs_run_first(name):
     warm = warm_trials(SPACE, {"act": "relu"}, [("old", "minimize", OLD)])
     opts = {"sampler": "random"} if name in ("hyperband", "asha") else {}
@@ -46,9 +46,11 @@ def test_the_best_earlier_configs_run_first(name):
         sug = s.ask()
         got.append(sug.config)
         s.tell(TrialRecord(number=i, state=TrialState.RUNNING, config=sug.config, budget=sug.budget, meta=sug.meta))
-        if name == "bayes":
+        if name in ("bayes", "grid"):
             assert sug.meta["chosen_by"] == "warm-start"
     assert got == [e["config"] for e in warm[:WARM_FIRST]]
+    if name == "grid":  # then the whole grid
+        assert s.total() == SPACE.grid_size() + len(got) and s.ask().meta == {"grid_index": 0}
 
 
 def test_bayes_models_the_earlier_trials_without_counting_them():
@@ -78,3 +80,5 @@ def test_the_api_takes_warm_start_names_and_stores_the_data(tmp_path):
     assert len(tt.load("old", db=tmp_path / "a.db").trials) == 5  # the earlier session is untouched
     with pytest.raises(SessionError, match="^warm_start 'nope': no such session in .*; its sessions: new, old"):
         tt.tune(objective, space, trials=2, warm_start="nope", db=tmp_path / "a.db", workers=0)
+    with pytest.raises(SessionError, match="^warm_start: manual mode runs the changes you ask for"):
+        tt.tune(objective, space, strategy="manual", warm_start="old", db=tmp_path / "a.db", workers=0)

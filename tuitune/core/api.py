@@ -104,7 +104,7 @@ def with_prior(space: Space, prior: str | None, defaults: Mapping[str, Any] | No
 
 def warm_data(
     store: Store, names: str | Sequence[str] | None, space: Space, defaults: Mapping[str, Any] | None, this: str,
-    key: str = "warm_start",
+    strategy: str, key: str = "warm_start",
 ) -> list[dict[str, Any]] | None:
     """The warm start from earlier sessions of the store (``tuitune.core.warm``), checked: each name must be
     another session of this database."""
@@ -112,6 +112,8 @@ def warm_data(
 
     if names is None:
         return None
+    if strategy == "manual":
+        raise SessionError(f"{key}: manual mode runs the changes you ask for; warm-start another strategy")
     wanted = [names] if isinstance(names, str) else list(names)
     sources = []
     for n in wanted:
@@ -313,7 +315,7 @@ def tune(
     run_options = dict(options)
     budget = Budget.make(timeout, total_epochs, target)
     budget.check_epochs(max_epochs)
-    warm = None if store.session_exists(name) else warm_data(store, warm_start, space, defaults, name)
+    warm = None if store.session_exists(name) else warm_data(store, warm_start, space, defaults, name, strategy)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
         n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, warm_start=warm, **run_options,

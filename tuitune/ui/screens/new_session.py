@@ -301,7 +301,7 @@ class NewSessionScreen(TuituneScreen):
         for key, *_ in BUDGET_FIELDS:  # a manual session runs the change the user asks for
             self.query_one(f"#field-{key}").display = strategy != "manual"
         self.query_one("#field-prior").display = strategy in PRIOR_STRATEGIES
-        self.query_one("#field-warm-start").display = strategy in PRIOR_STRATEGIES  # the strategies that draw configs
+        self.query_one("#field-warm-start").display = strategy != "manual"
 
     @on(Input.Changed, "#session-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -370,7 +370,7 @@ class NewSessionScreen(TuituneScreen):
             options={k: v for k, v in options.items() if v is not None},
             budget=budget,
             prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,
-            warm_start=warm if warm and strategy in PRIOR_STRATEGIES else None,
+            warm_start=warm if warm and strategy != "manual" else None,
         )
 
     @on(Button.Pressed, "#start")
