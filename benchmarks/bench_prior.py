@@ -81,6 +81,35 @@ def to_target(curve: list[float], target: float) -> int:
     return next((i + 1 for i, r in enumerate(curve) if r <= target + 1e-12), len(curve) + 1)
 
 
+def multi_fidelity(seeds: int, R: int = 27, eta: int = 3) -> list[str]:
+    """hyperband and asha (random sampler) on bench_hyperband's learning-curve functions: the median final
+    regret after one plan (hyperband: one iteration; asha: its default configs), without and with priors."""
+    import bench_hyperband as bh
+
+    from tuitune.core.strategies import make_strategy
+
+    lines = [
+        "", f"## hyperband and asha (random sampler): median regret over {seeds} seeds, R = {R}, eta = {eta}", "",
+        "bench_hyperband's learning-curve functions; the same epochs with and without the prior (one hyperband "
+        "iteration; asha's default configs). Regret: the best final value among the configs trained to R.", "",
+        "| function | strategy | none | good | misleading |", "|---|---|---|---|---|",
+    ]
+    for fname in ("mf-hartmann3", "mf-mixed"):
+        p = bh.PROBLEMS_MF[fname]
+        base = PROBLEMS[fname[3:]]
+        for strat in ("hyperband", "asha"):
+            med = {}
+            for kind in KINDS:
+                regs = []
+                for seed in range(seeds):
+                    space = p.space if kind == "none" else p.space.with_priors(prior_of(base, kind, seed))
+                    s = make_strategy(strat, space, seed=seed, max_epochs=R, factor=eta, sampler="random")
+                    regs.append(bh.run_one_worker(dataclasses.replace(p, space=space), s, seed, R)[0])
+                med[kind] = statistics.median(regs)
+            lines.append(f"| {fname} | {strat} | {med['none']:.3g} | {med['good']:.3g} | {med['misleading']:.3g} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=30)
@@ -88,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--functions", default=",".join(OPTIMA))
     ap.add_argument("--strategies", default="bayes,random")
     ap.add_argument("--raw", default=str(ROOT / "benchmarks" / "results" / "prior-raw.json"))
+    ap.add_argument("--multi-fidelity", action="store_true", help="also hyperband and asha (random sampler)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "prior.md"), help="'' to not write")
     args = ap.parse_args(argv)
     funcs = [f for f in args.functions.split(",") if f]
@@ -138,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows:
             lines.append(f"- {s}: good {statistics.median(r[0] for r in rows):.2f}x, "
                          f"misleading {statistics.median(r[1] for r in rows):.2f}x")
+    if args.multi_fidelity:
+        lines += multi_fidelity(args.seeds)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
