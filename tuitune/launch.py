@@ -33,7 +33,7 @@ from tuitune.core.strategies.base import Strategy
 from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
 from tuitune.training.objective import build_objective
 
-DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
+DEFAULT_TRIALS = 20  # random and bayes have no natural end (unless --time or --total-epochs); grid, Hyperband their plan
 DEFAULT_MAX_FAILURES = 3
 
 
@@ -250,8 +250,6 @@ def new_run(
     elif values:
         space = space.with_fixed(values)
         defaults.update(values)
-    if trials is None and strategy in ("random", "bayes"):
-        trials = DEFAULT_TRIALS
     space = with_prior(space, prior, defaults, strategy, key="--prior")
     max_epochs = max_epochs or preset.max_epochs
     if session:
@@ -259,6 +257,10 @@ def new_run(
     given = _budget_flags(budget)
     session_budget = Budget.from_dict(preset.budget).merged(given)
     session_budget.check_epochs(max_epochs, "--total-epochs")
+    # A time or a total of epochs is the session's end: random and bayes then have no trial count of their own.
+    if trials is None and strategy in ("random", "bayes") and session_budget.timeout is None \
+            and session_budget.total_epochs is None:
+        trials = DEFAULT_TRIALS
     warm = None
     if warm_start:  # read from the database (the rest is checked before it is touched)
         wstore = open_store(db)

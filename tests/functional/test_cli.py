@@ -1142,6 +1142,16 @@ def test_a_bad_budget_is_one_line_naming_the_flag_or_key(inproc, project: Projec
     assert not project.trials("x")
 
 
+def test_a_time_or_epochs_budget_lifts_the_default_trial_count(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    r = inproc("run", toml.name, "--total-epochs", 25, "--session", "many", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("many")) == 25  # not the 20 trials random runs by default
+    r = inproc("run", toml.name, "--target", -1, "--session", "few", "--headless")  # a target alone: the default
+    assert r.rc == 0, r.err
+    assert len(project.trials("few")) == 20
+
+
 def test_budget_from_the_toml(inproc, project: Project) -> None:
     toml = project.toml(max_epochs=2, extra={"total_epochs": 5})
     r = inproc("run", toml.name, "--session", "tb", "--headless")
