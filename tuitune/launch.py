@@ -268,7 +268,8 @@ def new_run(
             warm = warm_data(wstore, list(warm_start), space, defaults, session or "", strategy, key="--warm-start")
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
-        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm, **options,
+        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm,
+        open_ended=session_budget.timeout is not None, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)

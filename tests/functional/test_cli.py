@@ -1152,6 +1152,17 @@ def test_a_time_or_epochs_budget_lifts_the_default_trial_count(inproc, project: 
     assert len(project.trials("few")) == 20
 
 
+@pytest.mark.parametrize("strategy", ["hyperband", "asha"])
+def test_a_time_budget_runs_hyperband_and_asha_past_their_plan(inproc, project: Project, strategy) -> None:
+    # max_epochs 3, eta 3: one hyperband iteration is 5 configs, asha's plan 3; 0.05 s an epoch.
+    toml = project.toml(max_epochs=3, objective="_objectives:slow", defaults={"epoch_s": 0.05})
+    r = inproc("run", toml.name, "--strategy", strategy, "--sampler", "random", "--time", "3s", "--session", "t",
+               "--headless")
+    assert r.rc == 0, r.err
+    assert "finished: the time budget of 3s is spent" in r.out
+    assert len(project.trials("t")) > 5
+
+
 def test_budget_from_the_toml(inproc, project: Project) -> None:
     toml = project.toml(max_epochs=2, extra={"total_epochs": 5})
     r = inproc("run", toml.name, "--session", "tb", "--headless")

@@ -145,6 +145,7 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
         defaults=record.defaults or None,
         total_epochs=Budget.of(record).total_epochs,
         warm_start=record.info.get("warm_start") or None,
+        open_ended=Budget.of(record).timeout is not None,
         **options,
     )
 
@@ -318,7 +319,8 @@ def tune(
     warm = None if store.session_exists(name) else warm_data(store, warm_start, space, defaults, name, strategy)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
-        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, warm_start=warm, **run_options,
+        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, warm_start=warm,
+        open_ended=budget.timeout is not None, **run_options,
     )
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,

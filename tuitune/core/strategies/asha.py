@@ -65,7 +65,7 @@ from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
-from tuitune.core.strategies.hyperband import _whole, s_max_of
+from tuitune.core.strategies.hyperband import OPEN_ENDED, _whole, s_max_of
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
 _PROMOTABLE = (TrialState.PAUSED, TrialState.COMPLETE)  # COMPLETE below the top: a runner ignored state_after
@@ -153,10 +153,12 @@ class AshaStrategy(Strategy):
         cap = self.trial_cap()
         if cap is not None:
             return cap
+        if self.open_ended:  # a time budget ends it: new configs whenever nothing can be promoted
+            return OPEN_ENDED
         return max(self.factor, self.factor**self.top)
 
-    def total(self) -> int:
-        return self._cap()
+    def total(self) -> int | None:
+        return None if self.open_ended else self._cap()
 
     def budget_left(self) -> bool:
         return self.n_created < self._cap()

@@ -79,6 +79,8 @@ class Strategy(ABC):
             (``trial_cap``). Hyperband and asha fill it with brackets and rungs, the others with whole trials.
         warm_start: earlier sessions' trials fitted to this space and ranked (``tuitune.core.warm``): the
             best ones are the first configs drawn; bayes also fits its model on them.
+        open_ended: the session ends by its time budget, not by a count (no ``n_trials``, no ``total_epochs``):
+            hyperband and asha go on past their plan (``total()`` None) until the runner stops asking.
         **options: strategy-specific keyword options (``factor=3`` for Hyperband, ...).
     """
 
@@ -96,6 +98,7 @@ class Strategy(ABC):
         defaults: Mapping[str, Any] | None = None,
         total_epochs: int | None = None,
         warm_start: Sequence[Mapping[str, Any]] | None = None,
+        open_ended: bool = False,
     ) -> None:
         if direction not in DIRECTIONS:
             raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
@@ -118,6 +121,7 @@ class Strategy(ABC):
         self.total_epochs = total_epochs
         # Earlier sessions' trials (tuitune.core.warm): {"config", "rank"} entries, best first.
         self.warm = [dict(w) for w in warm_start or ()]
+        self.open_ended = bool(open_ended) and n_trials is None and total_epochs is None
         self.defaults = dict(defaults) if defaults else None
         self._trials: dict[int, TrialRecord] = {}
 

@@ -85,6 +85,7 @@ from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
+OPEN_ENDED = 2**62  # the config count of an open-ended plan (a time budget ends the session)
 
 
 def _whole(x: Any) -> bool:
@@ -222,6 +223,8 @@ class HyperbandStrategy(Strategy):
         cap = self.trial_cap()
         if cap is not None:
             return cap
+        if self.open_ended:  # a time budget ends it: iteration after iteration (plan() is lazy)
+            return OPEN_ENDED
         return self.iterations * sum(bracket_size(s, self.s_max, self.factor) for s in self._cycle())
 
     def plan(self) -> Iterator[BracketPlan]:
@@ -239,8 +242,8 @@ class HyperbandStrategy(Strategy):
             made += n
             j += 1
 
-    def total(self) -> int:
-        return self._cap()
+    def total(self) -> int | None:
+        return None if self.open_ended else self._cap()
 
     # ---- reading the records ----------------------------------------------------------------------
     @staticmethod
