@@ -387,3 +387,37 @@ def test_a_warm_start_resumes_as_if_never_stopped(tmp_path, name):
     assert runner.run().state == "stopped"
     Runner(store, "s", objective, strategy_for(store.session("s"))).run()
     assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["hyperband", "asha"])
+def test_open_ended_plans_resume_as_if_never_stopped(tmp_path, name):
+    """A time budget without a count (open_ended): the plan goes on past one iteration, resumably."""
+    def build_open(db):
+        opts = cases(name, "flat")
+        opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strat = make_strategy(name, SPACE, max_epochs=3, open_ended=True, **opts)
+        store.create_session(
+            "s", strategy=name, options=strat.options(), space=SPACE.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=3, n_trials=None, info={"budget": {"timeout": 3600.0}},
+        )
+        return store, strat
+
+    def run_until(store, strat, last):
+        runner = Runner(store, "s", objective, strat)
+
+        def stop_after(e):
+            if isinstance(e, ev.TrialStarted) and e.trial.number == last:
+                runner.stop_after_trial()
+
+        runner.listeners.append(stop_after)
+        assert runner.run().state == "stopped"
+
+    ref, sref = build_open("ref.db")
+    assert sref.total() is None
+    run_until(ref, sref, 12)
+    assert len(ref.trials("s")) == 13 > make_strategy(name, SPACE, max_epochs=3, factor=3, sampler="random").total()
+    store, strat = build_open("cut.db")
+    run_until(store, strat, 4)
+    run_until(store, strategy_for(store.session("s")), 12)
+    assert history(store) == history(ref)
