@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             g.add_argument(opt.flag, type=_positive_int if opt.positive else int,
                            help=f"{', '.join(opt.strategies)}: {opt.help}")
+    r.add_argument("--prior", metavar="defaults",
+                   help="defaults: the preset's [defaults] are the priors of the searched parameters "
+                        "(bayes weights its search by them, random, hyperband and asha draw around them)")
+    r.add_argument("--warm-start", action="append", metavar="SESSION",
+                   help="an earlier session of this database: its trials inform the model and its best configs "
+                        "run first (repeatable)")
+    _budget(r)
     _where(r)
     _run_limits(r)
     common(r)
@@ -113,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
     s.add_argument("--base", type=_base, help="manual: the base of the next change")
     s.add_argument("--headless", action="store_true")
+    _budget(s, resume=True)
     _where(s)
     _run_limits(s)
     common(s)
@@ -156,6 +164,19 @@ def _where(sp: argparse.ArgumentParser) -> None:
                    help="ray: GPUs of each actor; 0.25 lets four trials share one (default 1 on GPU nodes, else 0)")
     g.add_argument("--detach", action="store_true",
                    help="run headless in the background, detached from this terminal; follow it with tuitune open NAME")
+
+
+def _budget(sp: argparse.ArgumentParser, resume: bool = False) -> None:
+    g = sp.add_argument_group("the session's budget" + (" (each one given replaces the stored one)" if resume else ""))
+    g.add_argument("--time", metavar="DURATION",
+                   help="how long the session may run, like 8h, 30m or 1h30m: no trial starts after it (resume counts on)")
+    g.add_argument("--total-epochs", type=_positive_int, metavar="N",
+                   help="the session's total epochs (hyperband and asha fill it with brackets and rungs)")
+    g.add_argument("--target", type=float, metavar="VALUE", help="stop once a trial's metric reaches VALUE")
+
+
+def _budget_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {"time": args.time, "total_epochs": args.total_epochs, "target": args.target}
 
 
 def _run_limits(sp: argparse.ArgumentParser) -> None:
@@ -314,6 +335,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
         "backend": r.info.get("backend") or "local", "ray_address": r.info.get("ray_address"),
         "space": r.space, "created": r.created, "updated": r.updated,
+        "budget": r.info.get("budget") or {}, "run_seconds": r.info.get("run_seconds"),
     }
 
 
@@ -356,6 +378,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         + (f": {escape(printable(rec.message))}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
     )
+    from tuitune.core.budget import Budget, epochs_trained, run_seconds
+
+    budget = Budget.of(rec)
+    if budget:
+        best = rec.best_value
+        left = budget.left(epochs=epochs_trained(trials), best=best, direction=rec.direction, run_seconds=run_seconds(rec))
+        c.print(f"budget: {' │ '.join(left)}")
     if rec.note:
         c.print(f"note: {escape(printable(rec.note))}")
     c.print(leaderboard_table(rec, trials, limit=None))
@@ -432,6 +461,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
             trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
+            budget=_budget_of(args), prior=args.prior, warm_start=args.warm_start,
         )
     else:
         launch = resume_run(
@@ -439,6 +469,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
             workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
+            budget=_budget_of(args),
         )
     if args.detach:
         return detach(args, launch)
@@ -481,6 +512,10 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
         argv += ["--trial-timeout", str(launch.trial_timeout)]
     if args.command == "resume" and args.trials:
         argv += ["--trials", str(args.trials)]
+    if args.command == "resume":  # a run's budget is stored with its new session already
+        for flag, value in (("--time", args.time), ("--total-epochs", args.total_epochs), ("--target", args.target)):
+            if value is not None:
+                argv += [flag, str(value)]
     if args.set and launch.strategy.name == "manual":  # the manual run's change
         for item in args.set:
             argv += ["--set", item]
@@ -559,6 +594,8 @@ def run_headless(launch: Any) -> int:
     if result.state == "stopped":
         display.print(f"stopped; resume with: {resume_hint(launch)}")
         return EXIT_INTERRUPTED if signals_seen else EXIT_OK
+    if result.message:  # the budget ended it: the time, the epochs or the target
+        display.print(f"finished: {result.message}")
     best = session.best
     if best is not None:
         display.print(

@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuitune.core import events as ev
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState, ranked
+from tuitune.core.budget import Budget, run_seconds
+from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better, is_rankable, ranked
 from tuitune.core.text import fmt, printable
 
 
@@ -80,6 +81,24 @@ class HeadlessDisplay:
         self.trial_tasks: dict[int, Any] = {}  # one bar per running trial (several with several workers)
         self._started = time.monotonic()
         self._done = 0
+        self.budget = Budget.of(record)  # the session's time, epochs and target: the session bar shows what is left
+        self._ran_before = run_seconds(record)
+        self._epochs: dict[int, int] = {}  # each trial's last epoch
+        self._best: float | None = None
+
+    def _saw(self, t: TrialRecord) -> None:
+        self._epochs[t.number] = t.last_epoch
+        if is_rankable(t) and better(t.value, self._best, self.record.direction):
+            self._best = t.value
+
+    def budget_left(self) -> str:
+        """What is left of the session's budget (time, epochs, target), for the session bar."""
+        if not self.budget:
+            return ""
+        return " │ ".join(self.budget.left(
+            epochs=sum(self._epochs.values()), best=self._best, direction=self.record.direction,
+            run_seconds=self._ran_before + time.monotonic() - self._started,
+        ))
 
     def __call__(self, event: ev.Event) -> None:
         if self.closed:
@@ -113,13 +132,17 @@ class HeadlessDisplay:
         p = self.progress
         if isinstance(event, ev.SessionStarted):
             self._done = sum(1 for t in event.trials if t.state.is_finished())
+            self._started = time.monotonic()
+            for t in event.trials:
+                self._saw(t)
             what = "resuming" if event.resumed else "starting"
+            budget = f"; budget {self.budget.describe()}" if self.budget else ""
             self.console.print(
                 f"[bold]{what} session {event.session}[/]: {self.record.strategy}, "
-                f"{self.record.metric} ({self.record.direction}), up to {self.record.max_epochs} epochs a trial"
+                f"{self.record.metric} ({self.record.direction}), up to {self.record.max_epochs} epochs a trial{budget}"
             )
             p.start()
-            self.session_task = p.add_task("session", total=event.total, completed=self._done, info="")
+            self.session_task = p.add_task("session", total=event.total, completed=self._done, info=self.budget_left())
         elif isinstance(event, ev.TrialStarted):
             t = event.trial
             verb = "continues" if event.continued else "starts"
@@ -135,6 +158,9 @@ class HeadlessDisplay:
             task = self.trial_tasks.get(event.number)
             if task is not None:
                 p.update(task, completed=event.epoch, total=event.budget, info=info)
+            self._epochs[event.number] = event.epoch
+            if self.budget and self.session_task is not None:
+                p.update(self.session_task, info=self.budget_left())
         elif isinstance(event, ev.TrialFinished):
             t = event.trial
             task = self.trial_tasks.pop(t.number, None)
@@ -145,7 +171,9 @@ class HeadlessDisplay:
             for c in event.changed:
                 if c.state.is_finished():
                     self._done += 1
-            p.update(self.session_task, completed=self._done)
+            for r in (t, *event.changed):
+                self._saw(r)
+            p.update(self.session_task, completed=self._done, info=self.budget_left())
             params = " ".join(f"{n}={fmt(t.config.get(n))}" for n in self.names)
             # An interrupted trial that never reached an epoch failed its setup (the run's error says
             # why, once) or was stopped at once: its reason would only repeat that.

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.api import check_session_name, new_session_name, open_session, open_store, strategy_for
+from tuitune.core.api import (
+    check_session_name,
+    new_session_name,
+    open_session,
+    open_store,
+    strategy_for,
+    warm_data,
+    with_prior,
+)
+from tuitune.core.budget import Budget
 from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.records import SessionRecord
 from tuitune.core.runner import Runner, RunResult
@@ -24,7 +33,7 @@ from tuitune.core.strategies.base import Strategy
 from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
 from tuitune.training.objective import build_objective
 
-DEFAULT_TRIALS = 20  # random and bayes have no natural end; grid and Hyperband run their plan
+DEFAULT_TRIALS = 20  # random and bayes have no natural end (unless --time or --total-epochs); grid, Hyperband their plan
 DEFAULT_MAX_FAILURES = 3
 
 
@@ -214,11 +223,17 @@ def new_run(
     backend: str | None = None,
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    budget: Mapping[str, Any] | None = None,
+    prior: str | None = None,
+    warm_start: Sequence[str] | None = None,
 ) -> Launch:
     """A new session of a preset (or, when the name exists with the very same settings, its resume).
 
     ``devices`` (``--devices``; ``device`` is its one-device form) and ``workers`` per device (0: in
     this process) say where trials run; they are stored with the session for its resumes.
+    ``budget``: ``time``, ``total_epochs``, ``target`` (the flags; None ones take the preset's).
+    ``prior``: ``"defaults"`` makes the preset's ``[defaults]`` the priors of the searched parameters.
+    ``warm_start``: earlier sessions of the database whose trials start this one (``tt.tune``'s warm_start).
     """
     from tuitune.training.presets import load_preset
 
@@ -235,14 +250,26 @@ def new_run(
     elif values:
         space = space.with_fixed(values)
         defaults.update(values)
-    if trials is None and strategy in ("random", "bayes"):
-        trials = DEFAULT_TRIALS
+    space = with_prior(space, prior, defaults, strategy, key="--prior")
     max_epochs = max_epochs or preset.max_epochs
     if session:
         check_session_name(session)
+    given = _budget_flags(budget)
+    session_budget = Budget.from_dict(preset.budget).merged(given)
+    session_budget.check_epochs(max_epochs, "--total-epochs")
+    # A time or a total of epochs is the session's end: random and bayes then have no trial count of their own.
+    if trials is None and strategy in ("random", "bayes") and session_budget.timeout is None \
+            and session_budget.total_epochs is None:
+        trials = DEFAULT_TRIALS
+    warm = None
+    if warm_start:  # read from the database (the rest is checked before it is touched)
+        wstore = open_store(db)
+        if not (session and wstore.session_exists(session)):
+            warm = warm_data(wstore, list(warm_start), space, defaults, session or "", strategy, key="--warm-start")
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
-        n_trials=trials, defaults=defaults, **options,
+        n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm,
+        open_ended=session_budget.timeout is not None, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
@@ -256,7 +283,9 @@ def new_run(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
-        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
+        info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where,
+              **({"warm_start": warm} if warm else {})},
+        budget=session_budget,
     )
     if existed:
         launch = resume_run(
@@ -287,6 +316,13 @@ def _check_backend(backend: str, workers: int, address: str | None, gpus: float 
     if workers == 0:
         raise PresetError("--backend ray runs trials in Ray actors: --workers 0 (--in-process) is for --backend local")
     return {"backend": "ray", "ray_address": check_address(address), "gpus_per_trial": check_gpus(gpus)}
+
+
+def _budget_flags(budget: Mapping[str, Any] | None) -> Budget:
+    """The budget given on the command line (or the new-session form), checked with the flags' names."""
+    b = dict(budget or {})
+    return Budget.make(b.get("time"), b.get("total_epochs"), b.get("target"),
+                       keys=("--time", "--total-epochs", "--target"))
 
 
 def _check_workers(workers: int | None) -> int:
@@ -322,12 +358,14 @@ def resume_run(
     backend: str | None = None,
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    budget: Mapping[str, Any] | None = None,
 ) -> Launch:
     """The stored session ``name``, ready to continue with its own strategy, budget and seed.
 
     Its devices and workers are the stored ones unless ``devices``/``device``/``workers`` are given.
 
     ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
+    ``budget`` (``time``, ``total_epochs``, ``target``): each one given replaces the stored one.
     """
     from tuitune.training.presets import Preset
 
@@ -346,6 +384,13 @@ def resume_run(
         updates["n_trials"] = max(base_n, done) + more_trials
         notes.append(f"trial budget raised to {updates['n_trials']}")
         rec = dataclasses.replace(rec, n_trials=updates["n_trials"])
+    given = _budget_flags(budget)
+    if given:
+        merged = Budget.of(rec).merged(given)
+        merged.check_epochs(rec.max_epochs, "--total-epochs")
+        rec = dataclasses.replace(rec, info={**rec.info, "budget": merged.to_dict()})
+        updates["info"] = rec.info
+        notes.append(f"budget now {merged.describe()}")
     overrides: dict[str, Any] = {}
     if sets:
         if rec.strategy != "manual":

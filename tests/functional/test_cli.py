@@ -1066,3 +1066,172 @@ def test_grid_error_names_the_flag_on_the_command_line(inproc, project: Project)
     assert "max_size" not in line
     with pytest.raises(StrategyError, match=r"raise max_size \(--max-grid on the command line\)"):
         tt.tune(lambda c, t: 0.0, {"x": tt.Int(0, 9)}, strategy="grid", max_size=3, db=project.db)
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+
+
+def _info(project: Project, name: str) -> dict:
+    return json.loads(project.sql("SELECT info FROM sessions WHERE name = ?", (name,))[0][0])
+
+
+def test_total_epochs_fills_hyperband_and_the_session_bar_shows_what_is_left(project: Project) -> None:
+    toml = project.toml(max_epochs=9)
+    r = project.cli("run", toml.name, "--strategy", "hyperband", "--sampler", "random", "--total-epochs", 40,
+                    "--session", "hbe", "--headless")
+    assert r.rc == 0, r.err
+    assert "budget 40 epochs" in r.out
+    assert re.search(r"^session .*\d+/40 epochs", r.out, re.M), r.out  # the session bar: what is left
+    trained = sum(int(m["ep"]) for m in trial_lines(r.out) if m["state"] in ("complete", "pruned", "paused"))
+    trials = project.trials("hbe")
+    assert trials and {t["state"] for t in trials} <= {"complete", "pruned"}
+    # Promotions continue their trial: the epochs trained are each trial's last epoch (the top budget reached).
+    assert 40 - 9 < sum(t["budget"] for t in trials) <= 40, trained
+    assert _info(project, "hbe")["budget"] == {"total_epochs": 40}
+    r = project.cli("show", "hbe")
+    assert re.search(r"^budget: \d+/40 epochs", r.out, re.M), r.out
+    assert show_json(project, "hbe")["session"]["budget"] == {"total_epochs": 40}
+
+
+def test_target_ends_the_session_and_resume_keeps_it(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=2)
+    r = inproc("run", toml.name, "--trials", 40, "--target", 0.6, "--session", "tg", "--headless")
+    assert r.rc == 0, r.err
+    trials = project.trials("tg")
+    hit = [t for t in trials if t["value"] is not None and t["value"] <= 0.6]
+    assert len(hit) == 1 and hit[0]["number"] == trials[-1]["number"] < 39  # it stopped at the first one
+    assert f"finished: the target 0.6 was reached by trial {hit[0]['number']}" in r.out
+    r = inproc("resume", "tg", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("tg")) == len(trials)  # the same budget: nothing more to run
+    r = inproc("resume", "tg", "--target", 0.2, "--headless")  # a new target replaces it
+    assert r.rc == 0, r.err
+    assert "budget now target 0.2" in r.out
+    assert len(project.trials("tg")) > len(trials)
+
+
+def test_time_budget_counts_the_time_the_session_ran_over_its_runs(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1, objective="_objectives:slow", defaults={"epoch_s": 0.2})
+    r = inproc("run", toml.name, "--trials", 100, "--time", "1s", "--session", "tm", "--headless")
+    assert r.rc == 0, r.err
+    assert "finished: the time budget of 1s is spent" in r.out
+    first = len(project.trials("tm"))
+    ran = _info(project, "tm")["run_seconds"]
+    assert 1.0 <= ran and 2 <= first < 100
+    r = inproc("resume", "tm", "--headless")  # spent: nothing runs
+    assert r.rc == 0 and len(project.trials("tm")) == first
+    r = inproc("resume", "tm", "--time", "2s", "--headless")  # one more second of running
+    assert r.rc == 0, r.err
+    assert len(project.trials("tm")) > first
+    assert _info(project, "tm")["run_seconds"] >= 2.0
+    assert _info(project, "tm")["budget"] == {"timeout": 2.0}
+
+
+@pytest.mark.parametrize(("args", "extra", "message"), [
+    (["--time", "8x"], {}, "--time '8x' is not a duration; give seconds or a number with s, m, h or d"),
+    (["--total-epochs", 2], {}, "--total-epochs 2 is less than max_epochs 3: not one trial fits"),
+    ([], {"time": "forever"}, "key 'time': 'forever' is not a duration"),
+    ([], {"total_epochs": 0}, "key 'total_epochs': 0 must be a whole number of epochs >= 1"),
+    ([], {"target": "low"}, "key 'target': 'low' must be a finite number"),
+])
+def test_a_bad_budget_is_one_line_naming_the_flag_or_key(inproc, project: Project, args, extra, message) -> None:
+    toml = project.toml(extra=extra)
+    r = inproc("run", toml.name, *args, "--headless")
+    assert r.rc == 2
+    assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert not project.trials("x")
+
+
+def test_a_time_or_epochs_budget_lifts_the_default_trial_count(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    r = inproc("run", toml.name, "--total-epochs", 25, "--session", "many", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("many")) == 25  # not the 20 trials random runs by default
+    r = inproc("run", toml.name, "--target", -1, "--session", "few", "--headless")  # a target alone: the default
+    assert r.rc == 0, r.err
+    assert len(project.trials("few")) == 20
+
+
+@pytest.mark.parametrize("strategy", ["hyperband", "asha"])
+def test_a_time_budget_runs_hyperband_and_asha_past_their_plan(inproc, project: Project, strategy) -> None:
+    # max_epochs 3, eta 3: one hyperband iteration is 5 configs, asha's plan 3; 0.05 s an epoch.
+    toml = project.toml(max_epochs=3, objective="_objectives:slow", defaults={"epoch_s": 0.05})
+    r = inproc("run", toml.name, "--strategy", strategy, "--sampler", "random", "--time", "3s", "--session", "t",
+               "--headless")
+    assert r.rc == 0, r.err
+    assert "finished: the time budget of 3s is spent" in r.out
+    assert len(project.trials("t")) > 5
+
+
+def test_budget_from_the_toml(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=2, extra={"total_epochs": 5})
+    r = inproc("run", toml.name, "--session", "tb", "--headless")
+    assert r.rc == 0, r.err
+    assert len(project.trials("tb")) == 2 and _info(project, "tb")["budget"] == {"total_epochs": 5}
+
+
+# ---------------------------------------------------------------------------------------------- priors
+
+
+def test_prior_defaults_starts_at_the_defaults_and_is_stored_with_the_space(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 4, "--prior", "defaults", "--session", "pd",
+                    "--headless")
+    assert r.rc == 0, r.err
+    trials = project.trials("pd")
+    assert trials[0]["config"] == {"x": 0.5, "units": 16, "act": "relu", "tag": "synthetic"}
+    space = json.loads(project.sql("SELECT space FROM sessions WHERE name = 'pd'")[0][0])
+    assert (space["x"]["prior"], space["units"]["prior"], space["act"]["prior"]) == (0.5, 16, "relu")
+    assert "prior" not in space["tag"]  # fixed: not searched
+    r = project.cli("resume", "pd", "--trials", 2, "--headless")  # the priors come back with the space
+    assert r.rc == 0, r.err
+    assert len(project.trials("pd")) == 6
+
+
+def test_a_prior_in_the_toml(inproc, project: Project) -> None:
+    space = {**project.default_space, "x": {"type": "float", "low": 0.0, "high": 1.0, "prior": 0.25}}
+    toml = project.toml(max_epochs=1, space=space)
+    r = inproc("run", toml.name, "--trials", 2, "--session", "pt", "--headless")
+    assert r.rc == 0, r.err
+    assert project.trials("pt")[0]["config"]["x"] == 0.25
+
+
+@pytest.mark.parametrize(("args", "space_x", "message"), [
+    (["--prior", "best"], None, "--prior 'best' is unknown; use 'defaults' (or give a parameter prior=VALUE)"),
+    (["--prior", "defaults", "--strategy", "grid"], None,
+     "--prior 'defaults' acts on the random, bayes, hyperband, asha strategies, not on grid"),
+    ([], {"type": "float", "low": 0.0, "high": 1.0, "prior": 2.0},
+     "key 'space.x': parameter 'x': prior 2.0 must be a value of the parameter (2 is outside [0, 1])"),
+])
+def test_a_bad_prior_is_one_line(inproc, project: Project, args, space_x, message) -> None:
+    space = {**project.default_space, **({"x": space_x} if space_x else {})}
+    r = inproc("run", project.toml(space=space).name, *args, "--headless")
+    assert r.rc == 2
+    assert message in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+# ---------------------------------------------------------------------------------------------- warm starts
+
+
+def test_warm_start_runs_the_earlier_best_first_and_keeps_the_data(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    assert inproc("run", toml.name, "--trials", 4, "--session", "before", "--headless").rc == 0
+    best = min((t for t in project.trials("before")), key=lambda t: t["value"])
+    r = inproc("run", toml.name, "--strategy", "bayes", "--trials", 5, "--warm-start", "before", "--session", "after",
+               "--headless")
+    assert r.rc == 0, r.err
+    after = project.trials("after")
+    assert after[0]["config"] == best["config"] and after[0]["meta"]["chosen_by"] == "warm-start"
+    assert len(after) == 5 and len(project.trials("before")) == 4  # not counted here, untouched there
+    assert len(_info(project, "after")["warm_start"]) == 4
+    r = inproc("resume", "after", "--trials", 1, "--headless")
+    assert r.rc == 0, r.err
+
+
+def test_warm_start_from_an_unknown_session_is_one_line(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    assert inproc("run", toml.name, "--trials", 1, "--session", "one", "--headless").rc == 0
+    r = inproc("run", toml.name, "--warm-start", "nope", "--headless")
+    assert r.rc == 2
+    assert "--warm-start 'nope': no such session in" in r.err and "its sessions: one" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err

@@ -114,6 +114,88 @@ async def test_new_session_form_offers_the_sampler_for_asha_and_hyperband(tmp_pa
 
 
 @run_async
+async def test_new_session_form_takes_a_budget_and_the_header_shows_what_is_left(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path, epochs=2)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        screen.query_one("#strategy", Select).value = "manual"
+        await wait_for(pilot, lambda: not screen.query_one("#field-time").display, what="no budget for manual")
+        screen.query_one("#strategy", Select).value = "random"
+        await wait_for(pilot, lambda: screen.query_one("#field-time").display, what="the budget fields")
+        screen.query_one("#time", Input).value = "soon"
+        screen.query_one("#session-name", Input).value = "budget"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any("--time 'soon' is not a duration" in n for n in _notes(app)), what="error")
+        assert isinstance(app.screen, NewSessionScreen) and not store.session_exists("budget")
+        screen._starting = False
+        screen.query_one("#time", Input).value = "2h"
+        screen.query_one("#trials", Input).value = "10"
+        screen.query_one("#total-epochs", Input).value = "4"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        await wait_for(pilot, lambda: app.run_control.session == "budget" and not app.run_control.running, what="end")
+        assert len(store.trials("budget")) == 2  # 4 epochs: two trials of 2
+        assert store.session("budget").info["budget"] == {"timeout": 7200.0, "total_epochs": 4}
+        header = lambda: str(app.screen.query_one("#dash-header").render())  # noqa: E731
+        await wait_for(pilot, lambda: "4/4 epochs" in header() and "of 2h00m left" in header(), what="budget in header")
+
+
+@run_async
+async def test_new_session_form_offers_the_defaults_as_priors_and_a_warm_start(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path, epochs=1)
+    store = Store(tmp_path / "t.db")
+    app = _app(store, preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        field = screen.query_one("#field-prior")
+        screen.query_one("#strategy", Select).value = "grid"
+        await wait_for(pilot, lambda: not field.display, what="no prior for grid")
+        screen.query_one("#strategy", Select).value = "bayes"
+        await wait_for(pilot, lambda: field.display, what="the prior field for bayes")
+        assert screen.settings()["prior"] is None
+        screen.query_one("#prior", Select).value = "defaults"
+        screen.query_one("#trials", Input).value = "2"
+        screen.query_one("#session-name", Input).value = "pri"
+        await pilot.pause()
+        assert screen.settings()["prior"] == "defaults"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.run_control.session == "pri" and not app.run_control.running, what="end")
+        rec = store.session("pri")
+        assert {k for k, p in rec.space.items() if "prior" in p} == set(rec.searched)
+        assert store.trials("pri")[0].config == rec.defaults
+        # A second session warm-started from it: its best config runs first.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), what="home")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        screen.query_one("#strategy", Select).value = "random"
+        await wait_for(pilot, lambda: screen.query_one("#field-warm-start").display, what="the warm-start field")
+        screen.query_one("#warm-start", Input).value = "pri"
+        screen.query_one("#trials", Input).value = "2"
+        screen.query_one("#session-name", Input).value = "warm"
+        await pilot.pause()
+        assert screen.settings()["warm_start"] == ["pri"]
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.run_control.session == "warm" and not app.run_control.running, what="end")
+        best = min((t for t in store.trials("pri") if t.value is not None), key=lambda t: t.value)
+        assert store.trials("warm")[0].config == best.config
+
+
+@run_async
 async def test_new_session_grid_points_and_largest_grid_reach_the_strategy(tmp_path):
     """Grid from the form at 80x24: its points per float and largest grid reach the stored session
     (2 points for lr x 8 units = 16 configs), and a grid over the limit is one notification."""

@@ -242,3 +242,182 @@ class TestSeveralWorkers:
         sim.step()
         sug = strat.ask()
         assert sug is not None and sug is not WAIT and sug.meta["base"] == 0
+
+
+# The session's budget in epochs and a target (tuitune.core.budget): hyperband and asha fill the epochs with
+# brackets and rungs, the others with whole trials; the target ends the session once a trial reaches it.
+BUDGETS = {
+    "random": dict(total_epochs=9, target=None), "grid": dict(total_epochs=11, target=None),
+    "bayes": dict(total_epochs=12, target=None), "hyperband": dict(total_epochs=40, target=None),
+    "hyperband-bayes": dict(total_epochs=40, target=None), "asha": dict(total_epochs=30, target=None),
+    "asha-bayes": dict(total_epochs=30, target=None),
+}
+
+
+def build_budget(tmp_path, name, db, budget, kind="flat"):
+    opts = cases(name, kind)
+    opts.pop("n_trials")
+    store = Store(tmp_path / db)
+    strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+    strat = make_strategy(
+        strategy, SPACES[kind], max_epochs=epochs, n_trials=None, defaults=DEFAULTS[kind],
+        total_epochs=budget["total_epochs"], **opts,
+    )
+    store.create_session(
+        "s", strategy=strategy, options=strat.options(), space=SPACES[kind].to_dict(), metric="val_loss",
+        direction="minimize", seed=0, max_epochs=epochs, n_trials=None, defaults=DEFAULTS[kind],
+        info={"budget": {k: v for k, v in budget.items() if v is not None}},
+    )
+    return store, strat
+
+
+@pytest.mark.parametrize("name", list(BUDGETS))
+@pytest.mark.parametrize("what", ["epochs", "target"])
+def test_a_budget_in_epochs_or_a_target_resumes_as_if_never_stopped(tmp_path, name, what):
+    from tuitune.core.budget import epochs_trained, reached
+
+    budget = dict(BUDGETS[name])
+    if what == "target":
+        # The best value of the run with the epochs budget: the target ends the run at that trial.
+        ref, sref = build_budget(tmp_path, name, "probe.db", budget)
+        Runner(ref, "s", objective, sref).run()
+        best = Session(ref, "s").best
+        budget["target"] = best.value
+        if best.number == 0:  # nothing after the first trial would be left to check
+            budget["target"] = min(t.value for t in ref.trials("s")[1:] if t.state == TrialState.COMPLETE)
+    ref, sref = build_budget(tmp_path, name, "ref.db", budget)
+    result = Runner(ref, "s", objective, sref).run()
+    trials = ref.trials("s")
+    spent = epochs_trained(trials)
+    if what == "epochs":
+        # Never more than the budget, and filled: less than one more trial's epochs are left.
+        assert budget["total_epochs"] - sref.max_epochs < spent <= budget["total_epochs"]
+        if name.startswith("asha"):  # asynchronous promotions may take epochs the plan gave to new configs
+            assert len(trials) <= sref.configs_for_epochs(budget["total_epochs"]) == sref.total()
+        else:  # the strategy's own plan for that many epochs
+            assert len(trials) == sref.configs_for_epochs(budget["total_epochs"]) == sref.total()
+    else:
+        hit = [t for t in trials if t.state == TrialState.COMPLETE and reached(t.value, budget["target"], "minimize")]
+        assert hit and result.message == f"the target {budget['target']:g} was reached by trial {hit[0].number}"
+        probe = Store(tmp_path / "probe.db").trials("s")
+        assert len(trials) <= len(probe)
+        assert all(t.state != TrialState.RUNNING for t in trials)
+
+    store, strat = build_budget(tmp_path, name, "cut.db", budget)
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished):
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    assert len(store.trials("s")) == 1
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["random", "bayes", "hyperband-bayes", "asha"])
+@pytest.mark.parametrize("kind", list(SPACES))
+def test_priors_resume_as_if_never_stopped(tmp_path, name, kind):
+    """A space whose parameters carry priors (the defaults, as prior="defaults" does): the same continuation."""
+    prior_space = SPACES[kind].with_priors(DEFAULTS[kind])
+
+    def build_prior(db):
+        opts = cases(name, kind)
+        n_trials = opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+        strat = make_strategy(strategy, prior_space, max_epochs=epochs, n_trials=n_trials, defaults=DEFAULTS[kind], **opts)
+        store.create_session(
+            "s", strategy=strategy, options=strat.options(), space=prior_space.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=epochs, n_trials=n_trials, defaults=DEFAULTS[kind],
+        )
+        return store, strat
+
+    ref, sref = build_prior("ref.db")
+    Runner(ref, "s", objective, sref).run()
+    first = ref.trials("s")[0].config
+    assert first == prior_space.prune({**DEFAULTS[kind], **{k: v for k, v in first.items() if k not in prior_space.priors}})
+    store, strat = build_prior("cut.db")
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished) and e.trial.number == 2:
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["random", "grid", "bayes", "hyperband-bayes", "asha"])
+def test_a_warm_start_resumes_as_if_never_stopped(tmp_path, name):
+    """Earlier trials stored with the session (info["warm_start"]): its resume rebuilds the same strategy."""
+    from tuitune.core.warm import warm_trials
+
+    earlier, sref = build(tmp_path, "random", "earlier.db")
+    Runner(earlier, "s", objective, sref).run()
+    warm = warm_trials(SPACE, DEFAULTS["flat"], [("earlier", "minimize", earlier.trials("s"))])
+
+    def build_warm(db):
+        opts = cases(name, "flat")
+        n_trials = opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strategy, epochs = name.split("-")[0], EPOCHS.get(name, 2)
+        strat = make_strategy(strategy, SPACE, max_epochs=epochs, n_trials=n_trials, warm_start=warm, **opts)
+        store.create_session(
+            "s", strategy=strategy, options=strat.options(), space=SPACE.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=epochs, n_trials=n_trials, info={"warm_start": warm},
+        )
+        return store, strat
+
+    ref, sref = build_warm("ref.db")
+    Runner(ref, "s", objective, sref).run()
+    assert ref.trials("s")[0].config == warm[0]["config"]
+    store, strat = build_warm("cut.db")
+    runner = Runner(store, "s", objective, strat)
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished) and e.trial.number == 3:
+            runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    Runner(store, "s", objective, strategy_for(store.session("s"))).run()
+    assert history(store) == history(ref)
+
+
+@pytest.mark.parametrize("name", ["hyperband", "asha"])
+def test_open_ended_plans_resume_as_if_never_stopped(tmp_path, name):
+    """A time budget without a count (open_ended): the plan goes on past one iteration, resumably."""
+    def build_open(db):
+        opts = cases(name, "flat")
+        opts.pop("n_trials")
+        store = Store(tmp_path / db)
+        strat = make_strategy(name, SPACE, max_epochs=3, open_ended=True, **opts)
+        store.create_session(
+            "s", strategy=name, options=strat.options(), space=SPACE.to_dict(), metric="val_loss",
+            direction="minimize", seed=0, max_epochs=3, n_trials=None, info={"budget": {"timeout": 3600.0}},
+        )
+        return store, strat
+
+    def run_until(store, strat, last):
+        runner = Runner(store, "s", objective, strat)
+
+        def stop_after(e):
+            if isinstance(e, ev.TrialStarted) and e.trial.number == last:
+                runner.stop_after_trial()
+
+        runner.listeners.append(stop_after)
+        assert runner.run().state == "stopped"
+
+    ref, sref = build_open("ref.db")
+    assert sref.total() is None
+    run_until(ref, sref, 12)
+    assert len(ref.trials("s")) == 13 > make_strategy(name, SPACE, max_epochs=3, factor=3, sampler="random").total()
+    store, strat = build_open("cut.db")
+    run_until(store, strat, 4)
+    run_until(store, strategy_for(store.session("s")), 12)
+    assert history(store) == history(ref)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
 from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
@@ -78,6 +79,50 @@ class Session:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"
 
 
+PRIOR_KINDS = ("defaults",)
+# The strategies a prior acts on (grid walks its grid, manual runs the user's change).
+PRIOR_STRATEGIES = ("random", "bayes", "hyperband", "asha")
+
+
+def with_prior(space: Space, prior: str | None, defaults: Mapping[str, Any] | None, strategy: str,
+               key: str = "prior") -> Space:
+    """The space with the priors a ``prior=`` setting asks for (``"defaults"``: the defaults' values)."""
+    if prior is None:
+        return space
+    if prior not in PRIOR_KINDS:
+        raise SpaceError(f"{key} {prior!r} is unknown; use 'defaults' (or give a parameter prior=VALUE)")
+    if strategy not in PRIOR_STRATEGIES:
+        raise SpaceError(f"{key} {prior!r} acts on the {', '.join(PRIOR_STRATEGIES)} strategies, not on {strategy}")
+    if not defaults:
+        raise SpaceError(f"{key} 'defaults' needs defaults: pass defaults={{...}} (a preset's [defaults])")
+    return space.with_priors(defaults)
+
+
+def warm_data(
+    store: Store, names: str | Sequence[str] | None, space: Space, defaults: Mapping[str, Any] | None, this: str,
+    strategy: str, key: str = "warm_start",
+) -> list[dict[str, Any]] | None:
+    """The warm start from earlier sessions of the store (``tuitune.core.warm``), checked: each name must be
+    another session of this database."""
+    from tuitune.core.warm import warm_trials
+
+    if names is None:
+        return None
+    if strategy == "manual":
+        raise SessionError(f"{key}: manual mode runs the changes you ask for; warm-start another strategy")
+    wanted = [names] if isinstance(names, str) else list(names)
+    sources = []
+    for n in wanted:
+        if not isinstance(n, str) or not store.session_exists(n):
+            known = ", ".join(r.name for r in store.sessions()) or "none"
+            raise SessionError(f"{key} {n!r}: no such session in {store.path}; its sessions: {known}")
+        if n == this:
+            raise SessionError(f"{key} {n!r} is this session itself; name an earlier one")
+        rec = store.session(n)
+        sources.append((n, rec.direction, store.trials(n, with_epochs=False)))
+    return warm_trials(space, defaults, sources)
+
+
 def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
     space = Space.from_dict(record.space)
@@ -94,6 +139,9 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
         direction=record.direction,
         n_trials=record.n_trials,
         defaults=record.defaults or None,
+        total_epochs=Budget.of(record).total_epochs,
+        warm_start=record.info.get("warm_start") or None,
+        open_ended=Budget.of(record).timeout is not None,
         **options,
     )
 
@@ -113,8 +161,9 @@ def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
             if value != rec.space:
                 out.append("a different search space")
         elif key == "preset":
-            mine = {k: v for k, v in dict(rec.preset).items() if k != "path"}  # the same TOML by another path
-            if value is not None and {k: v for k, v in dict(value).items() if k != "path"} != mine:
+            # The same TOML by another path, or with another budget (a budget is extended, not a new setting).
+            mine = {k: v for k, v in dict(rec.preset).items() if k not in ("path", "budget")}
+            if value is not None and {k: v for k, v in dict(value).items() if k not in ("path", "budget")} != mine:
                 out.append("a different preset")
         elif value is not None and value != getattr(rec, key):
             out.append(f"{key} {getattr(rec, key)!r} (you asked {value!r})")
@@ -136,14 +185,17 @@ def open_session(
     preset: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
     A new name creates the session. An existing name with the same settings (strategy, space, metric,
     direction, seed, epoch budget, strategy options, preset) is resumed, and a larger ``trials``
-    extends its budget; other settings are refused with a SessionExistsError naming each difference.
+    extends its budget, and each limit of ``budget`` given (time, total epochs, target) replaces the stored
+    one; other settings are refused with a SessionExistsError naming each difference.
     Returns the record and whether the session existed.
     """
+    budget = budget or Budget()
     if store.session_exists(name):
         rec = store.session(name)
         diffs = _differences(rec, {
@@ -160,7 +212,13 @@ def open_session(
         if trials is not None and (rec.n_trials is None or trials > rec.n_trials):
             store.update_session(name, n_trials=trials)
             rec = store.session(name)
+        stored = Budget.of(rec)
+        if budget and stored.merged(budget) != stored:
+            store.update_session(name, info={**rec.info, "budget": stored.merged(budget).to_dict()})
+            rec = store.session(name)
         return rec, True
+    if budget:
+        info = {**(info or {}), "budget": budget.to_dict()}
     store.create_session(
         name, strategy=strategy, options=dict(options), space=space.to_dict(), metric=metric, direction=direction,
         seed=seed, max_epochs=max_epochs, n_trials=trials, preset=dict(preset or {}), defaults=dict(defaults or {}),
@@ -191,6 +249,11 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    timeout: float | str | None = None,
+    total_epochs: int | None = None,
+    target: float | None = None,
+    prior: str | None = None,
+    warm_start: str | Sequence[str] | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -221,6 +284,18 @@ def tune(
         ray_address: ``"HOST:PORT"`` or ``"auto"`` joins a running Ray cluster; None starts a local Ray on
             127.0.0.1 for this run.
         gpus_per_trial: each Ray actor's GPUs (fractions share a GPU); None: 1 when the cluster has GPUs, else 0.
+        timeout: how long the session may run, in seconds or as ``"8h"``, ``"30m"``, ``"1h30m"``: no trial
+            starts once spent (a running one finishes). Counted over every run of the session.
+        total_epochs: the session's total of epochs; hyperband and asha fill it with brackets and rungs, the
+            others run whole trials of ``max_epochs``.
+        target: the session ends once a trial's value reaches it (<= when minimizing, >= when maximizing).
+        prior: ``"defaults"``: each searched parameter's value in ``defaults`` becomes its prior (as
+            ``tt.Float(..., prior=1e-3)`` does): bayes weights its acquisition by the prior (piBO), random,
+            hyperband and asha draw a fading share of configs around it.
+        warm_start: an earlier session's name in the same database, or a list of them: their complete
+            trials inform bayes's model (ranked within their session, so a shifted metric still helps) without
+            counting as this session's trials, and their best configs (fitted to this space) run first.
+            Taken when the session is created and stored with it (its resumes see the same data).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -230,6 +305,7 @@ def tune(
 
     if not isinstance(space, Space):
         space = Space(dict(space))
+    space = with_prior(space, prior, defaults, strategy)
     from tuitune.core.command import Command
 
     if isinstance(objective, Command):
@@ -240,14 +316,19 @@ def tune(
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
     run_options = dict(options)
+    budget = Budget.make(timeout, total_epochs, target)
+    budget.check_epochs(max_epochs)
+    warm = None if store.session_exists(name) else warm_data(store, warm_start, space, defaults, name, strategy)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
-        n_trials=trials, defaults=defaults, **run_options,
+        n_trials=trials, defaults=defaults, total_epochs=budget.total_epochs, warm_start=warm,
+        open_ended=budget.timeout is not None, **run_options,
     )
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults, info={"backend": backend},
+        preset=preset, defaults=defaults, info={"backend": backend, **({"warm_start": warm} if warm else {})},
+        budget=budget,
     )
     if existed:
         strat = strategy_for(rec, **run_options)

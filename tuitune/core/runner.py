@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core import events as ev
+from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.lock import SessionLock
 from tuitune.core.memory import is_out_of_memory, release_memory
@@ -186,6 +187,9 @@ class Runner:
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
         self._state_lock = threading.Lock()
+        self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
+        self._run_base = 0.0  # the seconds the session ran before this run
+        self._run_t0: float | None = None  # when this run started (time.monotonic())
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -320,6 +324,7 @@ class Runner:
     def _beat(self) -> None:
         """Writes the heartbeat and applies queued commands, on a thread of its own, while the run lasts."""
         shown = False  # the paused state as the store has it, for other terminals
+        saved = time.monotonic()
         while self._active:
             try:
                 with self._state_lock:
@@ -327,6 +332,9 @@ class Runner:
                         shown = self.paused
                         self.store.update_session(self.session, state="paused" if shown else "running")
                 self._heartbeat()
+                if self._budget.timeout is not None and time.monotonic() - saved >= 2.0:
+                    saved = time.monotonic()
+                    self._save_run_seconds()
                 for command, number in self.store.take_commands(self.session):
                     self.command(command, number)
             except Exception:  # noqa: BLE001 - a missed beat is retried; the loop reports write errors
@@ -334,6 +342,20 @@ class Runner:
             deadline = time.monotonic() + HEARTBEAT_EVERY
             while self._active and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+    def run_seconds(self) -> float:
+        """The time the session has run, over all its runs (the time budget counts it)."""
+        return self._run_base + (time.monotonic() - self._run_t0 if self._run_t0 is not None else 0.0)
+
+    def _save_run_seconds(self) -> None:
+        if self._run_t0 is None:
+            return
+        info = self.store.session(self.session).info
+        self.store.update_session(self.session, info={**info, "run_seconds": round(self.run_seconds(), 3)})
+
+    def _budget_spent(self) -> str | None:
+        """Why no new run may start under the session's budget (Budget.spent, the one rule), else None."""
+        return self._budget.spent(self.strategy.trials, self.strategy.direction, self.run_seconds())
 
     def command(self, name: str, trial: int | None = None) -> None:
         """Applies a command by name (as stored by ``Store.add_command``)."""
@@ -389,6 +411,11 @@ class Runner:
                 self.pool.close()
             if beat.is_alive():
                 beat.join()
+            if self._budget.timeout is not None:
+                try:
+                    self._save_run_seconds()
+                except Exception:  # noqa: BLE001 - the store may be what failed; a few seconds go uncounted
+                    log.exception("could not store the session's running time")
             try:
                 self.store.heartbeat(self.session, alive=False)
             except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
@@ -415,6 +442,8 @@ class Runner:
             self.strategy.restore(records)
         self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
         rerun = self._rerun  # trials to run again before new ones (a lost Ray actor's joins it mid-run)
+        session = store.session(name)
+        self._budget, self._run_base, self._run_t0 = Budget.of(session), run_seconds(session), time.monotonic()
         store.update_session(name, state="running", message=None)
         self._session_state_written = True
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
@@ -426,6 +455,11 @@ class Runner:
                 if not (self.stopping or (exhausted and not rerun) or self.paused) and failures < self.max_failures:
                     for slot in self._free_slots():
                         sugg: Suggestion | Wait | None
+                        spent = self._budget_spent() if self._budget else None
+                        if spent is not None:
+                            exhausted, rerun[:] = True, []
+                            result = RunResult("finished", spent)
+                            break
                         if rerun:
                             t = rerun.pop(0)
                             sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)

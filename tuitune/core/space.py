@@ -21,6 +21,11 @@ SCALES_INT = ("linear", "log")
 DEFAULT_GRID_POINTS = 5
 _REL_TOL = 1e-9
 _MAX_INT = 2**53  # the unit-cube encoding goes through floats, exact up to here
+# The prior of a parameter (``prior=VALUE``): a normal centred at the value's unit image, on the parameter's
+# own scale (log for log parameters), with this standard deviation in the unit interval, cut to [0, 1];
+# a choice puts this share of its mass on the value and spreads the rest evenly over every value.
+PRIOR_SD = 0.15
+PRIOR_CHOICE_WEIGHT = 0.5
 
 
 def _is_number(x: Any) -> bool:
@@ -47,13 +52,44 @@ class Param:
     kind: str = ""
     name: str = "?"
     when: dict[str, list[Any]] | None = None
+    prior: Any = None  # a value of the parameter the search favours (None: no prior)
 
     def _bind(self, name: str) -> Param:
         """Attaches the parameter's name and validates it (messages then name it)."""
         self.name = name
         self._validate()
         self._validate_when()
+        self._validate_prior()
         return self
+
+    def _validate_prior(self) -> None:
+        if self.prior is None:
+            return
+        try:
+            self.prior = self.check(self.prior)
+        except SpaceError as e:
+            raise SpaceError(
+                f"parameter '{self.name}': prior {self.prior!r} must be a value of the parameter "
+                f"({str(e).split(': ', 1)[-1]})"
+            ) from None
+
+    def _dict_prior(self, d: dict[str, Any]) -> dict[str, Any]:
+        if self.prior is not None:
+            d["prior"] = self.prior
+        return d
+
+    def prior_center(self) -> float:
+        """The unit image of the prior's value (the centre of the prior on the parameter's scale)."""
+        return self.to_unit(self.prior)
+
+    def sample_prior(self, rng: np.random.Generator) -> Any:
+        """A value drawn from the prior: a normal of PRIOR_SD around its unit image, cut to [0, 1]."""
+        c = self.prior_center()
+        for _ in range(64):
+            u = c + PRIOR_SD * float(rng.standard_normal())
+            if 0.0 <= u <= 1.0:
+                return self.from_unit(u)
+        return self.prior
 
     def _validate_when(self) -> None:
         w = self.when
@@ -138,11 +174,13 @@ class Float(Param):
         grid: Sequence[float] | None = None,
         grid_points: int | None = None,
         when: Mapping[str, Any] | None = None,
+        prior: float | None = None,
     ) -> None:
         self.low, self.high, self.scale, self.step = low, high, scale, step
         self.grid_values = None if grid is None else list(grid)
         self.grid_points = grid_points
         self.when = when  # type: ignore[assignment]  # normalised by _validate_when
+        self.prior = prior
 
     def _validate(self) -> None:
         n = self.name
@@ -275,7 +313,7 @@ class Float(Param):
             d["grid"] = list(self.grid_values)
         if self.grid_points is not None:
             d["grid_points"] = self.grid_points
-        return self._dict_when(d)
+        return self._dict_when(self._dict_prior(d))
 
     def describe(self) -> str:
         s = f"[{self.low:g}, {self.high:g}]"
@@ -292,10 +330,12 @@ class Int(Param):
     kind = "int"
 
     def __init__(
-        self, low: int, high: int, scale: str = "linear", step: int = 1, when: Mapping[str, Any] | None = None
+        self, low: int, high: int, scale: str = "linear", step: int = 1, when: Mapping[str, Any] | None = None,
+        prior: int | None = None,
     ) -> None:
         self.low, self.high, self.scale, self.step = low, high, scale, step
         self.when = when  # type: ignore[assignment]  # normalised by _validate_when
+        self.prior = prior
 
     @staticmethod
     def _as_int(name: str, what: str, x: Any) -> int:
@@ -384,7 +424,7 @@ class Int(Param):
         d: dict[str, Any] = {"type": "int", "low": self.low, "high": self.high, "scale": self.scale}
         if self.step != 1:
             d["step"] = self.step
-        return self._dict_when(d)
+        return self._dict_when(self._dict_prior(d))
 
     def describe(self) -> str:
         s = f"{self.low}..{self.high}"
@@ -403,9 +443,10 @@ class Choice(Param):
 
     kind = "choice"
 
-    def __init__(self, values: Sequence[Any], when: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, values: Sequence[Any], when: Mapping[str, Any] | None = None, prior: Any = None) -> None:
         self.values = values
         self.when = when  # type: ignore[assignment]  # normalised by _validate_when
+        self.prior = prior
 
     def _validate(self) -> None:
         n = self.name
@@ -462,7 +503,17 @@ class Choice(Param):
         return self.values[self.index(value)]
 
     def to_dict(self) -> dict[str, Any]:
-        return self._dict_when({"type": "choice", "values": list(self.values)})
+        return self._dict_when(self._dict_prior({"type": "choice", "values": list(self.values)}))
+
+    def prior_probs(self) -> np.ndarray:
+        """Each value's prior probability: PRIOR_CHOICE_WEIGHT on the prior's value, the rest evenly spread."""
+        k = len(self.values)
+        p = np.full(k, (1.0 - PRIOR_CHOICE_WEIGHT) / k)
+        p[self.index(self.prior)] += PRIOR_CHOICE_WEIGHT
+        return p
+
+    def sample_prior(self, rng: np.random.Generator) -> Any:
+        return self.values[int(rng.choice(len(self.values), p=self.prior_probs()))]
 
     def describe(self) -> str:
         return "{" + ", ".join(repr(v) if isinstance(v, str) else f"{v}" for v in self.values) + "}"
@@ -656,6 +707,31 @@ class Space(Mapping[str, Param]):
     @classmethod
     def from_dict(cls, d: Mapping[str, Mapping[str, Any]]) -> Space:
         return cls({k: param_from_dict(k, v) for k, v in d.items()})
+
+    @property
+    def priors(self) -> dict[str, Any]:
+        """The searched parameters that carry a prior, with its value."""
+        return {k: p.prior for k, p in self._params.items() if p.searched and p.prior is not None}
+
+    def with_priors(self, values: Mapping[str, Any]) -> Space:
+        """A copy where each searched parameter named in ``values`` carries that value as its prior (checked);
+        names the space does not search are left out (``prior="defaults"`` names every parameter)."""
+        params = dict(self._params)
+        for k, v in values.items():
+            p = params.get(k)
+            if p is not None and p.searched:
+                params[k] = param_from_dict(k, {**p.to_dict(), "prior": v})
+        return Space(params)
+
+    def prior_config(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A config drawn from the prior: each parameter with a prior from it, the others uniformly."""
+        return self.prune({k: p.sample_prior(rng) if p.searched and p.prior is not None else p.sample(rng)
+                           for k, p in self._params.items()})
+
+    def prior_mode(self, rng: np.random.Generator) -> dict[str, Any]:
+        """The prior's most likely config: every prior's value, the parameters without one drawn uniformly."""
+        return self.prune({k: p.prior if p.searched and p.prior is not None else p.sample(rng)
+                           for k, p in self._params.items()})
 
     def with_fixed(self, values: Mapping[str, Any]) -> Space:
         """A copy where the given parameters are Fixed at the given (checked) values (conditions kept)."""

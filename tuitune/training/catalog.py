@@ -147,6 +147,9 @@ _TOP_KEYS = (
     "objective",
     "backend",
     "strategy",
+    "time",
+    "total_epochs",
+    "target",
 )
 
 

@@ -91,6 +91,8 @@ class Preset:
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # time, total_epochs, target: the session's budget by default (Budget.to_dict; flags override them)
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @property
     def objective_label(self) -> str:
@@ -120,6 +122,7 @@ class Preset:
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
+            **({"budget": dict(self.budget)} if self.budget else {}),
         }
 
     @classmethod
@@ -153,6 +156,7 @@ class Preset:
                 path=d.get("path", ""),
                 backend=d.get("backend"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
+                budget=dict(d.get("budget") or {}),
             )
         except (KeyError, TypeError, SpaceError) as e:
             raise PresetError(f"stored preset is incomplete or damaged ({type(e).__name__}: {e})") from None
@@ -375,7 +379,21 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         path=str(path.resolve()),
         backend=backend,
         strategy=_validate_strategy_options(err, raw.get("strategy", {})),
+        budget=_validate_budget(err, raw, max_epochs),
     )
+
+
+def _validate_budget(err: _Err, raw: dict[str, Any], max_epochs: int) -> dict[str, Any]:
+    """The top-level ``time``, ``total_epochs`` and ``target`` keys, as a stored Budget."""
+    from tuitune.core.budget import Budget, BudgetError
+
+    try:
+        budget = Budget.make(raw.get("time"), raw.get("total_epochs"), raw.get("target"), keys=("time", "total_epochs", "target"))
+        budget.check_epochs(max_epochs)
+    except BudgetError as e:
+        key = next(k for k in ("time", "total_epochs", "target") if str(e).startswith(k))
+        raise err(key, str(e).split(" ", 1)[1]) from None
+    return budget.to_dict()
 
 
 def _validate_strategy_options(err: _Err, raw: Any) -> dict[str, dict[str, Any]]:

@@ -45,9 +45,12 @@ def describe_param(d: dict[str, Any]) -> tuple[str, str]:
             extra.append(scale)
         if d.get("step") not in (None, 1) or (kind == "float" and d.get("step")):
             extra.append(f"step {fmt(d.get('step'))}")
+        if d.get("prior") is not None:
+            extra.append(f"prior {fmt(d.get('prior'))}")
         return kind, " ".join([rng, *extra])
     if kind == "choice":
-        return kind, ", ".join(fmt(v) for v in d.get("values", []))
+        prior = f" (prior {fmt(d['prior'])})" if d.get("prior") is not None else ""
+        return kind, ", ".join(fmt(v) for v in d.get("values", [])) + prior
     if kind == "fixed":
         return kind, fmt(d.get("value"))
     return kind, ""

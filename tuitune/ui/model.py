@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import LeaderRow, TrialRecord, TrialState, TrialSummary, better
 
@@ -176,6 +178,7 @@ class SessionView:
         self.store = store
         self.name = name
         self.record = store.session(name)
+        self._read_at = time.monotonic()  # when record.info's run_seconds was read
         self.current: int | None = None
         self.total: int | None = self.record.n_trials
         self.searched = self.record.searched
@@ -207,6 +210,7 @@ class SessionView:
     def reload(self) -> None:
         """Re-reads everything (a run ended, a manual trial ran, the lead's follower saw a change)."""
         self.record = self.store.session(self.name)
+        self._read_at = time.monotonic()  # when record.info's run_seconds was read
         self.total = self.record.n_trials
         self.metrics = self.store.metric_names(self.name) or self.metrics
         self.live.clear()
@@ -391,6 +395,16 @@ class SessionView:
             elif num in states:
                 out.append(replace(states[num].trial, epochs=rows.get(num, ())))
         return out
+
+    def budget_left(self, running: bool) -> list[str]:
+        """What is left of the session's budget (time, epochs, target), in the header's words."""
+        budget = Budget.of(self.record)
+        if not budget:
+            return []
+        ran = run_seconds(self.record) + (time.monotonic() - self._read_at if running else 0.0)
+        best = self.best()
+        epochs = self._cached("epochs", lambda: self.store.count_epochs(self.name))
+        return budget.left(epochs=epochs, best=best.value if best else None, direction=self.direction, run_seconds=ran)
 
     def elapsed(self, now: float | None = None) -> float | None:
         """Seconds of training recorded in the session (pauses and closed time left out); None until

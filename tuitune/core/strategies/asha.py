@@ -65,7 +65,7 @@ from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
-from tuitune.core.strategies.hyperband import _whole, s_max_of
+from tuitune.core.strategies.hyperband import OPEN_ENDED, _whole, s_max_of
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
 _PROMOTABLE = (TrialState.PAUSED, TrialState.COMPLETE)  # COMPLETE below the top: a runner ignored state_after
@@ -134,16 +134,43 @@ class AshaStrategy(Strategy):
         return len(self.budgets) - 1
 
     # ---- the trial count -------------------------------------------------------------------------
+    def configs_for_epochs(self, epochs: int) -> int:
+        """The most configs whose rungs fit in ``epochs`` once decided: n at rung 0, n // eta**k at rung k,
+        each promotion adding r_k - r_{k-1} epochs to its trial."""
+        def cost(n: int) -> int:
+            total, prev, at = 0, 0, n
+            for b in self.budgets:
+                total += at * (b - prev)
+                prev, at = b, at // self.factor
+            return total
+
+        n = 0
+        while cost(n + 1) <= epochs:
+            n += 1
+        return n
+
     def _cap(self) -> int:
-        if self.n_trials is not None:
-            return self.n_trials
+        cap = self.trial_cap()
+        if cap is not None:
+            return cap
+        if self.open_ended:  # a time budget ends it: new configs whenever nothing can be promoted
+            return OPEN_ENDED
         return max(self.factor, self.factor**self.top)
 
-    def total(self) -> int:
-        return self._cap()
+    def total(self) -> int | None:
+        return None if self.open_ended else self._cap()
 
     def budget_left(self) -> bool:
         return self.n_created < self._cap()
+
+    def _fits(self, epochs: int) -> bool:
+        """Whether a run of that many more epochs fits in ``total_epochs`` beside the epochs trained and those
+        the running (and interrupted) trials will reach. Asynchronous promotions may outnumber the planned
+        floor(n_k / eta) (a trial promoted early can later fall out of the top), so the cap alone could overshoot."""
+        if self.total_epochs is None:
+            return True
+        committed = sum(t.budget if t.state in _PENDING else t.last_epoch for t in self._trials.values())
+        return committed + epochs <= self.total_epochs
 
     # ---- reading the records ----------------------------------------------------------------------
     def _rung_of(self, t: TrialRecord) -> int | None:
@@ -228,12 +255,12 @@ class AshaStrategy(Strategy):
             return Suggestion(config=dict(t.config), budget=t.budget, trial=t.number, meta=dict(t.meta))
         for k in range(self.top - 1, -1, -1):
             best = self._promotable(rungs[k], k)
-            if best is not None:
+            if best is not None and self._fits(self.budgets[k + 1] - self.budgets[k]):
                 values = list(best.meta.get("rung_values") or [])[:k]
                 values += [self._raw_value(best, i) for i in range(len(values), k + 1)]
                 meta = {**best.meta, "rung": k + 1, "rung_values": values}
                 return Suggestion(config=dict(best.config), budget=self.budgets[k + 1], trial=best.number, meta=meta)
-        if self.budget_left():
+        if self.budget_left() and self._fits(self.budgets[0]):
             trials = self.trials if self.sampler == "bayes" else []  # the model's data; random needs none
             config, how = new_config(
                 self, self.sampler, trials, self.budgets, reached=self._finished, value_at=self._value_at_budget
@@ -254,7 +281,7 @@ class AshaStrategy(Strategy):
         """PAUSED -> PRUNED for the trials no future result can promote (see the module docstring)."""
         out: dict[int, TrialState] = {}
         # How many trials may still finish rung k: those running there plus every one that may still arrive.
-        future = max(0, self._cap() - self.n_created)
+        future = max(0, self._cap() - self.n_created) if self._fits(self.budgets[0]) else 0
         for rung in self._ladder()[:-1]:
             future += len(rung.pending)
             slots = (len(rung.order) + future) // self.factor

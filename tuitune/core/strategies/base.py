@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +19,11 @@ import numpy as np
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
+from tuitune.core.warm import WARM_FIRST
+
+# Random draws around a prior (Strategy.draw): the share of configs drawn from it, halved after PRIOR_HALF trials.
+PRIOR_SHARE = 0.5
+PRIOR_HALF = 10
 
 
 class Wait:
@@ -70,6 +75,12 @@ class Strategy(ABC):
         n_trials: how many trials the session may create (None: the strategy's own natural end, where it
             has one; grid and Hyperband do).
         defaults: a full config where manual mode starts.
+        total_epochs: the session's total of epochs (None: no limit); with ``n_trials`` the smaller cap wins
+            (``trial_cap``). Hyperband and asha fill it with brackets and rungs, the others with whole trials.
+        warm_start: earlier sessions' trials fitted to this space and ranked (``tuitune.core.warm``): the
+            best ones are the first configs drawn; bayes also fits its model on them.
+        open_ended: the session ends by its time budget, not by a count (no ``n_trials``, no ``total_epochs``):
+            hyperband and asha go on past their plan (``total()`` None) until the runner stops asking.
         **options: strategy-specific keyword options (``factor=3`` for Hyperband, ...).
     """
 
@@ -85,6 +96,9 @@ class Strategy(ABC):
         direction: str = "minimize",
         n_trials: int | None = None,
         defaults: Mapping[str, Any] | None = None,
+        total_epochs: int | None = None,
+        warm_start: Sequence[Mapping[str, Any]] | None = None,
+        open_ended: bool = False,
     ) -> None:
         if direction not in DIRECTIONS:
             raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
@@ -97,7 +111,17 @@ class Strategy(ABC):
         self.max_epochs = max_epochs
         self.metric = metric
         self.direction = direction
+        if total_epochs is not None and (
+            not isinstance(total_epochs, int) or isinstance(total_epochs, bool) or total_epochs < max_epochs
+        ):
+            raise StrategyError(
+                f"total_epochs must be a whole number >= max_epochs ({max_epochs}: one trial), got {total_epochs!r}"
+            )
         self.n_trials = n_trials
+        self.total_epochs = total_epochs
+        # Earlier sessions' trials (tuitune.core.warm): {"config", "rank"} entries, best first.
+        self.warm = [dict(w) for w in warm_start or ()]
+        self.open_ended = bool(open_ended) and n_trials is None and total_epochs is None
         self.defaults = dict(defaults) if defaults else None
         self._trials: dict[int, TrialRecord] = {}
 
@@ -118,13 +142,43 @@ class Strategy(ABC):
     def n_created(self) -> int:
         return len(self._trials)
 
+    def configs_for_epochs(self, epochs: int) -> int:
+        """How many new trials a total of epochs pays for: whole trials at ``max_epochs`` (hyperband and
+        asha count their rungs)."""
+        return epochs // self.max_epochs
+
+    def trial_cap(self) -> int | None:
+        """How many trials the session may create: the smaller of ``n_trials`` and what ``total_epochs`` pays
+        for (None: neither is set)."""
+        caps = [c for c in (self.n_trials, None if self.total_epochs is None else self.configs_for_epochs(self.total_epochs))
+                if c is not None]
+        return min(caps) if caps else None
+
     def budget_left(self) -> bool:
         """True while the session may still create a new trial."""
-        return self.n_trials is None or self.n_created < self.n_trials
+        cap = self.trial_cap()
+        return cap is None or self.n_created < cap
 
     def rng(self, *salt: int) -> np.random.Generator:
         """A generator determined by the seed, the number of trials so far and the salt."""
         return np.random.default_rng([self.seed & 0xFFFFFFFF, self.n_created, *salt])
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A new config at random (after a warm start's best configs, WARM_FIRST of them): uniformly on each
+        parameter's scale, or, where parameters carry a prior,
+        around it as PriorBand does: the first config is the priors' own, then a share of the draws come
+        from the prior (PRIOR_SHARE, halved after PRIOR_HALF trials and fading on), the rest uniformly."""
+        space = self.space
+        n = self.n_created
+        if n < min(WARM_FIRST, len(self.warm)):  # the earlier sessions' best configs first
+            return dict(self.warm[n]["config"])
+        if not space.priors:
+            return space.sample(rng)
+        if n == 0:
+            return space.prior_mode(rng)
+        if rng.random() < PRIOR_SHARE * PRIOR_HALF / (PRIOR_HALF + n):
+            return space.prior_config(rng)
+        return space.sample(rng)
 
     def score(self, value: float) -> float:
         """The value as a loss (lower is better), whatever the direction."""
@@ -148,7 +202,7 @@ class Strategy(ABC):
 
     def total(self) -> int | None:
         """How many trials the session will create, when known in advance."""
-        return self.n_trials
+        return self.trial_cap()
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -55,7 +55,7 @@ def new_config(
         reached, value_at: how to read a trial at a budget; by default from its epoch rows (the trial has
             trained that many epochs; its best value over epochs 1..budget).
     """
-    config = strategy.space.sample(strategy.rng())  # drawn first either way: the random stream does not move
+    config = strategy.draw(strategy.rng())  # drawn first either way: the random stream does not move
     if sampler != "bayes":
         return config, {}
     model = _model_config(strategy, trials, budgets, reached, value_at)

@@ -7,6 +7,7 @@ from typing import Any
 from tuitune.core.errors import StrategyError
 from tuitune.core.space import DEFAULT_GRID_POINTS
 from tuitune.core.strategies.base import Strategy, Suggestion
+from tuitune.core.warm import WARM_FIRST
 
 
 class GridStrategy(Strategy):
@@ -14,7 +15,8 @@ class GridStrategy(Strategy):
 
     Int and Choice parameters take every value; a Float takes its ``grid=[...]``, else ``grid_points``
     values spaced on its scale (``points`` here, default 5). The grid position is stored on each trial
-    (``meta["grid_index"]``), so a resumed session goes on where it stopped.
+    (``meta["grid_index"]``), so a resumed session goes on where it stopped. With a warm start, the earlier
+    sessions' best configs (``WARM_FIRST`` of them) run before the grid.
 
     Args:
         points: values per Float parameter that has neither ``grid`` nor ``grid_points``.
@@ -42,14 +44,22 @@ class GridStrategy(Strategy):
                 cli_message=f"{text}{todo} the limit with {_max_flag()} {self.size}",
             )
 
+    def _warm_first(self) -> int:
+        return min(WARM_FIRST, len(self.warm))
+
     def total(self) -> int:
-        return self.size if self.n_trials is None else min(self.size, self.n_trials)
+        cap = self.trial_cap()
+        size = self.size + self._warm_first()
+        return size if cap is None else min(size, cap)
 
     def ask(self) -> Suggestion | None:
         # Never WAIT: no suggestion depends on a running trial's result. Running trials count against the
         # budget (they are told when they start), so N workers never overshoot it.
         if not self.budget_left():
             return None
+        if self.n_created < self._warm_first():  # an earlier session's best configs before the grid
+            config = dict(self.warm[self.n_created]["config"])
+            return Suggestion(config=config, budget=self.max_epochs, meta={"chosen_by": "warm-start"})
         used = {t.meta.get("grid_index") for t in self.trials}
         nxt = 1 + max((i for i in used if isinstance(i, int)), default=-1)
         if nxt >= self.size:

@@ -85,6 +85,7 @@ from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
 
 _PENDING = (TrialState.RUNNING, TrialState.INTERRUPTED)
+OPEN_ENDED = 2**62  # the config count of an open-ended plan (a time budget ends the session)
 
 
 def _whole(x: Any) -> bool:
@@ -197,9 +198,33 @@ class HyperbandStrategy(Strategy):
     def _cycle(self) -> list[int]:
         return [self.bracket] if self.bracket is not None else list(range(self.s_max, -1, -1))
 
+    def configs_for_epochs(self, epochs: int) -> int:
+        """The configs of the brackets (in plan order, the last one truncated) whose epochs fit in ``epochs``.
+
+        A bracket of n configs costs the sum over its rungs of (trials at the rung) x (the epochs the rung
+        adds): a promotion continues its trial, so rung i adds r_i - r_{i-1} epochs to each trial there.
+        """
+        cycle, made, left, j = self._cycle(), 0, epochs, 0
+        while True:
+            s = cycle[j % len(cycle)]
+            n = bracket_size(s, self.s_max, self.factor)
+            while n > 0 and self.bracket_epochs(n, s) > left:
+                n -= 1
+            if n == 0:
+                return made
+            made, left, j = made + n, left - self.bracket_epochs(n, s), j + 1
+
+    def bracket_epochs(self, n: int, s: int) -> int:
+        """The epochs a bracket s of n configs trains when every trial reaches its rungs."""
+        budgets = rung_budgets(s, self.max_epochs, self.factor)
+        return sum(k * (b - prev) for k, b, prev in zip(rung_sizes(n, s, self.factor), budgets, [0, *budgets]))
+
     def _cap(self) -> int:
-        if self.n_trials is not None:
-            return self.n_trials
+        cap = self.trial_cap()
+        if cap is not None:
+            return cap
+        if self.open_ended:  # a time budget ends it: iteration after iteration (plan() is lazy)
+            return OPEN_ENDED
         return self.iterations * sum(bracket_size(s, self.s_max, self.factor) for s in self._cycle())
 
     def plan(self) -> Iterator[BracketPlan]:
@@ -217,8 +242,8 @@ class HyperbandStrategy(Strategy):
             made += n
             j += 1
 
-    def total(self) -> int:
-        return self._cap()
+    def total(self) -> int | None:
+        return None if self.open_ended else self._cap()
 
     # ---- reading the records ----------------------------------------------------------------------
     @staticmethod

@@ -15,5 +15,5 @@ class RandomStrategy(Strategy):
         # budget (they are told when they start), so N workers never overshoot it.
         if not self.budget_left():
             return None
-        config = self.space.sample(self.rng())
+        config = self.draw(self.rng())
         return Suggestion(config=config, budget=self.max_epochs)

@@ -325,6 +325,7 @@ class DashboardScreen(TuituneScreen):
             ([] if several else [device + (f" {mem}" if mem else ""), device], 4),
             ([f"trained {fmt_duration(elapsed)}"], 1),
             ([f"ETA {fmt_duration(v.eta())}"] if running else [], 6),
+            *(([p], 8) for p in v.budget_left(running)),
         ]
         self.query_one("#dash-header", Static).update(fit_parts(parts, self.size.width - 2))
 

@@ -15,7 +15,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from tuitune.core.api import check_session_name, new_session_name
+from tuitune.core.api import PRIOR_STRATEGIES, check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
 from tuitune.core.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
@@ -48,6 +48,12 @@ FIELDS = [
     ("max-epochs", "max epochs", "the preset's"),
     ("seed", "seed", "0"),
     *((o.flag[2:], o.label or o.name, o.default) for o in _SCREEN_OPTIONS if not o.choices),
+]
+# The session's budget beyond the trial count (tuitune.core.budget): id, label, placeholder, Input type.
+BUDGET_FIELDS = [
+    ("time", "time budget", "none (like 8h, 30m)", "text"),
+    ("total-epochs", "total epochs", "none", "integer"),
+    ("target", "target value", "none", "number"),
 ]
 
 
@@ -165,6 +171,19 @@ class NewSessionScreen(TuituneScreen):
                         with Horizontal(classes="field", id=f"field-{key}"):
                             yield Label(label)
                             yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
+                    with Horizontal(classes="field", id="field-prior"):
+                        yield Label("prior")
+                        yield Select(
+                            [("none", _DEFAULT), ("the preset's defaults", "defaults")],
+                            value=_DEFAULT, allow_blank=False, id="prior", compact=True,
+                        )
+                    with Horizontal(classes="field", id="field-warm-start"):
+                        yield Label("warm start from")
+                        yield Input(placeholder="none (earlier sessions, comma-separated)", id="warm-start", compact=True)
+                    for key, label, placeholder, kind in BUDGET_FIELDS:
+                        with Horizontal(classes="field", id=f"field-{key}"):
+                            yield Label(label)
+                            yield Input(placeholder=placeholder, type=kind, id=key, compact=True)
                     for o in _WORD_OPTIONS:
                         with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
                             yield Label(o.label or o.name)
@@ -287,6 +306,10 @@ class NewSessionScreen(TuituneScreen):
         shown = OPTIONS.get(strategy, set())
         for key in [k for k, _, _ in FIELDS] + [o.flag[2:] for o in _WORD_OPTIONS]:
             self.query_one(f"#field-{key}").display = key in shown
+        for key, *_ in BUDGET_FIELDS:  # a manual session runs the change the user asks for
+            self.query_one(f"#field-{key}").display = strategy != "manual"
+        self.query_one("#field-prior").display = strategy in PRIOR_STRATEGIES
+        self.query_one("#field-warm-start").display = strategy != "manual"
 
     @on(Input.Changed, "#session-name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -332,6 +355,18 @@ class NewSessionScreen(TuituneScreen):
             if strategy in o.strategies and word != _DEFAULT:
                 options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
+        prior = str(self.query_one("#prior", Select).value)
+        warm = [w.strip() for w in self.query_one("#warm-start", Input).value.split(",") if w.strip()]
+        budget: dict[str, Any] = {}
+        if strategy != "manual":
+            budget["time"] = self.query_one("#time", Input).value.strip() or None
+            budget["total_epochs"] = self._int("total-epochs")
+            target = self.query_one("#target", Input).value.strip()
+            if target:
+                try:
+                    budget["target"] = float(target)
+                except ValueError:
+                    raise ValueError(f"target value: {target!r} is not a number") from None
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
@@ -341,6 +376,9 @@ class NewSessionScreen(TuituneScreen):
             session=name,
             device=None if device == "auto" else device,
             options={k: v for k, v in options.items() if v is not None},
+            budget=budget,
+            prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,
+            warm_start=warm if warm and strategy != "manual" else None,
         )
 
     @on(Button.Pressed, "#start")

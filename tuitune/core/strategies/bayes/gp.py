@@ -126,7 +126,7 @@ class LeanGP:
         def f(x: np.ndarray) -> tuple[float, np.ndarray]:
             try:
                 return self._loss_and_grad(x, D, y)
-            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError):  # math.exp overflows
                 return 1e10, np.zeros_like(x)
 
         import scipy.optimize
@@ -142,7 +142,8 @@ class LeanGP:
                 res = scipy.optimize.minimize(
                     f, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-2, "maxiter": 200}
                 )
-                if np.all(np.isfinite(res.x)) and float(res.fun) < best:
+                # A start that ended where the loss could not be computed (f's 1e10) is no fit at all.
+                if np.all(np.isfinite(res.x)) and float(res.fun) < min(best, 1e9):
                     x, best = res.x, float(res.fun)
         isl, scale, noise = self._unpack(torch.from_numpy(x))
         self.isl, self.scale, self.noise = self._per_feature(isl).detach(), scale.detach(), noise.detach()

@@ -44,6 +44,7 @@ from tuitune.core.strategies.base import Strategy, Suggestion
 from tuitune.core.strategies.bayes.acquisition import acquisition
 from tuitune.core.strategies.bayes.encoding import Encoding
 from tuitune.core.strategies.bayes.optim import optimize_acqf
+from tuitune.core.warm import WARM_FIRST
 
 ENGINES = ("lean", "botorch")
 DEFAULT_ENGINE = "lean"
@@ -56,7 +57,26 @@ DEFAULT_ENGINE = "lean"
 # global basin is found late). benchmarks/results/bayes.md has the figures. Not with pending trials.
 EXPLOIT_LAST = 0.1
 
+# With priors (and n_initial not given): this share of the automatic initial design, the prior's config first
+# (the model sooner; measured against the whole design in benchmarks/results/prior.md).
+PRIOR_INITIAL_FRACTION = 0.5
+
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
+
+
+# A warm start's trials inform the model until the session has this many values of its own: then its own
+# values alone fit it (measured: kept for good, the earlier optimum held the search where it had moved from;
+# 6, 10 and 15, on ranks or on quantiles, in benchmarks/results/warm-start.md).
+WARM_UNTIL = 6
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Scores (lower is better) as ranks in [0, 1]: 0 the best, 1 the worst, ties sharing their mean rank."""
+    from scipy.stats import rankdata
+
+    if len(scores) < 2:
+        return np.zeros(len(scores))
+    return (rankdata(scores) - 1) / (len(scores) - 1)
 
 
 def initial_design_size(dim: int, n_trials: int | None) -> int:
@@ -138,8 +158,13 @@ class BayesStrategy(Strategy):
         self.n_local = n_local
         self.pending = pending
         self._enc = Encoding(space)
+        self._warm_cache: tuple[np.ndarray, np.ndarray] | None = None  # the warm start encoded (constructor data)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
-        self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.n_trials)
+        self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.trial_cap())
+        if n_initial is None and len(self._warm_u()[0]) >= 2:  # the earlier trials stand for the initial design
+            self._n_initial = min(WARM_FIRST, len(self.warm))
+        elif n_initial is None and space.priors:  # the prior's config first, and the model sooner
+            self._n_initial = max(2, math.ceil(PRIOR_INITIAL_FRACTION * self._n_initial))
 
     # ---- ask ----------------------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
@@ -147,6 +172,11 @@ class BayesStrategy(Strategy):
             return None
         if self._enc.dim == 0:  # nothing to search: every config is the same
             return Suggestion(config=self._enc.to_config(np.empty(0)), budget=self.max_epochs)
+        if self.n_created < min(WARM_FIRST, len(self.warm)):  # an earlier session's best configs first
+            return Suggestion(config=self.draw(self.rng()), budget=self.max_epochs, meta={"chosen_by": "warm-start"})
+        if self.n_created == 0 and self.space.priors:  # the priors' own config first (the prior's mode)
+            config = self.space.prior_mode(self.rng(7))
+            return Suggestion(config=config, budget=self.max_epochs, meta={"chosen_by": "initial"})
         data = self._data()
         taken = {self._enc.key(c) for c in data["configs"]}
         if self.n_created >= self._n_initial and len(data["y_obs"]) >= 2:
@@ -209,23 +239,47 @@ class BayesStrategy(Strategy):
             u = self._enc.from_unit_cube(rng.random((1, self._enc.dim)))[0]
         return u
 
+    def _warm_u(self) -> tuple[np.ndarray, np.ndarray]:
+        """The warm start's points (u) and ranks, for the model (entries that do not encode are left out)."""
+        if self._warm_cache is None:
+            us, ranks = [], []
+            for w in self.warm:
+                try:
+                    us.append(self._enc.to_u(w["config"]))
+                    ranks.append(float(w["rank"]))
+                except (SpaceError, KeyError, TypeError, ValueError):
+                    continue
+            self._warm_cache = (np.array(us).reshape(-1, self._enc.dim), np.array(ranks, dtype=float))
+        return self._warm_cache
+
     def _key_u(self, u: np.ndarray) -> tuple[float, ...]:
         return self._enc.key(self._enc.to_config(u))
 
     # ---- the model ----------------------------------------------------------------------------------
     def _exploit(self) -> bool:
         """Whether this trial is one of the last EXPLOIT_LAST of a known budget (a function of the records)."""
-        if self.n_trials is None or not EXPLOIT_LAST:
+        cap = self.trial_cap()
+        if cap is None or not EXPLOIT_LAST:
             return False
-        return self.n_trials - self.n_created <= max(1, round(EXPLOIT_LAST * self.n_trials))
+        return cap - self.n_created <= max(1, round(EXPLOIT_LAST * cap))
 
     def _suggest_model(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
         import torch
 
         enc = self._enc
         y = -data["y_obs"]  # the GP maximises
+        u_obs = data["u_obs"]
+        warm_u, warm_rank = self._warm_u()
+        if len(warm_u) and len(y) < WARM_UNTIL:
+            # A warm start: the earlier sessions' ranks (0 the best, 1 the worst; a metric that shifted between
+            # the sessions still lines up), placed at this session's value of the same quantile.
+            if len(y) >= 2:
+                yw = np.quantile(y, 1.0 - warm_rank)  # rank 0: this session's best value so far
+            else:
+                y, yw = -_ranks(data["y_obs"]), -warm_rank
+            u_obs, y = np.concatenate([u_obs, warm_u]), np.concatenate([y, yw])
         worst = float(y.min())
-        u_train = np.concatenate([data["u_obs"], data["u_bad"]])
+        u_train = np.concatenate([u_obs, data["u_bad"]])
         y_train = np.concatenate([y, np.full(len(data["u_bad"]), worst)])
         mu, sd = float(y_train.mean()), float(y_train.std())
         sd = sd if sd > 1e-12 else 1.0
@@ -244,6 +298,14 @@ class BayesStrategy(Strategy):
             self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed, pending=self.pending,
             exploit=self._exploit(),
         )
+        if self.space.priors and not self._exploit():
+            from tuitune.core.strategies.bayes.prior import PriorWeighted
+
+            acq = PriorWeighted(acq, enc, PriorWeighted.power_after(len(data["y_obs"])))
+            best_u = data["u_obs"][int(np.argmin(data["y_obs"]))]
+            mode_u = enc.to_u(self.space.prior_mode(self.rng(7)))
+            feats = enc.features(torch.from_numpy(np.stack([best_u, mode_u]))).numpy()
+            acq.power *= acq.gate(feats[0], feats[1])
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]

@@ -1,0 +1,84 @@
+"""Warm starts (``warm_start=``): earlier trials fitted to the space and ranked, their best configs first."""
+
+from __future__ import annotations
+
+import pytest
+
+import tuitune as tt
+from tuitune.core.errors import SessionError
+from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.space import Choice, Float, Int, Space
+from tuitune.core.strategies import make_strategy
+from tuitune.core.warm import WARM_FIRST, fit_config, warm_trials
+
+OLD = [
+    TrialRecord(number=0, state=TrialState.COMPLETE, config={"x": 0.9, "gone": 1}, value=3.0),
+    TrialRecord(number=1, state=TrialState.COMPLETE, config={"x": 0.2, "gone": 2}, value=1.0),
+    TrialRecord(number=2, state=TrialState.FAILED, config={"x": 0.3, "gone": 2}),
+    TrialRecord(number=3, state=TrialState.COMPLETE, config={"x": 1.5, "gone": 2}, value=0.5),  # outside now
+    TrialRecord(number=4, state=TrialState.COMPLETE, config={"x": 0.4, "gone": 3}, value=2.0),
+]
+SPACE = Space(x=Float(0.0, 1.0), units=Int(8, 64), act=Choice(["relu", "tanh"]))
+
+
+def test_earlier_trials_fit_the_space_and_keep_their_rank_within_their_session():
+    w = warm_trials(SPACE, {"act": "tanh"}, [("old", "minimize", OLD)])
+    # ranked 0.5 (gone: outside the new range), 1.0, 2.0, 3.0 -> ranks 0, 1/3, 2/3, 1; the failed one is not there
+    assert [(e["trial"], round(e["rank"], 3)) for e in w] == [(1, 0.333), (4, 0.667), (0, 1.0)]
+    assert w[0]["config"] == {"x": 0.2, "units": 36, "act": "tanh"}  # 'gone' dropped; new ones: default, middle
+    assert fit_config(SPACE, {"x": 0.5, "act": "gelu"}, None) is None  # a choice that left: it does not fit
+    maxi = warm_trials(SPACE, None, [("old", "maximize", OLD)])
+    assert [e["trial"] for e in maxi] == [0, 4, 1]
+
+
+def _tell(s, config, value, n):
+    s.tell(TrialRecord(number=n, state=TrialState.COMPLETE, config=config, value=value))
+
+
+@pytest.mark.parametrize("name", ["random", "grid", "bayes", "hyperband", "asha"])
+def test_the_best_earlier_configs_run_first(name):
+    warm = warm_trials(SPACE, {"act": "relu"}, [("old", "minimize", OLD)])
+    opts = {"sampler": "random"} if name in ("hyperband", "asha") else {}
+    s = make_strategy(name, SPACE, seed=0, n_trials=6 if name in ("random", "bayes") else None, max_epochs=3,
+                      warm_start=warm, **opts)
+    got = []
+    for i in range(min(WARM_FIRST, len(warm))):
+        sug = s.ask()
+        got.append(sug.config)
+        s.tell(TrialRecord(number=i, state=TrialState.RUNNING, config=sug.config, budget=sug.budget, meta=sug.meta))
+        if name in ("bayes", "grid"):
+            assert sug.meta["chosen_by"] == "warm-start"
+    assert got == [e["config"] for e in warm[:WARM_FIRST]]
+    if name == "grid":  # then the whole grid
+        assert s.total() == SPACE.grid_size() + len(got) and s.ask().meta == {"grid_index": 0}
+
+
+def test_bayes_models_the_earlier_trials_without_counting_them():
+    src = [TrialRecord(number=i, state=TrialState.COMPLETE, config={"x": x}, value=(x - 0.7) ** 2)
+           for i, x in enumerate([0.05, 0.2, 0.35, 0.5, 0.65, 0.72, 0.8, 0.95])]
+    space = Space(x=Float(0.0, 1.0))
+    warm = warm_trials(space, None, [("old", "minimize", src)])
+    s = make_strategy("bayes", space, seed=0, n_trials=10, warm_start=warm, n_candidates=128, n_local=2)
+    for i in range(WARM_FIRST):
+        c = s.ask().config
+        _tell(s, c, 100 + (c["x"] - 0.7) ** 2, i)  # a shifted metric: the ranks still line up
+    sug = s.ask()
+    assert s.n_created == WARM_FIRST and sug.meta["chosen_by"] == "model"  # no initial design: the model at once
+    assert abs(sug.config["x"] - 0.7) < 0.15
+
+
+def test_the_api_takes_warm_start_names_and_stores_the_data(tmp_path):
+    def objective(config, trial):
+        return (config["x"] - 0.3) ** 2
+
+    space = tt.Space(x=tt.Float(0.0, 1.0))
+    tt.tune(objective, space, trials=5, db=tmp_path / "a.db", session="old", workers=0)
+    s = tt.tune(objective, space, trials=4, warm_start=["old"], db=tmp_path / "a.db", session="new", workers=0)
+    stored = s.record.info["warm_start"]
+    assert len(stored) == 5 and stored[0]["session"] == "old" and stored[0]["rank"] == 0.0
+    assert s.trials[0].config == stored[0]["config"]
+    assert len(tt.load("old", db=tmp_path / "a.db").trials) == 5  # the earlier session is untouched
+    with pytest.raises(SessionError, match="^warm_start 'nope': no such session in .*; its sessions: new, old"):
+        tt.tune(objective, space, trials=2, warm_start="nope", db=tmp_path / "a.db", workers=0)
+    with pytest.raises(SessionError, match="^warm_start: manual mode runs the changes you ask for"):
+        tt.tune(objective, space, strategy="manual", warm_start="old", db=tmp_path / "a.db", workers=0)
