@@ -104,6 +104,7 @@ def _kill_project(tmp_path, objective: str, metric: str) -> tuple[Project, Path,
     return project, toml, log
 
 
+@pytest.mark.slow  # ~50 s (a kill -9 and resumes, each worker importing the framework); -m slow
 def test_a_lightning_hyperband_session_killed_with_9_resumes_with_nothing_committed_lost(tmp_path):
     pytest.importorskip("lightning")
     project, toml, log = _kill_project(tmp_path, "_integration_objs:lightning_objective", "val_loss")
@@ -111,6 +112,7 @@ def test_a_lightning_hyperband_session_killed_with_9_resumes_with_nothing_commit
     print("lightning kill test:", stats)
 
 
+@pytest.mark.slow  # ~50 s (a kill -9 and resumes, each worker importing the framework); -m slow
 def test_a_transformers_hyperband_session_killed_with_9_resumes_with_nothing_committed_lost(tmp_path):
     pytest.importorskip("transformers")
     project, toml, log = _kill_project(tmp_path, "_integration_objs:hf_objective", "eval_loss")

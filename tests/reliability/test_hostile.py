@@ -242,7 +242,11 @@ def test_export_over_an_existing_file_keeps_its_mode_and_owner(hp):
 
 
 # ---- 6. a full disk during a checkpoint ------------------------------------------------------------------
-@pytest.mark.parametrize("where", [("--workers", "1"), ("--in-process",)], ids=["worker", "in-process"])
+@pytest.mark.parametrize(
+    "where",
+    [("--workers", "1"), pytest.param(("--in-process",), marks=pytest.mark.slow)],  # the same path in-process: -m slow
+    ids=["worker", "in-process"],
+)
 def test_a_full_disk_during_a_checkpoint_stops_cleanly_and_resumes(hp, where):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a small tmpfs")
