@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
     ex.add_argument("name")
-    ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json)")
+    ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json, with --trial NAME-trial-N.json)")
+    ex.add_argument("--trial", type=int, metavar="N",
+                    help="export trial N instead of the best (a complete trial that keeps the constraints)")
     common(ex)
 
     op = sub.add_parser("open", help="the dashboard of a session; follows it live when another process runs it")
@@ -365,7 +367,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = _store(args)
     store.session(args.name)
-    path = Session(store, args.name).export(args.output or f"{args.name}-best.json")
+    default = f"{args.name}-best.json" if args.trial is None else f"{args.name}-trial-{args.trial}.json"
+    path = Session(store, args.name).export(args.output or default, trial=args.trial)
     print(path)
     return EXIT_OK
 
