@@ -242,7 +242,7 @@ def new_run(
         check_session_name(session)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
-        n_trials=trials, defaults=defaults, **options,
+        n_trials=trials, defaults=defaults, **options, **preset.goal_options(),
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
@@ -255,7 +255,8 @@ def new_run(
     name = session or new_session_name(store)
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
-        max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
+        max_epochs=max_epochs, trials=trials, options={**strat.options(), **preset.goal_options()},
+        preset=preset.to_dict(), defaults=defaults,
         info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
     )
     if existed:
