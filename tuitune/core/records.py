@@ -359,7 +359,7 @@ class Objectives:
         feasible = all((s := c.slack(values.get(c.metric))) is not None and s >= 0 for c in self.constraints)
         return {"values": values, "feasible": feasible}
 
-    def _measured(self, t: TrialRecord) -> dict[str, Any]:
+    def measured(self, t: TrialRecord) -> dict[str, Any]:
         """What the runner stored when the trial ended (``info["objectives"]``), else measured now."""
         got = t.info.get("objectives") if t.info else None
         if isinstance(got, dict) and isinstance(got.get("values"), dict):
@@ -373,7 +373,7 @@ class Objectives:
         elif self.plain:
             return (t.value,) if t.value is not None else None
         else:
-            got = self._measured(t)
+            got = self.measured(t)
         if upto is None and not self.multi:
             return (t.value,) if t.value is not None else None
         vals = [got["values"].get(m) for m in self.metrics]
@@ -390,7 +390,7 @@ class Objectives:
         """True when the trial keeps every constraint (always, without constraints)."""
         if not self.constraints:
             return True
-        got = self.measure(t, upto) if upto is not None else self._measured(t)
+        got = self.measure(t, upto) if upto is not None else self.measured(t)
         return bool(got.get("feasible"))
 
     def rankable(self, t: TrialRecord) -> bool:
