@@ -220,7 +220,7 @@ class AshaStrategy(Strategy):
         layer, then crowding distance), the feasible trials before the infeasible ones."""
         goal, budget = self.objectives, self.budgets[k]
         groups: dict[bool, list[tuple[int, tuple[float, ...]]]] = {True: [], False: []}
-        for flag, _, n in rung.order:
+        for flag, _, n in sorted(rung.order, key=lambda key: key[2]):  # by number: ties never hang on history
             if flag == _NO_VALUE:
                 continue
             t = self._trials[n]
