@@ -253,8 +253,12 @@ class BayesStrategy(Strategy):
         )
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        ok = data["feasible"]
-        top = data["u_obs"][ok][np.argsort(data["losses"][ok, 0])[:5]] if ok.any() else data["u_obs"][:0]
+        # Local candidates around the feasible front, spread along it (MOASHA's order: layer, then crowding).
+        from tuitune.core.records import nondominated_order
+
+        ok = np.flatnonzero(data["feasible"])
+        order = nondominated_order([tuple(row) for row in data["losses"][ok]])
+        top = data["u_obs"][ok[order[:5]]] if len(ok) else data["u_obs"][:0]
         cands, vals = optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen)
         for i in np.argsort(-vals):
             if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
