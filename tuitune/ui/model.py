@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import LeaderRow, TrialRecord, TrialState, TrialSummary, better
+from tuitune.core.records import LeaderRow, Objectives, TrialRecord, TrialState, TrialSummary, better
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
@@ -195,6 +195,11 @@ class SessionView:
         return self.record.direction
 
     @property
+    def goal(self) -> Objectives:
+        """The session's objectives and constraints (one metric and none for most sessions)."""
+        return Objectives.of(self.record.metric, self.record.direction, self.record.options)
+
+    @property
     def trials(self) -> TrialsMap:
         return TrialsMap(self)
 
@@ -283,7 +288,7 @@ class SessionView:
             secs = self.seconds()
             return self._cached(("order", key), lambda: sorted(secs, key=lambda n: (-(secs[n][1] or 0.0), n)))  # type: ignore[no-any-return]
         arrays = self.arrays
-        if arrays is not None:
+        if arrays is not None and not (key == "rank" and not self.goal.plain):  # Pareto ranks: the store's
             which = key.removeprefix("param:")
             if which in arrays.sorted or which == "trial":
                 return self._cached(("order", key), lambda: arrays.numbers(which))  # type: ignore[no-any-return]
@@ -318,13 +323,13 @@ class SessionView:
         """Rank (from 1) of each complete trial: its place in the ``rank`` order, where they come first."""
 
         def read() -> dict[int, int]:
-            n = self.store.count_complete(self.name)
+            n = self.store.count_ranked(self.name)
             return {num: i + 1 for i, num in enumerate(self.order("rank")[:n])}
 
         return self._cached("ranks", read)  # type: ignore[no-any-return]
 
     def rank_of(self, number: int) -> int | None:
-        if self.arrays is not None:
+        if self.arrays is not None and self.goal.plain:
             return self.arrays.rank(number)
         return self.ranks().get(number)
 
