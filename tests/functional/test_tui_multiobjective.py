@@ -44,3 +44,26 @@ async def test_leaderboard_ranks_by_pareto_layer_shows_each_metric_and_marks_inf
         by_number = {t.number: t for t in session.trials}
         for r in rows:
             assert float(r[3][0]) == float(f"{by_number[int(r[1][0])].config['x'] * 1e6:.4g}")
+
+
+@run_async
+async def test_the_chart_cycle_adds_the_pareto_set(tmp_path):
+    from tuitune.ui.widgets.charts import ParetoChart
+
+    db = tmp_path / "t.db"
+    tt.tune(size_vs_loss, {"x": tt.Float(0.0, 1.0), "y": tt.Float(0.0, 1.0)}, strategy="random", trials=8,
+            metric=["val_loss", "params"], direction=["minimize", "minimize"], constraints=["latency_ms <= 6"],
+            db=db, session="mo", workers=0)
+    front = {t.number for t in load("mo", db).pareto}
+    app = TuituneApp(Store(db), None, preset_files=[], bundled_presets=False, probe_devices=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        for _ in range(4):  # trial, curves, best, slice, then the Pareto set
+            await pilot.press("c")
+        chart = app.screen.query_one(ParetoChart)
+        await wait_for(pilot, lambda: chart.display and chart.legend, what="the Pareto chart drawn")
+        labels = dict(chart.legend)
+        assert f"Pareto set ({len(front)})" in labels and "infeasible" in labels
+        await pilot.press("c")  # and round to the first chart again
+        assert app.screen.chart_index == 0
