@@ -117,3 +117,13 @@ def test_log_ehvi_prefers_the_gap_in_the_front():
         base = hypervolume_2d([tuple(x) for x in front], tuple(ref))
         assert got == pytest.approx(hypervolume_2d([*map(tuple, front), p], tuple(ref)) - base, rel=0.05)
         assert got == pytest.approx(want, rel=0.05)
+
+
+def test_the_two_objective_sort_equals_the_general_one():
+    from tuitune.core import records
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        pts = [tuple(map(float, p)) for p in rng.integers(0, 5, size=(int(rng.integers(1, 40)), 2))]
+        general = records.pareto_layers([(*p, 0.0) for p in pts])  # a constant third objective: the slow path
+        assert records.pareto_layers(pts) == general

@@ -407,7 +407,13 @@ def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def pareto_layers(points: list[tuple[float, ...]]) -> list[int]:
-    """Each point's non-dominated layer (0: the Pareto front), by repeated non-dominated sorting."""
+    """Each point's non-dominated layer (0: the Pareto front), by repeated non-dominated sorting.
+
+    Two objectives: O(n log n) (a leaderboard of 10,000 trials is ranked this way on each change): in order
+    of the first loss, a point joins the first layer whose lowest second loss so far is above its own
+    (those lows rise with the layer), an identical point the layer of its twin."""
+    if points and len(points[0]) == 2:
+        return _layers_2d(points)
     n = len(points)
     layer = [-1] * n
     left = set(range(n))
@@ -418,6 +424,27 @@ def pareto_layers(points: list[tuple[float, ...]]) -> list[int]:
             layer[i] = k
         left -= set(front)
         k += 1
+    return layer
+
+
+def _layers_2d(points: list[tuple[float, ...]]) -> list[int]:
+    import bisect
+
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    lows: list[float] = []  # per layer, the lowest second loss of its points so far
+    layer = [0] * len(points)
+    prev: int | None = None
+    for i in order:
+        if prev is not None and points[prev] == points[i]:
+            layer[i] = layer[prev]
+        else:
+            k = bisect.bisect_right(lows, points[i][1])  # the first layer none of whose points dominates it
+            if k == len(lows):
+                lows.append(points[i][1])
+            else:
+                lows[k] = min(lows[k], points[i][1])
+            layer[i] = k
+        prev = i
     return layer
 
 
