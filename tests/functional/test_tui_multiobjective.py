@@ -67,3 +67,33 @@ async def test_the_chart_cycle_adds_the_pareto_set(tmp_path):
         assert f"Pareto set ({len(front)})" in labels and "infeasible" in labels
         await pilot.press("c")  # and round to the first chart again
         assert app.screen.chart_index == 0
+
+
+@run_async
+async def test_new_session_form_shows_the_objectives_and_the_session_keeps_them(tmp_path):
+    from textual.widgets import Input, Static
+
+    from tests.support.tui import make_preset
+    from tuitune.ui.screens.new_session import NewSessionScreen
+
+    preset = make_preset(tmp_path, epochs=2)
+    text = preset.read_text().replace('metric = "val_loss"\ndirection = "minimize"\n',
+                                      'metric = ["val_loss", "train_loss"]\ndirection = ["minimize", "minimize"]\n'
+                                      'constraints = ["val_loss <= 100"]\n')
+    preset.write_text(text)
+    store = Store(tmp_path / "t.db")
+    app = TuituneApp(store, None, preset_files=[str(preset)], bundled_presets=False, probe_devices=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen), what="new session screen")
+        desc = str(app.screen.query_one("#preset-desc", Static).render())
+        assert "val_loss (minimize), train_loss (minimize); val_loss <= 100" in desc
+        app.screen.query_one("#trials", Input).value = "2"
+        app.screen.query_one("#session-name", Input).value = "mo"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        await wait_for(pilot, lambda: app.run_control.session == "mo" and not app.run_control.running, what="run end")
+    rec = store.session("mo")
+    assert rec.options["objectives"] == [["val_loss", "minimize"], ["train_loss", "minimize"]]
+    assert rec.options["constraints"] == ["val_loss <= 100"]
+    assert all(t.info["objectives"]["feasible"] for t in store.trials("mo"))
