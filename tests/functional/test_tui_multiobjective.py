@@ -41,6 +41,9 @@ async def test_leaderboard_ranks_by_pareto_layer_shows_each_metric_and_marks_inf
         marked = {int(r[1][0]) for r in rows if r[5][0] == "infeasible"}
         assert marked == infeasible
         assert all(r[0][0] == "-" for r in rows if int(r[1][0]) in infeasible)
+        # The best-so-far chart's line follows the feasible trials only.
+        _, ys, _, _ = app.screen.view.best_so_far()
+        assert ys[-1] == min(t.value for t in session.trials if t.number not in infeasible)
         by_number = {t.number: t for t in session.trials}
         for r in rows:
             assert float(r[3][0]) == float(f"{by_number[int(r[1][0])].config['x'] * 1e6:.4g}")

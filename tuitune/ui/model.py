@@ -367,13 +367,18 @@ class SessionView:
         """(trial numbers, best value up to each) and (numbers, values) of every complete trial."""
         xs, ys, px, py = [], [], [], []
         best: float | None = None
+        goal = self.goal
+        feasible = None  # with constraints, the best line follows the feasible trials only
+        if goal.constraints:
+            feasible = {t.number for t in self.store.trials(self.name, with_epochs=False) if goal.feasible(t)}
         for number, value, _ in self.store.complete_values(self.name):
             px.append(number)
             py.append(value)
-            if best is None or better(value, best, self.direction):
+            if (feasible is None or number in feasible) and (best is None or better(value, best, self.direction)):
                 best = value
-            xs.append(number)
-            ys.append(best)
+            if best is not None:
+                xs.append(number)
+                ys.append(best)
         return xs, ys, px, py
 
     def slice_points(self, param: str) -> list[tuple[Any, float]]:
