@@ -530,7 +530,13 @@ def run_headless(launch: Any) -> int:
         display.print(f"stopped; resume with: {resume_hint(launch)}")
         return EXIT_INTERRUPTED if signals_seen else EXIT_OK
     best = session.best
-    if best is not None:
+    if best is not None and session.objectives.multi:
+        front = session.pareto
+        display.print(
+            f"Pareto set: trials {', '.join(str(t.number) for t in front)} (add --trial N for one of them); "
+            f"export with: tuitune export {launch.name}{_db_flag(launch.store.path)}"
+        )
+    elif best is not None:
         display.print(
             f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
             f"export with: tuitune export {launch.name}{_db_flag(launch.store.path)}"

@@ -28,6 +28,7 @@ def test_two_objectives_and_a_constraint_rank_export_and_mark(project: Project) 
     toml = _toml(project, constraints=["latency_ms <= 6"])
     r = project.cli("run", toml.name, "--trials", 10, "--session", "mo", "--headless")
     assert r.rc == 0, r.err
+    assert "Pareto set: trials " in r.out and "tuitune export mo" in r.out
     trials = [t for t in project.trials("mo") if t["state"] == "complete"]
     feasible = [t for t in trials if 10 * t["config"]["x"] <= 6]
     infeasible = [t for t in trials if 10 * t["config"]["x"] > 6]
