@@ -127,3 +127,28 @@ def test_the_two_objective_sort_equals_the_general_one():
         pts = [tuple(map(float, p)) for p in rng.integers(0, 5, size=(int(rng.integers(1, 40)), 2))]
         general = records.pareto_layers([(*p, 0.0) for p in pts])  # a constant third objective: the slow path
         assert records.pareto_layers(pts) == general
+
+
+def test_ehvi_counts_a_pending_point_so_a_batch_spreads():
+    """A point where a trial is running is worth less than before that trial started (its predicted values
+    join the front), and feasibility multiplies in: a point the constraint GP calls infeasible is worth less."""
+    import torch
+
+    from tuitune.core.strategies.bayes.ehvi import build_acquisition
+
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.random((12, 2)))
+    x = X.numpy()
+    losses = np.stack([x[:, 0], 1 - x[:, 0] + x[:, 1]], axis=1)
+    feasible = np.ones(12, dtype=bool)
+    no_slacks = np.zeros((12, 0))
+    probe = torch.tensor([[0.55, 0.0]], dtype=torch.float64)
+    alone = build_acquisition(X, losses, feasible, no_slacks, X[:0], [0, 1], [1.0, 1.0], seed=1)
+    pending = build_acquisition(X, losses, feasible, no_slacks, probe, [0, 1], [1.0, 1.0], seed=1)
+    with torch.no_grad():
+        assert float(pending(probe)[0]) < float(alone(probe)[0]) - 1.0
+    slacks = (0.5 - x[:, :1])  # feasible where x0 <= 0.5
+    constrained = build_acquisition(X, losses, slacks[:, 0] >= 0, slacks, X[:0], [0, 1], [1.0, 1.0], seed=1)
+    with torch.no_grad():
+        inside, outside = constrained(torch.tensor([[0.3, 0.0], [0.9, 0.0]], dtype=torch.float64))
+    assert float(inside) > float(outside) + 1.0
