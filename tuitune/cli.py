@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
     ex.add_argument("name")
-    ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json)")
+    ex.add_argument("-o", "--output", help="the JSON file (default: NAME-best.json, with --trial NAME-trial-N.json)")
+    ex.add_argument("--trial", type=int, metavar="N",
+                    help="export trial N instead of the best (a complete trial that keeps the constraints)")
     common(ex)
 
     op = sub.add_parser("open", help="the dashboard of a session; follows it live when another process runs it")
@@ -421,9 +423,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     store.session(args.name)
     from tuitune.core.export import is_stream
 
-    output = args.output or f"{args.name}-best.json"
+    default = f"{args.name}-best.json" if args.trial is None else f"{args.name}-trial-{args.trial}.json"
+    output = args.output or default
     streamed = is_stream(output)  # before writing: a new file is not one
-    path = Session(store, args.name).export(output)
+    path = Session(store, args.name).export(output, trial=args.trial)
     if not streamed:
         print(path)
     return EXIT_OK
@@ -597,7 +600,13 @@ def run_headless(launch: Any) -> int:
     if result.message:  # the budget ended it: the time, the epochs or the target
         display.print(f"finished: {result.message}")
     best = session.best
-    if best is not None:
+    if best is not None and session.objectives.multi:
+        front = session.pareto
+        display.print(
+            f"Pareto set: trials {', '.join(str(t.number) for t in front)} (add --trial N for one of them); "
+            f"export with: tuitune export {launch.name}{_db_flag(launch.store.path)}"
+        )
+    elif best is not None:
         display.print(
             f"best: trial {best.number}, {session.record.metric}={best.value:.4g}; "
             f"export with: tuitune export {launch.name}{_db_flag(launch.store.path)}"

@@ -12,22 +12,36 @@ from rich.table import Table
 
 from tuitune.core import events as ev
 from tuitune.core.budget import Budget, run_seconds
-from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better, is_rankable, ranked
+from tuitune.core.records import (
+    Objectives,
+    SessionRecord,
+    TrialRecord,
+    TrialState,
+    better,
+    is_rankable,
+    ranked_by,
+)
 from tuitune.core.text import fmt, printable
 
 
 def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
-    """Trials ranked: complete ones by value, then the others by number."""
+    """Trials ranked (records.ranked_by: by value, or by Pareto layer with several metrics), then the others
+    by number; an infeasible trial is marked and has no rank."""
     names = record.searched
-    done = ranked(trials, record.direction)
+    goal = Objectives.of(record.metric, record.direction, record.options)
+    done = ranked_by(trials, goal)
     rest = [t for t in trials if t not in done]
     rows = done + rest
     # Many searched parameters do not fit as columns: then one wrapped column holds them all.
     wide = len(names) <= 4
-    table = Table(title=f"{record.name}: {record.metric} ({record.direction})", title_justify="left")
+    title = ", ".join(f"{m} ({d})" for m, d in zip(goal.metrics, goal.directions))
+    if goal.constraints:
+        title += "; " + ", ".join(str(c) for c in goal.constraints)
+    table = Table(title=f"{record.name}: {title}", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("trial", justify="right")
-    table.add_column(record.metric, justify="right")
+    for m in goal.metrics:
+        table.add_column(m, justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
     if wide:
@@ -38,10 +52,14 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
     for i, t in enumerate(rows[:limit] if limit else rows):
         rank = str(i + 1) if t in done else "-"
         state = t.state.value + (f" ({printable(t.reason)})" if t.reason and t.state == TrialState.FAILED else "")
+        if t.state == TrialState.COMPLETE and t.value is not None and not goal.feasible(t):
+            state += " infeasible"
         params = [fmt(t.config.get(n)) for n in names] if wide else [
             " ".join(f"{n}={fmt(t.config.get(n))}" for n in names)
         ]
-        table.add_row(rank, str(t.number), fmt(t.value), str(t.last_epoch), state, *params)
+        vals = goal.values(t) if goal.multi and t.value is not None else None
+        shown = [fmt(v) for v in vals] if vals else [fmt(t.value)] + ["-"] * (len(goal.metrics) - 1)
+        table.add_row(rank, str(t.number), *shown, str(t.last_epoch), state, *params)
     if limit and len(rows) > limit:
         table.caption = f"{len(rows) - limit} more trials: tuitune show {record.name}"
     return table

@@ -269,7 +269,7 @@ def new_run(
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=preset.metric, direction=preset.direction,
         n_trials=trials, defaults=defaults, total_epochs=session_budget.total_epochs, warm_start=warm,
-        open_ended=session_budget.timeout is not None, **options,
+        open_ended=session_budget.timeout is not None, **options, **preset.goal_options(),
     )
     # Everything a user can get wrong is checked before the database is touched.
     devs = resolve_devices(devices if devices is not None else device)
@@ -282,7 +282,7 @@ def new_run(
     name = session or new_session_name(store)
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
-        max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
+        max_epochs=max_epochs, trials=trials, options={**strat.options(), **preset.goal_options()}, preset=preset.to_dict(), defaults=defaults,
         info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where,
               **({"warm_start": warm} if warm else {})},
         budget=session_budget,

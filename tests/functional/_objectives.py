@@ -143,3 +143,12 @@ def setup_fails(config, trial):
     from tuitune.core.errors import SetupError
 
     raise SetupError("dataset 'synthetic' is not in /nowhere; put it there or run once with internet access")
+
+
+def size_vs_loss(config, trial):
+    """Two costs that pull apart: val_loss falls with x, params rise with it; latency_ms = 10 x."""
+    x = float(config["x"])
+    for epoch in trial.epochs():
+        loss = (1.0 - x) ** 2 + 0.5 / epoch
+        trial.report(val_loss=loss, params=1e6 * x + 1000.0 * epoch, latency_ms=10.0 * x)
+    return None

@@ -271,6 +271,35 @@ def build_budget(tmp_path, name, db, budget, kind="flat"):
     return store, strat
 
 
+# ---- several objectives and constraints (issue 21): the same contract --------------------------------
+
+GOAL = {"objectives": [["val_loss", "minimize"], ["size", "minimize"]], "constraints": ["lat <= 0.8"]}
+GOAL_CASES = ["random", "bayes", "hyperband-bayes", "asha-bayes", "grid"]
+
+
+def objective_goal(config, trial):
+    for e in trial.epochs():
+        trial.report(val_loss=loss(config) * (1 + 1 / e), size=config["units"] / 64 + 0.01 * e,
+                     lat=-math.log10(config["lr"]) / 4)
+
+
+def build_goal(tmp_path, name, db="s.db", seed=0, goal=None):
+    goal = GOAL if goal is None else goal
+    opts = cases(name, "flat")
+    n_trials = opts.pop("n_trials")
+    store = Store(tmp_path / db)
+    strat = make_strategy(
+        name.split("-")[0], SPACE, seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
+        defaults=DEFAULTS["flat"], **opts, **goal,
+    )
+    store.create_session(
+        "s", strategy=name.split("-")[0], options={**strat.options(), **goal}, space=SPACE.to_dict(),
+        metric="val_loss", direction="minimize", seed=seed, max_epochs=EPOCHS.get(name, 2), n_trials=n_trials,
+        defaults=DEFAULTS["flat"],
+    )
+    return store, strat
+
+
 @pytest.mark.parametrize("name", list(BUDGETS))
 @pytest.mark.parametrize("what", ["epochs", "target"])
 def test_a_budget_in_epochs_or_a_target_resumes_as_if_never_stopped(tmp_path, name, what):
@@ -421,3 +450,36 @@ def test_open_ended_plans_resume_as_if_never_stopped(tmp_path, name):
     run_until(store, strat, 4)
     run_until(store, strategy_for(store.session("s")), 12)
     assert history(store) == history(ref)
+
+
+def goal_history(store):
+    return [(*h, t.info.get("objectives")) for h, t in zip(history(store), store.trials("s"))]
+
+
+@pytest.mark.parametrize("gname", GOAL_CASES)
+@pytest.mark.parametrize("goal", [GOAL, {"constraints": ["lat <= 0.8"]}], ids=["two-objectives", "constrained"])
+def test_several_objectives_resume_as_if_never_stopped(tmp_path, gname, goal):
+    ref, sref = build_goal(tmp_path, gname, "ref.db", goal=goal)
+    Runner(ref, "s", objective_goal, sref).run()
+    trials = ref.trials("s")
+    if gname in ("bayes", "hyperband-bayes", "asha-bayes"):  # log EHVI (or log EI x feasibility) chose some
+        assert any(t.meta.get("chosen_by") == "model" for t in trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert all(t.info["objectives"]["feasible"] == (t.info["objectives"]["values"]["lat"] <= 0.8) for t in done)
+    best = Session(ref, "s").best
+    assert best is None or best.info["objectives"]["feasible"]  # an infeasible trial is never best
+
+    store, strat = build_goal(tmp_path, gname, "cut.db", goal=goal)
+    runner = Runner(store, "s", objective_goal, strat)
+    finished = []
+
+    def stop_after(e):
+        if isinstance(e, ev.TrialFinished):
+            finished.append(e)
+            if len(finished) == 3:
+                runner.stop_after_trial()
+
+    runner.listeners.append(stop_after)
+    assert runner.run().state == "stopped"
+    Runner(store, "s", objective_goal, strategy_for(store.session("s"))).run()
+    assert goal_history(store) == goal_history(ref)

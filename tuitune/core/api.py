@@ -11,7 +11,14 @@ from typing import Any
 from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
-from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
+from tuitune.core.records import (
+    Objectives,
+    SessionRecord,
+    TrialRecord,
+    best_by,
+    pareto_set,
+    ranked_by,
+)
 from tuitune.core.safefs import check_name
 from tuitune.core.space import Space
 from tuitune.core.store import Store, default_db_path
@@ -62,18 +69,57 @@ class Session:
     def trials(self) -> list[TrialRecord]:
         return self.store.trials(self.name)
 
+    @property
+    def objectives(self) -> Objectives:
+        """The session's metrics, directions and constraints."""
+        rec = self.record
+        return Objectives.of(rec.metric, rec.direction, rec.options)
+
     def leaderboard(self) -> list[TrialRecord]:
-        """Complete trials, best first (ties: the earlier trial first)."""
-        return ranked(self.trials, self.record.direction)
+        """Complete feasible trials, best first (ties: the earlier trial first; several objectives: by
+        Pareto layer, then by the first metric)."""
+        return ranked_by(self.trials, self.objectives)
 
     @property
     def best(self) -> TrialRecord | None:
-        """The best complete trial (a failed, pruned or unfinished trial is never best)."""
-        return best_trial(self.trials, self.record.direction)
+        """The best complete trial (a failed, pruned, unfinished or infeasible trial is never best; several
+        objectives: the Pareto trial best in the first metric)."""
+        return best_by(self.trials, self.objectives)
 
-    def export(self, path: str | os.PathLike[str] = "best.json") -> Path:
-        """Writes the best config and its provenance to ``path`` as JSON, atomically."""
-        return write_json_atomic(path, export_document(self.record, self.best, self.store.path))
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        """The non-dominated feasible complete trials, by the first metric (one metric: the best trial)."""
+        return pareto_set(self.trials, self.objectives)
+
+    def export(self, path: str | os.PathLike[str] = "best.json", trial: int | None = None) -> Path:
+        """Writes the best config (several objectives: the Pareto set; ``trial``: that trial) and its
+        provenance to ``path`` as JSON, atomically."""
+        return write_json_atomic(path, export_document(
+            self.record, self.best, self.store.path, pareto=self.pareto, trial=self._pick(trial),
+        ))
+
+    def _pick(self, number: int | None) -> TrialRecord | None:
+        """The trial the user asked to export: complete and feasible, else an ExportError naming it."""
+        if number is None:
+            return None
+        from tuitune.core.errors import ExportError
+        from tuitune.core.records import TrialState
+
+        trials = {t.number: t for t in self.trials}
+        if number not in trials:
+            raise ExportError(
+                f"session '{self.name}' has no trial {number}; its trials are 0-{max(trials)}" if trials
+                else f"session '{self.name}' has no trials yet"
+            )
+        t = trials[number]
+        if t.state != TrialState.COMPLETE or t.value is None:
+            raise ExportError(f"trial {number} of session '{self.name}' is {t.state.value}: only a complete trial is exported")
+        if not self.objectives.rankable(t):
+            raise ExportError(
+                f"trial {number} of session '{self.name}' breaks a constraint "
+                f"({', '.join(str(c) for c in self.objectives.constraints)}): an infeasible trial is never exported"
+            )
+        return t
 
     def __repr__(self) -> str:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"
@@ -234,8 +280,9 @@ def tune(
     strategy: str = "random",
     trials: int | None = None,
     max_epochs: int = 1,
-    metric: str = "val_loss",
-    direction: str = "minimize",
+    metric: str | Sequence[str] = "val_loss",
+    direction: str | Sequence[str] = "minimize",
+    constraints: Sequence[str] | None = None,
     seed: int = 0,
     db: str | os.PathLike[str] | Store | None = None,
     session: str | None = None,
@@ -266,7 +313,11 @@ def tune(
         trials: how many trials to create (grid and Hyperband default to their full plan). On an
             existing session, a larger number extends it.
         max_epochs: the epoch budget of a trial (Hyperband's R).
-        metric, direction: what ranks trials; ``direction`` is ``minimize`` or ``maximize``.
+        metric, direction: what ranks trials; ``direction`` is ``minimize`` or ``maximize``. Several
+            objectives: a list of each (``metric=["val_loss", "params"], direction=["minimize", "minimize"]``);
+            trials then rank by Pareto layer and ``session.pareto`` is the non-dominated set.
+        constraints: ``["params <= 1e6", "latency_ms <= 5"]`` on reported metrics, read at the epoch the
+            first metric is best: a trial that breaks one is never best, on the Pareto set or exported.
         seed: every random choice of the strategy derives from it.
         db: the database file (default ``$TUITUNE_DB`` or the user data directory).
         session: the session's name; an existing name resumes that session.
@@ -310,8 +361,12 @@ def tune(
 
     if isinstance(objective, Command):
         objective.check(list(space))  # a {placeholder} the space does not have fails before any trial
-    if direction not in DIRECTIONS:
-        raise SpaceError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
+    try:
+        goal = Objectives.build(metric, direction, constraints)
+    except ValueError as e:
+        raise SpaceError(str(e)) from None
+    metric, direction = goal.metrics[0], goal.directions[0]
+    options = {**options, **goal.to_options()}
     store = open_store(db)
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
@@ -326,7 +381,7 @@ def tune(
     )
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
-        max_epochs=max_epochs, trials=trials, options=strat.options(),
+        max_epochs=max_epochs, trials=trials, options={**strat.options(), **goal.to_options()},
         preset=preset, defaults=defaults, info={"backend": backend, **({"warm_start": warm} if warm else {})},
         budget=budget,
     )

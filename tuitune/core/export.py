@@ -12,23 +12,47 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import ExportError
-from tuitune.core.records import SessionRecord, TrialRecord
+from tuitune.core.records import Objectives, SessionRecord, TrialRecord
 
 
 def export_document(
-    session: SessionRecord, best: TrialRecord | None, db_path: str | os.PathLike[str] | None = None
+    session: SessionRecord,
+    best: TrialRecord | None,
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    pareto: list[TrialRecord] | None = None,
+    trial: TrialRecord | None = None,
 ) -> dict[str, Any]:
-    """The JSON object of an export: the session's settings and its best complete trial."""
+    """The JSON object of an export: the session's settings and its best complete trial (or ``trial``,
+    the one the user picked). Several objectives or constraints add ``objectives``, ``constraints``,
+    the trial's ``values`` and the ``pareto`` set (each trial's number, values and config)."""
+    goal = Objectives.of(session.metric, session.direction, session.options)
+    if trial is not None:
+        best = trial
     if best is None:
         from tuitune.core.store import resume_command
 
+        what = "no complete trial that keeps its constraints" if goal.constraints else "no complete trial"
         raise ExportError(
-            f"session '{session.name}' has no complete trial yet, so there is no best config to export; "
+            f"session '{session.name}' has {what} yet, so there is no best config to export; "
             f"run or resume it first ({resume_command(session.name, db_path)})"
         )
     from tuitune.core.runner import versions
 
     now = versions()
+    extra: dict[str, Any] = {}
+    if not goal.plain:
+        extra["objectives"] = [{"metric": m, "direction": d} for m, d in zip(goal.metrics, goal.directions)]
+        extra["constraints"] = [str(c) for c in goal.constraints]
+        extra["values"] = dict(zip(goal.metrics, goal.values(best) or ()))
+        extra["pareto"] = [
+            {"trial": t.number, "values": dict(zip(goal.metrics, goal.values(t) or ())), "config": dict(t.config)}
+            for t in (pareto or [])
+        ]
+    return {**_document(session, best, now), **extra}
+
+
+def _document(session: SessionRecord, best: TrialRecord, now: dict[str, Any]) -> dict[str, Any]:
     return {
         "session": session.name,
         "preset": session.preset.get("name") if session.preset else None,

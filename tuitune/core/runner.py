@@ -8,6 +8,7 @@ traceback stored and the session goes on, until too many fail in a row.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import math
@@ -863,6 +864,11 @@ class Runner:
             )
             state = TrialState(self.strategy.state_after(probe))
         full_info = {**store.trial(name, number).info, **info, **versions()}
+        goal = self.strategy.objectives
+        if not goal.plain and value is not None and state in (TrialState.COMPLETE, TrialState.PAUSED):
+            # Each objective and constraint metric at the epoch the first metric is best (records.Objectives).
+            ended = dataclasses.replace(store.trial(name, number), value=value)
+            full_info["objectives"] = goal.measure(ended)
         rec = store.finish_trial(name, number, state=state, value=value, reason=reason, traceback=trace, info=full_info)
         if state.is_finished():
             self._drop_checkpoint(number)

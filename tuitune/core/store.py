@@ -34,7 +34,17 @@ from tuitune.core.errors import (
     StoreWriteError,
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
-from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, is_alive
+from tuitune.core.records import (
+    LeaderRow,
+    Objectives,
+    SessionRecord,
+    TrialRecord,
+    TrialState,
+    TrialSummary,
+    best_by,
+    is_alive,
+    ranked_by,
+)
 from tuitune.core.safefs import check_database
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
@@ -654,13 +664,17 @@ class Store:
     @_reading
     def session(self, name: str) -> SessionRecord:
         row = self._session_row(name)
-        n_done, best = self._progress(row["id"], row["direction"])
+        n_done, best = self._progress(row["id"], row["direction"], row)
         return self._session_record(row, n_done, best)
 
-    def _progress(self, sid: int, direction: str) -> tuple[int, float | None]:
+    def _progress(self, sid: int, direction: str, row: sqlite3.Row | None = None) -> tuple[int, float | None]:
         n = self.conn.execute(
             "SELECT count(*) FROM trials WHERE session_id = ? AND state IN ('complete', 'pruned', 'failed')", (sid,)
         ).fetchone()[0]
+        obj = _objectives(row) if row is not None else None
+        if obj is not None and not obj.plain:
+            best_t = best_by(self._complete_light(sid), obj)
+            return int(n), best_t.value if best_t is not None else None
         agg = "min" if direction == "minimize" else "max"
         best = self.conn.execute(
             f"SELECT {agg}(value) FROM trials WHERE session_id = ? AND state = 'complete'", (sid,)
@@ -672,7 +686,7 @@ class Store:
         """Every session, the most recently updated first."""
         out = []
         for row in self.conn.execute("SELECT * FROM sessions ORDER BY updated DESC, id DESC").fetchall():
-            n, best = self._progress(row["id"], row["direction"])
+            n, best = self._progress(row["id"], row["direction"], row)
             out.append(self._session_record(row, n, best))
         return out
 
@@ -954,6 +968,18 @@ class Store:
         sid, sign = self._sid_sign(session)
         q: str
         args: list[Any]
+        obj = _objectives(self._session_row(session))
+        if order == "rank" and not obj.plain:
+            # Several objectives or constraints: ranked in Python (records.ranked_by), the rest as below;
+            # an infeasible complete trial comes after the ranked ones, before the unfinished.
+            board = [t.number for t in ranked_by(self._complete_light(sid), obj)]
+            on_board = set(board)
+            rest = [r[0] for r in self.conn.execute(
+                "SELECT number FROM trials WHERE session_id = ? ORDER BY"
+                f" CASE WHEN state = 'complete' AND value IS NOT NULL THEN 0 ELSE 1 END, {_STATE_ORDER}, number",
+                (sid,),
+            )]
+            return board + [n for n in rest if n not in on_board]
         if order == "trial":
             q, args = "SELECT number FROM trials WHERE session_id = ? ORDER BY number", [sid]
         elif order.startswith("param:"):
@@ -996,7 +1022,7 @@ class Store:
     def leaderboard_page(self, session: str, order: str, offset: int, limit: int) -> list[LeaderRow]:
         """One page of the leaderboard in ``order`` (see ``leaderboard_order``)."""
         ranked = self.leaderboard_order(session, "rank")
-        ranks = {n: i + 1 for i, n in enumerate(ranked[: self.count_complete(session)])}
+        ranks = {n: i + 1 for i, n in enumerate(ranked[: self.count_ranked(session)])}
         if order == "time":
             secs = self.trial_seconds(session)
             ordered = sorted(secs, key=lambda n: (-(secs[n][1] or 0.0), n))
@@ -1013,6 +1039,23 @@ class Store:
         return int(self.conn.execute(
             "SELECT count(*) FROM trials WHERE session_id = ? AND state = 'complete' AND value IS NOT NULL", (sid,)
         ).fetchone()[0])
+
+    @_reading
+    def count_ranked(self, session: str) -> int:
+        """How many trials the leaderboard ranks: the complete ones with a value, less the infeasible."""
+        row = self._session_row(session)
+        obj = _objectives(row)
+        if obj.plain:
+            return self.count_complete(session)
+        return len(ranked_by(self._complete_light(int(row["id"])), obj))
+
+    def _complete_light(self, sid: int) -> list[TrialRecord]:
+        """The complete trials with a value, without their epoch rows (their info holds their objectives)."""
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE session_id = ? AND state = 'complete' AND value IS NOT NULL ORDER BY number",
+            (sid,),
+        ).fetchall()
+        return [self._trial_record(r, []) for r in rows]
 
     def _sid_sign(self, session: str) -> tuple[int, float]:
         row = self._session_row(session)
@@ -1051,6 +1094,10 @@ class Store:
     def best_trial(self, session: str) -> TrialRecord | None:
         """The complete trial with the best value (the lowest number among equals), with its epochs."""
         sid, sign = self._sid_sign(session)
+        obj = _objectives(self._session_row(session))
+        if not obj.plain:
+            best = best_by(self._complete_light(sid), obj)
+            return None if best is None else self.trial(session, best.number)
         row = self.conn.execute(
             "SELECT number FROM trials WHERE session_id = ? AND state = 'complete' AND value IS NOT NULL"
             " ORDER BY value * ?, number LIMIT 1",
@@ -1155,6 +1202,11 @@ class Store:
 
     def meta(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT key, value FROM tuitune_meta")}
+
+
+def _objectives(row: sqlite3.Row) -> Objectives:
+    """A session row's objectives and constraints (records.Objectives: the one home of their rules)."""
+    return Objectives.of(row["metric"], row["direction"], _loads(row["options"], {}))
 
 
 def _dead(t: TrialRecord) -> TrialRecord:

@@ -139,6 +139,7 @@ _TOP_KEYS = (
     "description",
     "metric",
     "direction",
+    "constraints",
     "max_epochs",
     "data",
     "model",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import PresetError, SpaceError
+from tuitune.core.records import Objectives
 from tuitune.core.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
 from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
     _ALL,
@@ -67,7 +68,9 @@ class Preset:
 
     Attributes:
         name, description: as in the file.
-        metric, direction: what trials are ranked by.
+        metric, direction: what trials are ranked by (the first objective when there are several).
+        objectives: ``[[metric, direction], ...]`` when ``metric`` and ``direction`` are lists in the file.
+        constraints: ``["params <= 1e6", ...]``: the file's ``constraints``.
         max_epochs: a trial's epoch budget (the learning-rate schedules span it).
         space: every parameter: the searched ones from ``[space]``, the others ``Fixed`` at their default.
         defaults: a full config (every parameter of the space), where manual mode starts.
@@ -93,6 +96,17 @@ class Preset:
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
     # time, total_epochs, target: the session's budget by default (Budget.to_dict; flags override them)
     budget: dict[str, Any] = field(default_factory=dict)
+    objectives: list[list[str]] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+
+    def goal_options(self) -> dict[str, Any]:
+        """The session options its several objectives and constraints add (records.Objectives.to_options)."""
+        out: dict[str, Any] = {}
+        if self.objectives:
+            out["objectives"] = [list(p) for p in self.objectives]
+        if self.constraints:
+            out["constraints"] = list(self.constraints)
+        return out
 
     @property
     def objective_label(self) -> str:
@@ -123,6 +137,7 @@ class Preset:
             **({"backend": self.backend} if self.backend is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
             **({"budget": dict(self.budget)} if self.budget else {}),
+            **self.goal_options(),
         }
 
     @classmethod
@@ -157,6 +172,8 @@ class Preset:
                 backend=d.get("backend"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
                 budget=dict(d.get("budget") or {}),
+                objectives=[list(p) for p in d.get("objectives") or []],
+                constraints=list(d.get("constraints") or []),
             )
         except (KeyError, TypeError, SpaceError) as e:
             raise PresetError(f"stored preset is incomplete or damaged ({type(e).__name__}: {e})") from None
@@ -245,10 +262,16 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     if not name.strip():
         raise err("name", "is empty")
     description = _want(err, "description", raw.get("description", ""), (str,), "a string")
-    metric = _want(err, "metric", raw["metric"], (str,), "a string")
-    direction = _want(err, "direction", raw["direction"], (str,), "a string")
-    if direction not in DIRECTIONS:
-        raise err("direction", f"{direction!r} is not minimize or maximize")
+    metric_raw = _want(err, "metric", raw["metric"], (str, list), "a string or a list of strings")
+    direction_raw = _want(err, "direction", raw["direction"], (str, list), "a string or a list of strings")
+    if isinstance(direction_raw, str) and direction_raw not in DIRECTIONS:
+        raise err("direction", f"{direction_raw!r} is not minimize or maximize")
+    try:
+        goal = Objectives.build(metric_raw, direction_raw, raw.get("constraints"))
+    except ValueError as e:
+        key = next((k for k in ("direction", "constraint", "metric") if str(e).startswith(k)), "metric")
+        raise err("constraints" if key == "constraint" else key, str(e)) from None
+    metric, direction = goal.metrics[0], goal.directions[0]
     max_epochs = _want(err, "max_epochs", raw["max_epochs"], (int,), "a whole number")
     if max_epochs < 1:
         raise err("max_epochs", f"must be >= 1, got {max_epochs}")
@@ -282,10 +305,11 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
                 raise err(
                     k, 'missing; give [data] and [model] for the built-in trainer, or objective = "module:function"'
                 )
-        if metric not in METRICS_BUILTIN:
-            raise err(
-                "metric", f"{metric!r} is not reported by the built-in trainer; use one of {', '.join(METRICS_BUILTIN)}"
-            )
+        for m in goal.metrics:
+            if m not in METRICS_BUILTIN:
+                raise err(
+                    "metric", f"{m!r} is not reported by the built-in trainer; use one of {', '.join(METRICS_BUILTIN)}"
+                )
         data = _validate_data(err, _want(err, "data", raw["data"], (dict,), "a table [data]"), path)
         model = _validate_model(err, _want(err, "model", raw["model"], (dict,), "a table [model]"))
         known = trainer_params(model["kind"])
@@ -377,6 +401,8 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         model=model,
         objective=objective,
         path=str(path.resolve()),
+        objectives=goal.to_options().get("objectives", []),
+        constraints=goal.to_options().get("constraints", []),
         backend=backend,
         strategy=_validate_strategy_options(err, raw.get("strategy", {})),
         budget=_validate_budget(err, raw, max_epochs),

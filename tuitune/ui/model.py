@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import LeaderRow, TrialRecord, TrialState, TrialSummary, better
+from tuitune.core.records import LeaderRow, Objectives, TrialRecord, TrialState, TrialSummary, better
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
@@ -198,6 +198,11 @@ class SessionView:
         return self.record.direction
 
     @property
+    def goal(self) -> Objectives:
+        """The session's objectives and constraints (one metric and none for most sessions)."""
+        return Objectives.of(self.record.metric, self.record.direction, self.record.options)
+
+    @property
     def trials(self) -> TrialsMap:
         return TrialsMap(self)
 
@@ -287,7 +292,7 @@ class SessionView:
             secs = self.seconds()
             return self._cached(("order", key), lambda: sorted(secs, key=lambda n: (-(secs[n][1] or 0.0), n)))  # type: ignore[no-any-return]
         arrays = self.arrays
-        if arrays is not None:
+        if arrays is not None and not (key == "rank" and not self.goal.plain):  # Pareto ranks: the store's
             which = key.removeprefix("param:")
             if which in arrays.sorted or which == "trial":
                 return self._cached(("order", key), lambda: arrays.numbers(which))  # type: ignore[no-any-return]
@@ -322,13 +327,13 @@ class SessionView:
         """Rank (from 1) of each complete trial: its place in the ``rank`` order, where they come first."""
 
         def read() -> dict[int, int]:
-            n = self.store.count_complete(self.name)
+            n = self.store.count_ranked(self.name)
             return {num: i + 1 for i, num in enumerate(self.order("rank")[:n])}
 
         return self._cached("ranks", read)  # type: ignore[no-any-return]
 
     def rank_of(self, number: int) -> int | None:
-        if self.arrays is not None:
+        if self.arrays is not None and self.goal.plain:
             return self.arrays.rank(number)
         return self.ranks().get(number)
 
@@ -366,13 +371,18 @@ class SessionView:
         """(trial numbers, best value up to each) and (numbers, values) of every complete trial."""
         xs, ys, px, py = [], [], [], []
         best: float | None = None
+        goal = self.goal
+        feasible = None  # with constraints, the best line follows the feasible trials only
+        if goal.constraints:
+            feasible = {t.number for t in self.store.trials(self.name, with_epochs=False) if goal.feasible(t)}
         for number, value, _ in self.store.complete_values(self.name):
             px.append(number)
             py.append(value)
-            if best is None or better(value, best, self.direction):
+            if (feasible is None or number in feasible) and (best is None or better(value, best, self.direction)):
                 best = value
-            xs.append(number)
-            ys.append(best)
+            if best is not None:
+                xs.append(number)
+                ys.append(best)
         return xs, ys, px, py
 
     def slice_points(self, param: str) -> list[tuple[Any, float]]:

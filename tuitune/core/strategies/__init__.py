@@ -87,7 +87,10 @@ def make_strategy(name: str, space, **kwargs: Any) -> Strategy:
     """Builds strategy ``name``; an option it does not take is a StrategyError naming it."""
     cls = strategy_class(name)
     allowed = set(cls.option_names())
-    common = {"seed", "max_epochs", "metric", "direction", "n_trials", "defaults", "total_epochs", "warm_start", "open_ended"}
+    common = {
+        "seed", "max_epochs", "metric", "direction", "n_trials", "defaults", "total_epochs", "warm_start", "open_ended",
+        "objectives", "constraints",
+    }
     unknown = sorted(set(kwargs) - allowed - common)
     if unknown:
         opts = ", ".join(sorted(allowed)) or "none"

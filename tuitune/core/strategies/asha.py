@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import TrialRecord, TrialState, nondominated_order
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
 from tuitune.core.strategies.hyperband import OPEN_ENDED, _whole, s_max_of
@@ -231,12 +231,38 @@ class AshaStrategy(Strategy):
         if self._rungs is None:
             self._rungs = [_Rung() for _ in self.budgets]
             self._dirty = set(self._trials)
+        changed = bool(self._dirty)
         for n in sorted(self._dirty):
             for rung in self._rungs:
                 rung.drop(n)
             self._place(self._rungs, self._trials[n])
         self._dirty.clear()
+        if changed and not self.objectives.plain:
+            for k, rung in enumerate(self._rungs):
+                self._rerank(rung, k)
         return self._rungs
+
+    def _rerank(self, rung: _Rung, k: int) -> None:
+        """Several objectives or constraints: a rung ranks as MOASHA does (records.nondominated_order: Pareto
+        layer, then crowding distance), the feasible trials before the infeasible ones."""
+        goal, budget = self.objectives, self.budgets[k]
+        groups: dict[bool, list[tuple[int, tuple[float, ...]]]] = {True: [], False: []}
+        for flag, _, n in sorted(rung.order, key=lambda key: key[2]):  # by number: ties never hang on history
+            if flag == _NO_VALUE:
+                continue
+            t = self._trials[n]
+            losses = goal.losses(t, upto=budget) if t.epochs else goal.losses(t)
+            if losses is None:
+                rung.keys[n] = (_NO_VALUE, 0.0, n)
+                continue
+            groups[goal.feasible(t, upto=budget) if t.epochs else goal.feasible(t)].append((n, losses))
+        pos = 0
+        for ok in (True, False):
+            members = groups[ok]
+            for i in nondominated_order([p for _, p in members]):
+                rung.keys[members[i][0]] = (0, float(pos), members[i][0])
+                pos += 1
+        rung.order = sorted(rung.keys.values())
 
     def _promotable(self, rung: _Rung, k: int) -> TrialRecord | None:
         """The best trial of rung k in its top floor(n_k / eta) that has not been promoted."""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.records import DIRECTIONS, TrialRecord, TrialState, is_rankable
+from tuitune.core.records import DIRECTIONS, Objectives, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
 from tuitune.core.warm import WARM_FIRST
 
@@ -71,7 +71,9 @@ class Strategy(ABC):
         space: the search space (Fixed parameters included).
         seed: every random choice derives from it.
         max_epochs: the epoch budget of a trial (Hyperband's R).
-        metric, direction: what the trials are ranked by.
+        metric, direction: what the trials are ranked by (the first objective when there are several).
+        objectives: ``[[metric, direction], ...]`` when there are several (``self.objectives`` holds them all).
+        constraints: ``["params <= 1e6", ...]`` on reported metrics.
         n_trials: how many trials the session may create (None: the strategy's own natural end, where it
             has one; grid and Hyperband do).
         defaults: a full config where manual mode starts.
@@ -99,6 +101,8 @@ class Strategy(ABC):
         total_epochs: int | None = None,
         warm_start: Sequence[Mapping[str, Any]] | None = None,
         open_ended: bool = False,
+        objectives: list[list[str]] | None = None,
+        constraints: list[str] | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise StrategyError(f"direction {direction!r} is unknown; use 'minimize' or 'maximize'")
@@ -123,6 +127,11 @@ class Strategy(ABC):
         self.warm = [dict(w) for w in warm_start or ()]
         self.open_ended = bool(open_ended) and n_trials is None and total_epochs is None
         self.defaults = dict(defaults) if defaults else None
+        # Several objectives and constraints (records.Objectives), as the session stores them in its options.
+        try:
+            self.objectives = Objectives.of(metric, direction, {"objectives": objectives, "constraints": constraints})
+        except ValueError as e:
+            raise StrategyError(str(e)) from None
         self._trials: dict[int, TrialRecord] = {}
 
     # ---- state -------------------------------------------------------------------------------

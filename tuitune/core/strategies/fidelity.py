@@ -86,18 +86,22 @@ def _model_config(
     else:
         return None
     seen = {t.number for t in done}
+    goal = strategy.objectives
     records = []
     for t in trials:
         if t.number in seen:
             v = value_at(t, b)
             state = TrialState.COMPLETE if v is not None else TrialState.FAILED
-            records.append(dataclasses.replace(t, state=state, value=v, meta={}))
+            # Several objectives or constraints: each read at this budget (the model is their log EHVI).
+            info = {"objectives": goal.measure(t, upto=b)} if not goal.plain and t.epochs else t.info
+            records.append(dataclasses.replace(t, state=state, value=v, meta={}, info=info))
         elif t.state == TrialState.FAILED:
             records.append(dataclasses.replace(t, meta={}))
         else:  # not at this budget yet: pending (constant liar), so new configs keep away from it
             records.append(dataclasses.replace(t, state=TrialState.RUNNING, value=None, meta={}))
     bayes = BayesStrategy(
         strategy.space, seed=strategy.seed, metric=strategy.metric, direction=strategy.direction, n_initial=1,
+        **goal.to_options(),
         max_epochs=strategy.max_epochs,
         # The constant liar, as in the measured figures (hyperband-bayes.md, asha-bayes.md): here the pending
         # points are every config not yet at this rung (tens to hundreds), not a few trials running at once,

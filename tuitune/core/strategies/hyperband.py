@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import TrialRecord, TrialState, nondominated_order
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 from tuitune.core.strategies.fidelity import check_sampler, new_config
 
@@ -278,6 +278,22 @@ class HyperbandStrategy(Strategy):
             return None
         return self.score(float(v))
 
+    def _moasha_order(self, trials: list[TrialRecord], budget: int) -> list[tuple[float, int, TrialRecord]]:
+        """Several objectives or constraints: the rung's trials as MOASHA ranks them (records.nondominated_order:
+        Pareto layer, then crowding distance), the feasible before the infeasible; no value: left out."""
+        goal = self.objectives
+        groups: dict[bool, list[tuple[TrialRecord, tuple[float, ...]]]] = {True: [], False: []}
+        for t in trials:
+            losses = goal.losses(t, upto=budget) if t.epochs else goal.losses(t)
+            if losses is not None:
+                groups[goal.feasible(t, upto=budget) if t.epochs else goal.feasible(t)].append((t, losses))
+        out: list[tuple[float, int, TrialRecord]] = []
+        for ok in (True, False):
+            members = groups[ok]
+            out += [(float(len(out)), members[i][0].number, members[i][0])
+                    for i in nondominated_order([p for _, p in members])]
+        return out
+
     def _walk(self, plan: BracketPlan, members: list[TrialRecord]) -> _Walk:
         """Works out a bracket's next step from its trials' records."""
         walk = _Walk("done")
@@ -303,6 +319,8 @@ class HyperbandStrategy(Strategy):
                 ((v, t.number, t) for t in here if (v := self._rank_value(t, i, budget)) is not None),
                 key=lambda x: (x[0], x[1]),
             )
+            if not self.objectives.plain:
+                ranked = self._moasha_order([t for _, _, t in ranked], budget)
             keep = {t.number for t in ahead}
             keep |= {t.number for _, _, t in ranked[: max(0, plan.sizes[i + 1] - len(ahead))]}
             walk.pruned += [t.number for t in here if t.number not in keep and t.state == TrialState.PAUSED]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tuitune.core.errors import ManualError, SpaceError
-from tuitune.core.records import TrialState, better
+from tuitune.core.records import TrialState, best_by
 from tuitune.core.strategies.base import WAIT, Strategy, Suggestion, Wait
 
 
@@ -63,10 +63,7 @@ class ManualStrategy(Strategy):
         if base == "defaults":
             return self.defaults_config(), "defaults"
         if base == "best":
-            best = None
-            for t in self.trials:
-                if t.state == TrialState.COMPLETE and (best is None or better(t.value, best.value, self.direction)):
-                    best = t
+            best = best_by(self.trials, self.objectives)  # the one rule of "best" (constraints included)
             if best is None:
                 return self.defaults_config(), "defaults"
             return dict(best.config), best.number

@@ -19,7 +19,7 @@ from tuitune.ui import messages as msg
 from tuitune.ui.format import fmt, fmt_duration
 from tuitune.ui.model import SessionView, best_value
 from tuitune.ui.screens.base import TuituneScreen
-from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
+from tuitune.ui.widgets.charts import BestChart, CurvesChart, ParetoChart, SliceChart, TrialChart
 from tuitune.ui.widgets.dialogs import PathDialog
 from tuitune.ui.widgets.event_log import EventLog
 from tuitune.ui.widgets.leaderboard import Leaderboard
@@ -94,7 +94,7 @@ class DashboardScreen(TuituneScreen):
         Binding("s", "stop_after", "Stop", tooltip="Stop the session after this trial"),
         Binding("a", "abort", "Abort", tooltip="Abort this trial after its epoch (pruned)"),
         Binding("r", "run", "Run", tooltip="Run or resume the session"),
-        Binding("c", "next_chart", "Chart", tooltip="Next chart: trial, all curves, best so far, slice"),
+        Binding("c", "next_chart", "Chart", tooltip="Next chart: trial, all curves, best so far, slice (and the Pareto set with several objectives)"),
         Binding("x", "next_param", "Slice parameter", show=False),
         Binding("o", "sort", "Sort", tooltip="Sort by rank, trial, time, each parameter"),
         Binding("e", "export", "Export best", show=False),
@@ -134,6 +134,7 @@ class DashboardScreen(TuituneScreen):
                 yield CurvesChart(id="chart-curves")
                 yield BestChart(id="chart-best")
                 yield SliceChart(id="chart-slice")
+                yield ParetoChart(id="chart-pareto")
             with Vertical(id="dash-side"):
                 yield Meter(id="trial-progress")
                 yield Meter(id="session-progress")
@@ -350,7 +351,7 @@ class DashboardScreen(TuituneScreen):
 
     def _draw_chart(self) -> None:
         v = self.view
-        which = CHARTS[self.chart_index]
+        which = self._charts()[self.chart_index]
         if which == "chart-trial":
             number = self.followed()
             if number is None:
@@ -362,6 +363,8 @@ class DashboardScreen(TuituneScreen):
             self.query_one(CurvesChart).update(v, self.query_one(Leaderboard).selected_number())
         elif which == "chart-best":
             self.query_one(BestChart).update(v)
+        elif which == "chart-pareto":
+            self.query_one(ParetoChart).update(v)
         else:
             params = v.searched
             self.query_one(SliceChart).update(v, params[self.param_index % len(params)] if params else None)
@@ -446,9 +449,14 @@ class DashboardScreen(TuituneScreen):
 
         self.run_worker(work, thread=True, exit_on_error=False, group="prepare", name="prepare run")
 
+    def _charts(self) -> tuple[str, ...]:
+        """The chart cycle: a session with several objectives adds its Pareto set."""
+        return (*CHARTS, "chart-pareto") if self.view.goal.multi else CHARTS
+
     def action_next_chart(self) -> None:
-        self.chart_index = (self.chart_index + 1) % len(CHARTS)
-        self.query_one(ContentSwitcher).current = CHARTS[self.chart_index]
+        charts = self._charts()
+        self.chart_index = (self.chart_index + 1) % len(charts)
+        self.query_one(ContentSwitcher).current = charts[self.chart_index]
         self._dirty.add("chart")
         self._flush()
 

@@ -268,9 +268,14 @@ class NewSessionScreen(TuituneScreen):
         if e is None:
             return
         p = e.preset
+        # Several objectives and constraints (the preset's lists) show as they will rank the trials.
+        pairs = p.objectives or [[p.metric, p.direction]]
+        goals = ", ".join(f"{m} ({d})" for m, d in pairs)
+        if p.constraints:
+            goals += "; " + ", ".join(p.constraints)
         self.query_one("#preset-desc", Static).update(
             f"[b]{p.name}[/]: {p.description}\n"
-            f"[dim]{p.metric} ({p.direction}), {p.max_epochs} epochs a trial"
+            f"[dim]{goals}, {p.max_epochs} epochs a trial"
             + (f", objective {p.objective_label}" if p.objective else "")
             + "[/]"
         )

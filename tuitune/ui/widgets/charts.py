@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import TrialRecord, TrialState, pareto_set
 from tuitune.ui.axes import Curve, ValueAxis, value_axis
 from tuitune.ui.model import SessionView
 
@@ -283,6 +283,41 @@ class SliceChart(_Chart):
         if best is not None and isinstance(best.config.get(param), (int, float)) and spec.get("type") != "choice":
             plt.scatter([float(best.config[param])], [axis.y(best.value)], color=BEST, marker="x")
             self.legend.append((f"best #{best.number}", BEST))
+        self.refresh()
+
+
+class ParetoChart(_Chart):
+    """Several objectives: the first two metrics of each complete trial, the Pareto set (records.pareto_set)
+    joined as a staircase, the dominated ones dim and the infeasible ones red."""
+
+    def update(self, view: SessionView) -> None:
+        goal = view.goal
+        if not goal.multi:
+            self._empty("Pareto set", "one objective: the best chart shows it")
+            return
+        m1, m2 = goal.metrics[0], goal.metrics[1]
+        trials = [t for t in view.store.trials(view.name, with_epochs=False)
+                  if t.state == TrialState.COMPLETE and t.value is not None]
+        pts = {t.number: v for t in trials if (v := goal.values(t)) is not None}
+        if not pts:
+            self._empty(f"{m2} against {m1}", "no complete trial yet")
+            return
+        front = [t.number for t in pareto_set(trials, goal)]
+        plt = self._begin(f"Pareto set: {m2} ({goal.directions[1]}) against {m1} ({goal.directions[0]})",
+                          f"Pareto set: {m2} against {m1}")
+        self.x_name = m1
+        on_front = set(front)
+        feasible = {t.number for t in trials if goal.feasible(t)}
+        bad = [n for n in pts if n not in on_front and n not in feasible]
+        rest = [n for n in pts if n not in on_front and n in feasible]
+        for nums, color, label in ((rest, DIM, "dominated"), (bad, FAILED, "infeasible")):
+            if nums:
+                xs, ys = _thin([pts[n][0] for n in nums], [pts[n][1] for n in nums])
+                plt.scatter(xs, ys, color=color, marker="dot")
+                self.legend.append((label, color))
+        fx, fy = [pts[n][0] for n in front], [pts[n][1] for n in front]
+        self._curve(plt, fx, fy, BEST, f"Pareto set ({len(front)})")
+        plt.scatter(fx, fy, color=BEST, marker="●")
         self.refresh()
 
 

@@ -114,7 +114,9 @@ class Leaderboard(ScrollView, can_focus=True):
         # What ranks a trial comes first: with many parameters the row still shows value and state at 80 columns.
         # A Ray session's trials run on several machines: where each ran (node and device) gets a column.
         where = ("where",) if _shows_where(view) else ()
-        cols = ("rank", "trial", view.metric, *acc, "epochs", "state", "time", *where, *view.searched)
+        # Several objectives: a column each, after the first (the trial's value).
+        more = tuple(view.goal.metrics[1:])
+        cols = ("rank", "trial", view.metric, *more, *acc, "epochs", "state", "time", *where, *view.searched)
         if cols == self._columns_for:
             return
         self.columns = [Column(c, c, len(c) + 1) for c in cols]
@@ -151,6 +153,12 @@ class Leaderboard(ScrollView, can_focus=True):
         dim = "dim" if t.state in (TrialState.PRUNED, TrialState.FAILED, TrialState.INTERRUPTED) else ""
         state_style = "yellow" if t.state == TrialState.RUNNING and self.run_paused else STATE_STYLE.get(t.state.value, "")
         acc = [(fmt(r.summary.best_acc), dim)] if view.shows_acc() else []
+        goal = view.goal
+        got = t.info.get("objectives") if isinstance(t.info.get("objectives"), dict) else {}
+        values = got.get("values") or {}
+        more = [(fmt(values.get(m)), dim) for m in goal.metrics[1:]]
+        if goal.constraints and t.state == TrialState.COMPLETE and t.value is not None and not got.get("feasible", False):
+            state, state_style = "infeasible", "magenta"  # breaks a constraint: never ranked, best or exported
         seconds = r.summary.train_seconds
         if seconds is None and t.started is not None and t.finished is not None:
             seconds = t.finished - t.started
@@ -158,6 +166,7 @@ class Leaderboard(ScrollView, can_focus=True):
             (str(r.rank or "-"), "bold green" if t.number == self._best else dim),
             (f"{'•' if t.number in self.marked else ''}{t.number}{'m' if is_manual(t) else ''}{'*' if t.note else ''}", dim),
             (fmt(t.value), dim),
+            *more,
             *acc,
             (f"{r.summary.last_epoch}/{t.budget}", dim),
             (state[:STATE_WIDTH], state_style),

@@ -179,10 +179,16 @@ class BayesStrategy(Strategy):
             return Suggestion(config=config, budget=self.max_epochs, meta={"chosen_by": "initial"})
         data = self._data()
         taken = {self._enc.key(c) for c in data["configs"]}
+        goal = self.objectives
+        if not goal.plain:
+            data = self._goal_data(data)
         if self.n_created >= self._n_initial and len(data["y_obs"]) >= 2:
             with _one_torch_thread(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                u = self._suggest_model(data, taken)
+                if not goal.plain and len(goal.metrics) <= 2:
+                    u = self._suggest_ehvi(data, taken)
+                else:
+                    u = self._suggest_model(data, taken)
             if u is not None:
                 return self._suggestion(u, "model")
         return self._suggestion(self._suggest_initial(taken), "initial")
@@ -221,6 +227,73 @@ class BayesStrategy(Strategy):
             "u_pend": np.array(pend_u).reshape(-1, enc.dim),
             "configs": configs,
         }
+
+    def _goal_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The data of several objectives or constraints (records.Objectives): each observed point's losses,
+        feasibility and constraint slacks; ``y_obs`` becomes ParEGO's scalarisation (three or more
+        objectives, an infeasible point the worst) for the single-objective model."""
+        from tuitune.core.strategies.bayes.ehvi import parego_scores
+
+        goal, enc = self.objectives, self._enc
+        obs_u, losses, feasible, slacks = [], [], [], []
+        for t in self.trials:
+            if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or t.value is None:
+                continue
+            try:
+                u = enc.to_u(t.config)
+            except (SpaceError, KeyError, TypeError, ValueError):
+                continue
+            got = goal.measured(t)
+            vals = [got["values"].get(m) for m in goal.metrics]
+            if any(v is None or not math.isfinite(v) for v in vals):
+                continue
+            obs_u.append(u)
+            losses.append([self._sign(d) * float(v) for d, v in zip(goal.directions, vals)])
+            feasible.append(bool(got.get("feasible", True)))
+            sl = [c.slack(got["values"].get(c.metric)) for c in goal.constraints]
+            slacks.append([math.nan if v is None else v for v in sl])
+        L = np.array(losses, dtype=float).reshape(-1, len(goal.metrics))
+        ok = np.array(feasible, dtype=bool)
+        if len(goal.metrics) > 2:
+            y = parego_scores(L, self.rng(17)) if len(L) else np.zeros(0)
+            y = np.where(ok, y, y.max() if len(y) else 0.0)
+        else:
+            y = L[:, 0]
+        return {
+            **data, "u_obs": np.array(obs_u).reshape(-1, enc.dim), "y_obs": y, "u_bad": data["u_bad"][:0],
+            "losses": L, "feasible": ok, "slacks": np.array(slacks, dtype=float).reshape(len(L), len(goal.constraints)),
+        }
+
+    @staticmethod
+    def _sign(direction: str) -> float:
+        return 1.0 if direction == "minimize" else -1.0
+
+    def _suggest_ehvi(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
+        """log EHVI (two objectives) or log EI (one) times the probability of feasibility (bayes/ehvi.py)."""
+        import torch
+
+        from tuitune.core.strategies.bayes.ehvi import build_acquisition
+
+        enc = self._enc
+        X = enc.features(torch.from_numpy(data["u_obs"]))
+        Xp = enc.features(torch.from_numpy(data["u_pend"])) if len(data["u_pend"]) else X[:0]
+        seed = int(self.rng(13).integers(2**31))
+        acq = build_acquisition(
+            X, data["losses"], data["feasible"], data["slacks"], Xp, enc.group, enc.weight, seed,
+        )
+        rng = self.rng(11)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        # Local candidates around the feasible front, spread along it (MOASHA's order: layer, then crowding).
+        from tuitune.core.records import nondominated_order
+
+        ok = np.flatnonzero(data["feasible"])
+        order = nondominated_order([tuple(row) for row in data["losses"][ok]])
+        top = data["u_obs"][ok[order[:5]]] if len(ok) else data["u_obs"][:0]
+        cands, vals = optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen)
+        for i in np.argsort(-vals):
+            if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
+                return cands[i]
+        return None
 
     def _suggest_initial(self, taken: set[tuple[float, ...]]) -> np.ndarray:
         """The n_created-th point of the seeded scrambled Sobol sequence (a fresh one if it is taken)."""
