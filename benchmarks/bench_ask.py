@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--regret-seeds", type=int, default=3, help="seeds of the regret check (0: none)")
     ap.add_argument("--regret-functions", default="mf-hartmann3,mf-mixed", help="bench_hyperband's functions")
+    ap.add_argument("--regret-strategies", default="asha,hyperband")
     ap.add_argument("--regret-R", type=int, default=27)
     ap.add_argument("--regret-trials", type=int, default=120, help="asha's new configs (bench_asha's default)")
     ap.add_argument("--base", default="merge-base", help="commit to compare with ('merge-base': with main; '': none)")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rl = ["| strategy (bayes sampler) | function | code | regret per seed | median regret | CPU s |",
               "|---|---|---|---|---:|---:|"]
-        for case in ("asha", "hyperband") if args.regret_seeds else ():
+        for case in args.regret_strategies.split(",") if args.regret_seeds else ():
             for fn in args.regret_functions.split(","):
                 for label, code in codes:
                     rs = [_run(code, {"case": case, "function": fn, "seed": seed, "R": args.regret_R,
