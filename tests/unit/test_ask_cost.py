@@ -28,7 +28,7 @@ def _data(n: int, seed: int = 0):
 
 def test_posterior_solves_candidates_as_one_matrix_and_matches_the_vector_solves(monkeypatch):
     """A batch of candidates is one solve whose left side is never copied per candidate (broadcasting L to
-    each of 1024 candidates at 330 trials wrote 0.9 GB per call, 90% of an asha ask), and the values are
+    each of 1024 candidates at 330 trials wrote 0.9 GB per call, 84% of an asha ask), and the values are
     those of solving each candidate on its own."""
     from tuitune.core.strategies.bayes.acquisition import _normal_base_samples
     from tuitune.core.strategies.bayes.gp import LeanGP

@@ -42,7 +42,7 @@ def _lower_solve_rows(L: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """L^-1 b for every row b of B (..., n): one triangular solve with all the rows as its right-hand sides.
 
     Solving them as a batch of vectors (``B.unsqueeze(-1)``) made torch broadcast L to one copy per row: at
-    1024 candidates and 330 trials that is 0.9 GB written per call, and 90% of an asha ask went there
+    1024 candidates and 330 trials that is 0.9 GB written per call, and 84% of an asha ask went there
     (benchmarks/results/ask.md)."""
     import torch
 
