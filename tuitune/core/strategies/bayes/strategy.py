@@ -22,8 +22,9 @@ Two GP engines share that machinery: ``engine="botorch"`` (BoTorch's SingleTaskG
 ``benchmarks/results/bayes.md``).
 
 Everything ``ask`` does is a function of the seed, the options and the trial records: randomness comes
-from ``self.rng(...)`` and a torch.Generator seeded from it, and nothing is cached between calls, so
-``restore(records)`` continues exactly like an uninterrupted run.
+from ``self.rng(...)`` and a torch.Generator seeded from it, and the one thing kept between calls, the GP's
+fitted hyperparameters (``gp._FITS``), is keyed by every input of the fit, so ``restore(records)`` continues
+exactly like an uninterrupted run.
 """
 
 from __future__ import annotations
