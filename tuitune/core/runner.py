@@ -18,21 +18,22 @@ import sys
 import threading
 import time
 import traceback as tb
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core import events as ev
-from tuitune.core.errors import SetupError, StoreWriteError
+from tuitune.core.errors import SetupError, StoreWriteError, reason_of
 from tuitune.core.lock import SessionLock
 from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
 from tuitune.core.store import Store, files_dir, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
-from tuitune.core.trial import Trial, TrialFailed
+from tuitune.core.trial import Trial, TrialFailed, plain_return
 
 if TYPE_CHECKING:
-    from tuitune.core.workers import Worker, WorkerPool
+    from tuitune.core.protocol import Outcome, Pool, SetupFailed
+    from tuitune.core.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,9 @@ class Runner:
         lock: bool = True,
         stop_grace: float = 10.0,
         on_locked: Callable[[], None] | None = None,
-        pool: WorkerPool | None = None,
+        pool: Pool | None = None,
+        fuse: int = 1,
+        fuse_key: Callable[[dict], Hashable | None] | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -185,6 +188,10 @@ class Runner:
         self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
+        # Trials one worker may train at once as one array (1: off), and what they must share (None: alone).
+        self.fuse = max(1, int(fuse)) if pool is not None else 1
+        self.fuse_key = fuse_key
+        self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
         self._state_lock = threading.Lock()
 
     # ---- commands (any thread) -------------------------------------------------------------------
@@ -374,8 +381,7 @@ class Runner:
             beat.start()
             if self.pool is not None:
                 self._log_dir.mkdir(parents=True, exist_ok=True)
-                self.pool.log_dir = self._log_dir
-                self.pool.start()
+                self.pool.start(self._log_dir)
             return self._run()
         except StoreWriteError as e:
             # The database cannot be written: stop; what was committed stays, the trial resumes later.
@@ -399,61 +405,18 @@ class Runner:
 
     def _run(self) -> RunResult:
         store, name = self.store, self.session
-        if self._on_locked is not None:
-            self._on_locked()  # writes that must wait until this process owns the session
-        self._clean_temp_checkpoints()
-        store.interrupt_running(name)
-        records = store.trials(name)
-        self.strategy.restore(records)
-        # Decisions the strategy made but the store never got (a crash between tell and settle).
-        decisions = self.strategy.settle()
-        if decisions:
-            store.set_trial_states(name, decisions)
-            records = store.trials(name)
-            self.strategy.restore(records)
-        self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
-        rerun = self._rerun  # trials to run again before new ones (a lost Ray actor's joins it mid-run)
-        store.update_session(name, state="running", message=None)
-        self._session_state_written = True
+        records = self._begin_run()
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
         failures = 0
-        result = RunResult("finished", "")
+        result: RunResult | None = None
         exhausted = False
         try:
-            while True:
-                if not (self.stopping or (exhausted and not rerun) or self.paused) and failures < self.max_failures:
-                    for slot in self._free_slots():
-                        sugg: Suggestion | Wait | None
-                        if rerun:
-                            t = rerun.pop(0)
-                            sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
-                        else:
-                            sugg = self.strategy.ask()
-                        if sugg is None:
-                            exhausted = True
-                            break
-                        if isinstance(sugg, Wait):
-                            exhausted = not self._remote  # nothing runs that could end the wait
-                            break
-                        rec = self._start(sugg, slot)
-                        if rec is not None:  # it ran in this thread, to its end
-                            failures = self._count(rec, failures)
-                        if self.stopping or failures >= self.max_failures:
-                            break
+            while result is None:
+                if not (self.stopping or (exhausted and not self._pending) or self.paused) and failures < self.max_failures:
+                    failures, exhausted = self._start_free(failures, exhausted)
                 if not self._remote:
-                    if self._setup_error is not None:
-                        raise SetupError(self._setup_error)
-                    if failures >= self.max_failures:
-                        result = RunResult(
-                            "failed",
-                            f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
-                            f"then '{resume_command(name, store.path)}'",
-                        )
-                        break
-                    if self.stopping:
-                        result = RunResult("stopped", self._stop_reason)
-                        break
-                    if exhausted and not rerun:
+                    result = self._end_of_run(failures, exhausted)
+                    if result is not None:
                         break
                     if self.pool is None:
                         if self.paused:
@@ -484,10 +447,113 @@ class Runner:
         self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
         return result
 
+    def _begin_run(self) -> list[TrialRecord]:
+        """The stored trials, the strategy rebuilt from them and the interrupted ones queued to run again."""
+        store, name = self.store, self.session
+        if self._on_locked is not None:
+            self._on_locked()  # writes that must wait until this process owns the session
+        self._clean_temp_checkpoints()
+        store.interrupt_running(name)
+        records = store.trials(name)
+        self.strategy.restore(records)
+        # Decisions the strategy made but the store never got (a crash between tell and settle).
+        decisions = self.strategy.settle()
+        if decisions:
+            store.set_trial_states(name, decisions)
+            records = store.trials(name)
+            self.strategy.restore(records)
+        # Trials to run again before new ones (a lost Ray actor's joins them mid-run).
+        self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
+        store.update_session(name, state="running", message=None)
+        self._session_state_written = True
+        return records
+
+    @property
+    def _pending(self) -> bool:
+        """Trials to start that the strategy will not be asked for again (reruns, a queued suggestion)."""
+        return bool(self._rerun or self._queued)
+
+    def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
+        """Starts jobs on the free workers (in this thread: runs one trial); the failure count and whether
+        the strategy has nothing more to give, after."""
+        for slot in self._free_slots():
+            job = self._next_job()
+            if job is None:
+                return failures, True
+            if isinstance(job, Wait):
+                return failures, not self._remote  # nothing runs that could end the wait
+            if self.pool is None:
+                failures = self._count(self._run_trial(job[0]), failures)  # it ran in this thread, to its end
+            else:
+                self._dispatch(slot, job)
+            if self.stopping or failures >= self.max_failures:
+                break
+        return failures, exhausted
+
+    def _ask(self) -> Suggestion | Wait | None:
+        if self._queued:
+            return self._queued.pop(0)
+        if self._rerun:
+            t = self._rerun.pop(0)
+            return Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
+        return self.strategy.ask()
+
+    def _key(self, sugg: Suggestion) -> Hashable | None:
+        if self.fuse_key is None:
+            return None
+        key = self.fuse_key(dict(sugg.config))
+        return None if key is None else (key, sugg.budget)
+
+    def _next_job(self) -> list[Suggestion] | Wait | None:
+        """Up to ``fuse`` suggestions that train as one array (one when fusing is off), asked one by one; one
+        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
+        first = self._ask()
+        if first is None or isinstance(first, Wait):
+            return first
+        job = [first]
+        key = self._key(first) if self.fuse > 1 else None
+        while key is not None and len(job) < self.fuse:
+            sugg = self._ask()
+            if sugg is None or isinstance(sugg, Wait):
+                break
+            if self._key(sugg) != key:
+                self._queued.append(sugg)
+                break
+            job.append(sugg)
+        return job
+
+    def _end_of_run(self, failures: int, exhausted: bool) -> RunResult | None:
+        """How the run ends now that no trial runs, or None while it goes on."""
+        if self._setup_error is not None:
+            raise SetupError(self._setup_error)
+        if failures >= self.max_failures:
+            return RunResult(
+                "failed",
+                f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
+                f"then '{resume_command(self.session, self.store.path)}'",
+            )
+        if self.stopping:
+            return RunResult("stopped", self._stop_reason)
+        if exhausted and not self._pending:
+            return RunResult("finished", "")
+        return None
+
     def _ending(self) -> None:
         """From now on the session's state is the run's final one: the heartbeat thread leaves it alone."""
         with self._state_lock:
             self._session_state_written = False
+        self._park_queued()
+
+    def _park_queued(self) -> None:
+        """A suggestion asked for an array but never started gets its trial row, interrupted: the strategy
+        was told of it, and the next resume runs it first (as if it had been stopped at once)."""
+        while self._queued:
+            sugg = self._queued.pop(0)
+            try:
+                rec = self._open_trial(sugg, None)
+                self._finish_record(rec.number, TrialState.INTERRUPTED, None, "the run ended before it started", None, {})
+            except Exception:  # noqa: BLE001 - the store may be what failed; the strategy asks again on resume
+                log.exception("could not keep a queued trial")
 
     _last_failed: str | None = None
 
@@ -509,21 +575,21 @@ class Runner:
             return [None]
         return self.pool.free()
 
-    def _start(self, sugg: Suggestion, slot: Any) -> TrialRecord | None:
-        """Starts a suggestion: in this thread (returns its finished record) or on a worker (returns None)."""
-        if self.pool is None:
-            return self._run_trial(sugg)
-        rec = self._open_trial(sugg, slot)
-        from tuitune.core.workers import TrialSpec
+    def _dispatch(self, w: Worker, suggestions: list[Suggestion]) -> None:
+        """Opens the trials of a job and hands them to worker ``w``."""
+        from tuitune.core.protocol import Job, TrialSpec
 
-        spec = TrialSpec(
-            number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
-            checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
-        )
-        self._remote[rec.number] = _Remote(rec, slot, time.monotonic(), last_epoch=rec.last_epoch)
-        self._aborts.discard(rec.number)
-        self.pool.dispatch(slot, spec)  # type: ignore[union-attr]
-        return None
+        assert self.pool is not None
+        specs = []
+        for sugg in suggestions:
+            rec = self._open_trial(sugg, w)
+            specs.append(TrialSpec(
+                number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
+                checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
+            ))
+            self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
+            self._aborts.discard(rec.number)
+        self.pool.dispatch(w, Job(tuple(specs)))
 
     def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
@@ -548,41 +614,42 @@ class Runner:
     # ---- workers: serving their requests ------------------------------------------------------------
     def _serve(self, timeout: float) -> list[TrialRecord]:
         """Answers the workers' requests for up to ``timeout`` seconds; returns the trials that ended."""
+        from tuitune.core import protocol as m
+
         assert self.pool is not None
         ended: list[TrialRecord] = []
         now = time.monotonic()
         for w in list(self.pool.workers.values()):
             if w.waiting is not None:
                 self._answer_between(w)
-            r = self._remote.get(w.trial) if w.trial is not None else None
-            if r is not None:
-                hung = self._hung_reason_of(r, now)
+            for number in list(w.trials):
+                hung = self._hung_reason_of(self._remote[number], now) if number in self._remote else None
                 if hung is not None:
-                    ended.append(self._lost(w, hung, cut_off=True))
+                    ended.extend(self._lost(w, hung, cut_off=True))
+                    break
         for w, msg in self.pool.wait(timeout):
-            if msg is None:
-                ended.extend(self._worker_died(w))
-                continue
-            kind = msg[0]
-            if kind == "ready":
-                w.ready, w.pid = True, msg[1]
-            elif kind == "setup-failed":
+            if isinstance(msg, m.Died):
+                ended.extend(self._worker_died(w, msg.how))
+            elif isinstance(msg, m.Ready):
+                w.ready, w.pid = True, msg.pid
+            elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
-            elif kind == "between":
+            elif isinstance(msg, m.Between):
                 w.waiting = msg
                 self._answer_between(w)
-            elif kind == "report":
-                _, number, epoch, row = msg
-                r = self._remote[number]
-                self.store.add_epoch(self.session, number, epoch, row)
-                r.last_epoch = max(r.last_epoch, epoch)
-                self._emit(ev.EpochReported(self.session, number=number, epoch=epoch, budget=r.rec.budget, metrics=dict(row)))
-                self.pool.answer(w, "ok")
-            elif kind == "supersede":
-                self.store.supersede_epochs(self.session, msg[1], msg[2])
-                self.pool.answer(w, "ok")
-            elif kind == "done":
-                ended.append(self._remote_done(w, msg[1], msg[2]))
+            elif isinstance(msg, m.Report):
+                r = self._remote[msg.trial]
+                self.store.add_epoch(self.session, msg.trial, msg.epoch, msg.row)
+                r.last_epoch = max(r.last_epoch, msg.epoch)
+                self._emit(ev.EpochReported(
+                    self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
+                ))
+                self.pool.answer(w, m.Ok())
+            elif isinstance(msg, m.Supersede):
+                self.store.supersede_epochs(self.session, msg.trial, msg.after)
+                self.pool.answer(w, m.Ok())
+            elif isinstance(msg, m.Done):
+                ended.append(self._remote_done(w, msg.trial, msg.outcome))
         return ended
 
     def _hung_reason_of(self, r: _Remote, now: float) -> str | None:
@@ -593,76 +660,78 @@ class Runner:
         return None
 
     def _answer_between(self, w: Worker) -> None:
+        """Answers a worker's request between two epochs of one of its trials (paused: later)."""
+        from tuitune.core.protocol import Fail, Go, Stop
+
         assert self.pool is not None and w.waiting is not None
-        number = w.waiting[1]
+        number = w.waiting.trial
         r = self._remote[number]
+        reply: Go | Stop | Fail
         if self._stop_now or number in self._aborts:  # with a pool, "abort all" was expanded to the numbers
             if number in self._aborts:
                 r.aborted = True
-            w.waiting = None
-            self.pool.answer(w, "stop")
-            return
-        if self.paused:
+            reply = Stop()
+        elif self.paused:
             return  # answered on resume
-        if self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
-            w.waiting = None
-            self.pool.answer(w, ("fail", f"timed out after {self.trial_timeout:g} s (the trial time limit)"))
-            return
+        elif self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
+            reply = Fail(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
+        else:
+            reply = Go()
         w.waiting = None
-        self.pool.answer(w, "go")
+        self.pool.answer(w, reply)
 
-    def _remote_done(self, w: Worker, number: int, outcome: dict[str, Any]) -> TrialRecord:
+    def _remote_done(self, w: Worker, number: int, outcome: Outcome) -> TrialRecord:
         assert self.pool is not None
         r = self._remote.pop(number)
-        w.trial, w.waiting = None, None
+        if number in w.trials:
+            w.trials.remove(number)
+        if not w.trials:
+            w.waiting = None
         self._aborts.discard(number)
-        info = {**r.rec.info, **outcome.get("info", {})}
-        err = outcome.get("error")
-        log_hint = f"; its output: {self._log_dir / f'{number}.log'}"
-        if outcome.get("poisoned"):
+        info = {**r.rec.info, **outcome.info}
+        err = outcome.error
+        w.poisoned = w.poisoned or outcome.poisoned
+        if w.poisoned and not w.trials:
             self.pool.restart(w)
-        if err is not None and err["kind"] == "setup":
-            self._setup_error = err["reason"]
+        if err is not None and err.kind == "setup":
+            self._setup_error = err.reason
             self._stop_after = True
-            return self._finish_record(number, TrialState.INTERRUPTED, None, err["reason"], err["trace"], info)
+            return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
         if err is not None:
-            return self._finish_record(number, TrialState.FAILED, None, err["reason"] + log_hint, err["trace"], info)
-        returned = outcome.get("returned")
-        reason: str | None
-        if isinstance(returned, dict):
-            state, value, reason = TrialState.FAILED, None, (
-                f"the objective returned {returned['bad']}; return a float or None"
-            )
-        else:
-            state, value, reason = self._judge_run(number, r.rec.budget, outcome["last_epoch"], returned, r.aborted)
+            log_hint = f"; its output: {self._log_dir / f'{number}.log'}"
+            return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
+        state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
 
-    def _worker_died(self, w: Worker) -> list[TrialRecord]:
+    def _worker_died(self, w: Worker, how: str) -> list[TrialRecord]:
         assert self.pool is not None
-        how = self.pool.death(w)
         if not w.ready:
             # It died before it could load the objective, with nothing to say: a crash at import.
-            self._worker_setup_failed(w, ("setup-failed", f"the worker process ended ({how}) while starting", "", False))
-            return []
-        if w.trial is None:  # an idle worker died: replace it
-            if self.stopping:
-                self.pool.kill(w)
-                self.pool.workers.pop(w.slot.index, None)
-            else:
-                self.pool.restart(w)
-            return []
-        return [self._lost(w, how, cut_off=False)]
+            from tuitune.core.protocol import SetupFailed
 
-    def _lost(self, w: Worker, how: str, *, cut_off: bool) -> TrialRecord:
-        """A worker that died or hangs with a trial: the trial ends, the worker is replaced (unless stopping)."""
+            self._worker_setup_failed(w, SetupFailed(f"the worker process ended ({how}) while starting", "", False))
+            return []
+        if not w.trials:  # an idle worker died: replace it
+            self._replace(w)
+            return []
+        return self._lost(w, how, cut_off=False)
+
+    def _replace(self, w: Worker) -> None:
+        """Ends ``w``, and starts a fresh worker in its slot unless the run is stopping."""
         assert self.pool is not None
-        number = w.trial
-        assert number is not None
-        self.pool.kill(w)
         if self.stopping:
-            self.pool.workers.pop(w.slot.index, None)
+            self.pool.retire(w)
         else:
             self.pool.restart(w)
+
+    def _lost(self, w: Worker, how: str, *, cut_off: bool) -> list[TrialRecord]:
+        """A worker that died or hangs with trials: each of them ends, the worker is replaced (unless stopping)."""
+        numbers = list(w.trials)
+        self._replace(w)
+        return [self._lost_trial(number, how, cut_off=cut_off) for number in numbers if number in self._remote]
+
+    def _lost_trial(self, number: int, how: str, *, cut_off: bool) -> TrialRecord:
+        assert self.pool is not None
         r = self._remote.pop(number)
         info = {**r.rec.info}
         if how == "stop" or (self._stop_now and not cut_off):
@@ -673,7 +742,7 @@ class Runner:
             return self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, info)
         if cut_off:
             return self._finish_record(number, TrialState.FAILED, None, how, None, info)
-        if getattr(self.pool, "requeue_lost", False) and number not in self._requeued:
+        if self.pool.requeue_lost and number not in self._requeued:
             # A lost node or actor is rarely the trial's fault: run it again (from its checkpoint), once.
             self._requeued.add(number)
             rec = self._finish_record(
@@ -687,23 +756,21 @@ class Runner:
             None, info,
         )
 
-    def _worker_setup_failed(self, w: Worker, msg: tuple[Any, ...]) -> None:
+    def _worker_setup_failed(self, w: Worker, msg: SetupFailed) -> None:
         assert self.pool is not None
-        _, message, trace, ours = msg
         label = self.pool.ref.label or "the objective"
-        if ours:
-            self._setup_error = message.split(": ", 1)[1] if ": " in message else message
+        if msg.ours:
+            self._setup_error = msg.message.split(": ", 1)[1] if ": " in msg.message else msg.message
         else:
             self._setup_error = (
-                f"a worker process could not load {label} ({message}). Define the objective at the top level of "
+                f"a worker process could not load {label} ({msg.message}). Define the objective at the top level of "
                 "an importable module, guard a script's own code with if __name__ == '__main__':, or run it in "
                 "this process (workers=0, or --in-process)"
             )
-        self.pool.kill(w)
-        self.pool.workers.pop(w.slot.index, None)
+        self.pool.retire(w)
         self._stop_after = True
-        if trace:
-            log.debug("worker setup failed:\n%s", trace)
+        if msg.trace:
+            log.debug("worker setup failed:\n%s", msg.trace)
 
     def _interrupt_remote(self, reason: str) -> None:
         """Ends every trial running in a worker as interrupted (the run itself is ending)."""
@@ -732,7 +799,7 @@ class Runner:
         try:
             try:
                 self._in_objective = True
-                returned = self.objective(dict(rec.config), trial)
+                returned = plain_return(self.objective(dict(rec.config), trial))
             finally:
                 with self._inject_lock:
                     self._in_objective = False
@@ -766,8 +833,7 @@ class Runner:
             if is_out_of_memory(e):
                 state, reason = TrialState.FAILED, "out of memory"
             else:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                state, reason = TrialState.FAILED, f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+                state, reason = TrialState.FAILED, reason_of(e)
         finally:
             self.current = None
         if state != TrialState.FAILED:
@@ -788,12 +854,10 @@ class Runner:
             return TrialState.PRUNED, self._value_from_epochs(number), "aborted by the user"
         if self._stop_now and reached < budget and returned is None:
             return TrialState.INTERRUPTED, None, f"{self._stop_reason} at epoch {reached}"
+        if isinstance(returned, dict):  # plain_return's description of what it was
+            return TrialState.FAILED, None, f"the objective returned {returned['bad']}; return a float or None"
         if returned is not None:
-            if isinstance(returned, bool) or not isinstance(returned, (int, float)) and not hasattr(returned, "item"):
-                return TrialState.FAILED, None, (
-                    f"the objective returned {type(returned).__name__} {returned!r:.40}; return a float or None"
-                )
-            value = float(returned.item() if hasattr(returned, "item") else returned)
+            value = float(returned)
             if not math.isfinite(value):
                 return TrialState.FAILED, None, f"the objective returned {value}"
         else:
