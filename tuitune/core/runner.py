@@ -477,7 +477,7 @@ class Runner:
         """Starts jobs on the free workers (in this thread: runs one trial); the failure count and whether
         the strategy has nothing more to give, after."""
         for slot in self._free_slots():
-            job = self._next_job()
+            job = self._next_job(slot)
             if job is None:
                 return failures, True
             if isinstance(job, Wait):
@@ -504,13 +504,15 @@ class Runner:
         key = self.fuse_key(dict(sugg.config))
         return None if key is None else (key, sugg.budget)
 
-    def _next_job(self) -> list[Suggestion] | Wait | None:
-        """Up to ``fuse`` suggestions that train as one array (one when fusing is off), asked one by one; one
-        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
+    def _next_job(self, w: Worker | None) -> list[Any] | Wait | None:
+        """Up to ``fuse`` suggestions that train as one array on worker ``w`` (one when fusing is off), asked
+        one by one, each opened as a trial row before the next is asked (the strategy knows it runs); one
+        that cannot join them waits for the next free worker. Wait or None: nothing to start now.
+        ``w`` None (in this thread): the one suggestion, not opened yet."""
         first = self._ask()
         if first is None or isinstance(first, Wait):
             return first
-        job = [first]
+        job = [first if w is None else self._open_trial(first, w)]
         key = self._key(first) if self.fuse > 1 else None
         while key is not None and len(job) < self.fuse:
             sugg = self._ask()
@@ -519,7 +521,7 @@ class Runner:
             if self._key(sugg) != key:
                 self._queued.append(sugg)
                 break
-            job.append(sugg)
+            job.append(self._open_trial(sugg, w))
         return job
 
     def _end_of_run(self, failures: int, exhausted: bool) -> RunResult | None:
@@ -575,14 +577,13 @@ class Runner:
             return [None]
         return self.pool.free()
 
-    def _dispatch(self, w: Worker, suggestions: list[Suggestion]) -> None:
-        """Opens the trials of a job and hands them to worker ``w``."""
+    def _dispatch(self, w: Worker, records: list[TrialRecord]) -> None:
+        """Hands the trials of a job (opened) to worker ``w``."""
         from tuitune.core.protocol import Job, TrialSpec
 
         assert self.pool is not None
         specs = []
-        for sugg in suggestions:
-            rec = self._open_trial(sugg, w)
+        for rec in records:
             specs.append(TrialSpec(
                 number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
                 checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
