@@ -1066,3 +1066,21 @@ def test_grid_error_names_the_flag_on_the_command_line(inproc, project: Project)
     assert "max_size" not in line
     with pytest.raises(StrategyError, match=r"raise max_size \(--max-grid on the command line\)"):
         tt.tune(lambda c, t: 0.0, {"x": tt.Int(0, 9)}, strategy="grid", max_size=3, db=project.db)
+
+
+def test_a_resume_keeps_the_stored_placement_and_reads_sessions_stored_before_it(inproc, project: Project) -> None:
+    """Where trials run is stored as one value; a resume without flags runs them there again."""
+    r = inproc("run", project.toml().name, "--session", "pl", "--devices", "cpu", "--workers", 2, "--trials", 2,
+               "--headless")
+    assert r.rc == 0, r.err
+    s = show_json(project, "pl")["session"]
+    assert (s["devices"], s["workers"], s["backend"]) == (["cpu"], 2, "local")
+    r = inproc("resume", "pl", "--trials", 1, "--headless")
+    assert r.rc == 0 and "trials run 2 workers on cpu" in r.out, r.out + r.err
+    # A session stored before the placement was one value: its separate keys are read, then rewritten as one.
+    store = Store(project.db)
+    info = {k: v for k, v in store.session("pl").info.items() if k != "placement"}
+    store.update_session("pl", info={**info, "device": "cpu", "devices": ["cpu"], "workers": 3, "backend": "local"})
+    r = inproc("resume", "pl", "--trials", 1, "--headless")
+    assert r.rc == 0 and "trials run 3 workers on cpu" in r.out, r.out + r.err
+    assert Store(project.db).session("pl").info["placement"]["workers"] == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,8 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    fuse: int = 1,
+    fuse_key: Callable[[dict], Hashable | None] | None = None,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -223,12 +225,18 @@ def tune(
         ray_address: ``"HOST:PORT"`` or ``"auto"`` joins a running Ray cluster; None starts a local Ray on
             127.0.0.1 for this run.
         gpus_per_trial: each Ray actor's GPUs (fractions share a GPU); None: 1 when the cluster has GPUs, else 0.
+        fuse: trials one worker may train at once as one array (1: off); the objective then has a method
+            ``train_array(configs, trials) -> list`` (one return value per trial, or its exception).
+        fuse_key: ``fuse_key(config)``: configs with equal keys (and budgets) may share an array; None for a
+            config that trains alone. Default: the objective's own ``fuse_key`` method, if it has one.
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
         TooManyFailuresError: the session stopped because ``max_failures`` trials in a row failed.
     """
+    from tuitune.core.placement import Placement
     from tuitune.core.runner import Runner
+    from tuitune.core.store import SessionFiles
 
     if not isinstance(space, Space):
         space = Space(dict(space))
@@ -237,6 +245,10 @@ def tune(
     store = open_store(db)
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
+    placement = Placement.parse(
+        devices=devices, workers=workers, backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
+        max_failures=max_failures, trial_timeout=trial_timeout, fuse=fuse,
+    )
     run_options = dict(options)
     strat = make_strategy(
         strategy, space, seed=seed, max_epochs=max_epochs, metric=metric, direction=direction,
@@ -245,65 +257,19 @@ def tune(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults, info={"backend": backend},
+        preset=preset, defaults=defaults, info=placement.to_info(),
     )
     if existed:
         strat = strategy_for(rec, **run_options)
     runner = Runner(
-        store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
-        pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),
+        store, name, objective, strat, max_failures=placement.max_failures, trial_timeout=placement.trial_timeout,
+        listeners=listeners, pool=placement.pool(objective, SessionFiles(store.path, name).logs),
+        fuse=placement.fuse, fuse_key=fuse_key or getattr(objective, "fuse_key", None),
     )
     result = runner.run()
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
-
-
-def _pool(
-    objective: Callable[..., Any], workers: int | None, devices: Any, backend: str, *,
-    ray_address: str | None = None, gpus_per_trial: float | None = None,
-) -> Any:
-    """The worker pool ``tt.tune`` runs the objective in, or None to run it in this thread."""
-    import warnings
-
-    from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import BACKENDS, WorkerError, WorkerPool, objective_ref, parse_devices, plan_slots
-
-    if backend not in BACKENDS:
-        raise WorkerError(f"backend {backend!r} is unknown; use {' or '.join(repr(b) for b in BACKENDS)}")
-    if backend == "ray":
-        from tuitune.core.ray_backend import RayPool
-
-        if workers == 0:
-            raise WorkerError("backend 'ray' runs trials in Ray actors: workers=0 is for the local backend")
-        ref = objective_ref(objective)
-        if ref is None:
-            raise ObjectiveError(
-                f"objective {getattr(objective, '__qualname__', repr(objective))} cannot be sent to a Ray actor "
-                "(a lambda, a closure or a local function); define it at the top level of a module"
-            )
-        return RayPool(ref, plan_slots(None, workers or 1), Path("."), address=ray_address,
-                       gpus_per_trial=gpus_per_trial)
-    if ray_address is not None or gpus_per_trial is not None:
-        raise WorkerError("ray_address and gpus_per_trial are options of backend='ray'")
-    devs = parse_devices(devices)
-    if workers == 0:
-        return None
-    ref = objective_ref(objective)
-    if ref is None:
-        what = getattr(objective, "__qualname__", repr(objective))
-        if workers is not None:
-            raise ObjectiveError(
-                f"objective {what} cannot be sent to a worker process (a lambda, a closure or a local function); "
-                "define it at the top level of a module, or pass workers=0 to run it in this process"
-            )
-        warnings.warn(
-            f"objective {what} is a lambda, a closure or a local function: it runs in this process, not in a worker "
-            "(define it at the top level of a module for worker processes; workers=0 silences this)",
-            stacklevel=3,
-        )
-        return None
-    return WorkerPool(ref, plan_slots(devs, workers or 1), Path("."))
 
 
 def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Session:

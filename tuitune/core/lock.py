@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tuitune.core.errors import SessionLockedError
-from tuitune.core.store import files_dir
+from tuitune.core.store import SessionFiles
 
 try:
     import fcntl
@@ -28,7 +28,7 @@ class SessionLock:
 
     def __init__(self, db_path: str | os.PathLike[str], session: str) -> None:
         self.session = session
-        self.path = files_dir(db_path) / "locks" / f"{session}.lock"
+        self.path = SessionFiles(Path(db_path), session).lock
         self._fd: int | None = None
 
     def acquire(self) -> SessionLock:

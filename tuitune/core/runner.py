@@ -27,7 +27,7 @@ from tuitune.core.errors import SetupError, StoreWriteError, reason_of
 from tuitune.core.lock import SessionLock
 from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
-from tuitune.core.store import Store, files_dir, resume_command
+from tuitune.core.store import SessionFiles, Store, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.trial import Trial, TrialFailed, plain_return
 
@@ -169,7 +169,7 @@ class Runner:
         self._abort = False
         self._stop_reason = "stopped by the user"
         self.current: Trial | None = None
-        self._ckpt_dir = files_dir(store.path) / "checkpoints" / session
+        self.files = SessionFiles(store.path, session)
         self._seed = store.session(session).seed
         self.stop_grace = stop_grace
         self._on_locked = on_locked
@@ -181,7 +181,6 @@ class Runner:
         self._thread_errors: list[tuple[str, str]] = []
         self._active = False
         self.pool = pool  # None: the objective runs in the runner's own thread
-        self._log_dir = files_dir(store.path) / "logs" / session
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
@@ -380,8 +379,8 @@ class Runner:
             self._heartbeat()
             beat.start()
             if self.pool is not None:
-                self._log_dir.mkdir(parents=True, exist_ok=True)
-                self.pool.start(self._log_dir)
+                self.files.logs.mkdir(parents=True, exist_ok=True)
+                self.pool.start(self.files.logs)
             return self._run()
         except StoreWriteError as e:
             # The database cannot be written: stop; what was committed stays, the trial resumes later.
@@ -586,7 +585,7 @@ class Runner:
         for rec in records:
             specs.append(TrialSpec(
                 number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
-                checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
+                checkpoint=str(self.files.checkpoint(rec.number)), log=str(self.files.log(rec.number)),
             ))
             self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
             self._aborts.discard(rec.number)
@@ -699,7 +698,7 @@ class Runner:
             self._stop_after = True
             return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
         if err is not None:
-            log_hint = f"; its output: {self._log_dir / f'{number}.log'}"
+            log_hint = f"; its output: {self.files.log(number)}"
             return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
         state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
@@ -790,7 +789,7 @@ class Runner:
         info = {**versions(), "seed": self._seed}
         rec = self._open_trial(sugg, None)
         self._aborts.discard(rec.number)
-        trial = Trial(self, rec, self._ckpt_dir / f"{rec.number}.pt")
+        trial = Trial(self, rec, self.files.checkpoint(rec.number))
         self._thread_errors = []
         self._hung_reason = None
         self.current = trial
@@ -911,7 +910,7 @@ class Runner:
         return rec
 
     def _drop_checkpoint(self, number: int) -> None:
-        for p in [self._ckpt_dir / f"{number}.pt", *self._ckpt_dir.glob(f".{number}.pt.*.tmp")]:
+        for p in [self.files.checkpoint(number), *self.files.checkpoints.glob(f".{number}.pt.*.tmp")]:
             try:
                 p.unlink(missing_ok=True)
             except OSError:
@@ -919,8 +918,8 @@ class Runner:
 
     def _clean_temp_checkpoints(self) -> None:
         """Removes half-written checkpoints of killed processes (never loaded: only renamed files are)."""
-        if self._ckpt_dir.exists():
-            for p in self._ckpt_dir.glob(".*.tmp"):
+        if self.files.checkpoints.exists():
+            for p in self.files.checkpoints.glob(".*.tmp"):
                 try:
                     p.unlink()
                 except OSError:

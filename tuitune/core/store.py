@@ -1194,3 +1194,35 @@ def files_dir(db_path: str | os.PathLike[str]) -> Path:
     """The folder beside the database for checkpoints and session locks (``<db>.d``)."""
     p = Path(db_path).expanduser()
     return p.with_name(p.name + ".d")
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionFiles:
+    """The files of one session beside the database (in ``<db>.d``): trial logs, checkpoints, the run lock."""
+
+    db_path: Path
+    session: str
+
+    @property
+    def logs(self) -> Path:
+        return files_dir(self.db_path) / "logs" / self.session
+
+    @property
+    def checkpoints(self) -> Path:
+        return files_dir(self.db_path) / "checkpoints" / self.session
+
+    @property
+    def lock(self) -> Path:
+        return files_dir(self.db_path) / "locks" / f"{self.session}.lock"
+
+    @property
+    def session_log(self) -> Path:
+        """What a ``--detach``ed run prints."""
+        return self.logs / "session.log"
+
+    def log(self, number: int) -> Path:
+        """What trial ``number``'s code printed."""
+        return self.logs / f"{number}.log"
+
+    def checkpoint(self, number: int) -> Path:
+        return self.checkpoints / f"{number}.pt"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import ObjectiveError, TuituneError, first_line, reason_of
+from tuitune.core.placement import BACKENDS, MAX_WORKERS, parse_devices  # noqa: F401 - parse_devices re-exported
 from tuitune.core.protocol import (
     Between,
     Died,
@@ -51,8 +52,6 @@ from tuitune.core.protocol import (
 )
 from tuitune.core.trial import plain_return
 
-BACKENDS = ("local", "ray")  # where worker slots live: processes on this machine, or Ray actors
-MAX_WORKERS = 64  # per device; more is a typo, not a plan
 POISON_MARKERS = ("device-side assert", "CUDA error", "illegal memory access", "unspecified launch failure")
 
 
@@ -133,43 +132,6 @@ def plan_slots(devices: Sequence[str] | None, workers: int) -> list[Slot]:
         )
     devs: list[str | None] = list(devices) if devices else [None]
     return [Slot(i * workers + k, d) for i, d in enumerate(devs) for k in range(workers)]
-
-
-def parse_devices(spec: str | Sequence[str] | None) -> list[str] | None:
-    """Checks device names (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``all``) without importing torch unless a
-    GPU is named; None stays None (each worker's objective picks its device)."""
-    if spec is None:
-        return None
-    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x and str(x).strip()]
-    if not items:
-        raise WorkerError("devices is empty; give cpu, cuda:0,cuda:1 or all")
-    import re
-
-    bad = [x for x in items if not re.fullmatch(r"cpu|mps|all|cuda(:\d+)?", x)]
-    if bad:
-        raise WorkerError(f"device {bad[0]!r} is not a device name; use cpu, cuda, cuda:N, mps or all")
-    if "all" in items and len(items) > 1:
-        raise WorkerError("'all' stands alone: every visible GPU")
-    if any(x.startswith("cuda") or x == "all" for x in items):
-        import torch
-
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if items == ["all"]:
-            items = [f"cuda:{i}" for i in range(n)]
-        for x in items:
-            index = int(x.partition(":")[2] or 0) if x.startswith("cuda") else None
-            if index is not None and index >= n:
-                raise WorkerError(
-                    f"device {x!r}: this machine has {n} visible CUDA device(s)"
-                    + (f" (cuda:0..cuda:{n - 1})" if n else f"; torch {torch.__version__} sees no GPU: use cpu")
-                )
-        if not items:
-            raise WorkerError("devices 'all': no GPU is visible here; use cpu")
-        items = [f"cuda:{x.partition(':')[2] or 0}" if x.startswith("cuda") else x for x in items]
-    dup = sorted({d for d in items if items.count(d) > 1})
-    if dup:
-        raise WorkerError(f"devices names {dup[0]} twice; for several workers on one device use workers=N")
-    return items
 
 
 def threads_per_worker(n_slots: int) -> int:

@@ -418,13 +418,9 @@ class SessionView:
 
     def parallel(self) -> int:
         """How many trials the session runs at once: its workers on each of its devices (at least one)."""
-        info = self.record.info
-        workers = info.get("workers")
-        devices = info.get("devices")
-        n = (workers if isinstance(workers, int) and workers > 0 else 1) * (
-            len(devices) if isinstance(devices, list) and devices else 1
-        )
-        return max(1, n)
+        from tuitune.core.placement import Placement
+
+        return Placement.from_info(self.record.info).parallel
 
     def rungs(self) -> list[int]:
         """The epoch budgets trials were given, below the maximum (Hyperband's rungs)."""

@@ -270,12 +270,15 @@ class DashboardScreen(TuituneScreen):
             self._draw_progress()
 
     def _device(self) -> str:
-        dev = self.view.record.info.get("device")
+        from tuitune.core.placement import Placement
+
+        placement = Placement.from_info(self.view.record.info)
+        dev = placement.devices[0] if placement.devices else None
         node = None
         for t in self.view.live.values():
             if t.info.get("device"):
                 dev, node = t.info["device"], t.info.get("node")
-        if self.view.record.info.get("backend") == "ray":
+        if placement.backend == "ray":
             return f"ray: {dev or 'auto'}" + (f" @{node}" if node else "")
         return str(dev or "auto")
 
