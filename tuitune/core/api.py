@@ -82,24 +82,32 @@ class Session:
         return f"Session({self.name!r}, db={str(self.store.path)!r})"
 
 
-def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
-    """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
+def strategy_for(record: SessionRecord, trials: Sequence[TrialRecord] | None = None, **overrides: Any) -> Strategy:
+    """Rebuilds a session's strategy from its stored settings (the one place this is done).
+
+    ``overrides`` replace options (``n_trials`` replaces the trial budget); given ``trials``, the strategy is
+    restored from them.
+    """
     space = Space.from_dict(record.space)
+    n_trials = overrides.pop("n_trials", record.n_trials)
     options = {**record.options, **overrides}
     if record.strategy in ("hyperband", "asha"):
         # Sessions stored before these had a sampler drew their configs at random: they go on that way.
         options.setdefault("sampler", "random")
-    return make_strategy(
+    strat = make_strategy(
         record.strategy,
         space,
         seed=record.seed,
         max_epochs=record.max_epochs,
         metric=record.metric,
         direction=record.direction,
-        n_trials=record.n_trials,
+        n_trials=n_trials,
         defaults=record.defaults or None,
         **options,
     )
+    if trials is not None:
+        strat.restore(list(trials))
+    return strat
 
 
 # Options that are one run's request, not a setting of the session (manual mode's next change).

@@ -79,24 +79,33 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Ready:
+    """The worker loaded the objective and waits for a job (``facts``: a Ray actor's node and device)."""
+
     pid: int
-    facts: dict[str, Any] = field(default_factory=dict)  # a Ray actor's node and device
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SetupFailed:
+    """The worker could not load the objective; ``ours``: a tuitune error, whose message is the user's line
+    (else the objective's import failed)."""
+
     message: str
     trace: str
-    ours: bool  # a tuitune error (its message is the user's line), not the objective's import failing
+    ours: bool
 
 
 @dataclass(frozen=True)
 class Between:
+    """Trial ``trial`` is about to start its next epoch: answered ``Go``, ``Stop`` or ``Fail`` (paused: later)."""
+
     trial: int
 
 
 @dataclass(frozen=True)
 class Report:
+    """Trial ``trial`` reported ``row`` for ``epoch``: answered ``Ok`` once the row is committed."""
+
     trial: int
     epoch: int
     row: dict[str, float]
@@ -104,6 +113,8 @@ class Report:
 
 @dataclass(frozen=True)
 class Supersede:
+    """Trial ``trial`` restarts after epoch ``after``: its later rows are kept, superseded. Answered ``Ok``."""
+
     trial: int
     after: int
 
@@ -132,27 +143,27 @@ class RunJob:
 
 @dataclass(frozen=True)
 class Go:
-    pass
+    """Run the next epoch."""
 
 
 @dataclass(frozen=True)
 class Stop:
-    pass
+    """End the trial now (stopped or aborted): its ``epochs()`` ends."""
 
 
 @dataclass(frozen=True)
 class Fail:
-    reason: str
+    reason: str  # the trial ends failed with it (its time limit)
 
 
 @dataclass(frozen=True)
 class Ok:
-    pass
+    """The request is done (the row is committed)."""
 
 
 @dataclass(frozen=True)
 class Quit:
-    pass
+    """End the worker."""
 
 
 Answer = Go | Stop | Fail | Ok | Quit

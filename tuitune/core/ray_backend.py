@@ -81,6 +81,8 @@ class ClusterLostError(TuituneError):
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """An actor's trial wrote a checkpoint (``data``): the pool keeps it in the session's folder. Answered ``Ok``."""
+
     trial: int
     data: bytes
 
@@ -88,12 +90,12 @@ class Checkpoint:
 @dataclass(frozen=True)
 class Log:
     trial: int
-    data: bytes
+    data: bytes  # the trial's printed output (its last LOG_LIMIT bytes), sent at its end
 
 
 @dataclass(frozen=True)
 class Bye:
-    pass
+    """The actor removed its folder and quits."""
 
 
 def ray_module() -> Any:

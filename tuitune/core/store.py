@@ -34,7 +34,17 @@ from tuitune.core.errors import (
     StoreWriteError,
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
-from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, is_alive
+from tuitune.core.records import (
+    STATE_LAST,
+    STATE_ORDER,
+    Direction,
+    LeaderRow,
+    SessionRecord,
+    TrialRecord,
+    TrialState,
+    TrialSummary,
+    is_alive,
+)
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
 SCHEMA_VERSION = 2
@@ -62,8 +72,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 DURABLE_EVERY = 1.0  # seconds: epoch rows are fsynced at least this often
 # The leaderboard's order of the trials that are not complete (the same as the UI always showed).
 _STATE_ORDER = (
-    "CASE state WHEN 'running' THEN 0 WHEN 'paused' THEN 1 WHEN 'interrupted' THEN 2 WHEN 'pruned' THEN 3"
-    " WHEN 'complete' THEN 3 WHEN 'failed' THEN 4 ELSE 5 END"
+    "CASE state " + " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in STATE_ORDER.items())
+    + f" ELSE {STATE_LAST} END"
 )
 
 
@@ -659,7 +669,7 @@ class Store:
         n = self.conn.execute(
             "SELECT count(*) FROM trials WHERE session_id = ? AND state IN ('complete', 'pruned', 'failed')", (sid,)
         ).fetchone()[0]
-        agg = "min" if direction == "minimize" else "max"
+        agg = Direction(direction).sql
         best = self.conn.execute(
             f"SELECT {agg}(value) FROM trials WHERE session_id = ? AND state = 'complete'", (sid,)
         ).fetchone()[0]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import ObjectiveError, TuituneError, first_line, reason_of
-from tuitune.core.placement import BACKENDS, MAX_WORKERS, parse_devices  # noqa: F401 - parse_devices re-exported
+from tuitune.core.placement import BACKENDS, MAX_WORKERS, check_workers, parse_devices  # noqa: F401 - re-exported
 from tuitune.core.protocol import (
     Between,
     Died,
@@ -123,13 +123,8 @@ class Slot:
 
 def plan_slots(devices: Sequence[str] | None, workers: int) -> list[Slot]:
     """``workers`` slots per device (the devices already checked); ``devices`` None: one unpinned device."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if not check_workers(workers):
         raise WorkerError(f"workers must be a whole number >= 1, got {workers!r}; use workers=0 to run in this process")
-    if workers > MAX_WORKERS:
-        raise WorkerError(
-            f"{workers} workers per device is more than tuitune allows ({MAX_WORKERS}); "
-            "use fewer (one or two per GPU usually fills it)"
-        )
     devs: list[str | None] = list(devices) if devices else [None]
     return [Slot(i * workers + k, d) for i, d in enumerate(devs) for k in range(workers)]
 
@@ -360,11 +355,11 @@ def load_objective(
         gc.collect()
         gc.freeze()
     except BaseException as e:  # noqa: BLE001 - reported to the coordinator, which says what to do
-        first = first_line(e)
         ours = isinstance(e, TuituneError)
-        if ours and where:
-            first = f"{where}: {first}"
-        send(SetupFailed(f"{type(e).__name__}: {first}" if first else type(e).__name__, tb.format_exc(), ours))
+        reason = reason_of(e)
+        if ours and where:  # "WorkerError: on node n2: ..." (the Runner keeps what follows the type's name)
+            reason = f"{type(e).__name__}: {where}: {first_line(e)}"
+        send(SetupFailed(reason, tb.format_exc(), ours))
         return None
     send(Ready(os.getpid(), dict(facts or {})))
     return objective  # type: ignore[no-any-return]

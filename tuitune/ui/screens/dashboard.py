@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Footer, RichLog, Static
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import Direction, TrialRecord, TrialState
 from tuitune.ui import messages as msg
 from tuitune.ui.format import fmt, fmt_duration
 from tuitune.ui.model import SessionView, best_value
@@ -329,7 +329,7 @@ class DashboardScreen(TuituneScreen):
         scored = [(value, n) for n in running
                   if (value := best_value(v.live[n], v.metric, v.direction)) is not None]
         if scored:
-            sign = 1.0 if v.direction == "minimize" else -1.0
+            sign = Direction(v.direction).sign
             return min(scored, key=lambda vn: (vn[0] * sign, -vn[1]))[1]
         return running[-1]
 
