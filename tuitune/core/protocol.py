@@ -189,11 +189,14 @@ class Pool(ABC):
     - ``retire(w)`` ends a worker and forgets it; ``restart(w)`` ends it and starts a fresh one in its
       slot. ``close()`` asks idle workers to quit, kills the rest, and leaves nothing running.
     - ``requeue_lost``: a worker lost with trials was not their fault (a Ray node): they run again, once.
+    - ``in_thread``: ``dispatch`` runs the job to its end before it returns (``inthread.InThreadPool``); its
+      trials' requests go to the coordinator's ``_reply`` directly.
     """
 
     workers: dict[int, Any]
     ref: Any  # how a worker loads the objective (workers.ObjectiveRef): its label names it in errors
     requeue_lost: bool = False
+    in_thread: bool = False  # the coordinator's own thread (inthread.py): trials name no worker, keep no log
 
     @abstractmethod
     def start(self, log_dir: Path) -> None: ...

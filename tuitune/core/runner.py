@@ -13,36 +13,30 @@ import logging
 import math
 import os
 import platform
-import signal
 import sys
 import threading
 import time
-import traceback as tb
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core import events as ev
-from tuitune.core.errors import SetupError, StoreWriteError, reason_of
+from tuitune.core.errors import SetupError, StoreWriteError
+from tuitune.core.inthread import InThreadPool
 from tuitune.core.lock import SessionLock
-from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
 from tuitune.core.store import SessionFiles, Store, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
-from tuitune.core.trial import Trial, TrialFailed, plain_return
+from tuitune.core.trial import Trial
 
 if TYPE_CHECKING:
-    from tuitune.core.protocol import Outcome, Pool, SetupFailed
+    from tuitune.core.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede
     from tuitune.core.workers import Worker
 
 log = logging.getLogger(__name__)
 
 Objective = Callable[[dict, Trial], Any]
 Listener = Callable[[ev.Event], None]
-
-
-class _TrialTimeout(TrialFailed):
-    pass
 
 
 @dataclass
@@ -54,18 +48,6 @@ class _Remote:
     t0: float
     last_epoch: int = 0
     aborted: bool = False
-
-
-class _Hung(BaseException):
-    """Raised inside a hung objective by the watchdog (a BaseException so user code's
-    ``except Exception`` does not swallow it)."""
-
-
-def _inject(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Raises ``exc`` in another thread at its next bytecode (None cancels a pending one)."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
 
 
 @dataclass(frozen=True)
@@ -166,21 +148,15 @@ class Runner:
         self._running.set()
         self._stop_now = False
         self._stop_after = False
-        self._abort = False
         self._stop_reason = "stopped by the user"
-        self.current: Trial | None = None
         self.files = SessionFiles(store.path, session)
         self._seed = store.session(session).seed
         self.stop_grace = stop_grace
         self._on_locked = on_locked
         self._stop_time: float | None = None
-        self._in_objective = False
-        self._inject_lock = threading.Lock()
-        self._thread_id: int | None = None
-        self._hung_reason: str | None = None
-        self._thread_errors: list[tuple[str, str]] = []
         self._active = False
-        self.pool = pool  # None: the objective runs in the runner's own thread
+        # Where trials run; None: in this thread (the same contract, one worker: the runner's own thread).
+        self.pool: Pool = pool if pool is not None else InThreadPool(objective, self)
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
@@ -188,7 +164,7 @@ class Runner:
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
         # Trials one worker may train at once as one array (1: off), and what they must share (None: alone).
-        self.fuse = max(1, int(fuse)) if pool is not None else 1
+        self.fuse = 1 if self.pool.in_thread else max(1, int(fuse))
         self.fuse_key = fuse_key
         self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
         self._state_lock = threading.Lock()
@@ -226,9 +202,7 @@ class Runner:
 
         ``number`` None: every running trial (with one worker, the current one).
         """
-        if number is None or (self.current is not None and self.current.number == number):
-            self._abort = True
-        if number is None and self.pool is not None:
+        if number is None:
             # The trials running now, not "whatever runs from now on": with several workers there is always
             # one running, and a standing "every trial" would abort the rest of the session.
             # tuple() copies the dict's keys in one C call, so the coordinator thread cannot change it midway.
@@ -240,75 +214,11 @@ class Runner:
     @property
     def running_trials(self) -> list[int]:
         """The numbers of the trials running now."""
-        if self.pool is None:
-            return [self.current.number] if self.current is not None else []
         return sorted(self._remote)
 
     @property
     def stopping(self) -> bool:
         return self._stop_now or self._stop_after
-
-    # ---- called by Trial ---------------------------------------------------------------------------
-    def _between_epochs(self, trial: Trial) -> bool:
-        if trial.number in self._aborts:
-            self._abort = True
-        while not self._running.wait(0.1):
-            if self._stop_now or self._abort:
-                break
-        if self._stop_now or self._abort:
-            return False
-        if self.trial_timeout is not None and time.monotonic() - trial._t0 > self.trial_timeout:
-            raise _TrialTimeout(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
-        self._check_threads()
-        return True
-
-    def _check_threads(self) -> None:
-        if self._thread_errors:
-            reason, trace = self._thread_errors[0]
-            raise TrialFailed(reason, trace)
-
-    def _excepthook(self, args: threading.ExceptHookArgs) -> None:
-        """Errors in threads the objective started fail its trial (at its next epoch or its end)."""
-        if self.current is not None and args.exc_type is not SystemExit:
-            name = args.thread.name if args.thread else "?"
-            trace = "".join(tb.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
-            self._thread_errors.append((f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}", trace))
-            return  # stored with the trial; printing it would tear the progress display
-        self._old_excepthook(args)
-
-    def _on_wake(self, signum: int, frame: Any) -> None:
-        if self._hung_reason is not None and self._in_objective:
-            raise _Hung
-
-    def _watch(self) -> None:
-        """Interrupts an objective stuck inside one epoch: past the time limit, or long after a stop."""
-        while self._active:
-            time.sleep(0.1)
-            trial = self.current
-            if trial is None or not self._in_objective:
-                continue
-            now = time.monotonic()
-            reason = None
-            if self.trial_timeout is not None and now - trial._t0 > self.trial_timeout + 1.0:
-                reason = f"timed out after {self.trial_timeout:g} s (the trial time limit)"
-            elif self._stop_time is not None and now - self._stop_time > self.stop_grace:
-                reason = "stop"
-            if reason is None:
-                continue
-            with self._inject_lock:
-                if self._in_objective and self._hung_reason is None and self._thread_id is not None:
-                    self._hung_reason = reason
-                    _inject(self._thread_id, _Hung)
-                    if self._wake_signal is not None:
-                        # A blocking C call (sleep, a read) only returns to Python for a signal.
-                        signal.pthread_kill(self._thread_id, self._wake_signal)
-
-    def _report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> None:
-        self.store.add_epoch(self.session, trial.number, epoch, metrics)
-        self._emit(ev.EpochReported(self.session, number=trial.number, epoch=epoch, budget=trial.budget, metrics=dict(metrics)))
-
-    def _supersede(self, number: int, after: int) -> None:
-        self.store.supersede_epochs(self.session, number, after)
 
     def _emit(self, event: ev.Event) -> None:
         for fn in self.listeners:
@@ -359,28 +269,16 @@ class Runner:
         """Runs trials until the strategy finishes, the user stops, or too many fail in a row."""
         if self._lock is not None:
             self._lock.acquire()
-        self._thread_id = threading.get_ident()
-        self._wake_signal = None
-        old_handler = None
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR2"):
-            self._wake_signal = signal.SIGUSR2
-            old_handler = signal.signal(signal.SIGUSR2, self._on_wake)
-        self._old_excepthook = threading.excepthook
-        threading.excepthook = self._excepthook
         self._active = True
         # Everything alive now (torch, numpy, datasets) lives for the whole run: keep it out of the
         # collections that release each trial's model, which then take microseconds, not 100+ ms.
         gc.collect()
         gc.freeze()
-        watchdog = threading.Thread(target=self._watch, name="tuitune-watchdog", daemon=True)
-        watchdog.start()
         beat = threading.Thread(target=self._beat, name="tuitune-heartbeat", daemon=True)
         try:
             self._heartbeat()
             beat.start()
-            if self.pool is not None:
-                self.files.logs.mkdir(parents=True, exist_ok=True)
-                self.pool.start(self.files.logs)
+            self.pool.start(self.files.logs)
             return self._run()
         except StoreWriteError as e:
             # The database cannot be written: stop; what was committed stays, the trial resumes later.
@@ -388,17 +286,13 @@ class Runner:
             raise
         finally:
             self._active = False
-            if self.pool is not None:
-                self.pool.close()
+            self.pool.close()
             if beat.is_alive():
                 beat.join()
             try:
                 self.store.heartbeat(self.session, alive=False)
             except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
                 log.exception("could not clear the heartbeat")
-            threading.excepthook = self._old_excepthook
-            if self._wake_signal is not None:
-                signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)
             if self._lock is not None:
                 self._lock.release()
 
@@ -417,10 +311,6 @@ class Runner:
                     result = self._end_of_run(failures, exhausted)
                     if result is not None:
                         break
-                    if self.pool is None:
-                        if self.paused:
-                            self._running.wait(0.1)
-                        continue
                 for rec in self._serve(0.1):
                     failures = self._count(rec, failures)
         except KeyboardInterrupt:
@@ -473,18 +363,15 @@ class Runner:
         return bool(self._rerun or self._queued)
 
     def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
-        """Starts jobs on the free workers (in this thread: runs one trial); the failure count and whether
-        the strategy has nothing more to give, after."""
-        for slot in self._free_slots():
-            job = self._next_job(slot)
+        """Starts jobs on the free workers (in this thread: runs one trial to its end); the failure count and
+        whether the strategy has nothing more to give, after."""
+        for w in self.pool.free():
+            job = self._next_job(w)
             if job is None:
                 return failures, True
             if isinstance(job, Wait):
                 return failures, not self._remote  # nothing runs that could end the wait
-            if self.pool is None:
-                failures = self._count(self._run_trial(job[0]), failures)  # it ran in this thread, to its end
-            else:
-                self._dispatch(slot, job)
+            self._dispatch(w, job)
             if self.stopping or failures >= self.max_failures:
                 break
         return failures, exhausted
@@ -503,15 +390,14 @@ class Runner:
         key = self.fuse_key(dict(sugg.config))
         return None if key is None else (key, sugg.budget)
 
-    def _next_job(self, w: Worker | None) -> list[Any] | Wait | None:
+    def _next_job(self, w: Worker) -> list[TrialRecord] | Wait | None:
         """Up to ``fuse`` suggestions that train as one array on worker ``w`` (one when fusing is off), asked
         one by one, each opened as a trial row before the next is asked (the strategy knows it runs); one
-        that cannot join them waits for the next free worker. Wait or None: nothing to start now.
-        ``w`` None (in this thread): the one suggestion, not opened yet."""
+        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
         first = self._ask()
         if first is None or isinstance(first, Wait):
             return first
-        job = [first if w is None else self._open_trial(first, w)]
+        job = [self._open_trial(first, w)]
         key = self._key(first) if self.fuse > 1 else None
         while key is not None and len(job) < self.fuse:
             sugg = self._ask()
@@ -571,16 +457,10 @@ class Runner:
             return 0
         return failures
 
-    def _free_slots(self) -> list[Any]:
-        if self.pool is None:
-            return [None]
-        return self.pool.free()
-
     def _dispatch(self, w: Worker, records: list[TrialRecord]) -> None:
         """Hands the trials of a job (opened) to worker ``w``."""
         from tuitune.core.protocol import Job, TrialSpec
 
-        assert self.pool is not None
         specs = []
         for rec in records:
             specs.append(TrialSpec(
@@ -595,7 +475,7 @@ class Runner:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
-        if slot is not None:
+        if slot is not None and not self.pool.in_thread:
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
@@ -603,7 +483,7 @@ class Runner:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
-            if slot is not None:
+            if slot is not None and not self.pool.in_thread:
                 rec = store.finish_trial(
                     name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
                 )
@@ -616,12 +496,11 @@ class Runner:
         """Answers the workers' requests for up to ``timeout`` seconds; returns the trials that ended."""
         from tuitune.core import protocol as m
 
-        assert self.pool is not None
         ended: list[TrialRecord] = []
         now = time.monotonic()
         for w in list(self.pool.workers.values()):
             if w.waiting is not None:
-                self._answer_between(w)
+                self._answer(w, self._answer_between(w))
             for number in list(w.trials):
                 hung = self._hung_reason_of(self._remote[number], now) if number in self._remote else None
                 if hung is not None:
@@ -630,27 +509,38 @@ class Runner:
         for w, msg in self.pool.wait(timeout):
             if isinstance(msg, m.Died):
                 ended.extend(self._worker_died(w, msg.how))
+            elif isinstance(msg, m.Done):
+                ended.append(self._remote_done(w, msg.trial, msg.outcome))
             elif isinstance(msg, m.Ready):
                 w.ready, w.pid = True, msg.pid
             elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
-            elif isinstance(msg, m.Between):
-                w.waiting = msg
-                self._answer_between(w)
-            elif isinstance(msg, m.Report):
-                r = self._remote[msg.trial]
-                self.store.add_epoch(self.session, msg.trial, msg.epoch, msg.row)
-                r.last_epoch = max(r.last_epoch, msg.epoch)
-                self._emit(ev.EpochReported(
-                    self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
-                ))
-                self.pool.answer(w, m.Ok())
-            elif isinstance(msg, m.Supersede):
-                self.store.supersede_epochs(self.session, msg.trial, msg.after)
-                self.pool.answer(w, m.Ok())
-            elif isinstance(msg, m.Done):
-                ended.append(self._remote_done(w, msg.trial, msg.outcome))
+            else:
+                self._answer(w, self._reply(w, msg))
         return ended
+
+    def _answer(self, w: Worker, reply: Answer | None) -> None:
+        if reply is not None:
+            self.pool.answer(w, reply)
+
+    def _reply(self, w: Worker, msg: Between | Report | Supersede) -> Answer | None:
+        """A trial's request between epochs, of a report or of a supersede, carried out: the answer it gets now
+        (None: later, once resumed)."""
+        from tuitune.core.protocol import Between, Ok, Report
+
+        if isinstance(msg, Between):
+            w.waiting = msg
+            return self._answer_between(w)
+        if isinstance(msg, Report):
+            r = self._remote[msg.trial]
+            self.store.add_epoch(self.session, msg.trial, msg.epoch, msg.row)
+            r.last_epoch = max(r.last_epoch, msg.epoch)
+            self._emit(ev.EpochReported(
+                self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
+            ))
+            return Ok()
+        self.store.supersede_epochs(self.session, msg.trial, msg.after)
+        return Ok()
 
     def _hung_reason_of(self, r: _Remote, now: float) -> str | None:
         if self.trial_timeout is not None and now - r.t0 > self.trial_timeout + self.stop_grace:
@@ -659,11 +549,11 @@ class Runner:
             return "stop"
         return None
 
-    def _answer_between(self, w: Worker) -> None:
-        """Answers a worker's request between two epochs of one of its trials (paused: later)."""
+    def _answer_between(self, w: Worker) -> Go | Stop | Fail | None:
+        """The answer to a worker's request between two epochs of one of its trials (None while paused)."""
         from tuitune.core.protocol import Fail, Go, Stop
 
-        assert self.pool is not None and w.waiting is not None
+        assert w.waiting is not None
         number = w.waiting.trial
         r = self._remote[number]
         reply: Go | Stop | Fail
@@ -672,39 +562,39 @@ class Runner:
                 r.aborted = True
             reply = Stop()
         elif self.paused:
-            return  # answered on resume
+            return None  # answered on resume
         elif self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
             reply = Fail(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
         else:
             reply = Go()
         w.waiting = None
-        self.pool.answer(w, reply)
+        return reply
 
     def _remote_done(self, w: Worker, number: int, outcome: Outcome) -> TrialRecord:
-        assert self.pool is not None
-        r = self._remote.pop(number)
         if number in w.trials:
             w.trials.remove(number)
         if not w.trials:
             w.waiting = None
         self._aborts.discard(number)
-        info = {**r.rec.info, **outcome.info}
         err = outcome.error
         w.poisoned = w.poisoned or outcome.poisoned
         if w.poisoned and not w.trials:
             self.pool.restart(w)
+        if err is not None and err.kind == "hung":  # in this thread: the watchdog cut it off
+            return self._lost_trial(number, err.reason, cut_off=True, trace=err.trace, info=outcome.info)
+        r = self._remote.pop(number)
+        info = {**r.rec.info, **outcome.info}
         if err is not None and err.kind == "setup":
             self._setup_error = err.reason
             self._stop_after = True
             return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
         if err is not None:
-            log_hint = f"; its output: {self.files.log(number)}"
+            log_hint = "" if self.pool.in_thread else f"; its output: {self.files.log(number)}"
             return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
         state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
 
     def _worker_died(self, w: Worker, how: str) -> list[TrialRecord]:
-        assert self.pool is not None
         if not w.ready:
             # It died before it could load the objective, with nothing to say: a crash at import.
             from tuitune.core.protocol import SetupFailed
@@ -718,7 +608,6 @@ class Runner:
 
     def _replace(self, w: Worker) -> None:
         """Ends ``w``, and starts a fresh worker in its slot unless the run is stopping."""
-        assert self.pool is not None
         if self.stopping:
             self.pool.retire(w)
         else:
@@ -730,10 +619,12 @@ class Runner:
         self._replace(w)
         return [self._lost_trial(number, how, cut_off=cut_off) for number in numbers if number in self._remote]
 
-    def _lost_trial(self, number: int, how: str, *, cut_off: bool) -> TrialRecord:
-        assert self.pool is not None
+    def _lost_trial(
+        self, number: int, how: str, *, cut_off: bool, trace: str | None = None, info: dict | None = None
+    ) -> TrialRecord:
+        """A trial whose worker died or was cut off (``how``: why; ``stop``: long after a stop)."""
         r = self._remote.pop(number)
-        info = {**r.rec.info}
+        info = {**r.rec.info, **(info or {})}
         if how == "stop" or (self._stop_now and not cut_off):
             reason = (
                 f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later and was cut off "
@@ -741,7 +632,7 @@ class Runner:
             )
             return self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, info)
         if cut_off:
-            return self._finish_record(number, TrialState.FAILED, None, how, None, info)
+            return self._finish_record(number, TrialState.FAILED, None, how, trace, info)
         if self.pool.requeue_lost and number not in self._requeued:
             # A lost node or actor is rarely the trial's fault: run it again (from its checkpoint), once.
             self._requeued.add(number)
@@ -757,7 +648,6 @@ class Runner:
         )
 
     def _worker_setup_failed(self, w: Worker, msg: SetupFailed) -> None:
-        assert self.pool is not None
         label = self.pool.ref.label or "the objective"
         if msg.ours:
             self._setup_error = msg.message.split(": ", 1)[1] if ": " in msg.message else msg.message
@@ -774,78 +664,12 @@ class Runner:
 
     def _interrupt_remote(self, reason: str) -> None:
         """Ends every trial running in a worker as interrupted (the run itself is ending)."""
-        if self.pool is None:
-            return
         for number, r in list(self._remote.items()):
             try:
                 self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, dict(r.rec.info))
             except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts them anyway
                 log.exception("could not mark trial %s interrupted", number)
         self._remote.clear()
-
-    def _run_trial(self, sugg: Suggestion) -> TrialRecord:
-        self._abort = False
-        self._aborts.discard(None)
-        info = {**versions(), "seed": self._seed}
-        rec = self._open_trial(sugg, None)
-        self._aborts.discard(rec.number)
-        trial = Trial(self, rec, self.files.checkpoint(rec.number))
-        self._thread_errors = []
-        self._hung_reason = None
-        self.current = trial
-        state, value, reason, trace = TrialState.COMPLETE, None, None, None
-        returned: Any = None
-        t0 = time.monotonic()
-        try:
-            try:
-                self._in_objective = True
-                returned = plain_return(self.objective(dict(rec.config), trial))
-            finally:
-                with self._inject_lock:
-                    self._in_objective = False
-                    if self._hung_reason is not None:
-                        _inject(threading.get_ident(), None)  # cancel one not yet delivered
-            self._check_threads()
-        except StoreWriteError:
-            self.current = None
-            raise
-        except SetupError as e:
-            # No trial can get past this: stop now, and run this trial again once it is fixed.
-            self.current = None
-            self._finish_record(rec.number, TrialState.INTERRUPTED, None, str(e), tb.format_exc(), info)
-            raise
-        except _Hung:
-            if self._hung_reason == "stop":
-                self.current = None
-                return self._finish_record(
-                    rec.number, TrialState.INTERRUPTED, None,
-                    f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later "
-                    f"and was cut off at epoch {trial.last_epoch + 1}", None, info,
-                )
-            state, reason, trace = TrialState.FAILED, self._hung_reason, tb.format_exc()
-        except KeyboardInterrupt:
-            self._finish(trial, TrialState.INTERRUPTED, None, "interrupted (Ctrl+C)", None, info)
-            raise
-        except TrialFailed as e:
-            state, reason, trace = TrialState.FAILED, e.reason, e.trace or tb.format_exc()
-        except BaseException as e:  # noqa: BLE001 - SystemExit in user code fails the trial, not the session
-            trace = tb.format_exc()
-            if is_out_of_memory(e):
-                state, reason = TrialState.FAILED, "out of memory"
-            else:
-                state, reason = TrialState.FAILED, reason_of(e)
-        finally:
-            self.current = None
-        if state != TrialState.FAILED:
-            state, value, reason = self._judge(trial, returned)
-        info.update(trial.info)
-        del trial
-        release_memory(time.monotonic() - t0)
-        return self._finish_record(rec.number, state, value, reason, trace, info)
-
-    def _judge(self, trial: Trial, returned: Any) -> tuple[TrialState, float | None, str | None]:
-        """The state, value and reason of a run that ended without an exception."""
-        return self._judge_run(trial.number, trial.budget, trial.last_epoch, returned, self._abort)
 
     def _judge_run(
         self, number: int, budget: int, reached: int, returned: Any, aborted: bool
@@ -874,9 +698,6 @@ class Runner:
     def _value_from_epochs(self, number: int) -> float | None:
         rec = self.store.trial(self.session, number)
         return best_of(rec.metric_values(self.strategy.metric), self.strategy.direction)
-
-    def _finish(self, trial: Trial, state: TrialState, value, reason, trace, info) -> TrialRecord:
-        return self._finish_record(trial.number, state, value, reason, trace, {**info, **trial.info})
 
     def _finish_record(
         self, number: int, state: TrialState, value: float | None, reason: str | None, trace: str | None, info: dict

@@ -49,7 +49,7 @@ class DevicesScreen(TuituneScreen):
         rc = self.tuitune.run_control
         pool = getattr(rc.runner, "pool", None) if rc.owns_run and rc.session == self.view.name else None
         out = []
-        if pool is not None:
+        if pool is not None and not pool.in_thread:
             for w in list(pool.workers.values()):
                 numbers = list(w.trials)  # a fused array: several
                 t = live.get(numbers[0]) if numbers else None
