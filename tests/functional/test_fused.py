@@ -14,6 +14,7 @@ import pytest
 
 import tuitune as tt
 from tuitune.core import events as ev
+from tuitune.core.errors import ObjectiveError
 from tuitune.core.records import TrialState
 from tuitune.core.runner import Runner
 from tuitune.core.store import Store, files_dir
@@ -68,6 +69,14 @@ class Array:
 
 def make():
     return Array()
+
+
+def objective(config, trial):
+    return Array()(config, trial)
+
+
+objective.train_array = Array().train_array
+objective.fuse_key = lambda config: "mlp"
 '''
 
 SPACE = tt.Space(x=tt.Float(0.0, 1.0))
@@ -232,3 +241,16 @@ def test_asha_fused_members_stop_at_their_rung(tmp_path, array_ref):
     assert len(trials) == 8 and all(t.state.is_finished() for t in trials)
     assert TrialState.PRUNED in {t.state for t in trials}
     assert all(len(t.epochs) == t.budget for t in trials)
+
+
+def test_tt_tune_fuses_an_objective_with_train_array(tmp_path, array_ref, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    mod = importlib.import_module(array_ref[0].factory.__module__)
+    s = tt.tune(mod.objective, SPACE, trials=4, max_epochs=2, db=tmp_path / "t.db", session="tt", fuse=4)
+    assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
+    assert _arrays(tmp_path / "arrays") == [["0", "1", "2", "3"]]
+    assert Store(tmp_path / "t.db").session("tt").info["placement"]["fuse"] == 4
+    with pytest.raises(ObjectiveError, match="fuse=2"):
+        tt.tune(lambda c, t: 0.0, SPACE, trials=1, db=tmp_path / "t.db", session="l", fuse=2)

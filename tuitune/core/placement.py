@@ -204,6 +204,11 @@ class Placement:
             return RayPool(ref, plan_slots(None, self.workers or 1), log_dir, address=self.ray_address,
                            gpus_per_trial=self.gpus_per_trial)
         if ref is None:
+            if self.fuse > 1:
+                raise ObjectiveError(
+                    f"objective {what} cannot be sent to a worker process, and arrays of trials (fuse={self.fuse}) "
+                    "train in workers; define it at the top level of a module"
+                )
             if self.workers is not None:
                 raise ObjectiveError(
                     f"objective {what} cannot be sent to a worker process (a lambda, a closure or a local function); "
