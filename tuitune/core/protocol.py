@@ -132,6 +132,27 @@ class Died:
     how: str
 
 
+# Between a Ray pool and its actors only (ray_backend.py): the Runner never sees them.
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An actor's trial wrote a checkpoint (``data``): the pool keeps it in the session's folder. Answered ``Ok``."""
+
+    trial: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Log:
+    trial: int
+    data: bytes  # the trial's printed output (its last bytes), sent at its end
+
+
+@dataclass(frozen=True)
+class Bye:
+    """The actor removed its folder and quits."""
+
+
 # ---------------------------------------------------------------------------- coordinator -> worker
 
 

@@ -48,12 +48,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import TuituneError, first_line
-from tuitune.core.protocol import Died, Job, Ok, Outcome, Pool, Quit, Ready, RunJob, TrialSpec
+from tuitune.core.protocol import Bye, Checkpoint, Died, Job, Log, Ok, Outcome, Pool, Quit, Ready, RunJob, TrialSpec
 from tuitune.core.workers import (
     ChannelHost,
     ObjectiveRef,
@@ -77,25 +77,6 @@ LOST_AFTER_S = 15.0  # no answer this long: the cluster is lost (Ray itself ends
 
 class ClusterLostError(TuituneError):
     """The coordinator lost its connection to the Ray cluster."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """An actor's trial wrote a checkpoint (``data``): the pool keeps it in the session's folder. Answered ``Ok``."""
-
-    trial: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Log:
-    trial: int
-    data: bytes  # the trial's printed output (its last LOG_LIMIT bytes), sent at its end
-
-
-@dataclass(frozen=True)
-class Bye:
-    """The actor removed its folder and quits."""
 
 
 def ray_module() -> Any:

@@ -501,7 +501,7 @@ class Runner:
         for w in list(self.pool.workers.values()):
             if w.waiting is not None:
                 self._answer(w, self._answer_between(w))
-            for number in list(w.trials):
+            for number in [] if self.pool.in_thread else list(w.trials):  # in this thread: its watchdog's
                 hung = self._hung_reason_of(self._remote[number], now) if number in self._remote else None
                 if hung is not None:
                     ended.extend(self._lost(w, hung, cut_off=True))
