@@ -17,7 +17,7 @@ from tuitune.core.errors import ManualError, PresetError, SetupError
 from tuitune.core.placement import DEFAULT_MAX_FAILURES, Placement  # noqa: F401 - the CLI's default
 from tuitune.core.records import SessionRecord
 from tuitune.core.runner import Runner, RunResult
-from tuitune.core.store import SessionFiles, Store, default_db_path, resume_command
+from tuitune.core.store import Store, default_db_path, resume_command
 from tuitune.core.strategies import make_strategy, strategy_class
 from tuitune.core.strategies.base import Strategy
 from tuitune.core.workers import ObjectiveRef
@@ -50,11 +50,9 @@ class Launch:
             if updates:
                 self.store.update_session(self.name, **updates)
 
-        p = self.placement
-        pool = p.pool(self.objective, SessionFiles(self.store.path, self.name).logs, ref=self.objective_ref)
-        return Runner(
-            self.store, self.name, self.objective, self.strategy, listeners=listeners, on_locked=apply, pool=pool,
-            max_failures=p.max_failures, trial_timeout=p.trial_timeout, fuse=p.fuse, fuse_key=self.fuse_key, **kw,
+        return self.placement.runner(
+            self.store, self.name, self.objective, self.strategy, ref=self.objective_ref, fuse_key=self.fuse_key,
+            listeners=listeners, on_locked=apply, **kw,
         )
 
     @property

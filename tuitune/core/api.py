@@ -243,8 +243,6 @@ def tune(
         TooManyFailuresError: the session stopped because ``max_failures`` trials in a row failed.
     """
     from tuitune.core.placement import Placement
-    from tuitune.core.runner import Runner
-    from tuitune.core.store import SessionFiles
 
     if not isinstance(space, Space):
         space = Space(dict(space))
@@ -269,12 +267,7 @@ def tune(
     )
     if existed:
         strat = strategy_for(rec, **run_options)
-    runner = Runner(
-        store, name, objective, strat, max_failures=placement.max_failures, trial_timeout=placement.trial_timeout,
-        listeners=listeners, pool=placement.pool(objective, SessionFiles(store.path, name).logs),
-        fuse=placement.fuse, fuse_key=fuse_key or getattr(objective, "fuse_key", None),
-    )
-    result = runner.run()
+    result = placement.runner(store, name, objective, strat, fuse_key=fuse_key, listeners=listeners).run()
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)

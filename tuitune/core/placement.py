@@ -180,6 +180,21 @@ class Placement:
         n = self.parallel
         return f"{n} worker{'s' * (n != 1)} on {devs}"
 
+    def runner(
+        self, store: Any, session: str, objective: Callable[..., Any], strategy: Any, *, ref: Any = None,
+        fuse_key: Callable[[dict], Any] | None = None, **kw: Any,
+    ) -> Any:
+        """The Runner of a session placed here: its pool, its limits, its arrays (``fuse_key`` None: the
+        objective's own ``fuse_key`` method, if it has one); ``kw`` goes to the Runner (listeners, ...)."""
+        from tuitune.core.runner import Runner
+        from tuitune.core.store import SessionFiles
+
+        pool = self.pool(objective, SessionFiles(store.path, session).logs, ref=ref)
+        return Runner(
+            store, session, objective, strategy, max_failures=self.max_failures, trial_timeout=self.trial_timeout,
+            pool=pool, fuse=self.fuse, fuse_key=fuse_key or getattr(objective, "fuse_key", None), **kw,
+        )
+
     def pool(self, objective: Callable[..., Any], log_dir: Path, ref: Any = None) -> Any:
         """The pool the trials run in (``protocol.Pool``), or None: in the coordinator's thread.
 
@@ -219,7 +234,7 @@ class Placement:
             warnings.warn(
                 f"objective {what} is a lambda, a closure or a local function: it runs in this process, not in a "
                 "worker (define it at the top level of a module for worker processes; workers=0 silences this)",
-                stacklevel=3,
+                stacklevel=4,
             )
             return None
         return WorkerPool(ref, plan_slots(list(self.devices) if self.devices else None, self.workers or 1), log_dir)
