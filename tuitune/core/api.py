@@ -85,17 +85,19 @@ class Session:
 def strategy_for(record: SessionRecord, trials: Sequence[TrialRecord] | None = None, **overrides: Any) -> Strategy:
     """Rebuilds a session's strategy from its stored settings (the one place this is done).
 
-    ``overrides`` replace options (``n_trials`` replaces the trial budget); given ``trials``, the strategy is
-    restored from them.
+    ``overrides`` replace options (``n_trials`` replaces the trial budget; ``strategy`` another strategy over
+    the session's space, without its options: manual mode from any session); given ``trials``, the strategy
+    is restored from them.
     """
     space = Space.from_dict(record.space)
     n_trials = overrides.pop("n_trials", record.n_trials)
-    options = {**record.options, **overrides}
-    if record.strategy in ("hyperband", "asha"):
+    kind = overrides.pop("strategy", record.strategy)
+    options = {**record.options, **overrides} if kind == record.strategy else dict(overrides)
+    if kind in ("hyperband", "asha"):
         # Sessions stored before these had a sampler drew their configs at random: they go on that way.
         options.setdefault("sampler", "random")
     strat = make_strategy(
-        record.strategy,
+        kind,
         space,
         seed=record.seed,
         max_epochs=record.max_epochs,

@@ -16,10 +16,11 @@ from tuitune.core.store import Store
 
 
 def manual_strategy(record: SessionRecord, trials: list[TrialRecord], changes: list[dict[str, Any]] | None = None):
-    """A ManualStrategy over the session's space and trials (``changes``: the queued requests; no trial budget)."""
+    """A ManualStrategy over the session's space and trials, whatever its strategy (``changes``: the queued
+    requests, each naming its own base; no trial budget)."""
     from tuitune.core.api import strategy_for
 
-    return strategy_for(record, trials, changes=changes or [], n_trials=None)
+    return strategy_for(record, trials, strategy="manual", changes=changes or [], base="defaults", n_trials=None)
 
 
 def parse_text(record: SessionRecord, param: str, text: str) -> Any:
