@@ -182,9 +182,9 @@ def _budget_of(args: argparse.Namespace) -> dict[str, Any]:
 def _run_limits(sp: argparse.ArgumentParser) -> None:
     from tuitune.launch import DEFAULT_MAX_FAILURES
 
-    sp.add_argument("--max-failures", type=_positive_int, default=DEFAULT_MAX_FAILURES,
-                    help="stop after this many failures in a row")
-    sp.add_argument("--trial-timeout", type=_seconds, help="seconds a trial may run")
+    sp.add_argument("--max-failures", type=_positive_int,
+                    help=f"stop after this many failures in a row (default {DEFAULT_MAX_FAILURES}, or the session's)")
+    sp.add_argument("--trial-timeout", type=_seconds, help="seconds a trial may run (default: no limit, or the session's)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -322,18 +322,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _backend(r: Any) -> str:
     """Where a session's trials run: 'local', 'ray' or 'ray HOST:PORT'."""
-    backend = r.info.get("backend") or "local"
-    address = r.info.get("ray_address")
-    return f"{backend} {address}" if backend == "ray" and address else backend
+    from tuitune.core.placement import Placement
+
+    p = Placement.from_info(r.info)
+    return f"{p.backend} {p.ray_address}" if p.backend == "ray" and p.ray_address else p.backend
 
 
 def _session_json(r: Any) -> dict[str, Any]:
+    from tuitune.core.placement import Placement
+
+    p = Placement.from_info(r.info)
     return {
         "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
-        "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
-        "backend": r.info.get("backend") or "local", "ray_address": r.info.get("ray_address"),
+        "message": r.message, "note": r.note, "devices": list(p.devices) if p.devices else None, "workers": p.workers,
+        "backend": p.backend, "ray_address": p.ray_address,
         "space": r.space, "created": r.created, "updated": r.updated,
         "budget": r.info.get("budget") or {}, "run_seconds": r.info.get("run_seconds"),
     }
@@ -399,10 +403,10 @@ def _print_log(store: Any, name: str, number: int) -> int:
 
     from tuitune.core.errors import StoreError
     from tuitune.core.safefs import open_private
-    from tuitune.core.store import session_path
+    from tuitune.core.store import SessionFiles
 
     store.trial(name, number)  # an unknown trial is one line naming it
-    path = session_path(store.path, "logs", name) / f"{number}.log"
+    path = SessionFiles(store.path, name).log(number)
     if not path.exists():
         raise StoreError(
             f"trial {number} of '{name}' has no log ({path} does not exist): it ran in the coordinator's own process "
@@ -450,26 +454,21 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from tuitune.launch import new_run, resume_run
 
-    workers = 0 if args.in_process else args.workers
+    placement = _placement(args)
     if args.command == "run":
         from tuitune.core.strategies import check_strategy_name
 
         check_strategy_name(args.strategy)  # before its options are checked against it
         launch = new_run(
             args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
-            session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
-            base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
-            trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
-            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
+            session=args.session, db=args.db, data_dir=args.data_dir, sets=args.set, base=args.base,
+            options=_strategy_options(args), placement=placement,
             budget=_budget_of(args), prior=args.prior, warm_start=args.warm_start,
         )
     else:
         launch = resume_run(
-            args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
-            sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
-            workers=workers, devices=args.devices,
-            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
-            budget=_budget_of(args),
+            args.name, db=args.db, more_trials=args.trials, data_dir=args.data_dir, sets=args.set, base=args.base,
+            placement=placement, budget=_budget_of(args),
         )
     if args.detach:
         return detach(args, launch)
@@ -479,6 +478,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif _tui_available():
             return _tui(args, launch)
     return run_headless(launch)
+
+
+def _placement(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of "where trials run" that were given, as ``Placement.parse`` takes them (launch parses them
+    over the preset's or the stored session's placement)."""
+    asked = {
+        "devices": args.devices if args.devices is not None else args.device,
+        "workers": 0 if args.in_process else args.workers, "backend": args.backend, "ray_address": args.ray_address,
+        "gpus_per_trial": args.gpus_per_trial, "max_failures": args.max_failures, "trial_timeout": args.trial_timeout,
+    }
+    return {k: v for k, v in asked.items() if v is not None}
 
 
 def resume_hint(launch: Any) -> str:
@@ -494,22 +504,16 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     import subprocess
 
     from tuitune.core.safefs import open_private
-    from tuitune.core.store import session_dir
+    from tuitune.core.store import SessionFiles
 
-    log = session_dir(launch.store.path, "logs", launch.name) / "session.log"
+    files = SessionFiles(launch.store.path, launch.name)
+    files.make("logs")  # created, or checked to be the user's own
+    log = files.session_log
     # Not "python -m", which puts the current folder first on sys.path (a sqlite3.py there would run):
     # -P (Python 3.11+) leaves it out and keeps PYTHONPATH; older Pythons run isolated (-I).
     safe = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
-    argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
-    if launch.devices:
-        argv += ["--devices", ",".join(launch.devices)]
-    argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures), "--backend", launch.backend]
-    if launch.ray_address is not None:
-        argv += ["--ray-address", launch.ray_address]
-    if launch.gpus_per_trial is not None:
-        argv += ["--gpus-per-trial", str(launch.gpus_per_trial)]
-    if launch.trial_timeout is not None:
-        argv += ["--trial-timeout", str(launch.trial_timeout)]
+    argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless",
+            *launch.placement.argv()]
     if args.command == "resume" and args.trials:
         argv += ["--trials", str(args.trials)]
     if args.command == "resume":  # a run's budget is stored with its new session already

@@ -1235,3 +1235,21 @@ def test_warm_start_from_an_unknown_session_is_one_line(inproc, project: Project
     assert r.rc == 2
     assert "--warm-start 'nope': no such session in" in r.err and "its sessions: one" in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+def test_a_resume_keeps_the_stored_placement_and_reads_sessions_stored_before_it(inproc, project: Project) -> None:
+    """Where trials run is stored as one value; a resume without flags runs them there again."""
+    r = inproc("run", project.toml().name, "--session", "pl", "--devices", "cpu", "--workers", 2, "--trials", 2,
+               "--headless")
+    assert r.rc == 0, r.err
+    s = show_json(project, "pl")["session"]
+    assert (s["devices"], s["workers"], s["backend"]) == (["cpu"], 2, "local")
+    r = inproc("resume", "pl", "--trials", 1, "--headless")
+    assert r.rc == 0 and "trials run 2 workers on cpu" in r.out, r.out + r.err
+    # A session stored before the placement was one value: its separate keys are read, then rewritten as one.
+    store = Store(project.db)
+    info = {k: v for k, v in store.session("pl").info.items() if k != "placement"}
+    store.update_session("pl", info={**info, "device": "cpu", "devices": ["cpu"], "workers": 3, "backend": "local"})
+    r = inproc("resume", "pl", "--trials", 1, "--headless")
+    assert r.rc == 0 and "trials run 3 workers on cpu" in r.out, r.out + r.err
+    assert Store(project.db).session("pl").info["placement"]["workers"] == 3

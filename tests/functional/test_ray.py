@@ -111,7 +111,7 @@ def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, mo
 
     assert {t.info["node"] for t in trials} == {socket.gethostname()}
     assert {t.info["device"] for t in trials} == {"cpu"} and {t.info["worker"] for t in trials} == {0, 1}
-    assert store.session("r").info["backend"] == "ray"
+    assert store.session("r").info["placement"]["backend"] == "ray"
     # Logs and checkpoints travelled through the coordinator: logs kept, finished trials' checkpoints gone.
     logs = files_dir(db) / "logs" / "r"
     assert "trial 5 done" in (logs / "5.log").read_text()
@@ -144,19 +144,18 @@ def test_a_node_without_the_dataset_is_named_in_the_one_line_error():
     """What an actor adds to a setup error (a DataError raised in a trial): the node's name."""
     import queue
 
+    from tuitune.core.protocol import Failure, Log, Outcome, TrialSpec
     from tuitune.core.ray_backend import TrialActor
-    from tuitune.core.workers import TrialSpec
 
     actor = TrialActor.__new__(TrialActor)  # its parts, without Ray
     actor._node, actor._out = "gpu-node-7", queue.Queue()
     spec = TrialSpec(number=2, config={}, budget=1, committed=0, checkpoint="/nonexistent/2.pt", log="/nonexistent/2.log")
-    outcome = {"error": {"kind": "setup", "reason": "dataset 'mnist' is not in /data; put ... in /data/MNIST/raw",
-                         "trace": ""}}
-    actor._finish(spec, outcome)
-    assert outcome["error"]["reason"] == (
+    outcome = Outcome(error=Failure("setup", "dataset 'mnist' is not in /data; put ... in /data/MNIST/raw", ""))
+    outcome = actor._finish(spec, outcome)
+    assert outcome.error.reason == (
         "on node gpu-node-7: dataset 'mnist' is not in /data; put ... in /data/MNIST/raw"
     )
-    assert actor._out.get_nowait() == ("log", 2, b"")
+    assert actor._out.get_nowait() == Log(2, b"")
 
 
 @pytest.mark.slow

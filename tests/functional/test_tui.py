@@ -246,7 +246,7 @@ async def test_pause_abort_and_stop_after_trial(tmp_path):
         await wait_for(pilot, lambda: not screen.paused, what="resumed")
         await pilot.press("a")
         runner = app.run_control.runner
-        await wait_for(pilot, lambda: runner is not None and runner._abort, what="the abort reaching the runner")
+        await wait_for(pilot, lambda: runner is not None and 0 in runner._aborts, what="the abort reaching the runner")
         Path(f"{hold}-0").unlink()
         await wait_for(pilot, lambda: 0 in view.trials and view.trials[0].state == TrialState.PRUNED, what="trial 0 aborted")
         assert view.trials[0].reason == "aborted by the user"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tuitune.core.errors import SessionLockedError, StoreWriteError
 from tuitune.core.safefs import check_name, open_private, secure_dir
-from tuitune.core.store import files_dir
+from tuitune.core.store import SessionFiles, files_dir
 
 try:
     import fcntl
@@ -49,7 +49,7 @@ class SessionLock:
     def __init__(self, db_path: str | os.PathLike[str], session: str) -> None:
         self.session = check_name(session)
         self.db_path = Path(db_path).expanduser()
-        self.path = files_dir(db_path) / "locks" / f"{session}.lock"
+        self.path = SessionFiles(self.db_path, self.session).lock
         self._key: tuple[int, int, str] | None = None
         self._fd: int | None = None  # the database's shared descriptor, while held
         self._flock_fd: int | None = None  # the lock file's, where there are no OFD locks

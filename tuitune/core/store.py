@@ -34,7 +34,17 @@ from tuitune.core.errors import (
     StoreWriteError,
 )
 from tuitune.core.fs import NetworkFilesystemWarning, network_warning
-from tuitune.core.records import LeaderRow, SessionRecord, TrialRecord, TrialState, TrialSummary, is_alive
+from tuitune.core.records import (
+    STATE_LAST,
+    STATE_ORDER,
+    Direction,
+    LeaderRow,
+    SessionRecord,
+    TrialRecord,
+    TrialState,
+    TrialSummary,
+    is_alive,
+)
 from tuitune.core.safefs import check_database
 
 APPLICATION_ID = int.from_bytes(b"tTun", "big")
@@ -63,8 +73,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 DURABLE_EVERY = 1.0  # seconds: epoch rows are fsynced at least this often
 # The leaderboard's order of the trials that are not complete (the same as the UI always showed).
 _STATE_ORDER = (
-    "CASE state WHEN 'running' THEN 0 WHEN 'paused' THEN 1 WHEN 'interrupted' THEN 2 WHEN 'pruned' THEN 3"
-    " WHEN 'complete' THEN 3 WHEN 'failed' THEN 4 ELSE 5 END"
+    "CASE state " + " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in STATE_ORDER.items())
+    + f" ELSE {STATE_LAST} END"
 )
 
 
@@ -661,7 +671,7 @@ class Store:
         n = self.conn.execute(
             "SELECT count(*) FROM trials WHERE session_id = ? AND state IN ('complete', 'pruned', 'failed')", (sid,)
         ).fetchone()[0]
-        agg = "min" if direction == "minimize" else "max"
+        agg = Direction(direction).sql
         best = self.conn.execute(
             f"SELECT {agg}(value) FROM trials WHERE session_id = ? AND state = 'complete'", (sid,)
         ).fetchone()[0]
@@ -1218,3 +1228,48 @@ def session_dir(db_path: str | os.PathLike[str], kind: str, session: str) -> Pat
     from tuitune.core.safefs import check_name, secure_dir
 
     return secure_dir(files_dir(db_path), kind, check_name(session))
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionFiles:
+    """The files of one session beside the database (in ``<db>.d``): trial logs, checkpoints, the run lock.
+
+    Built on ``session_path``/``session_dir``: the name is checked when the value is made (a name read back
+    from a database too), the properties create nothing, ``make(kind)`` creates or checks a folder."""
+
+    db_path: Path
+    session: str
+
+    def __post_init__(self) -> None:
+        from tuitune.core.safefs import check_name
+
+        check_name(self.session)
+
+    @property
+    def logs(self) -> Path:
+        return session_path(self.db_path, "logs", self.session)
+
+    @property
+    def checkpoints(self) -> Path:
+        return session_path(self.db_path, "checkpoints", self.session)
+
+    @property
+    def lock(self) -> Path:
+        """Names the holder of the run lock (the lock itself is a byte lock on the database file: lock.py)."""
+        return files_dir(self.db_path) / "locks" / f"{self.session}.lock"
+
+    @property
+    def session_log(self) -> Path:
+        """What a ``--detach``ed run prints."""
+        return self.logs / "session.log"
+
+    def log(self, number: int) -> Path:
+        """What trial ``number``'s code printed."""
+        return self.logs / f"{number}.log"
+
+    def checkpoint(self, number: int) -> Path:
+        return self.checkpoints / f"{number}.pt"
+
+    def make(self, kind: str) -> Path:
+        """The session's ``kind`` folder (logs, checkpoints), created or checked to be the user's own."""
+        return session_dir(self.db_path, kind, self.session)

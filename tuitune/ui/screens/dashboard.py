@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Footer, Static
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import Direction, TrialRecord, TrialState
 from tuitune.ui import messages as msg
 from tuitune.ui.format import fmt, fmt_duration
 from tuitune.ui.model import SessionView, best_value
@@ -289,12 +289,15 @@ class DashboardScreen(TuituneScreen):
             self._draw_progress()
 
     def _device(self) -> str:
-        dev = self.view.record.info.get("device")
+        from tuitune.core.placement import Placement
+
+        placement = Placement.from_info(self.view.record.info)
+        dev = placement.devices[0] if placement.devices else None
         node = None
         for t in self.view.live.values():
             if t.info.get("device"):
                 dev, node = t.info["device"], t.info.get("node")
-        if self.view.record.info.get("backend") == "ray":
+        if placement.backend == "ray":
             return f"ray: {dev or 'auto'}" + (f" @{node}" if node else "")
         return str(dev or "auto")
 
@@ -344,7 +347,7 @@ class DashboardScreen(TuituneScreen):
         scored = [(value, n) for n in running
                   if (value := best_value(v.live[n], v.metric, v.direction)) is not None]
         if scored:
-            sign = 1.0 if v.direction == "minimize" else -1.0
+            sign = Direction(v.direction).sign
             return min(scored, key=lambda vn: (vn[0] * sign, -vn[1]))[1]
         return running[-1]
 
