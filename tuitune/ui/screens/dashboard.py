@@ -148,11 +148,8 @@ class DashboardScreen(TuituneScreen):
                 log.write(f"[dim]{note}[/]")
             self._start(self.launch)
             self.launch = None
-        elif v.record.alive and not self.tuitune.run_control.running:
-            # Another process runs it (headless, another TUI, another login): follow it live; its keys reach it.
-            log.write(f"[dim]following session {v.record.name}, run by process {v.record.owner or '?'}[/]")
-            self.tuitune.run_control.follow(self.store, self.session_name)
-            self._run_started = time.monotonic()
+        else:
+            self._follow_if_owned(v.record)
 
     @work(thread=True, exit_on_error=False, group="seconds")
     def _load_seconds(self) -> None:
@@ -161,11 +158,35 @@ class DashboardScreen(TuituneScreen):
         self.app.call_from_thread(self._dirty.add, "header")
 
     # ---- running -----------------------------------------------------------------------------
+    def _follow_if_owned(self, rec: Any = None) -> bool:
+        """Follows the session live when another process runs it (headless, another TUI, another login):
+        at mount, and each second while nothing runs here, so an owner that starts after the dashboard
+        opened (``run --detach`` still starting, a resume from another terminal) is followed too."""
+        control = self.tuitune.run_control
+        if control.running or self.launch is not None:
+            return False
+        if rec is None:
+            try:
+                rec = self.store.session(self.session_name)
+            except TuituneError:  # deleted meanwhile
+                return False
+        if not rec.alive:
+            return False
+        self.query_one(RichLog).write(f"[dim]following session {rec.name}, run by process {rec.owner or '?'}[/]")
+        control.follow(self.store, self.session_name)
+        self._run_started = time.monotonic()
+        self._ended = False
+        self.refresh_bindings()
+        self._dirty.add("header")
+        return True
+
     @property
     def running(self) -> bool:
         return self.tuitune.run_control.is_running(self.session_name)
 
     def _start(self, launch: Launch) -> None:
+        if self.tuitune.run_control.is_running(launch.name) and self.tuitune.run_control.follower is not None:
+            return  # its owner started meanwhile and is followed: running it here would be refused
         try:
             self.tuitune.run_control.start(launch)
         except RuntimeError as e:
@@ -253,6 +274,8 @@ class DashboardScreen(TuituneScreen):
     def _tick(self) -> None:
         if self.running:
             self._dirty.add("header")
+        else:
+            self._follow_if_owned()
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -401,6 +424,8 @@ class DashboardScreen(TuituneScreen):
     def action_run(self) -> None:
         if self.tuitune.run_control.running:
             self.notify("a session is already running", severity="warning")
+            return
+        if self._follow_if_owned():  # another process runs it: its keys reach that process
             return
         self.query_one(RichLog).write("preparing the run…")
         self._prepare_resume()
