@@ -248,6 +248,7 @@ def new_run(
     devs = resolve_devices(devices if devices is not None else device)
     n_workers = _check_workers(workers)
     where = _check_backend(backend or preset.backend or "local", n_workers, ray_address, gpus_per_trial)
+    _check_data_dir(data_dir)
     objective = _objective(preset, devs[0], data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
@@ -287,6 +288,18 @@ def _check_backend(backend: str, workers: int, address: str | None, gpus: float 
     if workers == 0:
         raise PresetError("--backend ray runs trials in Ray actors: --workers 0 (--in-process) is for --backend local")
     return {"backend": "ray", "ray_address": check_address(address), "gpus_per_trial": check_gpus(gpus)}
+
+
+def _check_data_dir(data_dir: str | None) -> None:
+    """A ``--data-dir`` that is a folder is used as it is (read-only is fine for datasets already there);
+    one that does not exist yet must be creatable, for the downloads."""
+    if data_dir is None or Path(data_dir).expanduser().is_dir():
+        return
+    from tuitune.core.fs import why_not_writable
+
+    why = why_not_writable(data_dir, folder=True)
+    if why:
+        raise PresetError(f"--data-dir {data_dir}: cannot create it: {why}; give a writable folder")
 
 
 def _check_workers(workers: int | None) -> int:
@@ -368,6 +381,7 @@ def resume_run(
     if (devs != rec.info.get("devices") or n_workers != rec.info.get("workers")
             or any(rec.info.get(k) != v for k, v in where.items())):
         updates["info"] = {**rec.info, "device": devs[0], "devices": devs, "workers": n_workers, **where}
+    _check_data_dir(data_dir)
     data_dir = data_dir or rec.info.get("data_dir")
     objective = _objective(preset, devs[0], data_dir, rec.seed)
     if sets:

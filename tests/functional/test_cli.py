@@ -793,12 +793,26 @@ def _damaged(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _damaged_wal(path: Path) -> None:
+    """A damaged database in WAL mode (as tuitune writes them): even a read-only look makes -wal and -shm."""
+    _tuitune_db(path)
+    c = sqlite3.connect(path)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.close()
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    for i in range(page, len(data)):
+        data[i] = 0x5A
+    path.write_bytes(bytes(data))
+
+
 DB_KINDS = {
     "text": (lambda p: p.write_text("these are my notes, not a database\n" * 50), "not a tuitune database"),
     "binary": (lambda p: p.write_bytes(bytes(range(256)) * 40), "not a tuitune database"),
     "other-sqlite": (_foreign_sqlite, "another program"),
     "truncated": (lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" * 10), "truncated"),
     "damaged": (_damaged, "damaged"),
+    "damaged-wal": (_damaged_wal, "damaged"),
     "newer": (_newer, "newer"),
 }
 
@@ -822,7 +836,58 @@ def test_a_database_that_is_not_ours_is_refused_and_left_unchanged(project: Proj
         line = r.assert_user_error(needle)
         assert str(project.db.name) in line
         assert project.db.read_bytes() == before, f"{args[0]} changed the file"
-    assert not Path(str(project.db) + "-wal").exists() or Path(str(project.db) + "-wal").stat().st_size == 0
+    # "Left unchanged" holds for its folder too: no -wal or -shm made beside it.
+    assert not [side for side in ("-wal", "-shm") if Path(str(project.db) + side).exists()]
+
+
+def _immutable(folder: Path) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+
+
+def test_a_database_path_that_cannot_be_written_is_one_line_exit_2(project: Project) -> None:
+    import subprocess
+
+    toml = project.toml(max_epochs=1)
+    (project.root / "afile").write_text("not a folder\n")
+    cases = [(Path("/proc/t.db"), "/proc"), (project.root / "afile" / "t.db", "is a file, not a folder")]
+    for db, why in cases:
+        for args in (("run", toml.name, "--trials", 1, "--headless"), ("sessions",)):
+            r = project.cli("--db", db, *args, db=False)
+            line = r.assert_user_error(str(db), why) if args[0] == "run" else r.assert_user_error(str(db))
+            assert r.rc == 2, line
+    # --data-dir and export -o: the same one line, exit 2.
+    r = project.cli("run", toml.name, "--trials", 1, "--headless", "--session", "d", "--data-dir", "/proc/data")
+    assert r.rc == 2 and "/proc" in r.assert_user_error("--data-dir")
+    project.cli("run", toml.name, "--trials", 1, "--headless", "--session", "e").ok()
+    for out, why in (("/proc/x.json", "/proc"), (str(project.root / "afile" / "x.json"), "afile")):
+        r = project.cli("export", "e", "-o", out)
+        assert r.rc == 2 and why in r.assert_user_error(out)
+    # A read-only (immutable) folder: a new database there, and an existing one (WAL needs -wal and -shm).
+    ro = project.root / "ro"
+    ro.mkdir()
+    import shutil
+
+    shutil.copy(project.db, ro / "t.db")
+    for side in ("-wal", "-shm"):
+        if Path(str(project.db) + side).exists():
+            shutil.copy(str(project.db) + side, str(ro / "t.db") + side)
+    if not _immutable(ro):
+        if os.geteuid() == 0:
+            pytest.skip("neither chattr +i nor a read-only folder works here (root)")
+        ro.chmod(0o555)
+    try:
+        for db in (ro / "new.db", ro / "t.db"):
+            for args in (("run", toml.name, "--trials", 1, "--headless", "--session", "f"), ("sessions",)):
+                r = project.cli("--db", db, *args, db=False)
+                assert r.rc == 2 and str(ro) in r.assert_user_error(str(db))
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)], capture_output=True)
+        ro.chmod(0o755)
 
 
 def test_a_folder_as_database(inproc, project: Project) -> None:

@@ -70,7 +70,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise ExportError(f"cannot write {target}: {e.strerror}") from None
+        from tuitune.core.fs import why_not_writable
+
+        raise ExportError(f"cannot write {target}: {why_not_writable(target) or e.strerror}; give another path") from None
     try:
         # mkstemp makes the file 0600; an export is an ordinary file: respect the umask, as other tools do.
         os.fchmod(fd, 0o666 & ~_umask())
