@@ -168,8 +168,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuitune: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader closed the pipe (`| head -1`): what it wanted was printed
+        _quiet_stdout()
         return EXIT_OK
+
+
+def _quiet_stdout() -> None:
+    """Points standard output at /dev/null, so the interpreter's last flush cannot fail on a closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _console(**kw: Any) -> Any:
+    """A rich Console whose closed pipe is a BrokenPipeError (rich's own answer is SystemExit(1))."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(**kw)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -222,7 +245,6 @@ def _tui(args: argparse.Namespace, launch: Any) -> int:
 
 
 def cmd_presets() -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from tuitune.training.presets import list_presets
@@ -238,7 +260,7 @@ def cmd_presets() -> int:
             p.name, f"{p.metric} ({p.direction[:3]})", str(p.max_epochs),
             f"{p.description}\n[dim]searches {len(searched)}: {', '.join(searched)}[/]",
         )
-    Console().print(t)
+    _console().print(t)
     print("run one with: tuitune run PRESET   (or a TOML file of your own: see the README)")
     return EXIT_OK
 
@@ -251,7 +273,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
         return EXIT_OK
-    from rich.console import Console
+    from rich import box
     from rich.table import Table
 
     from tuitune.core.text import fmt
@@ -259,7 +281,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    t = Table()
+    # The header row is the first line (`tuitune sessions | head -1` names the columns), no border above it.
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     # The name is what resume, open and export need: never cut, whatever the width (piped output too).
     t.add_column("session", no_wrap=True, min_width=max(len(r.name) for r in recs))
     for c in ("preset", "strategy", "backend", "done", "best", "state", "updated"):
@@ -273,7 +296,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
     # Piped, nothing is cut for a width that is no terminal's: the table takes the width it needs.
-    Console(width=None if sys.stdout.isatty() else 200).print(t)
+    _console(width=None if sys.stdout.isatty() else 200).print(t)
     return EXIT_OK
 
 
@@ -318,13 +341,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(finite(doc), indent=2, default=str, allow_nan=False))
         return EXIT_OK
-    from rich.console import Console
     from rich.markup import escape
 
     from tuitune.core.text import fmt
     from tuitune.headless import leaderboard_table
 
-    c = Console()
+    c = _console()
     preset = (rec.preset or {}).get("name") or "-"
     opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
     c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")

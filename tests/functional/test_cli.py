@@ -322,6 +322,25 @@ def test_sessions_table_and_json(project: Project) -> None:
     assert by_name["two"]["done"] == 1
 
 
+def test_show_and_sessions_piped_to_head(project: Project) -> None:
+    import subprocess
+
+    tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=300, db=project.db, session="many",
+                 workers=0)
+    # `tuitune show many | head -1`: the reader leaves after one line; exit 0, nothing on stderr.
+    p = subprocess.Popen(project.args("show", "many"), cwd=project.root, env=project.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0, err
+    assert first.startswith("many") and "Traceback" not in err and "Broken" not in err, err
+    # `tuitune sessions | head -1` names the columns (it was the table's top border).
+    first = project.cli("sessions").ok().out.splitlines()[0]
+    assert first.split()[:2] == ["session", "preset"] and "state" in first, first
+
+
 def test_sessions_of_a_missing_database_is_a_clear_error(inproc, project: Project) -> None:
     r = inproc("sessions")
     r.assert_user_error(str(project.db))
