@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("resume", help="continue a session where it stopped")
     s.add_argument("name")
-    s.add_argument("--trials", type=_positive_int, help="extend the session by this many more trials")
+    s.add_argument("--trials", type=_positive_int, help="the session's total trials, as in run (raises its budget to N)")
+    s.add_argument("--more", type=_positive_int, metavar="N", help="N more trials than its budget")
     s.add_argument("--device")
     s.add_argument("--data-dir")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
@@ -427,7 +428,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         launch = resume_run(
-            args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
+            args.name, db=args.db, trials=args.trials, more_trials=args.more, device=args.device, data_dir=args.data_dir,
             sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
             workers=workers, devices=args.devices,
             backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
@@ -468,8 +469,8 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
         argv += ["--gpus-per-trial", str(launch.gpus_per_trial)]
     if launch.trial_timeout is not None:
         argv += ["--trial-timeout", str(launch.trial_timeout)]
-    if args.command == "resume" and args.trials:
-        argv += ["--trials", str(args.trials)]
+    if args.command == "resume" and launch.updates.get("n_trials") is not None:  # the budget it resolved
+        argv += ["--trials", str(launch.updates["n_trials"])]
     if args.set and launch.strategy.name == "manual":  # the manual run's change
         for item in args.set:
             argv += ["--set", item]

@@ -105,7 +105,7 @@ def _logs(store: Store, name: str) -> Any:
     return files_dir(store.path) / "logs" / name
 
 
-def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
+def resolve_devices(spec: str | Sequence[str] | None, *, flag: str = "--devices") -> list[str]:
     """``"cuda:0,cuda:1"``, ``"all"`` (every visible GPU), ``"cpu"``, a list, or None (the best device).
 
     Each device is checked here, so a typo or a missing GPU is one clear line before anything runs.
@@ -133,7 +133,7 @@ def resolve_devices(spec: str | Sequence[str] | None) -> list[str]:
                 "use --devices cpu"
             )
         return [f"cuda:{i}" for i in range(n)]
-    out = [_name(resolve_device(x)) for x in items]
+    out = [_name(resolve_device(x, flag=flag)) for x in items]
     dup = sorted({d for d in out if out.count(d) > 1})
     if dup:
         raise DeviceError(f"--devices names {dup[0]} twice; for several workers on one device use --workers N")
@@ -245,7 +245,7 @@ def new_run(
         n_trials=trials, defaults=defaults, **options,
     )
     # Everything a user can get wrong is checked before the database is touched.
-    devs = resolve_devices(devices if devices is not None else device)
+    devs = resolve_devices(devices if devices is not None else device, flag="--devices" if devices is not None else "--device")
     n_workers = _check_workers(workers)
     where = _check_backend(backend or preset.backend or "local", n_workers, ray_address, gpus_per_trial)
     _check_data_dir(data_dir)
@@ -254,6 +254,10 @@ def new_run(
         strat.plan(values, base)
     store = open_store(db)
     name = session or new_session_name(store)
+    before = None
+    if store.session_exists(name):
+        check_not_running(store, name)  # refused before anything is said or changed
+        before = store.session(name)
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
@@ -265,12 +269,41 @@ def new_run(
             max_failures=max_failures, trial_timeout=trial_timeout, workers=workers, devices=devices,
             backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
         )
-        launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
+        launch.notes.insert(0, _resuming_note(before or rec, rec, launch, trials))
         return launch
     return Launch(
         store, name, strat, objective, rec, objective_ref=_objective_ref(preset, data_dir, seed),
         devices=devs, workers=n_workers, max_failures=max_failures, trial_timeout=trial_timeout, **where,
     )
+
+
+def check_not_running(store: Store, name: str) -> None:
+    """Raises the session lock's SessionLockedError (naming its owner) when another process runs ``name``."""
+    from tuitune.core.lock import SessionLock
+
+    SessionLock(store.path, name).acquire().release()
+
+
+# What makes `run --session NAME` the same session as the stored one (open_session compares them): the
+# search. Where trials run (devices, workers, backend) and the trial budget may change on a resume.
+SAME_SETTINGS = "strategy and its options, search space, preset, metric, seed and epochs"
+
+
+def _resuming_note(before: SessionRecord, after: SessionRecord, launch: Launch, trials: int | None) -> str:
+    """'session NAME exists with the same settings (...): resuming it; trial budget 40 -> 80; 2 workers (was 1)'."""
+    out = [f"session '{after.name}' exists with the same settings ({SAME_SETTINGS}): resuming it"]
+    if after.n_trials != before.n_trials:
+        out.append(f"trial budget raised from {before.n_trials} to {after.n_trials}")
+    elif trials is not None and before.n_trials is not None and trials < before.n_trials:
+        out.append(f"its trial budget stays {before.n_trials} (--trials is the total; it is not lowered)")
+    was = before.info
+    if launch.devices != was.get("devices") and was.get("devices"):
+        out.append(f"devices {','.join(launch.devices or [])} (were {','.join(was['devices'])})")
+    if launch.workers != was.get("workers") and was.get("workers") is not None:
+        out.append(f"{launch.workers} worker{'s' * (launch.workers != 1)} per device (was {was['workers']})")
+    if launch.backend != (was.get("backend") or "local"):
+        out.append(f"backend {launch.backend} (was {was.get('backend') or 'local'})")
+    return "; ".join(out)
 
 
 def _check_backend(backend: str, workers: int, address: str | None, gpus: float | None) -> dict[str, Any]:
@@ -324,6 +357,7 @@ def resume_run(
     *,
     db: str | os.PathLike[str] | Store | None = None,
     more_trials: int | None = None,
+    trials: int | None = None,
     device: str | None = None,
     data_dir: str | None = None,
     sets: Sequence[str] = (),
@@ -340,12 +374,14 @@ def resume_run(
 
     Its devices and workers are the stored ones unless ``devices``/``device``/``workers`` are given.
 
-    ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
+    ``trials`` sets its trial budget (the total, as ``run --trials`` and ``tt.tune(trials=)``); ``more_trials``
+    extends it by that many (``--more``). For a manual session ``sets`` is the next change.
     """
     from tuitune.training.presets import Preset
 
     store = open_store(db)
     rec = store.session(name)
+    check_not_running(store, name)  # refused before anything is said or changed
     preset = Preset.from_dict(rec.preset) if rec.preset else None
     if preset is None:
         raise PresetError(
@@ -353,12 +389,12 @@ def resume_run(
         )
     notes = []
     updates: dict[str, Any] = {}
-    if more_trials:
-        done = len(store.trials(name, with_epochs=False))
-        base_n = rec.n_trials if rec.n_trials is not None else done
-        updates["n_trials"] = max(base_n, done) + more_trials
-        notes.append(f"trial budget raised to {updates['n_trials']}")
-        rec = dataclasses.replace(rec, n_trials=updates["n_trials"])
+    budget = _budget(store, rec, trials, more_trials)
+    if budget is not None and budget != rec.n_trials:
+        updates["n_trials"] = budget
+        was = "" if rec.n_trials is None else f" from {rec.n_trials}"
+        notes.append(f"trial budget {'raised' if (rec.n_trials or 0) < budget else 'set'}{was} to {budget}")
+        rec = dataclasses.replace(rec, n_trials=budget)
     overrides: dict[str, Any] = {}
     if sets:
         if rec.strategy != "manual":
@@ -369,9 +405,10 @@ def resume_run(
         overrides.update(_manual_options(parse_sets(preset, sets), base, resume_command(name, store.path, "--set", "KEY=VALUE")))
     strat = strategy_for(rec, **overrides)
     spec = devices if devices is not None else device
+    flag = "--devices" if devices is not None or device is None else "--device"
     if spec is None:
         spec = rec.info.get("devices") or rec.info.get("device")
-    devs = resolve_devices(spec)
+    devs = resolve_devices(spec, flag=flag)
     n_workers = _check_workers(workers if workers is not None else rec.info.get("workers"))
     backend = backend or rec.info.get("backend") or "local"
     if backend == "ray" and backend == rec.info.get("backend"):  # the stored cluster, unless another is given
@@ -392,6 +429,24 @@ def resume_run(
         max_failures=max_failures, trial_timeout=trial_timeout,
         objective_ref=_objective_ref(preset, data_dir, rec.seed), devices=devs, workers=n_workers, **where,
     )
+
+
+def _budget(store: Store, rec: SessionRecord, trials: int | None, more: int | None) -> int | None:
+    """The trial budget a resume asks for: ``trials`` is the total, ``more`` adds to it; None: unchanged."""
+    if trials is not None and more:
+        raise PresetError("give --trials N (the total) or --more N (that many more), not both")
+    if trials is None and not more:
+        return None
+    created = len(store.trials(rec.name, with_epochs=False))
+    if more:
+        return max(rec.n_trials if rec.n_trials is not None else created, created) + more
+    assert trials is not None
+    if trials < created:
+        raise PresetError(
+            f"--trials {trials} is the session's total and '{rec.name}' has {created} trials already; "
+            f"give {created + 1} or more, or --more N for N more"
+        )
+    return trials
 
 
 def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:

@@ -206,6 +206,12 @@ def test_run_existing_name_with_identical_settings_resumes(project: Project) -> 
     assert r.rc == 0, r.err
     assert "same settings" in r.out and "resuming" in r.out
     assert project.trials("same") == before  # finished: nothing more to run, nothing lost
+    # Where trials run may change on a resume, and the budget may grow: the line says what differs.
+    r = project.cli("run", toml.name, "--trials", 4, "--session", "same", "--seed", 3, "--headless",
+                    "--workers", 0 if project.workers else 1).ok()
+    line = next(x for x in r.out.splitlines() if "resuming" in x)
+    assert "trial budget raised from 2 to 4" in line and "per device (was" in line, line
+    assert len(project.trials("same")) == 4
 
 
 def test_run_same_toml_by_another_path_resumes(project: Project) -> None:
@@ -229,10 +235,10 @@ def test_resume_extends_a_finished_session_with_trials(project: Project) -> None
     toml = project.toml(max_epochs=2)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "ext", "--headless").rc == 0
     before = project.trials("ext")
-    r = project.cli("resume", "ext", "--trials", 3, "--headless")
+    r = project.cli("resume", "ext", "--more", 3, "--headless")
     assert r.rc == 0, r.err
     assert "resuming session ext" in r.out
-    assert "5" in r.out and "budget" in r.out  # "trial budget raised to 5"
+    assert "trial budget raised from 2 to 5" in r.out
     after = project.trials("ext")
     assert [t["number"] for t in after] == [0, 1, 2, 3, 4]
     assert after[:2] == before  # the old trials are untouched
@@ -242,12 +248,28 @@ def test_resume_extends_a_finished_session_with_trials(project: Project) -> None
     assert (s["trials"], s["done"], s["state"]) == (5, 5, "finished")
 
 
+def test_trials_is_the_total_in_run_resume_and_tune_and_more_adds(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    project.cli("run", toml.name, "--trials", 2, "--session", "tot", "--headless").ok()
+    r = project.cli("resume", "tot", "--trials", 3, "--headless").ok()  # the total: one more trial
+    assert "trial budget raised from 2 to 3" in r.out and len(project.trials("tot")) == 3
+    r = project.cli("resume", "tot", "--more", 2, "--headless").ok()
+    assert "trial budget raised from 3 to 5" in r.out and len(project.trials("tot")) == 5
+    project.cli("resume", "tot", "--trials", 4, "--headless").assert_user_error("--trials 4", "5 trials already", "--more")
+    project.cli("resume", "tot", "--trials", 6, "--more", 1, "--headless").assert_user_error("--trials", "--more")
+    # tt.tune's trials= is the same total.
+    tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=2, db=project.db, session="py", workers=0)
+    s = tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=3, db=project.db, session="py",
+                     workers=0)
+    assert len(s.trials) == 3
+
+
 def test_resume_continues_with_the_session_strategy_seed_and_budget(project: Project) -> None:
     """Two trials now, three more on resume: the same configs as one run of five with that seed."""
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 5, "--session", "whole", "--seed", 11, "--headless").rc == 0
     assert project.cli("run", toml.name, "--trials", 2, "--session", "part", "--seed", 11, "--headless").rc == 0
-    assert project.cli("resume", "part", "--trials", 3, "--headless").rc == 0
+    assert project.cli("resume", "part", "--trials", 5, "--headless").rc == 0  # the total, as in run
     whole, part = project.trials("whole"), project.trials("part")
     assert [t["config"] for t in part] == [t["config"] for t in whole]
     assert [t["budget"] for t in part] == [1] * 5
@@ -258,7 +280,7 @@ def test_resume_from_another_directory(project: Project) -> None:
     assert project.cli("run", toml.name, "--trials", 1, "--session", "far", "--headless").rc == 0
     elsewhere = project.root / "elsewhere"
     elsewhere.mkdir()
-    r = project.cli("resume", "far", "--trials", 1, "--headless", cwd=elsewhere)
+    r = project.cli("resume", "far", "--more", 1, "--headless", cwd=elsewhere)
     assert r.rc == 0, r.err
     assert [t["state"] for t in project.trials("far")] == ["complete", "complete"]
 
@@ -909,6 +931,17 @@ def test_a_database_path_that_cannot_be_written_is_one_line_exit_2(project: Proj
         ro.chmod(0o755)
 
 
+def test_a_missing_device_suggests_one_that_exists_with_the_flag_given(inproc, project: Project) -> None:
+    from tuitune.training.devices import available_devices
+
+    toml = project.toml(max_epochs=1)
+    first = available_devices()[0]  # cuda:0 on a GPU machine, else cpu
+    for flag in ("--devices", "--device"):
+        line = inproc("run", toml.name, flag, "cuda:7", "--headless").assert_user_error("cuda:7")
+        assert line.endswith(f"use {flag} {first}") or f"use {flag} {first} (this machine has" in line, line
+        assert project.session_names() == []
+
+
 def test_a_folder_as_database(inproc, project: Project) -> None:
     project.db.mkdir()
     inproc("sessions").assert_user_error("folder")
@@ -964,6 +997,11 @@ def test_a_refused_resume_changes_nothing(project: Project) -> None:
         project.wait_until(lambda: log_lines(log), timeout=120, what="the first committed epoch")
         r = project.cli("resume", "busy", "--trials", 5, "--headless")
         r.assert_user_error(f"pid {bg.pid}")
+        assert project.sql("SELECT n_trials FROM sessions WHERE name = 'busy'") == [(1,)]
+        # `run` with its name and the same settings: refused first, without "resuming it" or a budget change.
+        r = project.cli("run", toml.name, "--trials", 5, "--session", "busy", "--headless")
+        r.assert_user_error(f"pid {bg.pid}")
+        assert "resuming" not in r.out and "budget" not in r.out, r.out
         assert project.sql("SELECT n_trials FROM sessions WHERE name = 'busy'") == [(1,)]
     finally:
         bg.signal(signal.SIGTERM)
