@@ -37,8 +37,29 @@ def _base(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, with a pointer to --help (not the whole usage first)."""
+
+    def error(self, message: str) -> Any:  # argparse's hook; never returns
+        import difflib
+
+        if message.startswith("unrecognized arguments:"):
+            known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+                if word.startswith("--") and any(a.dest == "set" for a in self._actions):
+                    message += f" (a parameter? fix it with --set {word[2:].split('=')[0]}=VALUE)"
+                    break
+        self.exit(EXIT_USAGE, f"tuitune: error: {self.prog.removeprefix('tuitune ')}: {message}; "
+                              f"see: {self.prog} --help\n" if self.prog != "tuitune" else
+                              f"tuitune: error: {message}; see: tuitune --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tuitune",
         description="A terminal control room for hyperparameter tuning of PyTorch models. "
         "With no command, opens the TUI.",
@@ -148,7 +169,10 @@ def _run_limits(sp: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser: its options are the ones to suggest
+        commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}  # type: ignore[union-attr]
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     debug = getattr(args, "debug", False)
     import warnings
 

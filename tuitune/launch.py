@@ -262,6 +262,7 @@ def new_run(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
         info={"device": devs[0], "devices": devs, "workers": n_workers, "data_dir": data_dir, **where},
+        given_options=set(options),
     )
     if existed:
         launch = resume_run(

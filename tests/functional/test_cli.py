@@ -197,6 +197,39 @@ def test_run_existing_name_with_other_settings_is_refused(project: Project) -> N
     assert len(project.trials("dup")) == 3
 
 
+def test_settings_mismatch_names_only_what_the_user_set(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    project.cli("run", toml.name, "--strategy", "bayes", "--trials", 1, "--session", "old", "--headless").ok()
+    # As stored by a tuitune before bayes had its engine option: the option is absent.
+    with sqlite3.connect(project.db) as c:
+        c.execute("UPDATE sessions SET options = json_remove(options, '$.engine') WHERE name = 'old'")
+    c.close()
+    assert "engine" not in project.sql("SELECT options FROM sessions WHERE name = 'old'")[0][0]
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 1, "--seed", 1, "--session", "old", "--headless")
+    line = r.assert_user_error("already exists", "seed")
+    assert "engine" not in line and "None" not in line, line
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 2, "--session", "old", "--headless").ok()
+    assert "resuming" in r.out
+
+
+def test_typos_get_a_did_you_mean(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    inproc("run", "digits-mlpp", "--headless").assert_user_error("did you mean 'digits-mlp'?")
+    inproc("run", toml.name, "--set", "max_epoch=3", "--headless").assert_user_error("did you mean --max-epochs 3?")
+    inproc("run", toml.name, "--strategy", "grud", "--headless").assert_user_error("did you mean 'grid'?")
+    bad = project.root / "bad.toml"
+    bad.write_text(toml.read_text().replace("max_epochs", "max_epoch"))
+    inproc("run", bad.name, "--headless").assert_user_error("bad.toml", "did you mean 'max_epochs'?")
+    # argparse's errors: one line and where to look, not the 14-line usage first; close options are named.
+    for args, needle in ((("run", toml.name, "--trials", "0"), "see: tuitune run --help"),
+                         (("run", toml.name, "--seeed", "3"), "did you mean --seed?"),
+                         (("sessions", "--jsn"), "did you mean --json?"),
+                         (("run", toml.name, "--units", "64"), "--set units=VALUE")):
+        r = project.cli(*args)
+        assert r.rc == 2 and "usage:" not in r.err, r.err
+        r.assert_user_error(needle)
+
+
 def test_run_existing_name_with_identical_settings_resumes(project: Project) -> None:
     toml = project.toml(max_epochs=2)
     args = ("run", toml.name, "--trials", 2, "--session", "same", "--seed", 3, "--headless")

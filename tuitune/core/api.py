@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,15 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
 _PER_RUN_OPTIONS = {"changes"}
 
 
-def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
+def _differences(rec: SessionRecord, asked: Mapping[str, Any], given: Collection[str] | None = None) -> list[str]:
+    """What differs between a stored session and the settings asked for, in words. An option the stored
+    session lacks (stored before it existed) differs only when the user set it (``given``; None: all)."""
     out = []
     for key, value in asked.items():
         if key == "options":
             for k, v in value.items():
+                if k not in rec.options and given is not None and k not in given:
+                    continue  # a default the user never typed: resumed as stored
                 if k not in _PER_RUN_OPTIONS and v is not None and v != rec.options.get(k):
                     out.append(f"option {k} {rec.options.get(k)!r} (you asked {v!r})")
         elif key == "space":
@@ -140,6 +144,7 @@ def open_session(
     preset: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
+    given_options: Collection[str] | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
@@ -153,7 +158,7 @@ def open_session(
         diffs = _differences(rec, {
             "strategy": strategy, "space": space.to_dict(), "metric": metric, "direction": direction,
             "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
-        })
+        }, given_options)
         if diffs:
             from tuitune.core.store import resume_command
 
@@ -245,7 +250,7 @@ def tune(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(),
-        preset=preset, defaults=defaults, info={"backend": backend},
+        preset=preset, defaults=defaults, info={"backend": backend}, given_options=set(run_options),
     )
     if existed:
         strat = strategy_for(rec, **run_options)

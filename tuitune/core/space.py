@@ -465,7 +465,10 @@ class Choice(Param):
         return self._dict_when({"type": "choice", "values": list(self.values)})
 
     def describe(self) -> str:
-        return "{" + ", ".join(repr(v) if isinstance(v, str) else f"{v}" for v in self.values) + "}"
+        """The choices as a plain list, as a user types them: ``sgd, adam, adamw``."""
+        from tuitune.core.text import fmt
+
+        return ", ".join(fmt(v) for v in self.values)
 
 
 class Fixed(Param):
@@ -631,7 +634,7 @@ class Space(Mapping[str, Param]):
         return len(self._params)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={p.kind}{p.describe()}" for k, p in self._params.items())
+        inner = ", ".join(f"{k}={p.kind}({p.describe()})" for k, p in self._params.items())
         return f"Space({inner})"
 
     @property

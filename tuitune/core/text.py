@@ -4,6 +4,7 @@ display and the TUI."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -18,3 +19,11 @@ def fmt(v: Any, digits: int = 4) -> str:
             return str(v)
         return f"{v:.{digits}g}"
     return str(v)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'max_epochs'?)`` when one of ``options`` is close to ``word`` (a typo), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
