@@ -368,7 +368,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.markup import escape
 
-    from tuitune.core.text import fmt
+    from tuitune.core.text import fmt, plural
     from tuitune.headless import leaderboard_table
 
     c = _console()
@@ -376,7 +376,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
     c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
-        f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
+        f"{rec.metric} ({rec.direction}), up to {plural(rec.max_epochs, 'epoch')}, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
         + (f": {rec.message}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"

@@ -184,6 +184,26 @@ def test_run_with_generated_names(project: Project) -> None:
     assert sorted(s["name"] for s in listed) == sorted(names)
 
 
+def test_inactive_parameters_are_left_out_and_counts_are_singular(project: Project) -> None:
+    space = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "units": {"type": "int", "low": 4, "high": 64},
+        "opt": {"type": "choice", "values": ["sgd", "adam"]},
+        "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"opt": ["sgd"]}},
+        "beta1": {"type": "float", "low": 0.5, "high": 0.99, "when": {"opt": ["adam"]}},
+    }
+    toml = project.toml(max_epochs=1, space=space, defaults={"opt": "sgd", "momentum": 0.9, "beta1": 0.9})
+    r = project.cli("run", toml.name, "--trials", 6, "--session", "cond", "--headless").ok()
+    lines = trial_lines(r.out)
+    assert len(lines) == 6 and "up to 1 epoch a trial" in r.out, r.out
+    for m in lines:
+        params = dict(kv.split("=", 1) for kv in m["params"].split())
+        assert "-" not in params.values(), m.group(0)
+        assert ("momentum" in params) == (params["opt"] == "sgd") and ("beta1" in params) == (params["opt"] == "adam")
+    shown = project.cli("show", "cond").ok().out
+    assert "up to 1 epoch," in shown and "=-" not in shown, shown
+
+
 def test_run_existing_name_with_other_settings_is_refused(project: Project) -> None:
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "dup", "--headless").rc == 0

@@ -73,7 +73,7 @@ def test_open_follows_another_process_and_pauses_it_with_p(tmp_path: Path) -> No
         cmd = " ".join([*tuitune, "open", "live"])
         tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "-c", str(tmp_path), cmd)
         _wait(lambda: "following session live" in tmux("capture-pane", "-p", "-t", "t"), "the dashboard to follow")
-        _wait(lambda: "trials done so far" in tmux("capture-pane", "-p", "-t", "t"), "how far it has come")
+        _wait(lambda: "done so far" in tmux("capture-pane", "-p", "-t", "t"), "how far it has come")
         assert "resumed session" not in tmux("capture-pane", "-p", "-t", "t")  # it follows: nobody resumed it
         _wait(lambda: "running" in tmux("capture-pane", "-p", "-t", "t"), "a running trial on the screen")
         tmux("send-keys", "-t", "t", "p")

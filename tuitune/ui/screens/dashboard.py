@@ -16,7 +16,7 @@ from textual.widgets import ContentSwitcher, Footer, RichLog, Static
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.ui import messages as msg
-from tuitune.ui.format import fmt, fmt_duration
+from tuitune.ui.format import fmt, fmt_duration, plural
 from tuitune.ui.model import SessionView, best_value
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart, CurvesChart, SliceChart, TrialChart
@@ -127,7 +127,7 @@ class DashboardScreen(TuituneScreen):
         v = self.view
         if v.n_trials():
             log.write(
-                f"session [b]{v.record.name}[/]: {v.n_done()} trials done"
+                f"session [b]{v.record.name}[/]: {plural(v.n_done(), 'trial')} done"
                 + (f", state {v.record.state}" if v.record.state else "")
             )
         if v.record.message:
@@ -206,11 +206,11 @@ class DashboardScreen(TuituneScreen):
             v.reset(total=message.total)
             self._load_seconds()
             if self.tuitune.run_control.follower is not None:  # another process runs it: "following" was said
-                log.write(f"{v.n_done()} trials done so far")
+                log.write(f"{plural(v.n_done(), 'trial')} done so far")
             else:
                 log.write(
                     f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
-                    + (f": {v.n_done()} trials done" if message.resumed else "")
+                    + (f": {plural(v.n_done(), 'trial')} done" if message.resumed else "")
                 )
             self.refresh_bindings()
         elif isinstance(message, msg.TrialBegan):
@@ -383,7 +383,7 @@ class DashboardScreen(TuituneScreen):
             tp.update_meter("trial: [dim]idle[/]", 0, 1)
         done = v.n_done()
         total = v.total if v.total and done <= v.total else None
-        label = f"session: {done}/{total} trials done" if total else f"session: {done} trials done"
+        label = f"session: {done}/{total} trials done" if total else f"session: {plural(done, 'trial')} done"
         self.query_one("#session-progress", Meter).update_meter(label, done, total)
 
     # ---- actions -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import SessionRecord
-from tuitune.ui.format import fmt, fmt_time
+from tuitune.ui.format import config_text, fmt, fmt_time, plural
 from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart
@@ -135,13 +135,13 @@ class HomeScreen(TuituneScreen):
         live = f"[green]● live[/] ({r.owner})" if r.alive else "[dim]○ not running[/]"
         lines = [
             f"[b]{r.name}[/]  [{STATE_STYLE.get(r.state, 'dim')}]{r.state}[/]  {live}",
-            f"{r.strategy}, {r.metric} ({r.direction}), {r.n_done} trials done"
+            f"{r.strategy}, {r.metric} ({r.direction}), {plural(r.n_done, 'trial')} done"
             + (f" of {r.n_trials}" if r.n_trials is not None and r.n_done <= r.n_trials else ""),
         ]
         if r.message:
             lines.append(f"[dim]{escape(r.message)}[/]")
         if best is not None:
-            cfg = ", ".join(f"{k}={fmt(best.config.get(k))}" for k in view.searched)
+            cfg = config_text(best.config, view.searched).replace(" ", ", ")
             lines.append(f"best #{best.number}: {r.metric} {fmt(best.value)}  {cfg}")
         if r.note:
             lines.append(f"[b]note:[/] {escape(r.note)}")
