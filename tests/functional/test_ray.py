@@ -241,24 +241,42 @@ def _listening(pids: set[int]) -> set[str]:
     return out
 
 
+START_AND_WAIT = """
+import sys
+from pathlib import Path
+from tuitune.core.ray_backend import RayPool
+from tuitune.core.workers import objective_ref
+from tuitune.core.workers import plan_slots
+import {mod} as objs
+pool = RayPool(objective_ref(objs.killed_once), plan_slots(None, 1), Path({logs!r}))
+pool.start()
+print("started", flush=True)
+sys.stdin.readline()
+pool.close()
+import os, ray
+print("closed", ray.is_initialized(), os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), flush=True)
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_local_ray_instance_listens_on_the_loopback_only(tmp_path, ray_env, ray_leftovers):
-    mod, ray_tmp = ray_env
-    from tuitune.core.ray_backend import RayPool
-    from tuitune.core.workers import objective_ref, plan_slots
+    # In a process of its own: Ray starts one local instance per process (a second, with another HOME, hangs).
+    import subprocess
 
-    ref = objective_ref(mod.killed_once)
-    assert ref is not None
-    pool = RayPool(ref, plan_slots(None, 1), tmp_path / "logs")
-    pool.start()
+    mod, ray_tmp = ray_env
+    code = START_AND_WAIT.format(mod=mod.__name__, logs=str(tmp_path / "logs"))
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdin is not None and p.stdout is not None
     try:
-        pids = {os.getpid()} | {int(line.split()[0]) for line in ray_leftovers(str(ray_tmp))}
+        assert p.stdout.readline().strip() == "started"
+        pids = {p.pid} | {int(line.split()[0]) for line in ray_leftovers(str(ray_tmp))}
         addrs = _listening(pids)
         assert addrs, "no listening socket found: the check would pass vacuously"
         assert addrs <= {"127.0.0.1", "::1"}, f"a local Ray instance listens beyond the loopback: {sorted(addrs)}"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        # Shut down, and the process's own mode restored (a later --ray-address joins a cluster as before).
+        assert p.stdout.readline().split() == ["closed", "False", "None"]
     finally:
-        pool.close()
-    import ray
-
-    assert not ray.is_initialized()
-    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") is None  # this process got its mode back
+        p.kill()
+        p.wait(timeout=60)
