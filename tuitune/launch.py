@@ -95,7 +95,7 @@ class Launch:
             if not self.resumed and self.store.session_exists(self.name):
                 trials = self.store.trials(self.name, with_epochs=True)
                 if all(t.last_epoch == 0 and not t.state.is_finished() for t in trials):
-                    self.store.delete_session(self.name)
+                    self.store.delete_session(self.name)  # with its log and checkpoint folders
             raise
 
 

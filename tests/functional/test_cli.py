@@ -1190,6 +1190,10 @@ def test_setup_failure_leaves_no_session_and_reports_once(project: Project) -> N
         assert r.rc != 0
         assert (r.out + r.err).count("is not in /nowhere") == 1, r.out + r.err
         assert project.session_names() == []
+    # Nothing of those sessions is left beside the database: no log or checkpoint folders.
+    files = project.root / "runs.db.d"
+    left = [p for sub in ("logs", "checkpoints") if (files / sub).exists() for p in (files / sub).iterdir()]
+    assert left == [], left
 
 
 def test_export_respects_the_umask(project: Project) -> None:

@@ -280,10 +280,14 @@ async def test_export_writes_the_json_and_delete_asks(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("n")
         assert store.session_exists(name)
+        folders = store.session_folders(name)  # what its runs left beside the database
+        for f in folders:
+            (f / "0").mkdir(parents=True)
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: not store.session_exists(name), what="deleted")
+        assert not [f for f in folders if f.exists()], "its checkpoint and log folders were left behind"
 
 
 @run_async

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from tuitune.core.errors import (
     CorruptDatabaseError,
     NewerDatabaseError,
     NotOurDatabaseError,
+    SessionError,
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
@@ -599,14 +601,28 @@ class Store:
         with self.transaction() as c:
             c.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
 
-    def delete_session(self, name: str) -> None:
-        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once)."""
+    def delete_session(self, name: str, *, files: bool = True) -> None:
+        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once),
+        and (``files``) its folders beside the database: checkpoints and logs. A session another process
+        runs is refused."""
+        rec = self.session(name)
+        if rec.alive:
+            raise SessionError(
+                f"session '{name}' is being run by process {rec.owner or '?'}; stop it before deleting it"
+            )
         sid = self._session_id(name)
         with self.transaction() as c:
             c.execute("DELETE FROM epochs WHERE trial_id IN (SELECT id FROM trials WHERE session_id = ?)", (sid,))
             c.execute("DELETE FROM trials WHERE session_id = ?", (sid,))
             c.execute("DELETE FROM sessions WHERE id = ?", (sid,))
         self.__dict__.get("_sid_cache", {}).pop(name, None)
+        if files:
+            for folder in self.session_folders(name):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def session_folders(self, name: str) -> list[Path]:
+        """The folders a session keeps beside the database: its checkpoints and its logs."""
+        return [files_dir(self.path) / "checkpoints" / name, files_dir(self.path) / "logs" / name]
 
     # ---- liveness, commands, notes ---------------------------------------------------------------
     def heartbeat(self, name: str, owner: str | None = None, *, alive: bool = True) -> None:
