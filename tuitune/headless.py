@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -158,6 +159,8 @@ class HeadlessDisplay:
             pruned = [c.number for c in event.changed if c.state == TrialState.PRUNED]
             if pruned:
                 p.console.print(f"          pruned at this rung: {', '.join(map(str, pruned))}")
+        elif isinstance(event, ev.Notice):
+            p.console.print(f"[yellow]note:[/] {escape(event.text)}")
         elif isinstance(event, ev.SessionPaused):
             p.console.print("paused" if event.paused else "resumed")
         elif isinstance(event, ev.SessionFinished):

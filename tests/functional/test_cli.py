@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tuitune
+from tests.support.project import Result
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
@@ -414,6 +415,51 @@ def test_show_and_sessions_piped_to_head(project: Project) -> None:
     # `tuitune sessions | head -1` names the columns (it was the table's top border).
     first = project.cli("sessions").ok().out.splitlines()[0]
     assert first.split()[:2] == ["session", "preset"] and "state" in first, first
+
+
+def _tune(project: Project, call: str) -> Result:
+    """Runs ``tt.tune(...)`` in a fresh Python (as a user's script) in the project folder."""
+    import subprocess
+    import sys
+
+    code = f"import tuitune as tt, _objectives\nspace = tt.Space(x=tt.Float(0.0, 1.0))\n{call}\n"
+    p = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env, capture_output=True,
+                       text=True, timeout=300)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def test_tune_says_what_it_does_on_stderr_and_when_it_returns_a_finished_session(project: Project) -> None:
+    call = f"tt.tune(_objectives.quadratic, space, trials=2, max_epochs=2, db={str(project.db)!r}, session='py', workers=0)"
+    r = _tune(project, call).ok()
+    lines = r.err_lines
+    # The first line comes before anything runs (workers take seconds to start); then one per trial.
+    assert lines[0].startswith("tuitune: starting session 'py' (random, 2 trials) in "), lines
+    assert [x.split()[1:4] for x in lines if " trial " in f" {x} "][:2] == [["trial", "0", "complete"],
+                                                                          ["trial", "1", "complete"]], lines
+    assert "already finished" not in r.err
+    # Again, with the same settings: nothing runs, and it says so.
+    r = _tune(project, call).ok()
+    assert "had already finished" in r.err and "trials= more than 2" in r.err, r.err
+    # quiet=True: not a line.
+    r = _tune(project, call.replace("session='py'", "session='q'").replace("workers=0", "workers=0, quiet=True")).ok()
+    assert r.err == "", r.err
+
+
+def test_an_objective_without_checkpoints_is_told_once_under_hyperband(project: Project) -> None:
+    # quadratic reports every epoch and never checkpoints: each promotion trains it again from epoch 1.
+    toml = project.toml(max_epochs=9)
+    r = project.cli("run", toml.name, "--strategy", "hyperband", "--session", "hb", "--headless",
+                    "--bracket", 1).ok()
+    notes = [x for x in r.out.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1, r.out
+    assert "saved no checkpoint" in notes[0] and "trial.checkpoint(state)" in notes[0]
+    call = (f"tt.tune(_objectives.quadratic, space, strategy='asha', trials=9, max_epochs=9, db={str(project.db)!r}, "
+            "session='as', workers=0)")
+    r = _tune(project, call).ok()
+    assert r.err.count("note: trial") == 1 and "trial.restore()" in r.err, r.err
+    # An objective that checkpoints gets no note.
+    r = _tune(project, call.replace("quadratic", "with_torch").replace("'as'", "'ok'")).ok()
+    assert "note:" not in r.err, r.err
 
 
 def test_sessions_of_a_missing_database_is_a_clear_error(inproc, project: Project) -> None:

@@ -200,6 +200,7 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
+    quiet: bool = False,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -228,6 +229,8 @@ def tune(
         ray_address: ``"HOST:PORT"`` or ``"auto"`` joins a running Ray cluster; None starts a local Ray on
             127.0.0.1 for this run.
         gpus_per_trial: each Ray actor's GPUs (fractions share a GPU); None: 1 when the cluster has GPUs, else 0.
+        quiet: no progress lines on stderr (by default a line when the session starts, before the workers
+            do, and one per finished trial, as the command line prints).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -254,14 +257,57 @@ def tune(
     )
     if existed:
         strat = strategy_for(rec, **run_options)
+    listeners = list(listeners)
+    if not quiet:
+        listeners.append(_Lines(rec.metric))
+        what = f"{strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
+        _say(f"{'resuming' if existed else 'starting'} session '{name}' ({what}) in {store.path}")
+    epochs_before = store.count_epochs(name) if existed else 0
     runner = Runner(
         store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
         pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),
     )
     result = runner.run()
+    if existed and rec.state == "finished" and store.count_epochs(name) == epochs_before:
+        import warnings
+
+        warnings.warn(
+            f"session '{name}' had already finished with these settings: nothing ran, and it is returned as it was; "
+            f"pass trials= more than {len(store.trials(name, with_epochs=False))} to extend it, or another session name",
+            stacklevel=2,
+        )
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
+
+
+def _say(text: str) -> None:
+    """One progress line of tt.tune on stderr (where the command line's go too)."""
+    import sys
+
+    try:
+        print(f"tuitune: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a closed stderr never stops a run
+        pass
+
+
+class _Lines:
+    """tt.tune's progress: a line per finished trial and each notice (``quiet=True``: none)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    def __call__(self, event: Any) -> None:
+        from tuitune.core import events as ev
+        from tuitune.core.text import fmt
+
+        if isinstance(event, ev.TrialFinished):
+            t = event.trial
+            _say(f"trial {t.number} {t.state.value} {self.metric}={fmt(t.value)} epochs={t.last_epoch}/{t.budget}")
+        elif isinstance(event, ev.Notice):
+            _say(f"note: {event.text}")
+        elif isinstance(event, ev.SessionFinished):
+            _say(f"session '{event.session}' {event.state}" + (f": {event.message}" if event.message else ""))
 
 
 def _pool(

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -228,6 +229,8 @@ class DashboardScreen(TuituneScreen):
             before = v.best()
             v.trial_finished(message.trial, message.changed)
             self._log_end(message, before)
+        elif isinstance(message, msg.RunNotice):
+            log.write(f"[yellow]note:[/] {escape(message.text)}")
         elif isinstance(message, msg.RunPaused):
             self.paused = message.paused
             log.write("[yellow]paused[/] (p resumes)" if message.paused else "resumed")
