@@ -1088,6 +1088,28 @@ def test_one_process_per_session_and_readers_while_it_runs(project: Project) -> 
     assert project.trials("busy")[0]["state"] == "interrupted"
 
 
+def test_a_killed_run_reads_interrupted_within_the_readme_s_seconds(project: Project) -> None:
+    from tuitune.core.records import ALIVE_WITHIN
+
+    readme = " ".join((Path(tuitune.__file__).parents[1] / "README.md").read_text().split())
+    assert f"reads `interrupted` at most {ALIVE_WITHIN:g} s after it died" in readme
+    log = project.root / "kill.log"
+    toml = _slow_toml(project, log, epoch_s=0.2, max_epochs=100_000)
+    bg = project.popen("run", toml.name, "--trials", 1, "--session", "k9", "--headless", tag="k9")
+    store = Store(project.db)
+    try:
+        project.wait_until(lambda: log_lines(log), timeout=120, what="the first committed epoch")
+        project.wait_until(lambda: store.session("k9").alive, what="a heartbeat")
+    finally:
+        bg.kill()
+    killed = time.monotonic()
+    seen = project.wait_until(lambda: store.session("k9").state == "interrupted" and time.monotonic(),
+                              timeout=30, what="interrupted")
+    # The owner's last heartbeat was at most HEARTBEAT_EVERY before the kill; polled every 0.05 s.
+    assert seen - killed <= ALIVE_WITHIN + 0.1, f"read interrupted {seen - killed:.2f} s after the kill"
+    assert store.trials("k9")[0].state.value == "interrupted"
+
+
 def test_a_refused_resume_changes_nothing(project: Project) -> None:
     log = project.root / "busy.log"
     toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=100_000)  # until the test stops it
