@@ -34,7 +34,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
-def config_text(config: Mapping[str, Any], names: Iterable[str]) -> str:
+def config_text(config: Mapping[str, Any], names: Iterable[str], sep: str = " ") -> str:
     """``lr=0.01 optimizer=adam beta1=0.9``: the parameters ``names`` of a config, each once. An inactive
     conditional parameter (absent from the config: momentum under adam) is left out, never ``momentum=-``."""
-    return " ".join(f"{n}={fmt(config[n])}" for n in names if n in config)
+    return sep.join(f"{n}={fmt(config[n])}" for n in names if n in config)

@@ -141,7 +141,7 @@ class HomeScreen(TuituneScreen):
         if r.message:
             lines.append(f"[dim]{escape(r.message)}[/]")
         if best is not None:
-            cfg = config_text(best.config, view.searched).replace(" ", ", ")
+            cfg = config_text(best.config, view.searched, sep=", ")
             lines.append(f"best #{best.number}: {r.metric} {fmt(best.value)}  {cfg}")
         if r.note:
             lines.append(f"[b]note:[/] {escape(r.note)}")
