@@ -173,7 +173,8 @@ class DashboardScreen(TuituneScreen):
                 return False
         if not rec.alive:
             return False
-        self.query_one(RichLog).write(f"[dim]following session {rec.name}, run by process {rec.owner or '?'}[/]")
+        log: Any = self.query_one("#event-log")
+        log.write(f"[dim]following session {rec.name}, run by process {rec.owner or '?'}[/]")
         control.follow(self.store, self.session_name)
         self._run_started = time.monotonic()
         self._ended = False
