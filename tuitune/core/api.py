@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import events as ev
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
 from tuitune.core.records import DIRECTIONS, SessionRecord, TrialRecord, best_trial, ranked
@@ -262,13 +263,14 @@ def tune(
         listeners.append(_Lines(rec.metric))
         what = f"{strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
         _say(f"{'resuming' if existed else 'starting'} session '{name}' ({what}) in {store.path}")
-    epochs_before = store.count_epochs(name) if existed else 0
+    started: list[int] = []  # trials the run started: none means it returned the session as it was
+    listeners.append(lambda e: started.append(1) if isinstance(e, ev.TrialStarted) else None)
     runner = Runner(
         store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
         pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),
     )
     result = runner.run()
-    if existed and rec.state == "finished" and store.count_epochs(name) == epochs_before:
+    if existed and rec.state == "finished" and not started:
         import warnings
 
         warnings.warn(
@@ -298,7 +300,6 @@ class _Lines:
         self.metric = metric
 
     def __call__(self, event: Any) -> None:
-        from tuitune.core import events as ev
         from tuitune.core.text import fmt
 
         if isinstance(event, ev.TrialFinished):
