@@ -426,10 +426,10 @@ class DashboardScreen(TuituneScreen):
             self.notify("no trial is training", severity="warning")
 
     def action_run(self) -> None:
+        if self._follow_if_owned():  # another process runs it: its keys reach that process
+            return
         if self.tuitune.run_control.running:
             self.notify("a session is already running", severity="warning")
-            return
-        if self._follow_if_owned():  # another process runs it: its keys reach that process
             return
         self.query_one(RichLog).write("preparing the run…")
         self._prepare_resume()

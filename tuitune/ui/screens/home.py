@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import SessionRecord
-from tuitune.ui.format import config_text, fmt, fmt_time, plural
+from tuitune.ui.format import fmt, fmt_time, plural
 from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart
@@ -141,7 +141,8 @@ class HomeScreen(TuituneScreen):
         if r.message:
             lines.append(f"[dim]{escape(r.message)}[/]")
         if best is not None:
-            cfg = config_text(best.config, view.searched, sep=", ")
+            # a parameter inactive in this config (momentum under adam) is left out, not "momentum=-"
+            cfg = ", ".join(f"{k}={fmt(best.config[k])}" for k in view.searched if k in best.config)
             lines.append(f"best #{best.number}: {r.metric} {fmt(best.value)}  {cfg}")
         if r.note:
             lines.append(f"[b]note:[/] {escape(r.note)}")
