@@ -33,6 +33,14 @@ _positive_int = _whole_at_least(1)
 _non_negative_int = _whole_at_least(0)
 
 
+def _header_first() -> dict[str, Any]:
+    """A rich Table's style whose first line is its header row (`tuitune sessions | head -1` names the
+    columns), a rule under it, no border above."""
+    from rich import box
+
+    return {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+
+
 def _base(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
@@ -196,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed the pipe (`| head -1`): what it wanted was printed
         _quiet_stdout()
         return EXIT_OK
+    except SystemExit as e:  # rich's answer to a closed pipe is exit 1: the same as above
+        if e.code == 1 and _stdout_closed_by_rich():
+            return EXIT_OK
+        raise
 
 
 def _quiet_stdout() -> None:
@@ -209,15 +221,15 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _console(**kw: Any) -> Any:
-    """A rich Console whose closed pipe is a BrokenPipeError (rich's own answer is SystemExit(1))."""
-    from rich.console import Console
+def _stdout_closed_by_rich() -> bool:
+    """True when rich met a closed pipe: it points standard output at /dev/null, then raises SystemExit(1)."""
+    import os
 
-    class _Console(Console):
-        def on_broken_pipe(self) -> None:
-            raise BrokenPipeError
-
-    return _Console(**kw)
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -270,6 +282,7 @@ def _tui(args: argparse.Namespace, launch: Any) -> int:
 
 
 def cmd_presets() -> int:
+    from rich.console import Console
     from rich.table import Table
 
     from tuitune.training.presets import list_presets
@@ -285,7 +298,7 @@ def cmd_presets() -> int:
             p.name, f"{p.metric} ({p.direction[:3]})", str(p.max_epochs),
             f"{p.description}\n[dim]searches {len(searched)}: {', '.join(searched)}[/]",
         )
-    _console().print(t)
+    Console().print(t)
     print("run one with: tuitune run PRESET   (or a TOML file of your own: see the README)")
     return EXIT_OK
 
@@ -298,7 +311,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(finite([_session_json(r) for r in recs]), indent=2, allow_nan=False))
         return EXIT_OK
-    from rich import box
+    from rich.console import Console
     from rich.table import Table
 
     from tuitune.core.text import fmt
@@ -306,8 +319,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    # The header row is the first line (`tuitune sessions | head -1` names the columns), no border above it.
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t = Table(**_header_first())
     # The name is what resume, open and export need: never cut, whatever the width (piped output too).
     t.add_column("session", no_wrap=True, min_width=max(len(r.name) for r in recs))
     for c in ("preset", "strategy", "backend", "done", "best", "state", "updated"):
@@ -321,7 +333,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated or 0)),
         )
     # Piped, nothing is cut for a width that is no terminal's: the table takes the width it needs.
-    _console(width=None if sys.stdout.isatty() else 200).print(t)
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
     return EXIT_OK
 
 
@@ -366,12 +378,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(finite(doc), indent=2, default=str, allow_nan=False))
         return EXIT_OK
+    from rich.console import Console
     from rich.markup import escape
 
     from tuitune.core.text import fmt, plural
     from tuitune.headless import leaderboard_table
 
-    c = _console()
+    c = Console()
     preset = (rec.preset or {}).get("name") or "-"
     opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
     c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")

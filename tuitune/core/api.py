@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,14 +107,14 @@ def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
 _PER_RUN_OPTIONS = {"changes"}
 
 
-def _differences(rec: SessionRecord, asked: Mapping[str, Any], given: Collection[str] | None = None) -> list[str]:
+def _differences(rec: SessionRecord, asked: Mapping[str, Any], given: Iterable[str] | None = None) -> list[str]:
     """What differs between a stored session and the settings asked for, in words. An option the stored
     session lacks (stored before it existed) differs only when the user set it (``given``; None: all)."""
     out = []
     for key, value in asked.items():
         if key == "options":
             for k, v in value.items():
-                if k not in rec.options and given is not None and k not in given:
+                if k not in rec.options and given is not None and k not in set(given):
                     continue  # a default the user never typed: resumed as stored
                 if k not in _PER_RUN_OPTIONS and v is not None and v != rec.options.get(k):
                     out.append(f"option {k} {rec.options.get(k)!r} (you asked {v!r})")
@@ -145,7 +145,7 @@ def open_session(
     preset: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
-    given_options: Collection[str] | None = None,
+    given_options: Iterable[str] | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
