@@ -33,6 +33,13 @@ _positive_int = _whole_at_least(1)
 _non_negative_int = _whole_at_least(0)
 
 
+def _epochs(n: int) -> str:
+    """``1 epoch``, ``5 epochs``."""
+    from tuitune.core.text import plural
+
+    return plural(n, "epoch")
+
+
 def _header_first() -> dict[str, Any]:
     """A rich Table's style whose first line is its header row (`tuitune sessions | head -1` names the
     columns), a rule under it, no border above."""
@@ -381,7 +388,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from tuitune.core.text import fmt, plural
+    from tuitune.core.text import fmt
     from tuitune.headless import leaderboard_table
 
     c = Console()
@@ -389,7 +396,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     opts = ", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none"
     c.print(f"[bold]{rec.name}[/]  preset {preset}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
-        f"{rec.metric} ({rec.direction}), up to {plural(rec.max_epochs, 'epoch')}, trials {rec.n_done}"
+        f"{rec.metric} ({rec.direction}), up to {_epochs(rec.max_epochs)}, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
         + (f": {rec.message}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
