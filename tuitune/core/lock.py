@@ -40,11 +40,6 @@ class SessionLock:
             except OSError:
                 holder = self._read_holder(fd)
                 os.close(fd)
-                if holder is None:  # locked, its name not yet written: the holder is starting
-                    raise SessionLockedError(
-                        f"session '{self.session}': another process is starting it; "
-                        "wait a moment: it will show as live in tuitune sessions"
-                    ) from None
                 raise SessionLockedError(
                     f"session '{self.session}' is being run by another process ({holder}); "
                     "wait for it to finish, or stop that process and resume"
@@ -61,12 +56,9 @@ class SessionLock:
         return self
 
     @staticmethod
-    def _read_holder(fd: int) -> str | None:
-        """Who holds the lock, in words; None while the holder has not yet written its name."""
+    def _read_holder(fd: int) -> str:
         try:
             info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-            if not isinstance(info, dict) or info.get("pid") is None:
-                return None
             return f"pid {info.get('pid')} on {info.get('host')}, '{info.get('command')}', since {info.get('since')}"
         except (OSError, ValueError):
             return "unknown process"

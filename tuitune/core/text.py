@@ -8,19 +8,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def fmt(v: Any, digits: int = 4) -> str:
-    """4 significant digits for floats, '-' for None, booleans as TOML writes them (true/false)."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'max_epochs'?)`` when one of ``options`` is close to ``word`` (a typo), else ''."""
     import difflib
@@ -38,3 +25,17 @@ def config_text(config: Mapping[str, Any], names: Iterable[str], sep: str = " ")
     """``lr=0.01 optimizer=adam beta1=0.9``: the parameters ``names`` of a config, each once. An inactive
     conditional parameter (absent from the config: momentum under adam) is left out, never ``momentum=-``."""
     return sep.join(f"{n}={fmt(config[n])}" for n in names if n in config)
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    """4 significant digits for floats, '-' for None, booleans as TOML writes them (true/false)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.{digits}g}"
+    return str(v)
+
