@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuitune.core import events as ev
+from tuitune.core import text as words
 from tuitune.core.records import SessionRecord, TrialRecord, TrialState, ranked
-from tuitune.core.text import config_text, fmt, plural
+from tuitune.core.text import fmt
 
 
 def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limit: int | None = 10) -> Table:
@@ -38,7 +39,7 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
     for i, t in enumerate(rows[:limit] if limit else rows):
         rank = str(i + 1) if t in done else "-"
         state = t.state.value + (f" ({t.reason})" if t.reason and t.state == TrialState.FAILED else "")
-        params = [fmt(t.config.get(n)) for n in names] if wide else [config_text(t.config, names)]
+        params = [fmt(t.config.get(n)) for n in names] if wide else [words.config_text(t.config, names)]
         table.add_row(rank, str(t.number), fmt(t.value), str(t.last_epoch), state, *params)
     if limit and len(rows) > limit:
         table.caption = f"{len(rows) - limit} more trials: tuitune show {record.name}"
@@ -115,7 +116,7 @@ class HeadlessDisplay:
             what = "resuming" if event.resumed else "starting"
             self.console.print(
                 f"[bold]{what} session {event.session}[/]: {self.record.strategy}, "
-                f"{self.record.metric} ({self.record.direction}), up to {plural(self.record.max_epochs, 'epoch')} a trial"
+                f"{self.record.metric} ({self.record.direction}), up to {words.plural(self.record.max_epochs, 'epoch')} a trial"
             )
             p.start()
             self.session_task = p.add_task("session", total=event.total, completed=self._done, info="")
@@ -145,7 +146,7 @@ class HeadlessDisplay:
                 if c.state.is_finished():
                     self._done += 1
             p.update(self.session_task, completed=self._done)
-            params = config_text(t.config, self.names)
+            params = words.config_text(t.config, self.names)
             # An interrupted trial that never reached an epoch failed its setup (the run's error says
             # why, once) or was stopped at once: its reason would only repeat that.
             quiet = t.state == TrialState.INTERRUPTED and t.last_epoch == 0

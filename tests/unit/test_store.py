@@ -199,4 +199,3 @@ def test_a_dropped_store_does_not_take_the_locks_of_the_live_one(tmp_path):
     mine = [line for line in locks.read_text().splitlines() if f" {os.getpid()} " in line and f":{ino} " in line]
     assert mine, "the live connection holds no lock on the database file"
     live.close()
-

@@ -38,4 +38,3 @@ def fmt(v: Any, digits: int = 4) -> str:
             return str(v)
         return f"{v:.{digits}g}"
     return str(v)
-
