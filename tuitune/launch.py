@@ -390,12 +390,12 @@ def resume_run(
         )
     notes = []
     updates: dict[str, Any] = {}
-    budget = _budget(store, rec, trials, more_trials)
-    if budget is not None and budget != rec.n_trials:
-        updates["n_trials"] = budget
+    n_trials = _trial_budget(store, rec, trials, more_trials)
+    if n_trials is not None and n_trials != rec.n_trials:
+        updates["n_trials"] = n_trials
         was = "" if rec.n_trials is None else f" from {rec.n_trials}"
-        notes.append(f"trial budget {'raised' if (rec.n_trials or 0) < budget else 'set'}{was} to {budget}")
-        rec = dataclasses.replace(rec, n_trials=budget)
+        notes.append(f"trial budget {'raised' if (rec.n_trials or 0) < n_trials else 'set'}{was} to {n_trials}")
+        rec = dataclasses.replace(rec, n_trials=n_trials)
     overrides: dict[str, Any] = {}
     if sets:
         if rec.strategy != "manual":
@@ -432,7 +432,7 @@ def resume_run(
     )
 
 
-def _budget(store: Store, rec: SessionRecord, trials: int | None, more: int | None) -> int | None:
+def _trial_budget(store: Store, rec: SessionRecord, trials: int | None, more: int | None) -> int | None:
     """The trial budget a resume asks for: ``trials`` is the total, ``more`` adds to it; None: unchanged."""
     if trials is not None and more:
         raise PresetError("give --trials N (the total) or --more N (that many more), not both")
