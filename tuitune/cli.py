@@ -54,12 +54,48 @@ _positive_int = _whole_at_least(1)
 _non_negative_int = _whole_at_least(0)
 
 
+def _epochs(n: int) -> str:
+    """``1 epoch``, ``5 epochs``."""
+    from tuitune.core.text import plural
+
+    return plural(n, "epoch")
+
+
+def _header_first() -> dict[str, Any]:
+    """A rich Table's style whose first line is its header row (`tuitune sessions | head -1` names the
+    columns), a rule under it, no border above."""
+    from rich import box
+
+    return {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+
+
 def _base(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, with a pointer to --help (not the whole usage first)."""
+
+    def error(self, message: str) -> Any:  # argparse's hook; never returns
+        import difflib
+
+        if message.startswith("unrecognized arguments:"):
+            known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+                if word.startswith("--") and any(a.dest == "set" for a in self._actions):
+                    message += f" (a parameter? fix it with --set {word[2:].split('=')[0]}=VALUE)"
+                    break
+        self.exit(EXIT_USAGE, f"tuitune: error: {self.prog.removeprefix('tuitune ')}: {message}; "
+                              f"see: {self.prog} --help\n" if self.prog != "tuitune" else
+                              f"tuitune: error: {message}; see: tuitune --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tuitune",
         description="A terminal control room for hyperparameter tuning of PyTorch models. "
         "With no command, opens the TUI.",
@@ -114,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("resume", help="continue a session where it stopped")
     s.add_argument("name")
-    s.add_argument("--trials", type=_positive_int, help="extend the session by this many more trials")
+    s.add_argument("--trials", type=_positive_int, help="the session's total trials, as in run (raises its budget to N)")
+    s.add_argument("--more", type=_positive_int, metavar="N", help="N more trials than its budget")
     s.add_argument("--device")
     s.add_argument("--data-dir")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
@@ -189,7 +226,10 @@ def _run_limits(sp: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser: its options are the ones to suggest
+        commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}  # type: ignore[union-attr]
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     debug = getattr(args, "debug", False)
     import warnings
 
@@ -210,8 +250,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuitune: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader closed the pipe (`| head -1`): what it wanted was printed
+        _quiet_stdout()
         return EXIT_OK
+    except SystemExit as e:  # rich's answer to a closed pipe is exit 1: the same as above
+        if e.code == 1 and _stdout_closed_by_rich():
+            return EXIT_OK
+        raise
+
+
+def _quiet_stdout() -> None:
+    """Points standard output at /dev/null, so the interpreter's last flush cannot fail on a closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_closed_by_rich() -> bool:
+    """True when rich met a closed pipe: it points standard output at /dev/null, then raises SystemExit(1)."""
+    import os
+
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -302,7 +369,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    t = Table()
+    t = Table(**_header_first())
     # The name is what resume, open and export need: never cut, whatever the width (piped output too).
     t.add_column("session", no_wrap=True, min_width=max(len(r.name) for r in recs))
     for c in ("preset", "strategy", "backend", "done", "best", "state", "updated"):
@@ -377,7 +444,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     opts = printable(", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none")
     c.print(f"[bold]{escape(printable(rec.name))}[/]  preset {escape(preset)}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
-        f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
+        f"{rec.metric} ({rec.direction}), up to {_epochs(rec.max_epochs)}, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
         + (f": {escape(printable(rec.message))}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
@@ -467,8 +534,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         launch = resume_run(
-            args.name, db=args.db, more_trials=args.trials, data_dir=args.data_dir, sets=args.set, base=args.base,
-            placement=placement, budget=_budget_of(args),
+            args.name, db=args.db, trials=args.trials, more_trials=args.more, data_dir=args.data_dir, sets=args.set,
+            base=args.base, placement=placement, budget=_budget_of(args),
         )
     if args.detach:
         return detach(args, launch)
@@ -488,6 +555,8 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
         "workers": 0 if args.in_process else args.workers, "backend": args.backend, "ray_address": args.ray_address,
         "gpus_per_trial": args.gpus_per_trial, "max_failures": args.max_failures, "trial_timeout": args.trial_timeout,
     }
+    if args.devices is None and args.device is not None:
+        asked["devices_flag"] = "--device"  # a missing device's hint names the flag the user gave
     return {k: v for k, v in asked.items() if v is not None}
 
 
@@ -514,8 +583,8 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     safe = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
     argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless",
             *launch.placement.argv()]
-    if args.command == "resume" and args.trials:
-        argv += ["--trials", str(args.trials)]
+    if args.command == "resume" and launch.updates.get("n_trials") is not None:  # the budget it resolved
+        argv += ["--trials", str(launch.updates["n_trials"])]
     if args.command == "resume":  # a run's budget is stored with its new session already
         for flag, value in (("--time", args.time), ("--total-epochs", args.total_epochs), ("--target", args.target)):
             if value is not None:

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuitune.core.api import (
@@ -79,7 +80,7 @@ class Launch:
             if not self.resumed and self.store.session_exists(self.name):
                 trials = self.store.trials(self.name, with_epochs=True)
                 if all(t.last_epoch == 0 and not t.state.is_finished() for t in trials):
-                    self.store.delete_session(self.name)
+                    self.store.delete_session(self.name)  # with its log and checkpoint folders
             raise
 
 
@@ -189,22 +190,27 @@ def new_run(
     # Everything a user can get wrong is checked before the database is touched.
     where = Placement.parse(**dict(placement or {}), stored=Placement(backend=preset.backend or "local"),
                             best_device=True, cli=True)
+    _check_data_dir(data_dir)
     objective = _objective(preset, _device(where), data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
     store = open_store(db)
     name = session or new_session_name(store)
+    before = None
+    if store.session_exists(name):
+        check_not_running(store, name)  # refused before anything is said or changed
+        before = store.session(name)
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=preset.metric, direction=preset.direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options=strat.options(), preset=preset.to_dict(), defaults=defaults,
         info={"data_dir": data_dir, **where.to_info(), **({"warm_start": warm} if warm else {})},
-        budget=session_budget,
+        budget=session_budget, given_options=set(options),
     )
     if existed:
         launch = resume_run(
             name, db=store, data_dir=data_dir, sets=sets if strategy == "manual" else (), base=base, placement=placement,
         )
-        launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
+        launch.notes.insert(0, _resuming_note(before or rec, rec, launch, trials))
         return launch
     return Launch(
         store, name, strat, objective, rec, placement=where, objective_ref=_objective_ref(preset, data_dir, seed),
@@ -232,6 +238,47 @@ def _fuse_key(preset: Any) -> Callable[[dict], Any] | None:
     return make(preset.to_dict()) if make is not None else None
 
 
+def check_not_running(store: Store, name: str) -> None:
+    """Raises the session lock's SessionLockedError (naming its owner) when another process runs ``name``."""
+    from tuitune.core.lock import SessionLock
+
+    SessionLock(store.path, name).acquire().release()
+
+
+# What makes `run --session NAME` the same session as the stored one (open_session compares them): the
+# search. Where trials run (devices, workers, backend) and the trial budget may change on a resume.
+SAME_SETTINGS = "strategy and its options, search space, preset, metric, seed and epochs"
+
+
+def _resuming_note(before: SessionRecord, after: SessionRecord, launch: Launch, trials: int | None) -> str:
+    """'session NAME exists with the same settings (...): resuming it; trial budget 40 -> 80; 2 workers (was 1)'."""
+    out = [f"session '{after.name}' exists with the same settings ({SAME_SETTINGS}): resuming it"]
+    if after.n_trials != before.n_trials:
+        out.append(f"trial budget raised from {before.n_trials} to {after.n_trials}")
+    elif trials is not None and before.n_trials is not None and trials < before.n_trials:
+        out.append(f"its trial budget stays {before.n_trials} (--trials is the total; it is not lowered)")
+    was, now = Placement.from_info(before.info), launch.placement
+    if now.devices != was.devices and was.devices:
+        out.append(f"devices {','.join(now.devices or [])} (were {','.join(was.devices)})")
+    if now.workers != was.workers and was.workers is not None:
+        out.append(f"{now.workers} worker{'s' * (now.workers != 1)} per device (was {was.workers})")
+    if now.backend != was.backend:
+        out.append(f"backend {now.backend} (was {was.backend})")
+    return "; ".join(out)
+
+
+def _check_data_dir(data_dir: str | None) -> None:
+    """A ``--data-dir`` that is a folder is used as it is (read-only is fine for datasets already there);
+    one that does not exist yet must be creatable, for the downloads."""
+    if data_dir is None or Path(data_dir).expanduser().is_dir():
+        return
+    from tuitune.core.fs import why_not_writable
+
+    why = why_not_writable(data_dir, folder=True)
+    if why:
+        raise PresetError(f"--data-dir {data_dir}: cannot create it: {why}; give a writable folder")
+
+
 def _objective_ref(preset: Any, data_dir: str | None, seed: int) -> ObjectiveRef:
     return ObjectiveRef(
         factory=build_objective, args=(preset.to_dict(),), kwargs={"data_dir": data_dir, "seed": seed},
@@ -244,6 +291,7 @@ def resume_run(
     *,
     db: str | os.PathLike[str] | Store | None = None,
     more_trials: int | None = None,
+    trials: int | None = None,
     data_dir: str | None = None,
     sets: Sequence[str] = (),
     base: str | int | None = None,
@@ -254,13 +302,15 @@ def resume_run(
 
     Its placement is the stored one, with the values in ``placement`` (as for ``new_run``) over it.
 
-    ``more_trials`` extends its trial budget by that many; for a manual session ``sets`` is the next change.
+    ``trials`` sets its trial budget (the total, as ``run --trials`` and ``tt.tune(trials=)``); ``more_trials``
+    extends it by that many (``--more``). For a manual session ``sets`` is the next change.
     ``budget`` (``time``, ``total_epochs``, ``target``): each one given replaces the stored one.
     """
     from tuitune.training.presets import Preset
 
     store = open_store(db)
     rec = store.session(name)
+    check_not_running(store, name)  # refused before anything is said or changed
     preset = Preset.from_dict(rec.preset) if rec.preset else None
     if preset is None:
         raise PresetError(
@@ -268,12 +318,12 @@ def resume_run(
         )
     notes = []
     updates: dict[str, Any] = {}
-    if more_trials:
-        done = len(store.trials(name, with_epochs=False))
-        base_n = rec.n_trials if rec.n_trials is not None else done
-        updates["n_trials"] = max(base_n, done) + more_trials
-        notes.append(f"trial budget raised to {updates['n_trials']}")
-        rec = dataclasses.replace(rec, n_trials=updates["n_trials"])
+    n_trials = _trial_budget(store, rec, trials, more_trials)
+    if n_trials is not None and n_trials != rec.n_trials:
+        updates["n_trials"] = n_trials
+        was = "" if rec.n_trials is None else f" from {rec.n_trials}"
+        notes.append(f"trial budget {'raised' if (rec.n_trials or 0) < n_trials else 'set'}{was} to {n_trials}")
+        rec = dataclasses.replace(rec, n_trials=n_trials)
     given = _budget_flags(budget)
     if given:
         merged = Budget.of(rec).merged(given)
@@ -293,6 +343,7 @@ def resume_run(
     where = Placement.parse(**dict(placement or {}), stored=Placement.from_info(rec.info), best_device=True, cli=True)
     if rec.info.get("placement") != where.to_info()["placement"]:
         updates["info"] = {**rec.info, **where.to_info()}
+    _check_data_dir(data_dir)
     data_dir = data_dir or rec.info.get("data_dir")
     objective = _objective(preset, _device(where), data_dir, rec.seed)
     if sets:
@@ -302,6 +353,24 @@ def resume_run(
         store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates, placement=where,
         objective_ref=_objective_ref(preset, data_dir, rec.seed), fuse_key=_fuse_key(preset),
     )
+
+
+def _trial_budget(store: Store, rec: SessionRecord, trials: int | None, more: int | None) -> int | None:
+    """The trial budget a resume asks for: ``trials`` is the total, ``more`` adds to it; None: unchanged."""
+    if trials is not None and more:
+        raise PresetError("give --trials N (the total) or --more N (that many more), not both")
+    if trials is None and not more:
+        return None
+    created = len(store.trials(rec.name, with_epochs=False))
+    if more:
+        return max(rec.n_trials if rec.n_trials is not None else created, created) + more
+    assert trials is not None
+    if trials < created:
+        raise PresetError(
+            f"--trials {trials} is the session's total and '{rec.name}' has {created} trials already; "
+            f"give {created + 1} or more, or --more N for N more"
+        )
+    return trials
 
 
 def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:

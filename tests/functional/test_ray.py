@@ -207,3 +207,78 @@ def test_a_lost_cluster_stops_the_session_cleanly_and_it_resumes(tmp_path, ray_e
     s = tt.tune(objs.killed_once, space, trials=4, max_epochs=200, db=db, session="lost", workers=1)
     assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
     assert before <= {(t.number, e["epoch"]) for t in s.trials for e in t.epochs}
+
+
+def _listening(pids: set[int]) -> set[str]:
+    """The addresses the processes ``pids`` listen on (TCP, IPv4 and IPv6), from /proc."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    out = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                raw = bytes.fromhex(f[1].split(":")[0])
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # per-word little-endian
+                import ipaddress
+
+                ip = ipaddress.ip_address(words)
+                mapped = getattr(ip, "ipv4_mapped", None)
+                out.add(str(mapped or ip))
+        assert width  # both tables are read
+    return out
+
+
+START_AND_WAIT = """
+import sys
+from pathlib import Path
+from tuitune.core.ray_backend import RayPool
+from tuitune.core.workers import objective_ref
+from tuitune.core.workers import plan_slots
+import {mod} as objs
+pool = RayPool(objective_ref(objs.killed_once), plan_slots(None, 1), Path({logs!r}))
+pool.start()
+print("started", flush=True)
+sys.stdin.readline()
+pool.close()
+import os, ray
+print("closed", ray.is_initialized(), os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_local_ray_instance_listens_on_the_loopback_only(tmp_path, ray_env, ray_leftovers):
+    # In a process of its own: Ray starts one local instance per process (a second, with another HOME, hangs).
+    import subprocess
+
+    mod, ray_tmp = ray_env
+    code = START_AND_WAIT.format(mod=mod.__name__, logs=str(tmp_path / "logs"))
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        assert p.stdout.readline().strip() == "started"
+        pids = {p.pid} | {int(line.split()[0]) for line in ray_leftovers(str(ray_tmp))}
+        addrs = _listening(pids)
+        assert addrs, "no listening socket found: the check would pass vacuously"
+        assert addrs <= {"127.0.0.1", "::1"}, f"a local Ray instance listens beyond the loopback: {sorted(addrs)}"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        # Shut down, and the process's own mode restored (a later --ray-address joins a cluster as before).
+        assert p.stdout.readline().split() == ["closed", "False", "None"]
+    finally:
+        p.kill()
+        p.wait(timeout=60)

@@ -199,3 +199,21 @@ def test_a_dropped_store_does_not_take_the_locks_of_the_live_one(tmp_path):
     mine = [line for line in locks.read_text().splitlines() if f" {os.getpid()} " in line and f":{ino} " in line]
     assert mine, "the live connection holds no lock on the database file"
     live.close()
+
+
+@pytest.mark.parametrize("note", ["missing", "empty"])
+def test_a_holder_that_has_not_written_its_name_reads_as_starting(tmp_path, monkeypatch, note):
+    p = make_db(tmp_path)
+    monkeypatch.setattr(SessionLock, "_write_holder", lambda self: None)  # the moment before it writes its name
+    first = SessionLock(p, "s").acquire()
+    try:
+        first.path.unlink(missing_ok=True)
+        if note == "empty":
+            first.path.parent.mkdir(parents=True, exist_ok=True)
+            first.path.write_text("")
+        with pytest.raises(SessionLockedError) as info:
+            SessionLock(p, "s").acquire()
+        msg = str(info.value)
+        assert "another process is starting it" in msg and "None" not in msg, msg
+    finally:
+        first.release()

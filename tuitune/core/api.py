@@ -8,6 +8,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import events as ev
 from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
@@ -160,11 +161,15 @@ def strategy_for(record: SessionRecord, trials: Sequence[TrialRecord] | None = N
 _PER_RUN_OPTIONS = {"changes"}
 
 
-def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
+def _differences(rec: SessionRecord, asked: Mapping[str, Any], given: Iterable[str] | None = None) -> list[str]:
+    """What differs between a stored session and the settings asked for, in words. An option the stored
+    session lacks (stored before it existed) differs only when the user set it (``given``; None: all)."""
     out = []
     for key, value in asked.items():
         if key == "options":
             for k, v in value.items():
+                if k not in rec.options and given is not None and k not in set(given):
+                    continue  # a default the user never typed: resumed as stored
                 if k not in _PER_RUN_OPTIONS and v is not None and v != rec.options.get(k):
                     out.append(f"option {k} {rec.options.get(k)!r} (you asked {v!r})")
         elif key == "space":
@@ -196,6 +201,7 @@ def open_session(
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     budget: Budget | None = None,
+    given_options: Iterable[str] | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
@@ -211,7 +217,7 @@ def open_session(
         diffs = _differences(rec, {
             "strategy": strategy, "space": space.to_dict(), "metric": metric, "direction": direction,
             "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
-        })
+        }, given_options)
         if diffs:
             from tuitune.core.store import resume_command
 
@@ -266,6 +272,7 @@ def tune(
     warm_start: str | Sequence[str] | None = None,
     fuse: int = 1,
     fuse_key: Callable[[dict], Hashable | None] | None = None,
+    quiet: bool = False,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -312,6 +319,8 @@ def tune(
             ``train_array(configs, trials) -> list`` (one return value per trial, or its exception).
         fuse_key: ``fuse_key(config)``: configs with equal keys (and budgets) may share an array; None for a
             config that trains alone. Default: the objective's own ``fuse_key`` method, if it has one.
+        quiet: no progress lines on stderr (by default a line when the session starts, before the workers
+            do, and one per finished trial, as the command line prints).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
@@ -349,15 +358,57 @@ def tune(
         max_epochs=max_epochs, trials=trials, options=strat.options(),
         preset=preset, defaults=defaults,
         info={**placement.to_info(), **({"warm_start": warm} if warm else {})}, budget=budget,
+        given_options=set(run_options),
     )
     if existed:
         strat = strategy_for(rec, **run_options)
+    listeners = list(listeners)
+    if not quiet:
+        listeners.append(_Lines(rec.metric))
+        what = f"{strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
+        _say(f"{'resuming' if existed else 'starting'} session '{name}' ({what}) in {store.path}")
+    started: list[int] = []  # trials the run started: none means it returned the session as it was
+    listeners.append(lambda e: started.append(1) if isinstance(e, ev.TrialStarted) else None)
     result = placement.runner(store, name, objective, strat, fuse_key=fuse_key, listeners=listeners).run()
+    if existed and rec.state == "finished" and not started:
+        import warnings
+
+        warnings.warn(
+            f"session '{name}' had already finished with these settings: nothing ran, and it is returned as it was; "
+            f"pass trials= more than {len(store.trials(name, with_epochs=False))} to extend it, or another session name",
+            stacklevel=2,
+        )
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
 
 
+def _say(text: str) -> None:
+    """One progress line of tt.tune on stderr (where the command line's go too)."""
+    import sys
+
+    try:
+        print(f"tuitune: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a closed stderr never stops a run
+        pass
+
+
+class _Lines:
+    """tt.tune's progress: a line per finished trial and each notice (``quiet=True``: none)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    def __call__(self, event: Any) -> None:
+        from tuitune.core.text import fmt
+
+        if isinstance(event, ev.TrialFinished):
+            t = event.trial
+            _say(f"trial {t.number} {t.state.value} {self.metric}={fmt(t.value)} epochs={t.last_epoch}/{t.budget}")
+        elif isinstance(event, ev.Notice):
+            _say(f"note: {event.text}")
+        elif isinstance(event, ev.SessionFinished):
+            _say(f"session '{event.session}' {event.state}" + (f": {event.message}" if event.message else ""))
 def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Session:
     """Opens an existing session for reading (trials, best, export)."""
     store = open_store(db)

@@ -55,8 +55,14 @@ class SessionLock:
         self._flock_fd: int | None = None  # the lock file's, where there are no OFD locks
 
     def _refused(self) -> SessionLockedError:
+        holder = self._read_holder()
+        if holder is None:  # its holder has the lock but has not written its name yet
+            return SessionLockedError(
+                f"session '{self.session}': another process is starting it; wait a moment: it will show as live "
+                "in tuitune sessions"
+            )
         return SessionLockedError(
-            f"session '{self.session}' is being run by another process ({self._read_holder()}); "
+            f"session '{self.session}' is being run by another process ({holder}); "
             "wait for it to finish, or stop that process and resume"
         )
 
@@ -123,14 +129,20 @@ class SessionLock:
         finally:
             os.close(fd)
 
-    def _read_holder(self) -> str:
+    def _read_holder(self) -> str | None:
+        """Who holds the lock, in words; None while its holder has not written its name (no note, or an
+        empty one)."""
         try:
             fd = open_private(self.path, os.O_RDONLY)
             try:
                 info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
             finally:
                 os.close(fd)
+            if not isinstance(info, dict) or info.get("pid") is None:
+                return None
             return f"pid {info.get('pid')} on {info.get('host')}, '{info.get('command')}', since {info.get('since')}"
+        except FileNotFoundError:
+            return None
         except Exception:  # noqa: BLE001 - the message only
             return "unknown process"
 

@@ -75,6 +75,7 @@ class Placement:
         max_failures: int | None = None,
         trial_timeout: float | None = None,
         fuse: int | None = None,
+        devices_flag: str | None = None,
         stored: Placement | None = None,
         best_device: bool = False,
         cli: bool = False,
@@ -85,7 +86,8 @@ class Placement:
         address and GPU share are kept only while the backend stays ``ray``. The limits (``max_failures``,
         ``trial_timeout``) are one run's: never taken from ``stored``. ``best_device``: no devices
         given or stored means the best device here (a preset's objective needs one), not "unpinned".
-        ``cli`` words the errors with the command line's flags.
+        ``cli`` words the errors with the command line's flags; ``devices_flag`` names the one the devices
+        came with (``--device``; default ``--devices``), which a missing device's hint then uses.
         """
         base = stored or cls(workers=None if not best_device else 1)
         backend = backend or base.backend
@@ -106,7 +108,7 @@ class Placement:
             raise _error(f"{_flag('ray_address', cli)} and {_flag('gpus_per_trial', cli)} are options of "
                          f"{_flag('backend', cli)} ray")
         spec = devices if devices is not None else base.devices
-        devs = parse_devices(spec, best=best_device, cli=cli)
+        devs = parse_devices(spec, best=best_device, cli=cli, flag=devices_flag if devices is not None else None)
         failures = max_failures if max_failures is not None else DEFAULT_MAX_FAILURES
         if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
             raise _error(f"{_flag('max_failures', cli)} {failures!r}: give a whole number >= 1")
@@ -255,10 +257,12 @@ def check_workers(workers: int | None, cli: bool = False) -> int | None:
     return workers
 
 
-def parse_devices(spec: str | Sequence[str] | None, *, best: bool = False, cli: bool = False) -> list[str] | None:
+def parse_devices(
+    spec: str | Sequence[str] | None, *, best: bool = False, cli: bool = False, flag: str | None = None
+) -> list[str] | None:
     """Device names checked (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``all``: every visible GPU), torch imported
     only when a GPU is named. None: the best device here when ``best``, else None (not pinned)."""
-    name = _flag("devices", cli)
+    name = flag or _flag("devices", cli)
     if spec is None:
         return best_devices() if best else None
     items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x and str(x).strip()]
@@ -266,37 +270,57 @@ def parse_devices(spec: str | Sequence[str] | None, *, best: bool = False, cli: 
         raise _error(f"{name} is empty; give cpu, cuda:0,cuda:1 or all")
     bad = [x for x in items if not re.fullmatch(r"cpu|mps|all|cuda(:\d+)?", x)]
     if bad:
-        raise _error(f"device {bad[0]!r} is not a device name; use cpu, cuda, cuda:N, mps or all")
+        raise _error(f"device {bad[0]!r} is not a device name (cpu, cuda, cuda:N, mps or all); {use_hint(name, cli)}")
     if "all" in items and len(items) > 1:
         raise _error(f"{name}: 'all' stands alone: every visible GPU")
     if any(x != "cpu" for x in items):
-        items = _check_with_torch(items, cli)
+        items = _check_with_torch(items, name, cli)
     dup = sorted({d for d in items if items.count(d) > 1})
     if dup:
         raise _error(f"{name} names {dup[0]} twice; for several workers on one device use {_flag('workers', cli)} N")
     return items
 
 
-def _check_with_torch(items: list[str], cli: bool) -> list[str]:
+def available_devices() -> list[str]:
+    """The devices this machine has, by name: every visible GPU, MPS, and cpu (last)."""
+    if not _gpu_possible():
+        return ["cpu"]
+    import torch
+
+    out = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return [*out, "cpu"]
+
+
+def use_hint(flag: str, cli: bool = True) -> str:
+    """What to type instead, from what exists: 'use --devices cuda:0 (this machine has cuda:0, cpu)'."""
+    have = available_devices()
+    use = f"use {flag} {have[0]}" if cli else f"use {flag}={have[0]!r}"
+    return use + (f" (this machine has {', '.join(have)})" if len(have) > 1 else "")
+
+
+def _check_with_torch(items: list[str], name: str, cli: bool) -> list[str]:
     import torch
 
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     where = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}"
     if items == ["all"]:
         if n == 0:
-            raise _error(f"{_flag('devices', cli)} all: no GPU is visible here ({where}); use cpu")
+            raise _error(f"{name} all: no GPU is visible here ({where}); {use_hint(name, cli)}")
         return [f"cuda:{i}" for i in range(n)]
     out = []
     for x in items:
         if x == "mps":
             mps = getattr(torch.backends, "mps", None)
             if mps is None or not mps.is_available():
-                raise _error("device 'mps': Apple MPS is not available here; use cpu")
+                raise _error(f"device 'mps': Apple MPS is not available here; {use_hint(name, cli)}")
         elif x.startswith("cuda"):
             index = int(x.partition(":")[2] or 0)
             if index >= n:
-                raise _error(f"device {x!r}: this machine has {n} visible CUDA device(s)"
-                             + (f" (cuda:0..cuda:{n - 1})" if n else f"; {where} sees no GPU: use cpu"))
+                raise _error(f"device {x!r} does not exist here ({n} visible CUDA device{'s' * (n != 1)}, {where}); "
+                             f"{use_hint(name, cli)}")
             x = f"cuda:{index}"
         out.append(x)
     return out

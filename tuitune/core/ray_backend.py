@@ -270,6 +270,33 @@ def _reap(driver: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Any:
+    """Keeps a local Ray instance on 127.0.0.1 while it starts. On Linux Ray replaces a node address of
+    127.0.0.1 by the machine's own, and its servers (GCS, raylet, workers, runtime-env agent) then listen
+    on every interface; in its single-machine mode (macOS's default, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``)
+    they all listen on the loopback. The processes it starts inherit the mode; this process gets it back
+    afterwards, so a later ``--ray-address`` joins a real cluster as before."""
+    consts: Any = sys.modules.get("ray._private.ray_constants")
+    before_env = os.environ.get(RAY_CLUSTER_ENV)
+    before = getattr(consts, "ENABLE_RAY_CLUSTER", None)
+    os.environ[RAY_CLUSTER_ENV] = "0"
+    if consts is not None:
+        consts.ENABLE_RAY_CLUSTER = False  # read when ray.init resolves the node's address
+    try:
+        yield
+    finally:
+        if before_env is None:
+            os.environ.pop(RAY_CLUSTER_ENV, None)
+        else:
+            os.environ[RAY_CLUSTER_ENV] = before_env
+        if consts is not None and before is not None:
+            consts.ENABLE_RAY_CLUSTER = before
+
+
 class RayPool(Pool):
     """Starts, feeds, watches and replaces one Ray actor per worker slot (``WorkerPool``'s interface).
 
@@ -345,7 +372,7 @@ class RayPool(Pool):
         else:
             kw["address"] = self.address
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(), (_loopback_only() if self.address is None else contextlib.nullcontext()):
                 ray.init(**kw)
         except Exception as e:  # noqa: BLE001 - Ray's errors are long; one line says what to do
             first = first_line(e) or type(e).__name__

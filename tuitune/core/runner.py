@@ -161,6 +161,7 @@ class Runner:
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
+        self._said_no_checkpoint = False  # the notice that continued trials retrain from epoch 1, once a run
         self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
@@ -537,7 +538,23 @@ class Runner:
                 )
         self.strategy.tell(rec)
         self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
+        if sugg.trial is not None and rec.last_epoch > 0:
+            self._check_checkpoint(rec)
         return rec
+
+    def _check_checkpoint(self, rec: TrialRecord) -> None:
+        """A trial that continues (a promotion, a re-run) with no checkpoint trains again from epoch 1:
+        said once a run, with the fix, instead of costing the epochs silently."""
+        if self._said_no_checkpoint or self.files.checkpoint(rec.number).exists():
+            return
+        self._said_no_checkpoint = True
+        text = (
+            f"trial {rec.number} continues from epoch {rec.last_epoch} but its objective saved no checkpoint, so it "
+            f"trains again from epoch 1 (and so will every promoted trial): call trial.checkpoint(state) each epoch "
+            "and start with state = trial.restore()"
+        )
+        log.info("session %s: %s", self.session, text)  # the event is what the user sees (a warning would tear a screen)
+        self._emit(ev.Notice(self.session, text=text))
 
     # ---- workers: serving their requests ------------------------------------------------------------
     def _serve(self, timeout: float) -> list[TrialRecord]:
