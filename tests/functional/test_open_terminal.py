@@ -112,7 +112,7 @@ def test_open_follows_an_owner_that_starts_after_the_dashboard_opened(tmp_path: 
     env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]), TERM="xterm-256color")
     tuitune = [sys.executable, "-m", "tuitune", "--db", str(db)]
     create = ("from tuitune.launch import new_run; "
-              f"new_run('p.toml', trials=40, session='late', db={str(db)!r}, devices='cpu', workers=1)")
+              f"new_run('p.toml', trials=40, session='late', db={str(db)!r}, placement={{'devices': 'cpu', 'workers': 1}})")
     subprocess.run([sys.executable, "-c", create], check=True, env=env, cwd=tmp_path, timeout=120)
     assert Store(db).session("late").state == "new"
     sock = str(tmp_path / "tmux.sock")
