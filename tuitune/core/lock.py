@@ -130,8 +130,8 @@ class SessionLock:
             os.close(fd)
 
     def _read_holder(self) -> str | None:
-        """Who holds the lock, in words; None while its holder has not written its name (no note, or an
-        empty one)."""
+        """Who holds the lock, in words; None while its holder has created its note but not written its
+        name in it (an empty note)."""
         try:
             fd = open_private(self.path, os.O_RDONLY)
             try:
@@ -142,7 +142,8 @@ class SessionLock:
                 return None
             return f"pid {info.get('pid')} on {info.get('host')}, '{info.get('command')}', since {info.get('since')}"
         except FileNotFoundError:
-            return None
+            # Not written yet, or removed with <db>.d while the holder runs (the lock is on the database).
+            return "its name note is not written yet or was removed"
         except Exception:  # noqa: BLE001 - the message only
             return "unknown process"
 
