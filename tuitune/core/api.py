@@ -362,25 +362,38 @@ def tune(
     )
     if existed:
         strat = strategy_for(rec, **run_options)
-    listeners = list(listeners)
-    if not quiet:
-        listeners.append(_Lines(rec.metric))
-        what = f"{strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
-        _say(f"{'resuming' if existed else 'starting'} session '{name}' ({what}) in {store.path}")
-    started: list[int] = []  # trials the run started: none means it returned the session as it was
-    listeners.append(lambda e: started.append(1) if isinstance(e, ev.TrialStarted) else None)
+    listeners, started = _progress(list(listeners), quiet, store, rec, existed)
     result = placement.runner(store, name, objective, strat, fuse_key=fuse_key, listeners=listeners).run()
     if existed and rec.state == "finished" and not started:
-        import warnings
-
-        warnings.warn(
-            f"session '{name}' had already finished with these settings: nothing ran, and it is returned as it was; "
-            f"pass trials= more than {len(store.trials(name, with_epochs=False))} to extend it, or another session name",
-            stacklevel=2,
-        )
+        _warn_untouched(store, name)
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
+
+
+def _progress(
+    listeners: list[Callable[[Any], None]], quiet: bool, store: Store, rec: SessionRecord, existed: bool
+) -> tuple[list[Callable[[Any], None]], list[int]]:
+    """tt.tune's listeners with its progress lines (none when ``quiet``; the first is said now), and the
+    list that fills as trials start (empty after the run: it returned the session as it was)."""
+    if not quiet:
+        listeners.append(_Lines(rec.metric))
+        what = f"{rec.strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
+        _say(f"{'resuming' if existed else 'starting'} session '{rec.name}' ({what}) in {store.path}")
+    started: list[int] = []
+    listeners.append(lambda e: started.append(1) if isinstance(e, ev.TrialStarted) else None)
+    return listeners, started
+
+
+def _warn_untouched(store: Store, name: str) -> None:
+    """The warning of a tt.tune call that returned a finished session as it was (nothing ran)."""
+    import warnings
+
+    warnings.warn(
+        f"session '{name}' had already finished with these settings: nothing ran, and it is returned as it was; "
+        f"pass trials= more than {len(store.trials(name, with_epochs=False))} to extend it, or another session name",
+        stacklevel=3,  # tt.tune's caller
+    )
 
 
 def _say(text: str) -> None:
