@@ -47,7 +47,7 @@ def _launch(data: Path, *, trials: int, epochs: int, workers: int, device: str, 
 
     return new_run(
         "mnist-mlp", strategy="random", trials=trials, max_epochs=epochs, seed=0, session=session, db=db,
-        data_dir=str(data), devices=device, workers=workers,
+        data_dir=str(data), placement={"devices": device, "workers": workers},
     )
 
 

@@ -39,7 +39,7 @@ from tuitune.launch import new_run  # noqa: E402
 def _launch(args: argparse.Namespace, workers: int, tag: str) -> Any:
     db = Path(tempfile.mkdtemp(prefix=f"tt-{tag}-")) / "b.db"
     return new_run(args.preset, strategy="random", trials=args.trials, max_epochs=args.epochs, seed=0,
-                   session="bench", db=db, devices=args.device, workers=workers)
+                   session="bench", db=db, placement={"devices": args.device, "workers": workers})
 
 
 def _epoch_seconds(launch: Any) -> tuple[float, int]:

@@ -54,12 +54,48 @@ _positive_int = _whole_at_least(1)
 _non_negative_int = _whole_at_least(0)
 
 
+def _epochs(n: int) -> str:
+    """``1 epoch``, ``5 epochs``."""
+    from tuitune.core.text import plural
+
+    return plural(n, "epoch")
+
+
+def _header_first() -> dict[str, Any]:
+    """A rich Table's style whose first line is its header row (`tuitune sessions | head -1` names the
+    columns), a rule under it, no border above."""
+    from rich import box
+
+    return {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+
+
 def _base(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, with a pointer to --help (not the whole usage first)."""
+
+    def error(self, message: str) -> Any:  # argparse's hook; never returns
+        import difflib
+
+        if message.startswith("unrecognized arguments:"):
+            known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+                if word.startswith("--") and any(a.dest == "set" for a in self._actions):
+                    message += f" (a parameter? fix it with --set {word[2:].split('=')[0]}=VALUE)"
+                    break
+        self.exit(EXIT_USAGE, f"tuitune: error: {self.prog.removeprefix('tuitune ')}: {message}; "
+                              f"see: {self.prog} --help\n" if self.prog != "tuitune" else
+                              f"tuitune: error: {message}; see: tuitune --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tuitune",
         description="A terminal control room for hyperparameter tuning of PyTorch models. "
         "With no command, opens the TUI.",
@@ -114,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("resume", help="continue a session where it stopped")
     s.add_argument("name")
-    s.add_argument("--trials", type=_positive_int, help="extend the session by this many more trials")
+    s.add_argument("--trials", type=_positive_int, help="the session's total trials, as in run (raises its budget to N)")
+    s.add_argument("--more", type=_positive_int, metavar="N", help="N more trials than its budget")
     s.add_argument("--device")
     s.add_argument("--data-dir")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="manual: the next change")
@@ -184,14 +221,17 @@ def _budget_of(args: argparse.Namespace) -> dict[str, Any]:
 def _run_limits(sp: argparse.ArgumentParser) -> None:
     from tuitune.launch import DEFAULT_MAX_FAILURES
 
-    sp.add_argument("--max-failures", type=_positive_int, default=DEFAULT_MAX_FAILURES,
-                    help="stop after this many failures in a row")
-    sp.add_argument("--trial-timeout", type=_seconds, help="seconds a trial may run")
+    sp.add_argument("--max-failures", type=_positive_int,
+                    help=f"stop after this many failures in a row (default {DEFAULT_MAX_FAILURES}, or the session's)")
+    sp.add_argument("--trial-timeout", type=_seconds, help="seconds a trial may run (default: no limit, or the session's)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser: its options are the ones to suggest
+        commands = parser._subparsers._group_actions[0].choices if parser._subparsers else {}  # type: ignore[union-attr]
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     debug = getattr(args, "debug", False)
     import warnings
 
@@ -212,8 +252,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuitune: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader closed the pipe (`| head -1`): what it wanted was printed
+        _quiet_stdout()
         return EXIT_OK
+    except SystemExit as e:  # rich's answer to a closed pipe is exit 1: the same as above
+        if e.code == 1 and _stdout_closed_by_rich():
+            return EXIT_OK
+        raise
+
+
+def _quiet_stdout() -> None:
+    """Points standard output at /dev/null, so the interpreter's last flush cannot fail on a closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_closed_by_rich() -> bool:
+    """True when rich met a closed pipe: it points standard output at /dev/null, then raises SystemExit(1)."""
+    import os
+
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -304,7 +371,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if not recs:
         print(f"no sessions in {store.path}; start one with: tuitune run digits-mlp")
         return EXIT_OK
-    t = Table()
+    t = Table(**_header_first())
     # The name is what resume, open and export need: never cut, whatever the width (piped output too).
     t.add_column("session", no_wrap=True, min_width=max(len(r.name) for r in recs))
     for c in ("preset", "strategy", "backend", "done", "best", "state", "updated"):
@@ -324,18 +391,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _backend(r: Any) -> str:
     """Where a session's trials run: 'local', 'ray' or 'ray HOST:PORT'."""
-    backend = r.info.get("backend") or "local"
-    address = r.info.get("ray_address")
-    return f"{backend} {address}" if backend == "ray" and address else backend
+    from tuitune.core.placement import Placement
+
+    p = Placement.from_info(r.info)
+    return f"{p.backend} {p.ray_address}" if p.backend == "ray" and p.ray_address else p.backend
 
 
 def _session_json(r: Any) -> dict[str, Any]:
+    from tuitune.core.placement import Placement
+
+    p = Placement.from_info(r.info)
     return {
         "name": r.name, "preset": (r.preset or {}).get("name"), "strategy": r.strategy, "options": r.options,
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
-        "message": r.message, "note": r.note, "devices": r.info.get("devices"), "workers": r.info.get("workers"),
-        "backend": r.info.get("backend") or "local", "ray_address": r.info.get("ray_address"),
+        "message": r.message, "note": r.note, "devices": list(p.devices) if p.devices else None, "workers": p.workers,
+        "backend": p.backend, "ray_address": p.ray_address,
         "space": r.space, "created": r.created, "updated": r.updated,
         "budget": r.info.get("budget") or {}, "run_seconds": r.info.get("run_seconds"),
     }
@@ -375,7 +446,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     opts = printable(", ".join(f"{k}={v}" for k, v in rec.options.items()) or "none")
     c.print(f"[bold]{escape(printable(rec.name))}[/]  preset {escape(preset)}, strategy {rec.strategy} ({opts}), seed {rec.seed}")
     c.print(
-        f"{rec.metric} ({rec.direction}), up to {rec.max_epochs} epochs, trials {rec.n_done}"
+        f"{rec.metric} ({rec.direction}), up to {_epochs(rec.max_epochs)}, trials {rec.n_done}"
         f"{'' if rec.n_trials is None else '/' + str(rec.n_trials)}, state {rec.state}"
         + (f": {escape(printable(rec.message))}" if rec.message else "")
         + f", best {fmt(rec.best_value)}"
@@ -401,10 +472,10 @@ def _print_log(store: Any, name: str, number: int) -> int:
 
     from tuitune.core.errors import StoreError
     from tuitune.core.safefs import open_private
-    from tuitune.core.store import session_path
+    from tuitune.core.store import SessionFiles
 
     store.trial(name, number)  # an unknown trial is one line naming it
-    path = session_path(store.path, "logs", name) / f"{number}.log"
+    path = SessionFiles(store.path, name).log(number)
     if not path.exists():
         raise StoreError(
             f"trial {number} of '{name}' has no log ({path} does not exist): it ran in the coordinator's own process "
@@ -453,26 +524,21 @@ def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from tuitune.launch import new_run, resume_run
 
-    workers = 0 if args.in_process else args.workers
+    placement = _placement(args)
     if args.command == "run":
         from tuitune.core.strategies import check_strategy_name
 
         check_strategy_name(args.strategy)  # before its options are checked against it
         launch = new_run(
             args.preset, strategy=args.strategy, trials=args.trials, max_epochs=args.max_epochs, seed=args.seed,
-            session=args.session, db=args.db, device=args.device, data_dir=args.data_dir, sets=args.set,
-            base=args.base, options=_strategy_options(args), max_failures=args.max_failures,
-            trial_timeout=args.trial_timeout, workers=workers, devices=args.devices,
-            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
+            session=args.session, db=args.db, data_dir=args.data_dir, sets=args.set, base=args.base,
+            options=_strategy_options(args), placement=placement,
             budget=_budget_of(args), prior=args.prior, warm_start=args.warm_start,
         )
     else:
         launch = resume_run(
-            args.name, db=args.db, more_trials=args.trials, device=args.device, data_dir=args.data_dir,
-            sets=args.set, base=args.base, max_failures=args.max_failures, trial_timeout=args.trial_timeout,
-            workers=workers, devices=args.devices,
-            backend=args.backend, ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial,
-            budget=_budget_of(args),
+            args.name, db=args.db, trials=args.trials, more_trials=args.more, data_dir=args.data_dir, sets=args.set,
+            base=args.base, placement=placement, budget=_budget_of(args),
         )
     if args.detach:
         return detach(args, launch)
@@ -482,6 +548,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif _tui_available():
             return _tui(args, launch)
     return run_headless(launch)
+
+
+def _placement(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags of "where trials run" that were given, as ``Placement.parse`` takes them (launch parses them
+    over the preset's or the stored session's placement)."""
+    asked = {
+        "devices": args.devices if args.devices is not None else args.device,
+        "workers": 0 if args.in_process else args.workers, "backend": args.backend, "ray_address": args.ray_address,
+        "gpus_per_trial": args.gpus_per_trial, "max_failures": args.max_failures, "trial_timeout": args.trial_timeout,
+    }
+    if args.devices is None and args.device is not None:
+        asked["devices_flag"] = "--device"  # a missing device's hint names the flag the user gave
+    return {k: v for k, v in asked.items() if v is not None}
 
 
 def resume_hint(launch: Any) -> str:
@@ -497,24 +576,18 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     import subprocess
 
     from tuitune.core.safefs import open_private
-    from tuitune.core.store import session_dir
+    from tuitune.core.store import SessionFiles
 
-    log = session_dir(launch.store.path, "logs", launch.name) / "session.log"
+    files = SessionFiles(launch.store.path, launch.name)
+    files.make("logs")  # created, or checked to be the user's own
+    log = files.session_log
     # Not "python -m", which puts the current folder first on sys.path (a sqlite3.py there would run):
     # -P (Python 3.11+) leaves it out and keeps PYTHONPATH; older Pythons run isolated (-I).
     safe = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
-    argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless"]
-    if launch.devices:
-        argv += ["--devices", ",".join(launch.devices)]
-    argv += ["--workers", str(launch.workers), "--max-failures", str(launch.max_failures), "--backend", launch.backend]
-    if launch.ray_address is not None:
-        argv += ["--ray-address", launch.ray_address]
-    if launch.gpus_per_trial is not None:
-        argv += ["--gpus-per-trial", str(launch.gpus_per_trial)]
-    if launch.trial_timeout is not None:
-        argv += ["--trial-timeout", str(launch.trial_timeout)]
-    if args.command == "resume" and args.trials:
-        argv += ["--trials", str(args.trials)]
+    argv = [sys.executable, *safe, "-m", "tuitune", "--db", str(launch.store.path), "resume", launch.name, "--headless",
+            *launch.placement.argv()]
+    if args.command == "resume" and launch.updates.get("n_trials") is not None:  # the budget it resolved
+        argv += ["--trials", str(launch.updates["n_trials"])]
     if args.command == "resume":  # a run's budget is stored with its new session already
         for flag, value in (("--time", args.time), ("--total-epochs", args.total_epochs), ("--target", args.target)):
             if value is not None:

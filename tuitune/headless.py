@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tuitune.core import events as ev
+from tuitune.core import text as words
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.records import (
     Objectives,
@@ -55,7 +57,7 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
         if t.state == TrialState.COMPLETE and t.value is not None and not goal.feasible(t):
             state += " infeasible"
         params = [fmt(t.config.get(n)) for n in names] if wide else [
-            " ".join(f"{n}={fmt(t.config.get(n))}" for n in names)
+            words.config_text(t.config, names)
         ]
         vals = goal.values(t) if goal.multi and t.value is not None else None
         shown = [fmt(v) for v in vals] if vals else [fmt(t.value)] + ["-"] * (len(goal.metrics) - 1)
@@ -157,7 +159,8 @@ class HeadlessDisplay:
             budget = f"; budget {self.budget.describe()}" if self.budget else ""
             self.console.print(
                 f"[bold]{what} session {event.session}[/]: {self.record.strategy}, "
-                f"{self.record.metric} ({self.record.direction}), up to {self.record.max_epochs} epochs a trial{budget}"
+                f"{self.record.metric} ({self.record.direction}), "
+                f"up to {words.plural(self.record.max_epochs, 'epoch')} a trial{budget}"
             )
             p.start()
             self.session_task = p.add_task("session", total=event.total, completed=self._done, info=self.budget_left())
@@ -192,7 +195,7 @@ class HeadlessDisplay:
             for r in (t, *event.changed):
                 self._saw(r)
             p.update(self.session_task, completed=self._done, info=self.budget_left())
-            params = " ".join(f"{n}={fmt(t.config.get(n))}" for n in self.names)
+            params = words.config_text(t.config, self.names)
             # An interrupted trial that never reached an epoch failed its setup (the run's error says
             # why, once) or was stopped at once: its reason would only repeat that.
             quiet = t.state == TrialState.INTERRUPTED and t.last_epoch == 0
@@ -206,6 +209,8 @@ class HeadlessDisplay:
             pruned = [c.number for c in event.changed if c.state == TrialState.PRUNED]
             if pruned:
                 p.console.print(f"          pruned at this rung: {', '.join(map(str, pruned))}")
+        elif isinstance(event, ev.Notice):
+            p.console.print(f"[yellow]note:[/] {escape(event.text)}")
         elif isinstance(event, ev.SessionPaused):
             p.console.print("paused" if event.paused else "resumed")
         elif isinstance(event, ev.SessionFinished):

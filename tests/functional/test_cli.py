@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tuitune
+from tests.support.project import Result
 from tuitune.core.store import Store
 
 if TYPE_CHECKING:
@@ -184,6 +185,26 @@ def test_run_with_generated_names(project: Project) -> None:
     assert sorted(s["name"] for s in listed) == sorted(names)
 
 
+def test_inactive_parameters_are_left_out_and_counts_are_singular(project: Project) -> None:
+    space = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "units": {"type": "int", "low": 4, "high": 64},
+        "opt": {"type": "choice", "values": ["sgd", "adam"]},
+        "momentum": {"type": "float", "low": 0.5, "high": 0.99, "when": {"opt": ["sgd"]}},
+        "beta1": {"type": "float", "low": 0.5, "high": 0.99, "when": {"opt": ["adam"]}},
+    }
+    toml = project.toml(max_epochs=1, space=space, defaults={"opt": "sgd", "momentum": 0.9, "beta1": 0.9})
+    r = project.cli("run", toml.name, "--trials", 6, "--session", "cond", "--headless").ok()
+    lines = trial_lines(r.out)
+    assert len(lines) == 6 and "up to 1 epoch a trial" in r.out, r.out
+    for m in lines:
+        params = dict(kv.split("=", 1) for kv in m["params"].split())
+        assert "-" not in params.values(), m.group(0)
+        assert ("momentum" in params) == (params["opt"] == "sgd") and ("beta1" in params) == (params["opt"] == "adam")
+    shown = project.cli("show", "cond").ok().out
+    assert "up to 1 epoch," in shown and "=-" not in shown, shown
+
+
 def test_run_existing_name_with_other_settings_is_refused(project: Project) -> None:
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "dup", "--headless").rc == 0
@@ -197,6 +218,39 @@ def test_run_existing_name_with_other_settings_is_refused(project: Project) -> N
     assert len(project.trials("dup")) == 3
 
 
+def test_settings_mismatch_names_only_what_the_user_set(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    project.cli("run", toml.name, "--strategy", "bayes", "--trials", 1, "--session", "old", "--headless").ok()
+    # As stored by a tuitune before bayes had its engine option: the option is absent.
+    with sqlite3.connect(project.db) as c:
+        c.execute("UPDATE sessions SET options = json_remove(options, '$.engine') WHERE name = 'old'")
+    c.close()
+    assert "engine" not in project.sql("SELECT options FROM sessions WHERE name = 'old'")[0][0]
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 1, "--seed", 1, "--session", "old", "--headless")
+    line = r.assert_user_error("already exists", "seed")
+    assert "engine" not in line and "None" not in line, line
+    r = project.cli("run", toml.name, "--strategy", "bayes", "--trials", 2, "--session", "old", "--headless").ok()
+    assert "resuming" in r.out
+
+
+def test_typos_get_a_did_you_mean(inproc, project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    inproc("run", "digits-mlpp", "--headless").assert_user_error("did you mean 'digits-mlp'?")
+    inproc("run", toml.name, "--set", "max_epoch=3", "--headless").assert_user_error("did you mean --max-epochs 3?")
+    inproc("run", toml.name, "--strategy", "grud", "--headless").assert_user_error("did you mean 'grid'?")
+    bad = project.root / "bad.toml"
+    bad.write_text(toml.read_text().replace("max_epochs", "max_epoch"))
+    inproc("run", bad.name, "--headless").assert_user_error("bad.toml", "did you mean 'max_epochs'?")
+    # argparse's errors: one line and where to look, not the 14-line usage first; close options are named.
+    for args, needle in ((("run", toml.name, "--trials", "0"), "see: tuitune run --help"),
+                         (("run", toml.name, "--seeed", "3"), "did you mean --seed?"),
+                         (("sessions", "--jsn"), "did you mean --json?"),
+                         (("run", toml.name, "--units", "64"), "--set units=VALUE")):
+        r = project.cli(*args)
+        assert r.rc == 2 and "usage:" not in r.err, r.err
+        r.assert_user_error(needle)
+
+
 def test_run_existing_name_with_identical_settings_resumes(project: Project) -> None:
     toml = project.toml(max_epochs=2)
     args = ("run", toml.name, "--trials", 2, "--session", "same", "--seed", 3, "--headless")
@@ -206,6 +260,12 @@ def test_run_existing_name_with_identical_settings_resumes(project: Project) -> 
     assert r.rc == 0, r.err
     assert "same settings" in r.out and "resuming" in r.out
     assert project.trials("same") == before  # finished: nothing more to run, nothing lost
+    # Where trials run may change on a resume, and the budget may grow: the line says what differs.
+    r = project.cli("run", toml.name, "--trials", 4, "--session", "same", "--seed", 3, "--headless",
+                    "--workers", 0 if project.workers else 1).ok()
+    line = next(x for x in r.out.splitlines() if "resuming" in x)
+    assert "trial budget raised from 2 to 4" in line and "per device (was" in line, line
+    assert len(project.trials("same")) == 4
 
 
 def test_run_same_toml_by_another_path_resumes(project: Project) -> None:
@@ -229,10 +289,10 @@ def test_resume_extends_a_finished_session_with_trials(project: Project) -> None
     toml = project.toml(max_epochs=2)
     assert project.cli("run", toml.name, "--trials", 2, "--session", "ext", "--headless").rc == 0
     before = project.trials("ext")
-    r = project.cli("resume", "ext", "--trials", 3, "--headless")
+    r = project.cli("resume", "ext", "--more", 3, "--headless")
     assert r.rc == 0, r.err
     assert "resuming session ext" in r.out
-    assert "5" in r.out and "budget" in r.out  # "trial budget raised to 5"
+    assert "trial budget raised from 2 to 5" in r.out
     after = project.trials("ext")
     assert [t["number"] for t in after] == [0, 1, 2, 3, 4]
     assert after[:2] == before  # the old trials are untouched
@@ -242,12 +302,32 @@ def test_resume_extends_a_finished_session_with_trials(project: Project) -> None
     assert (s["trials"], s["done"], s["state"]) == (5, 5, "finished")
 
 
+def test_trials_is_the_total_in_run_resume_and_tune_and_more_adds(project: Project) -> None:
+    toml = project.toml(max_epochs=1)
+    project.cli("run", toml.name, "--trials", 2, "--session", "tot", "--headless").ok()
+    r = project.cli("resume", "tot", "--trials", 3, "--headless").ok()  # the total: one more trial
+    assert "trial budget raised from 2 to 3" in r.out and len(project.trials("tot")) == 3
+    r = project.cli("resume", "tot", "--more", 2, "--headless").ok()
+    assert "trial budget raised from 3 to 5" in r.out and len(project.trials("tot")) == 5
+    project.cli("resume", "tot", "--trials", 4, "--headless").assert_user_error("--trials 4", "5 trials already", "--more")
+    project.cli("resume", "tot", "--trials", 6, "--more", 1, "--headless").assert_user_error("--trials", "--more")
+    # tt.tune's trials= is the same total (and a run that extends a finished session is no "nothing ran").
+    import warnings
+
+    tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=2, db=project.db, session="py", workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=3, db=project.db,
+                         session="py", workers=0)
+    assert len(s.trials) == 3
+
+
 def test_resume_continues_with_the_session_strategy_seed_and_budget(project: Project) -> None:
     """Two trials now, three more on resume: the same configs as one run of five with that seed."""
     toml = project.toml(max_epochs=1)
     assert project.cli("run", toml.name, "--trials", 5, "--session", "whole", "--seed", 11, "--headless").rc == 0
     assert project.cli("run", toml.name, "--trials", 2, "--session", "part", "--seed", 11, "--headless").rc == 0
-    assert project.cli("resume", "part", "--trials", 3, "--headless").rc == 0
+    assert project.cli("resume", "part", "--trials", 5, "--headless").rc == 0  # the total, as in run
     whole, part = project.trials("whole"), project.trials("part")
     assert [t["config"] for t in part] == [t["config"] for t in whole]
     assert [t["budget"] for t in part] == [1] * 5
@@ -258,7 +338,7 @@ def test_resume_from_another_directory(project: Project) -> None:
     assert project.cli("run", toml.name, "--trials", 1, "--session", "far", "--headless").rc == 0
     elsewhere = project.root / "elsewhere"
     elsewhere.mkdir()
-    r = project.cli("resume", "far", "--trials", 1, "--headless", cwd=elsewhere)
+    r = project.cli("resume", "far", "--more", 1, "--headless", cwd=elsewhere)
     assert r.rc == 0, r.err
     assert [t["state"] for t in project.trials("far")] == ["complete", "complete"]
 
@@ -320,6 +400,70 @@ def test_sessions_table_and_json(project: Project) -> None:
     assert (one["trials"], one["done"], one["state"]) == (2, 2, "finished")
     assert one["best"] == pytest.approx(min(t["value"] for t in project.trials("one")))
     assert by_name["two"]["done"] == 1
+
+
+def test_show_and_sessions_piped_to_head(project: Project) -> None:
+    import subprocess
+
+    tuitune.tune(lambda c, t: c["x"], {"x": tuitune.Float(0.0, 1.0)}, trials=300, db=project.db, session="many",
+                 workers=0)
+    # `tuitune show many | head -1`: the reader leaves after one line; exit 0, nothing on stderr.
+    p = subprocess.Popen(project.args("show", "many"), cwd=project.root, env=project.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0, err
+    assert first.startswith("many") and "Traceback" not in err and "Broken" not in err, err
+    # `tuitune sessions | head -1` names the columns (it was the table's top border).
+    first = project.cli("sessions").ok().out.splitlines()[0]
+    assert first.split()[:2] == ["session", "preset"] and "state" in first, first
+
+
+def _tune(project: Project, call: str) -> Result:
+    """Runs ``tt.tune(...)`` in a fresh Python (as a user's script) in the project folder."""
+    import subprocess
+    import sys
+
+    code = f"import tuitune as tt, _objectives\nspace = tt.Space(x=tt.Float(0.0, 1.0))\n{call}\n"
+    p = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env, capture_output=True,
+                       text=True, timeout=300)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def test_tune_says_what_it_does_on_stderr_and_when_it_returns_a_finished_session(project: Project) -> None:
+    call = f"tt.tune(_objectives.quadratic, space, trials=2, max_epochs=2, db={str(project.db)!r}, session='py', workers=0)"
+    r = _tune(project, call).ok()
+    lines = r.err_lines
+    # The first line comes before anything runs (workers take seconds to start); then one per trial.
+    assert lines[0].startswith("tuitune: starting session 'py' (random, 2 trials) in "), lines
+    assert [x.split()[1:4] for x in lines if " trial " in f" {x} "][:2] == [["trial", "0", "complete"],
+                                                                          ["trial", "1", "complete"]], lines
+    assert "already finished" not in r.err
+    # Again, with the same settings: nothing runs, and it says so.
+    r = _tune(project, call).ok()
+    assert "had already finished" in r.err and "trials= more than 2" in r.err, r.err
+    # quiet=True: not a line.
+    r = _tune(project, call.replace("session='py'", "session='q'").replace("workers=0", "workers=0, quiet=True")).ok()
+    assert r.err == "", r.err
+
+
+def test_an_objective_without_checkpoints_is_told_once_under_hyperband(project: Project) -> None:
+    # quadratic reports every epoch and never checkpoints: each promotion trains it again from epoch 1.
+    toml = project.toml(max_epochs=9)
+    r = project.cli("run", toml.name, "--strategy", "hyperband", "--session", "hb", "--headless",
+                    "--bracket", 1).ok()
+    notes = [x for x in r.out.splitlines() if x.startswith("note:")]
+    assert len(notes) == 1, r.out
+    assert "saved no checkpoint" in notes[0] and "trial.checkpoint(state)" in notes[0]
+    call = (f"tt.tune(_objectives.quadratic, space, strategy='asha', trials=9, max_epochs=9, db={str(project.db)!r}, "
+            "session='as', workers=0)")
+    r = _tune(project, call).ok()
+    assert r.err.count("note: trial") == 1 and "trial.restore()" in r.err, r.err
+    # An objective that checkpoints gets no note.
+    r = _tune(project, call.replace("quadratic", "with_torch").replace("'as'", "'ok'")).ok()
+    assert "note:" not in r.err, r.err
 
 
 def test_sessions_of_a_missing_database_is_a_clear_error(inproc, project: Project) -> None:
@@ -793,12 +937,26 @@ def _damaged(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _damaged_wal(path: Path) -> None:
+    """A damaged database in WAL mode (as tuitune writes them): even a read-only look makes -wal and -shm."""
+    _tuitune_db(path)
+    c = sqlite3.connect(path)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.close()
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    for i in range(page, len(data)):
+        data[i] = 0x5A
+    path.write_bytes(bytes(data))
+
+
 DB_KINDS = {
     "text": (lambda p: p.write_text("these are my notes, not a database\n" * 50), "not a tuitune database"),
     "binary": (lambda p: p.write_bytes(bytes(range(256)) * 40), "not a tuitune database"),
     "other-sqlite": (_foreign_sqlite, "another program"),
     "truncated": (lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" * 10), "truncated"),
     "damaged": (_damaged, "damaged"),
+    "damaged-wal": (_damaged_wal, "damaged"),
     "newer": (_newer, "newer"),
 }
 
@@ -822,7 +980,69 @@ def test_a_database_that_is_not_ours_is_refused_and_left_unchanged(project: Proj
         line = r.assert_user_error(needle)
         assert str(project.db.name) in line
         assert project.db.read_bytes() == before, f"{args[0]} changed the file"
-    assert not Path(str(project.db) + "-wal").exists() or Path(str(project.db) + "-wal").stat().st_size == 0
+    # "Left unchanged" holds for its folder too: no -wal or -shm made beside it.
+    assert not [side for side in ("-wal", "-shm") if Path(str(project.db) + side).exists()]
+
+
+def _immutable(folder: Path) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+
+
+def test_a_database_path_that_cannot_be_written_is_one_line_exit_2(project: Project) -> None:
+    import subprocess
+
+    toml = project.toml(max_epochs=1)
+    (project.root / "afile").write_text("not a folder\n")
+    cases = [(Path("/proc/t.db"), "/proc"), (project.root / "afile" / "t.db", "is a file, not a folder")]
+    for db, why in cases:
+        for args in (("run", toml.name, "--trials", 1, "--headless"), ("sessions",)):
+            r = project.cli("--db", db, *args, db=False)
+            line = r.assert_user_error(str(db), why) if args[0] == "run" else r.assert_user_error(str(db))
+            assert r.rc == 2, line
+    # --data-dir and export -o: the same one line, exit 2.
+    r = project.cli("run", toml.name, "--trials", 1, "--headless", "--session", "d", "--data-dir", "/proc/data")
+    assert r.rc == 2 and "/proc" in r.assert_user_error("--data-dir")
+    project.cli("run", toml.name, "--trials", 1, "--headless", "--session", "e").ok()
+    for out, why in (("/proc/x.json", "/proc"), (str(project.root / "afile" / "x.json"), "afile")):
+        r = project.cli("export", "e", "-o", out)
+        assert r.rc == 2 and why in r.assert_user_error(out)
+    # A read-only (immutable) folder: a new database there, and an existing one (WAL needs -wal and -shm).
+    ro = project.root / "ro"
+    ro.mkdir()
+    import shutil
+
+    shutil.copy(project.db, ro / "t.db")
+    for side in ("-wal", "-shm"):
+        if Path(str(project.db) + side).exists():
+            shutil.copy(str(project.db) + side, str(ro / "t.db") + side)
+    if not _immutable(ro):
+        if os.geteuid() == 0:
+            pytest.skip("neither chattr +i nor a read-only folder works here (root)")
+        ro.chmod(0o555)
+    try:
+        for db in (ro / "new.db", ro / "t.db"):
+            for args in (("run", toml.name, "--trials", 1, "--headless", "--session", "f"), ("sessions",)):
+                r = project.cli("--db", db, *args, db=False)
+                assert r.rc == 2 and str(ro) in r.assert_user_error(str(db))
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)], capture_output=True)
+        ro.chmod(0o755)
+
+
+def test_a_missing_device_suggests_one_that_exists_with_the_flag_given(inproc, project: Project) -> None:
+    from tuitune.training.devices import available_devices
+
+    toml = project.toml(max_epochs=1)
+    first = available_devices()[0]  # cuda:0 on a GPU machine, else cpu
+    for flag in ("--devices", "--device"):
+        line = inproc("run", toml.name, flag, "cuda:7", "--headless").assert_user_error("cuda:7")
+        assert line.endswith(f"use {flag} {first}") or f"use {flag} {first} (this machine has" in line, line
+        assert project.session_names() == []
 
 
 def test_a_folder_as_database(inproc, project: Project) -> None:
@@ -872,6 +1092,28 @@ def test_one_process_per_session_and_readers_while_it_runs(project: Project) -> 
     assert project.trials("busy")[0]["state"] == "interrupted"
 
 
+def test_a_killed_run_reads_interrupted_within_the_readme_s_seconds(project: Project) -> None:
+    from tuitune.core.records import ALIVE_WITHIN
+
+    readme = " ".join((Path(tuitune.__file__).parents[1] / "README.md").read_text().split())
+    assert f"reads `interrupted` at most {ALIVE_WITHIN:g} s after it died" in readme
+    log = project.root / "kill.log"
+    toml = _slow_toml(project, log, epoch_s=0.2, max_epochs=100_000)
+    bg = project.popen("run", toml.name, "--trials", 1, "--session", "k9", "--headless", tag="k9")
+    store = Store(project.db)
+    try:
+        project.wait_until(lambda: log_lines(log), timeout=120, what="the first committed epoch")
+        project.wait_until(lambda: store.session("k9").alive, what="a heartbeat")
+    finally:
+        bg.kill()
+    killed = time.monotonic()
+    seen = project.wait_until(lambda: store.session("k9").state == "interrupted" and time.monotonic(),
+                              timeout=30, what="interrupted")
+    # The owner's last heartbeat was at most HEARTBEAT_EVERY before the kill; polled every 0.05 s.
+    assert seen - killed <= ALIVE_WITHIN + 0.1, f"read interrupted {seen - killed:.2f} s after the kill"
+    assert store.trials("k9")[0].state.value == "interrupted"
+
+
 def test_a_refused_resume_changes_nothing(project: Project) -> None:
     log = project.root / "busy.log"
     toml = _slow_toml(project, log, epoch_s=0.3, max_epochs=100_000)  # until the test stops it
@@ -880,6 +1122,11 @@ def test_a_refused_resume_changes_nothing(project: Project) -> None:
         project.wait_until(lambda: log_lines(log), timeout=120, what="the first committed epoch")
         r = project.cli("resume", "busy", "--trials", 5, "--headless")
         r.assert_user_error(f"pid {bg.pid}")
+        assert project.sql("SELECT n_trials FROM sessions WHERE name = 'busy'") == [(1,)]
+        # `run` with its name and the same settings: refused first, without "resuming it" or a budget change.
+        r = project.cli("run", toml.name, "--trials", 5, "--session", "busy", "--headless")
+        r.assert_user_error(f"pid {bg.pid}")
+        assert "resuming" not in r.out and "budget" not in r.out, r.out
         assert project.sql("SELECT n_trials FROM sessions WHERE name = 'busy'") == [(1,)]
     finally:
         bg.signal(signal.SIGTERM)
@@ -1015,6 +1262,10 @@ def test_setup_failure_leaves_no_session_and_reports_once(project: Project) -> N
         assert r.rc != 0
         assert (r.out + r.err).count("is not in /nowhere") == 1, r.out + r.err
         assert project.session_names() == []
+    # Nothing of those sessions is left beside the database: no log or checkpoint folders.
+    files = project.root / "runs.db.d"
+    left = [p for sub in ("logs", "checkpoints") if (files / sub).exists() for p in (files / sub).iterdir()]
+    assert left == [], left
 
 
 def test_export_respects_the_umask(project: Project) -> None:
@@ -1183,7 +1434,7 @@ def test_prior_defaults_starts_at_the_defaults_and_is_stored_with_the_space(proj
     space = json.loads(project.sql("SELECT space FROM sessions WHERE name = 'pd'")[0][0])
     assert (space["x"]["prior"], space["units"]["prior"], space["act"]["prior"]) == (0.5, 16, "relu")
     assert "prior" not in space["tag"]  # fixed: not searched
-    r = project.cli("resume", "pd", "--trials", 2, "--headless")  # the priors come back with the space
+    r = project.cli("resume", "pd", "--more", 2, "--headless")  # the priors come back with the space
     assert r.rc == 0, r.err
     assert len(project.trials("pd")) == 6
 
@@ -1224,7 +1475,7 @@ def test_warm_start_runs_the_earlier_best_first_and_keeps_the_data(inproc, proje
     assert after[0]["config"] == best["config"] and after[0]["meta"]["chosen_by"] == "warm-start"
     assert len(after) == 5 and len(project.trials("before")) == 4  # not counted here, untouched there
     assert len(_info(project, "after")["warm_start"]) == 4
-    r = inproc("resume", "after", "--trials", 1, "--headless")
+    r = inproc("resume", "after", "--more", 1, "--headless")
     assert r.rc == 0, r.err
 
 
@@ -1235,3 +1486,21 @@ def test_warm_start_from_an_unknown_session_is_one_line(inproc, project: Project
     assert r.rc == 2
     assert "--warm-start 'nope': no such session in" in r.err and "its sessions: one" in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+
+
+def test_a_resume_keeps_the_stored_placement_and_reads_sessions_stored_before_it(inproc, project: Project) -> None:
+    """Where trials run is stored as one value; a resume without flags runs them there again."""
+    r = inproc("run", project.toml().name, "--session", "pl", "--devices", "cpu", "--workers", 2, "--trials", 2,
+               "--headless")
+    assert r.rc == 0, r.err
+    s = show_json(project, "pl")["session"]
+    assert (s["devices"], s["workers"], s["backend"]) == (["cpu"], 2, "local")
+    r = inproc("resume", "pl", "--more", 1, "--headless")
+    assert r.rc == 0 and "trials run 2 workers on cpu" in r.out, r.out + r.err
+    # A session stored before the placement was one value: its separate keys are read, then rewritten as one.
+    store = Store(project.db)
+    info = {k: v for k, v in store.session("pl").info.items() if k != "placement"}
+    store.update_session("pl", info={**info, "device": "cpu", "devices": ["cpu"], "workers": 3, "backend": "local"})
+    r = inproc("resume", "pl", "--more", 1, "--headless")
+    assert r.rc == 0 and "trials run 3 workers on cpu" in r.out, r.out + r.err
+    assert Store(project.db).session("pl").info["placement"]["workers"] == 3

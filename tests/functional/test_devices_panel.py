@@ -19,7 +19,7 @@ async def test_devices_panel_lists_each_worker_with_its_trial_and_memory(tmp_pat
         Path(f"{hold}-{n}").touch()  # both trials wait after their first epoch: two workers busy
     preset = make_preset(tmp_path, epochs=3, hold=hold)
     store = Store(tmp_path / "t.db")
-    launch = new_run(str(preset), db=store, trials=2, session="dev", devices="cpu", workers=2)
+    launch = new_run(str(preset), db=store, trials=2, session="dev", placement={"devices": "cpu", "workers": 2})
     app = TuituneApp(store, launch, bundled_presets=False, probe_devices=False)
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.screen.view

@@ -111,7 +111,7 @@ def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, mo
 
     assert {t.info["node"] for t in trials} == {socket.gethostname()}
     assert {t.info["device"] for t in trials} == {"cpu"} and {t.info["worker"] for t in trials} == {0, 1}
-    assert store.session("r").info["backend"] == "ray"
+    assert store.session("r").info["placement"]["backend"] == "ray"
     # Logs and checkpoints travelled through the coordinator: logs kept, finished trials' checkpoints gone.
     logs = files_dir(db) / "logs" / "r"
     assert "trial 5 done" in (logs / "5.log").read_text()
@@ -144,19 +144,18 @@ def test_a_node_without_the_dataset_is_named_in_the_one_line_error():
     """What an actor adds to a setup error (a DataError raised in a trial): the node's name."""
     import queue
 
+    from tuitune.core.protocol import Failure, Log, Outcome, TrialSpec
     from tuitune.core.ray_backend import TrialActor
-    from tuitune.core.workers import TrialSpec
 
     actor = TrialActor.__new__(TrialActor)  # its parts, without Ray
     actor._node, actor._out = "gpu-node-7", queue.Queue()
     spec = TrialSpec(number=2, config={}, budget=1, committed=0, checkpoint="/nonexistent/2.pt", log="/nonexistent/2.log")
-    outcome = {"error": {"kind": "setup", "reason": "dataset 'mnist' is not in /data; put ... in /data/MNIST/raw",
-                         "trace": ""}}
-    actor._finish(spec, outcome)
-    assert outcome["error"]["reason"] == (
+    outcome = Outcome(error=Failure("setup", "dataset 'mnist' is not in /data; put ... in /data/MNIST/raw", ""))
+    outcome = actor._finish(spec, outcome)
+    assert outcome.error.reason == (
         "on node gpu-node-7: dataset 'mnist' is not in /data; put ... in /data/MNIST/raw"
     )
-    assert actor._out.get_nowait() == ("log", 2, b"")
+    assert actor._out.get_nowait() == Log(2, b"")
 
 
 @pytest.mark.slow
@@ -208,3 +207,78 @@ def test_a_lost_cluster_stops_the_session_cleanly_and_it_resumes(tmp_path, ray_e
     s = tt.tune(objs.killed_once, space, trials=4, max_epochs=200, db=db, session="lost", workers=1)
     assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
     assert before <= {(t.number, e["epoch"]) for t in s.trials for e in t.epochs}
+
+
+def _listening(pids: set[int]) -> set[str]:
+    """The addresses the processes ``pids`` listen on (TCP, IPv4 and IPv6), from /proc."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    out = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                raw = bytes.fromhex(f[1].split(":")[0])
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # per-word little-endian
+                import ipaddress
+
+                ip = ipaddress.ip_address(words)
+                mapped = getattr(ip, "ipv4_mapped", None)
+                out.add(str(mapped or ip))
+        assert width  # both tables are read
+    return out
+
+
+START_AND_WAIT = """
+import sys
+from pathlib import Path
+from tuitune.core.ray_backend import RayPool
+from tuitune.core.workers import objective_ref
+from tuitune.core.workers import plan_slots
+import {mod} as objs
+pool = RayPool(objective_ref(objs.killed_once), plan_slots(None, 1), Path({logs!r}))
+pool.start()
+print("started", flush=True)
+sys.stdin.readline()
+pool.close()
+import os, ray
+print("closed", ray.is_initialized(), os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_local_ray_instance_listens_on_the_loopback_only(tmp_path, ray_env, ray_leftovers):
+    # In a process of its own: Ray starts one local instance per process (a second, with another HOME, hangs).
+    import subprocess
+
+    mod, ray_tmp = ray_env
+    code = START_AND_WAIT.format(mod=mod.__name__, logs=str(tmp_path / "logs"))
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        assert p.stdout.readline().strip() == "started"
+        pids = {p.pid} | {int(line.split()[0]) for line in ray_leftovers(str(ray_tmp))}
+        addrs = _listening(pids)
+        assert addrs, "no listening socket found: the check would pass vacuously"
+        assert addrs <= {"127.0.0.1", "::1"}, f"a local Ray instance listens beyond the loopback: {sorted(addrs)}"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        # Shut down, and the process's own mode restored (a later --ray-address joins a cluster as before).
+        assert p.stdout.readline().split() == ["closed", "False", "None"]
+    finally:
+        p.kill()
+        p.wait(timeout=60)

@@ -246,7 +246,7 @@ async def test_pause_abort_and_stop_after_trial(tmp_path):
         await wait_for(pilot, lambda: not screen.paused, what="resumed")
         await pilot.press("a")
         runner = app.run_control.runner
-        await wait_for(pilot, lambda: runner is not None and runner._abort, what="the abort reaching the runner")
+        await wait_for(pilot, lambda: runner is not None and 0 in runner._aborts, what="the abort reaching the runner")
         Path(f"{hold}-0").unlink()
         await wait_for(pilot, lambda: 0 in view.trials and view.trials[0].state == TrialState.PRUNED, what="trial 0 aborted")
         assert view.trials[0].reason == "aborted by the user"
@@ -393,10 +393,14 @@ async def test_export_writes_the_json_and_delete_asks(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("n")
         assert store.session_exists(name)
+        folders = store.session_folders(name)  # what its runs left beside the database
+        for f in folders:
+            (f / "0").mkdir(parents=True)
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: not store.session_exists(name), what="deleted")
+        assert not [f for f in folders if f.exists()], "its checkpoint and log folders were left behind"
 
 
 @run_async
@@ -426,3 +430,22 @@ async def test_failing_trials_are_logged_with_their_reason(tmp_path):
         await pilot.pause(0.3)
         log = app.screen.query_one("#event-log").text
         assert "trial 0 failed" in log and "always fails" in log
+
+
+@run_async
+async def test_home_pane_leaves_inactive_parameters_out(tmp_path):
+    import tuitune as tt
+
+    space = tt.Space(
+        x=tt.Float(0.0, 1.0), opt=tt.Choice(["sgd", "adam"]),
+        momentum=tt.Float(0.5, 0.99, when={"opt": ["sgd"]}), beta1=tt.Float(0.5, 0.99, when={"opt": ["adam"]}),
+    )
+    session = tt.tune(lambda c, t: c["x"], space, trials=4, db=tmp_path / "t.db", session="c", workers=0, quiet=True)
+    best = session.best
+    inactive = "beta1" if best.config["opt"] == "sgd" else "momentum"
+    app = _app(Store(tmp_path / "t.db"))
+    async with app.run_test(size=SIZE) as pilot:
+        info = app.screen.query_one("#home-info")
+        await wait_for(pilot, lambda: "best #" in str(info.render()), what="the pane")
+        text = str(info.render())
+        assert f"opt={best.config['opt']}" in text and inactive not in text and "=-" not in text, text

@@ -37,7 +37,7 @@ async def test_two_running_trials_in_the_header_and_the_followed_one(tmp_path, m
         Path(f"{hold}-{n}").touch()
     preset = make_preset(tmp_path, epochs=4, hold=hold)
     store = Store(tmp_path / "t.db")
-    launch = new_run(str(preset), db=store, trials=3, session="two", workers=2, devices="cpu")
+    launch = new_run(str(preset), db=store, trials=3, session="two", placement={"workers": 2, "devices": "cpu"})
     app = TuituneApp(store, launch, preset_files=[], bundled_presets=False, probe_devices=False)
     async with app.run_test(size=size) as pilot:
         screen = app.screen

@@ -170,3 +170,41 @@ def test_fixing_a_parent_with_set_decides_its_children():
     enc = Encoding(s)
     u = enc.from_unit_cube(np.random.default_rng(0).random((4, enc.dim)))
     assert all(s.check(enc.to_config(row)) == enc.to_config(row) for row in u)
+
+
+def _evaluate(breakdown: str) -> int:
+    """The arithmetic of a grid breakdown: 'a:5 x b:4 x (k=v: c:5 x d:2 + k=w: e:3)' -> 5*4*(10+3)."""
+    import math
+    import re
+
+    def product(text: str) -> int:
+        return math.prod(int(n.replace(",", "")) for n in re.findall(r":([\d,]+)", text)) if ":" in text else 1
+
+    if "(" not in breakdown:
+        return product(breakdown) if "=" not in breakdown else sum(
+            product(t.split(": ", 1)[1]) for t in breakdown.split(" + "))
+    head, inner = breakdown.split(" x (", 1)
+    return product(head) * sum(product(t.split(": ", 1)[1]) for t in inner.rstrip(")").split(" + "))
+
+
+def test_grid_breakdown_of_a_conditional_space_multiplies_to_its_size():
+    s = Space({
+        "lr": Float(1e-4, 1e-1, scale="log"),
+        "optimizer": Choice(["sgd", "adam", "adamw"]),
+        "momentum": Float(0.5, 0.99, when={"optimizer": ["sgd"]}),
+        "nesterov": Choice([True, False], when={"optimizer": ["sgd"]}),
+        "beta1": Float(0.5, 0.99, when={"optimizer": ["adam", "adamw"]}),
+        "units": Int(16, 19),
+    })
+    text = s.grid_breakdown(3)
+    assert "optimizer=sgd: momentum:3 x nesterov:2" in text and "momentum" not in text.split("(")[0], text
+    assert _evaluate(text) == s.grid_size(3) == len(list(s.grid(3))) == 3 * 4 * (3 * 2 + 3 + 3)
+    # The refusal of a grid over the limit states that count and that breakdown.
+    from tuitune.core.errors import StrategyError
+
+    with pytest.raises(StrategyError) as e:
+        make_strategy("grid", s, seed=0, max_epochs=1, metric="m", direction="minimize", points=3, max_size=10)
+    assert f"{s.grid_size(3):,} configs ({text})" in str(e.value)
+    # Every bundled preset: the stated factors give the stated size.
+    for p in list_presets():
+        assert _evaluate(p.space.grid_breakdown()) == p.space.grid_size(), p.name

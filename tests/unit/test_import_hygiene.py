@@ -47,13 +47,14 @@ def test_the_public_names_load_on_first_use():
 def test_a_run_on_the_cpu_does_not_import_torch_in_the_coordinator():
     """--devices cpu, and no device on a Linux machine without GPU device files: answered without torch."""
     code = (
-        "import sys; from tuitune.launch import resolve_devices, _gpu_possible;"
-        "print(resolve_devices('cpu'), resolve_devices(['cpu']), _gpu_possible() or resolve_devices(None),"
-        " 'torch' in sys.modules)"
+        "import sys; import tuitune.launch; from tuitune.core.placement import Placement, _gpu_possible;"
+        "print(Placement.parse(devices='cpu', best_device=True).devices,"
+        " Placement.parse(devices=['cpu'], best_device=True).devices,"
+        " _gpu_possible() or Placement.parse(best_device=True).devices, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out.endswith("False"), out
-    assert out.count("['cpu']") >= 2, out
+    assert out.count("('cpu',)") >= 2, out
 
 
 def test_the_ui_never_runs_sql():

@@ -199,3 +199,25 @@ def test_a_dropped_store_does_not_take_the_locks_of_the_live_one(tmp_path):
     mine = [line for line in locks.read_text().splitlines() if f" {os.getpid()} " in line and f":{ino} " in line]
     assert mine, "the live connection holds no lock on the database file"
     live.close()
+
+
+@pytest.mark.parametrize("note", ["missing", "empty"])
+def test_a_holder_that_has_not_written_its_name_reads_as_starting(tmp_path, monkeypatch, note):
+    p = make_db(tmp_path)
+    monkeypatch.setattr(SessionLock, "_write_holder", lambda self: None)  # the moment before it writes its name
+    first = SessionLock(p, "s").acquire()
+    try:
+        first.path.unlink(missing_ok=True)
+        if note == "empty":
+            first.path.parent.mkdir(parents=True, exist_ok=True)
+            first.path.write_text("")
+        with pytest.raises(SessionLockedError) as info:
+            SessionLock(p, "s").acquire()
+        msg = str(info.value)
+        assert "None" not in msg, msg
+        if note == "empty":  # created, its name not written yet
+            assert "another process is starting it" in msg, msg
+        else:  # not written yet, or removed with <db>.d while the holder runs: the lock still says who runs it
+            assert "being run by another process" in msg and "not written yet or was removed" in msg, msg
+    finally:
+        first.release()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuitune.core import events as ev
 from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
 from tuitune.core.export import export_document, write_json_atomic
@@ -169,38 +170,52 @@ def warm_data(
     return warm_trials(space, defaults, sources)
 
 
-def strategy_for(record: SessionRecord, **overrides: Any) -> Strategy:
-    """Rebuilds a session's strategy from its stored settings (``overrides`` replace options)."""
+def strategy_for(record: SessionRecord, trials: Sequence[TrialRecord] | None = None, **overrides: Any) -> Strategy:
+    """Rebuilds a session's strategy from its stored settings (the one place this is done).
+
+    ``overrides`` replace options (``n_trials`` replaces the trial budget; ``strategy`` another strategy over
+    the session's space, without its options: manual mode from any session); given ``trials``, the strategy
+    is restored from them.
+    """
     space = Space.from_dict(record.space)
-    options = {**record.options, **overrides}
-    if record.strategy in ("hyperband", "asha"):
+    n_trials = overrides.pop("n_trials", record.n_trials)
+    kind = overrides.pop("strategy", record.strategy)
+    options = {**record.options, **overrides} if kind == record.strategy else dict(overrides)
+    if kind in ("hyperband", "asha"):
         # Sessions stored before these had a sampler drew their configs at random: they go on that way.
         options.setdefault("sampler", "random")
-    return make_strategy(
-        record.strategy,
+    strat = make_strategy(
+        kind,
         space,
         seed=record.seed,
         max_epochs=record.max_epochs,
         metric=record.metric,
         direction=record.direction,
-        n_trials=record.n_trials,
+        n_trials=n_trials,
         defaults=record.defaults or None,
         total_epochs=Budget.of(record).total_epochs,
         warm_start=record.info.get("warm_start") or None,
         open_ended=Budget.of(record).timeout is not None,
         **options,
     )
+    if trials is not None:
+        strat.restore(list(trials))
+    return strat
 
 
 # Options that are one run's request, not a setting of the session (manual mode's next change).
 _PER_RUN_OPTIONS = {"changes"}
 
 
-def _differences(rec: SessionRecord, asked: Mapping[str, Any]) -> list[str]:
+def _differences(rec: SessionRecord, asked: Mapping[str, Any], given: Iterable[str] | None = None) -> list[str]:
+    """What differs between a stored session and the settings asked for, in words. An option the stored
+    session lacks (stored before it existed) differs only when the user set it (``given``; None: all)."""
     out = []
     for key, value in asked.items():
         if key == "options":
             for k, v in value.items():
+                if k not in rec.options and given is not None and k not in set(given):
+                    continue  # a default the user never typed: resumed as stored
                 if k not in _PER_RUN_OPTIONS and v is not None and v != rec.options.get(k):
                     out.append(f"option {k} {rec.options.get(k)!r} (you asked {v!r})")
         elif key == "space":
@@ -232,6 +247,7 @@ def open_session(
     defaults: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     budget: Budget | None = None,
+    given_options: Iterable[str] | None = None,
 ) -> tuple[SessionRecord, bool]:
     """The one rule of "new session, resume, or refuse", for ``tt.tune`` and ``tuitune run``.
 
@@ -247,7 +263,7 @@ def open_session(
         diffs = _differences(rec, {
             "strategy": strategy, "space": space.to_dict(), "metric": metric, "direction": direction,
             "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
-        })
+        }, given_options)
         if diffs:
             from tuitune.core.store import resume_command
 
@@ -301,6 +317,9 @@ def tune(
     target: float | None = None,
     prior: str | None = None,
     warm_start: str | Sequence[str] | None = None,
+    fuse: int = 1,
+    fuse_key: Callable[[dict], Hashable | None] | None = None,
+    quiet: bool = False,
     **options: Any,
 ) -> Session:
     """Runs (or resumes) a tuning session and returns it.
@@ -347,12 +366,18 @@ def tune(
             trials inform bayes's model (ranked within their session, so a shifted metric still helps) without
             counting as this session's trials, and their best configs (fitted to this space) run first.
             Taken when the session is created and stored with it (its resumes see the same data).
+        fuse: trials one worker may train at once as one array (1: off); the objective then has a method
+            ``train_array(configs, trials) -> list`` (one return value per trial, or its exception).
+        fuse_key: ``fuse_key(config)``: configs with equal keys (and budgets) may share an array; None for a
+            config that trains alone. Default: the objective's own ``fuse_key`` method, if it has one.
+        quiet: no progress lines on stderr (by default a line when the session starts, before the workers
+            do, and one per finished trial, as the command line prints).
         **options: the strategy's options (``factor=3`` for Hyperband, ``changes=[...]`` for manual, ...).
 
     Raises:
         TooManyFailuresError: the session stopped because ``max_failures`` trials in a row failed.
     """
-    from tuitune.core.runner import Runner
+    from tuitune.core.placement import Placement
 
     if not isinstance(space, Space):
         space = Space(dict(space))
@@ -370,6 +395,10 @@ def tune(
     store = open_store(db)
     name = check_session_name(session) if session else new_session_name(store)
     strategy_class(strategy)  # an unknown name fails before anything is written
+    placement = Placement.parse(
+        devices=devices, workers=workers, backend=backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial,
+        max_failures=max_failures, trial_timeout=trial_timeout, fuse=fuse,
+    )
     run_options = dict(options)
     budget = Budget.make(timeout, total_epochs, target)
     budget.check_epochs(max_epochs)
@@ -382,77 +411,72 @@ def tune(
     rec, existed = open_session(
         store, name, strategy=strategy, space=space, metric=metric, direction=direction, seed=seed,
         max_epochs=max_epochs, trials=trials, options={**strat.options(), **goal.to_options()},
-        preset=preset, defaults=defaults, info={"backend": backend, **({"warm_start": warm} if warm else {})},
-        budget=budget,
+        preset=preset, defaults=defaults,
+        info={**placement.to_info(), **({"warm_start": warm} if warm else {})}, budget=budget,
+        given_options=set(run_options),
     )
     if existed:
         strat = strategy_for(rec, **run_options)
-    runner = Runner(
-        store, name, objective, strat, max_failures=max_failures, trial_timeout=trial_timeout, listeners=listeners,
-        pool=_pool(objective, workers, devices, backend, ray_address=ray_address, gpus_per_trial=gpus_per_trial),
-    )
-    result = runner.run()
+    listeners, started = _progress(list(listeners), quiet, store, rec, existed)
+    result = placement.runner(store, name, objective, strat, fuse_key=fuse_key, listeners=listeners).run()
+    if existed and rec.state == "finished" and not started:
+        _warn_untouched(store, name)
     if result.state == "failed":
         raise TooManyFailuresError(f"session '{name}': {result.message}")
     return Session(store, name)
 
 
-def _pool(
-    objective: Callable[..., Any], workers: int | None, devices: Any, backend: str, *,
-    ray_address: str | None = None, gpus_per_trial: float | None = None,
-) -> Any:
-    """The worker pool ``tt.tune`` runs the objective in, or None to run it in this thread."""
+def _progress(
+    listeners: list[Callable[[Any], None]], quiet: bool, store: Store, rec: SessionRecord, existed: bool
+) -> tuple[list[Callable[[Any], None]], list[int]]:
+    """tt.tune's listeners with its progress lines (none when ``quiet``; the first is said now), and the
+    list that fills as trials start (empty after the run: it returned the session as it was)."""
+    if not quiet:
+        listeners.append(_Lines(rec.metric))
+        what = f"{rec.strategy}" + ("" if rec.n_trials is None else f", {rec.n_trials} trials")
+        _say(f"{'resuming' if existed else 'starting'} session '{rec.name}' ({what}) in {store.path}")
+    started: list[int] = []
+    listeners.append(lambda e: started.append(1) if isinstance(e, ev.TrialStarted) else None)
+    return listeners, started
+
+
+def _warn_untouched(store: Store, name: str) -> None:
+    """The warning of a tt.tune call that returned a finished session as it was (nothing ran)."""
     import warnings
 
-    from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import (
-        BACKENDS,
-        WorkerError,
-        WorkerPool,
-        objective_ref,
-        parse_devices,
-        plan_slots,
-        unsendable_reason,
+    warnings.warn(
+        f"session '{name}' had already finished with these settings: nothing ran, and it is returned as it was; "
+        f"pass trials= more than {len(store.trials(name, with_epochs=False))} to extend it, or another session name",
+        stacklevel=3,  # tt.tune's caller
     )
 
-    if backend not in BACKENDS:
-        raise WorkerError(f"backend {backend!r} is unknown; use {' or '.join(repr(b) for b in BACKENDS)}")
-    what = getattr(objective, "__qualname__", None) or repr(objective)
-    fix = "create it inside the objective (or in a function the objective calls)"
-    if backend == "ray":
-        from tuitune.core.ray_backend import RayPool
 
-        if workers == 0:
-            raise WorkerError("backend 'ray' runs trials in Ray actors: workers=0 is for the local backend")
-        ref = objective_ref(objective)
-        if ref is None:
-            raise ObjectiveError(
-                f"objective {what} cannot be sent to a Ray actor: {unsendable_reason(objective)}; {fix}"
-            )
-        return RayPool(ref, plan_slots(None, workers or 1), Path("."), address=ray_address,
-                       gpus_per_trial=gpus_per_trial)
-    if ray_address is not None or gpus_per_trial is not None:
-        raise WorkerError("ray_address and gpus_per_trial are options of backend='ray'")
-    devs = parse_devices(devices)
-    if workers == 0:
-        return None
-    ref = objective_ref(objective)
-    if ref is None:
-        why = unsendable_reason(objective)
-        if workers is not None:
-            raise ObjectiveError(
-                f"objective {what} cannot be sent to a worker process: {why}; {fix}, or pass workers=0 to run it "
-                "in this process"
-            )
-        warnings.warn(
-            f"objective {what} runs in this process, not in a worker: {why} ({fix} for worker processes; "
-            "workers=0 silences this)",
-            stacklevel=3,
-        )
-        return None
-    return WorkerPool(ref, plan_slots(devs, workers or 1), Path("."))
+def _say(text: str) -> None:
+    """One progress line of tt.tune on stderr (where the command line's go too)."""
+    import sys
+
+    try:
+        print(f"tuitune: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a closed stderr never stops a run
+        pass
 
 
+class _Lines:
+    """tt.tune's progress: a line per finished trial and each notice (``quiet=True``: none)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    def __call__(self, event: Any) -> None:
+        from tuitune.core.text import fmt
+
+        if isinstance(event, ev.TrialFinished):
+            t = event.trial
+            _say(f"trial {t.number} {t.state.value} {self.metric}={fmt(t.value)} epochs={t.last_epoch}/{t.budget}")
+        elif isinstance(event, ev.Notice):
+            _say(f"note: {event.text}")
+        elif isinstance(event, ev.SessionFinished):
+            _say(f"session '{event.session}' {event.state}" + (f": {event.message}" if event.message else ""))
 def load(session: str, db: str | os.PathLike[str] | Store | None = None) -> Session:
     """Opens an existing session for reading (trials, best, export)."""
     store = open_store(db)

@@ -19,7 +19,7 @@ class WorkerRow:
     worker: str
     device: str
     pid: int | None
-    trial: int | None
+    trial: int | str | None  # several numbers ("3,4") for a worker that trains a fused array
     epoch: str
     rss_mb: float | None
     gpu_util: int | None = None

@@ -7,6 +7,18 @@ The command line prints ``str(error)`` on one line; the TUI shows it as a notifi
 from __future__ import annotations
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def reason_of(e: BaseException) -> str:
+    """An exception as a trial's reason: ``"ValueError: the first line"``, or the type's name alone."""
+    msg = first_line(e)
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
 class TuituneError(Exception):
     """Base class of every error a user of tuitune can cause."""
 

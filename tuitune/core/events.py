@@ -53,3 +53,10 @@ class SessionPaused(Event):
 class SessionFinished(Event):
     state: str = "finished"
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know about the run, said once (an objective that never checkpoints, ...)."""
+
+    text: str = ""

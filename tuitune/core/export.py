@@ -123,7 +123,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise ExportError(f"cannot write {target}: {e.strerror}") from None
+        from tuitune.core.fs import why_not_writable
+
+        raise ExportError(f"cannot write {target}: {why_not_writable(target) or e.strerror}; give another path") from None
     try:
         if st is not None:  # an existing export keeps its mode, and its owner where we may set it
             os.fchmod(fd, stat.S_IMODE(st.st_mode))

@@ -55,3 +55,41 @@ def network_warning(path: str | os.PathLike[str]) -> str | None:
         f"{path} is on a network filesystem ({fstype}); SQLite's WAL mode does not work safely there and "
         "the database can be damaged. Put it on a local disk (--db /tmp/... or TUITUNE_DB)"
     )
+
+
+def why_not_writable(path: str | os.PathLike[str], *, folder: bool = False) -> str | None:
+    """Why a file (``folder``: a folder) cannot be created or written at ``path``, in words; None when
+    it can. Creates the missing folders above it (they are needed anyway) and a probe file it removes,
+    so a read-only, immutable or special filesystem (``/proc``) answers for itself, even to root."""
+    import errno
+    import tempfile
+
+    p = Path(path).expanduser()
+    if p.exists():
+        if folder != p.is_dir():
+            return f"it is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}"
+    for above in p.parents:
+        if above.exists():
+            if not above.is_dir():
+                return f"{above} is a file, not a folder"
+            break
+    where = p if folder and p.is_dir() else p.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tuitune-probe-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+        if p.is_file():
+            os.close(os.open(p, os.O_RDWR))
+    except OSError as e:
+        reason = {
+            errno.EACCES: "permission denied", errno.EPERM: "not permitted (an immutable folder?)",
+            errno.EROFS: "a read-only filesystem", errno.ENOTDIR: "a part of the path is a file, not a folder",
+        }.get(e.errno or 0)
+        at = Path(e.filename) if e.filename else where
+        if at.name.startswith(".tuitune-probe-"):
+            at = at.parent
+        if reason is None and e.errno == errno.ENOENT:
+            reason = "that filesystem does not accept new files"
+        return f"{reason or (e.strerror or str(e)).lower()} ({at})"
+    return None

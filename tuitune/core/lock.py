@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tuitune.core.errors import SessionLockedError, StoreWriteError
 from tuitune.core.safefs import check_name, open_private, secure_dir
-from tuitune.core.store import files_dir
+from tuitune.core.store import SessionFiles, files_dir
 
 try:
     import fcntl
@@ -49,14 +49,20 @@ class SessionLock:
     def __init__(self, db_path: str | os.PathLike[str], session: str) -> None:
         self.session = check_name(session)
         self.db_path = Path(db_path).expanduser()
-        self.path = files_dir(db_path) / "locks" / f"{session}.lock"
+        self.path = SessionFiles(self.db_path, self.session).lock
         self._key: tuple[int, int, str] | None = None
         self._fd: int | None = None  # the database's shared descriptor, while held
         self._flock_fd: int | None = None  # the lock file's, where there are no OFD locks
 
     def _refused(self) -> SessionLockedError:
+        holder = self._read_holder()
+        if holder is None:  # its holder has the lock but has not written its name yet
+            return SessionLockedError(
+                f"session '{self.session}': another process is starting it; wait a moment: it will show as live "
+                "in tuitune sessions"
+            )
         return SessionLockedError(
-            f"session '{self.session}' is being run by another process ({self._read_holder()}); "
+            f"session '{self.session}' is being run by another process ({holder}); "
             "wait for it to finish, or stop that process and resume"
         )
 
@@ -123,14 +129,21 @@ class SessionLock:
         finally:
             os.close(fd)
 
-    def _read_holder(self) -> str:
+    def _read_holder(self) -> str | None:
+        """Who holds the lock, in words; None while its holder has created its note but not written its
+        name in it (an empty note)."""
         try:
             fd = open_private(self.path, os.O_RDONLY)
             try:
                 info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
             finally:
                 os.close(fd)
+            if not isinstance(info, dict) or info.get("pid") is None:
+                return None
             return f"pid {info.get('pid')} on {info.get('host')}, '{info.get('command')}', since {info.get('since')}"
+        except FileNotFoundError:
+            # Not written yet, or removed with <db>.d while the holder runs (the lock is on the database).
+            return "its name note is not written yet or was removed"
         except Exception:  # noqa: BLE001 - the message only
             return "unknown process"
 

@@ -16,13 +16,14 @@ a 2-core machine for two slots) and add a hop per message, and a dead trial acto
 watcher of its own. Measured (benchmarks/bench_ray_channel.py, 2 busy cores, Ray 2.60): a report's round
 trip takes 1.9 ms through actor methods against 5.9 ms through a pair of Queue actors (3.1x).
 
-Two messages stay between the pool and its actors (the Runner never sees them):
+Three messages stay between the pool and its actors (the Runner never sees them):
 
-    ("checkpoint", number, bytes) -> "ok"   trial.checkpoint() wrote a file on the actor's node: the pool
-                                            writes it atomically into the session's checkpoint folder
-    ("log", number, bytes)                  the trial's printed output, at its end, for 'show --log N'
+    Checkpoint(trial, data) -> Ok()   trial.checkpoint() wrote a file on the actor's node: the pool
+                                      writes it atomically into the session's checkpoint folder
+    Log(trial, data)                  the trial's printed output, at its end, for 'show --log N'
+    Bye()                             the actor removed its folder and quits
 
-A trial sent to an actor carries the bytes of its checkpoint (if any), which the actor writes in a
+A job sent to an actor carries the bytes of its trials' checkpoints (if any), which the actor writes in a
 folder of its own: a resumed or promoted trial may land on another node than the one that wrote it.
 Checkpoints are still read with ``weights_only=True`` (``trial.load_checkpoint``).
 
@@ -51,13 +52,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.errors import TuituneError
+from tuitune.core.errors import TuituneError, first_line
+from tuitune.core.protocol import Bye, Checkpoint, Died, Job, Log, Ok, Outcome, Pool, Quit, Ready, RunJob, TrialSpec
 from tuitune.core.workers import (
     ChannelHost,
     ObjectiveRef,
-    Pool,
     Slot,
-    TrialSpec,
     Worker,
     WorkerError,
     install_excepthook,
@@ -118,7 +118,7 @@ class _RayHost(ChannelHost):
     """A Trial's host in an actor: checkpoints go to the coordinator, which keeps the session's folder."""
 
     def _checkpointed(self, trial: Any, path: Path) -> None:
-        self._ask(("checkpoint", trial.number, path.read_bytes()))
+        self._ask(Checkpoint(trial.number, path.read_bytes()))
 
 
 class TrialActor:
@@ -174,23 +174,26 @@ class TrialActor:
             return
         serve_trials(objective, host, self._in.get, self._out.put, prepare=self._prepare, finish=self._finish)
         shutil.rmtree(self._dir, ignore_errors=True)
-        self._out.put(("bye",))
+        self._out.put(Bye())
 
-    def _prepare(self, msg: tuple[Any, ...]) -> TrialSpec:
-        _, spec, blob = msg
-        ckpt = self._dir / f"{spec.number}.pt"
-        if blob is None:
-            ckpt.unlink(missing_ok=True)
-        else:
-            tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-            tmp.write_bytes(blob)
-            os.replace(tmp, ckpt)
-        return replace(spec, checkpoint=str(ckpt), log=str(self._dir / f"{spec.number}.log"))
+    def _prepare(self, msg: RunJob) -> Job:
+        specs = []
+        for spec, blob in zip(msg.job.specs, msg.blobs):
+            ckpt = self._dir / f"{spec.number}.pt"
+            if blob is None:
+                ckpt.unlink(missing_ok=True)
+            else:
+                tmp = ckpt.with_name(f".{ckpt.name}.tmp")
+                tmp.write_bytes(blob)
+                os.replace(tmp, ckpt)
+            specs.append(replace(spec, checkpoint=str(ckpt), log=str(self._dir / f"{spec.number}.log")))
+        return Job(tuple(specs))
 
-    def _finish(self, spec: TrialSpec, outcome: dict[str, Any]) -> None:
-        err = outcome.get("error")
-        if err is not None and err["kind"] == "setup" and self._node not in err["reason"]:
-            err["reason"] = f"on node {self._node}: {err['reason']}"  # a dataset missing on this node, say
+    def _finish(self, spec: TrialSpec, outcome: Outcome) -> Outcome:
+        err = outcome.error
+        if err is not None and err.kind == "setup" and self._node not in err.reason:
+            # a dataset missing on this node, say
+            outcome = replace(outcome, error=replace(err, reason=f"on node {self._node}: {err.reason}"))
         sys.stdout.flush()
         sys.stderr.flush()
         path = Path(spec.log)
@@ -201,10 +204,11 @@ class TrialActor:
                 data = f.read()
         except OSError:
             data = b""
-        self._out.put(("log", spec.number, data))
+        self._out.put(Log(spec.number, data))
         with contextlib.suppress(OSError):
             os.truncate(path, 0)
         Path(spec.checkpoint).unlink(missing_ok=True)
+        return outcome
 
 
 # ---------------------------------------------------------------------------- the coordinator's side
@@ -266,6 +270,33 @@ def _reap(driver: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Any:
+    """Keeps a local Ray instance on 127.0.0.1 while it starts. On Linux Ray replaces a node address of
+    127.0.0.1 by the machine's own, and its servers (GCS, raylet, workers, runtime-env agent) then listen
+    on every interface; in its single-machine mode (macOS's default, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``)
+    they all listen on the loopback. The processes it starts inherit the mode; this process gets it back
+    afterwards, so a later ``--ray-address`` joins a real cluster as before."""
+    consts: Any = sys.modules.get("ray._private.ray_constants")
+    before_env = os.environ.get(RAY_CLUSTER_ENV)
+    before = getattr(consts, "ENABLE_RAY_CLUSTER", None)
+    os.environ[RAY_CLUSTER_ENV] = "0"
+    if consts is not None:
+        consts.ENABLE_RAY_CLUSTER = False  # read when ray.init resolves the node's address
+    try:
+        yield
+    finally:
+        if before_env is None:
+            os.environ.pop(RAY_CLUSTER_ENV, None)
+        else:
+            os.environ[RAY_CLUSTER_ENV] = before_env
+        if consts is not None and before is not None:
+            consts.ENABLE_RAY_CLUSTER = before
+
+
 class RayPool(Pool):
     """Starts, feeds, watches and replaces one Ray actor per worker slot (``WorkerPool``'s interface).
 
@@ -294,7 +325,7 @@ class RayPool(Pool):
         self.address = check_address(address)
         self.gpus = check_gpus(gpus_per_trial)
         self.workers: dict[int, Worker] = {}
-        self._specs: dict[int, TrialSpec] = {}  # what each slot runs (where its checkpoint and log go)
+        self._specs: dict[int, TrialSpec] = {}  # the trials running, by number (where checkpoints and logs go)
         self._deaths: dict[int, str] = {}
         self._owns = False  # this pool started Ray (local instance): it shuts it down
         self._reaper: subprocess.Popen[bytes] | None = None
@@ -305,7 +336,9 @@ class RayPool(Pool):
         self._lost = False
 
     # ---- start and stop --------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, log_dir: Path | None = None) -> None:
+        if log_dir is not None:
+            self.log_dir = log_dir
         ray = ray_module()
         if not ray.is_initialized():
             self._init(ray)
@@ -339,10 +372,10 @@ class RayPool(Pool):
         else:
             kw["address"] = self.address
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(), (_loopback_only() if self.address is None else contextlib.nullcontext()):
                 ray.init(**kw)
         except Exception as e:  # noqa: BLE001 - Ray's errors are long; one line says what to do
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e) or type(e).__name__
             if self.address is None:
                 raise WorkerError(f"could not start a local Ray instance ({first}); see ray's log under /tmp/ray") from None
             if "token" in str(e).lower() or "auth" in str(e).lower():
@@ -376,9 +409,9 @@ class RayPool(Pool):
                 t.join(5.0)
             ray = None
         if ray is not None and ray.is_initialized():
-            idle = [w for w in self.workers.values() if w.trial is None and w.ready and w.conn is not None]
+            idle = [w for w in self.workers.values() if not w.trials and w.ready and w.conn is not None]
             for w in idle:
-                self.answer(w, ("quit",))
+                self.answer(w, Quit())
             with contextlib.suppress(Exception):  # each says 'bye' once its folder is removed
                 refs = [w.conn for w in idle]
                 if refs:
@@ -411,12 +444,14 @@ class RayPool(Pool):
             ray.kill(w.process, no_restart=True)
         w.conn = None
 
-    def dispatch(self, w: Worker, spec: TrialSpec) -> None:
-        self._assign(w, spec)
-        self._specs[w.slot.index] = spec
-        path = Path(spec.checkpoint)
-        blob = path.read_bytes() if path.exists() else None  # it travels: the actor may be on another node
-        w.process.give.remote(("trial", spec, blob))
+    def dispatch(self, w: Worker, job: Job) -> None:
+        self._assign(w, job)
+        blobs = []
+        for spec in job.specs:
+            self._specs[spec.number] = spec
+            path = Path(spec.checkpoint)
+            blobs.append(path.read_bytes() if path.exists() else None)  # it travels: the actor may be on another node
+        w.process.give.remote(RunJob(job, tuple(blobs)))
 
     def answer(self, w: Worker, reply: Any) -> None:
         with contextlib.suppress(Exception):  # a dead actor: its pending take() says so on the next wait
@@ -426,7 +461,7 @@ class RayPool(Pool):
         return self._deaths.get(w.slot.index, "its Ray actor stopped answering")
 
     def wait(self, timeout: float) -> list[tuple[Worker, Any]]:
-        """Messages that arrived within ``timeout`` seconds; ``(worker, None)`` for an actor that was lost."""
+        """Messages that arrived within ``timeout`` seconds; ``(worker, Died(how))`` for an actor that was lost."""
         ray = sys.modules["ray"]
         from ray.exceptions import GetTimeoutError, RayActorError
 
@@ -450,22 +485,23 @@ class RayPool(Pool):
             except RayActorError as e:
                 self._deaths[w.slot.index] = _actor_death(e, w.node)
                 w.conn = None
-                out.append((w, None))
+                out.append((w, Died(self.death(w))))
                 continue
             except GetTimeoutError as e:
                 raise self._lost_cluster(e) from None
             except Exception as e:  # noqa: BLE001
                 raise self._lost_cluster(e) from None
             w.conn = w.process.take.remote()
-            kind = msg[0]
-            if kind == "ready" and len(msg) > 2:
-                w.node, w.device = msg[2].get("node"), msg[2].get("device")
-            if kind == "checkpoint":
-                self._save_checkpoint(w, msg[1], msg[2])
-                self.answer(w, "ok")
+            if isinstance(msg, Ready) and msg.facts:
+                w.node, w.device = msg.facts.get("node"), msg.facts.get("device")
+            if isinstance(msg, Checkpoint):
+                self._save_checkpoint(msg.trial, msg.data)
+                self.answer(w, Ok())
                 continue
-            if kind == "log":
-                self._save_log(w, msg[1], msg[2])
+            if isinstance(msg, Log):
+                self._save_log(msg.trial, msg.data)
+                continue
+            if isinstance(msg, Bye):
                 continue
             out.append((w, msg))
         if not ready and any(not w.ready and now - w.started > START_TIMEOUT_S for w in self.workers.values()):
@@ -506,15 +542,15 @@ class RayPool(Pool):
 
     def _lost_cluster(self, e: BaseException) -> ClusterLostError:
         self._lost = True
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e) or type(e).__name__
         return ClusterLostError(
             f"lost the connection to the Ray cluster{self._at()} ({first[:200]}); committed epochs are kept: "
             "resume the session once the cluster is back"
         )
 
-    def _save_checkpoint(self, w: Worker, number: int, data: bytes) -> None:
-        spec = self._specs.get(w.slot.index)
-        if spec is None or spec.number != number:
+    def _save_checkpoint(self, number: int, data: bytes) -> None:
+        spec = self._specs.get(number)
+        if spec is None:
             return
         from tuitune.core.safefs import open_private
 
@@ -529,9 +565,9 @@ class RayPool(Pool):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _save_log(self, w: Worker, number: int, data: bytes) -> None:
-        spec = self._specs.get(w.slot.index)
-        if spec is None or spec.number != number or not data:
+    def _save_log(self, number: int, data: bytes) -> None:
+        spec = self._specs.pop(number, None)  # the log comes last, just before its Done
+        if spec is None or not data:
             return
         from tuitune.core.safefs import open_private
 

@@ -32,7 +32,46 @@ class TrialState(str, Enum):
         return self.value
 
 
-DIRECTIONS = ("minimize", "maximize")
+class Direction(str, Enum):
+    """Which way a metric is better: the one home of its sign, of "better" and of "the best of"."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+    @property
+    def sign(self) -> float:
+        """1 for ``minimize``, -1 for ``maximize``: ``sign * value`` is lower for a better value."""
+        return 1.0 if self is Direction.MINIMIZE else -1.0
+
+    @property
+    def sql(self) -> str:
+        """The SQL aggregate that picks the best value (``min`` or ``max``)."""
+        return "min" if self is Direction.MINIMIZE else "max"
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """True when value a is strictly better than b (None and NaN are worse than anything)."""
+        if a is None or (isinstance(a, float) and math.isnan(a)):
+            return False
+        if b is None or (isinstance(b, float) and math.isnan(b)):
+            return True
+        return a < b if self is Direction.MINIMIZE else a > b
+
+    def best_of(self, values: Iterable[float | None]) -> float | None:
+        """The best finite value, or None."""
+        vals = [v for v in values if v is not None and math.isfinite(v)]
+        if not vals:
+            return None
+        return min(vals) if self is Direction.MINIMIZE else max(vals)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DIRECTIONS = tuple(d.value for d in Direction)
+# The leaderboard's order of the trials that are not complete (SQL in the store and Python in the UI both
+# sort by it); a state not named here comes last.
+STATE_ORDER = {"running": 0, "paused": 1, "interrupted": 2, "pruned": 3, "complete": 3, "failed": 4}
+STATE_LAST = 5
 HEARTBEAT_EVERY = 0.5  # seconds between the owner's heartbeats
 ALIVE_WITHIN = 3.0  # seconds: a session whose owner has not beaten for longer is dead (shown interrupted)
 
@@ -46,23 +85,16 @@ def is_alive(heartbeat: float | None, now: float | None = None) -> bool:
 
 def better(a: float | None, b: float | None, direction: str) -> bool:
     """True when value a is strictly better than b (None is worse than anything)."""
-    if a is None or (isinstance(a, float) and math.isnan(a)):
-        return False
-    if b is None or (isinstance(b, float) and math.isnan(b)):
-        return True
-    return a < b if direction == "minimize" else a > b
+    return Direction(direction).better(a, b)
 
 
 def sign(direction: str) -> float:
     """1 for ``minimize``, -1 for ``maximize``: ``sign * value`` is lower for a better value."""
-    return 1.0 if direction == "minimize" else -1.0
+    return Direction(direction).sign
 
 
 def best_of(values: list[float], direction: str) -> float | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return None
-    return min(vals) if direction == "minimize" else max(vals)
+    return Direction(direction).best_of(values)
 
 
 @dataclass(frozen=True)

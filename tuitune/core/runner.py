@@ -14,36 +14,31 @@ import logging
 import math
 import os
 import platform
-import signal
 import sys
 import threading
 import time
-import traceback as tb
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuitune.core import events as ev
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import SetupError, StoreWriteError
+from tuitune.core.inthread import InThreadPool
 from tuitune.core.lock import SessionLock
-from tuitune.core.memory import is_out_of_memory, release_memory
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
-from tuitune.core.store import Store, resume_command, session_dir, session_path
+from tuitune.core.store import SessionFiles, Store, resume_command
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
-from tuitune.core.trial import Trial, TrialFailed
+from tuitune.core.trial import Trial
 
 if TYPE_CHECKING:
-    from tuitune.core.workers import Worker, WorkerPool
+    from tuitune.core.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede
+    from tuitune.core.workers import Worker
 
 log = logging.getLogger(__name__)
 
 Objective = Callable[[dict, Trial], Any]
 Listener = Callable[[ev.Event], None]
-
-
-class _TrialTimeout(TrialFailed):
-    pass
 
 
 @dataclass
@@ -55,18 +50,6 @@ class _Remote:
     t0: float
     last_epoch: int = 0
     aborted: bool = False
-
-
-class _Hung(BaseException):
-    """Raised inside a hung objective by the watchdog (a BaseException so user code's
-    ``except Exception`` does not swallow it)."""
-
-
-def _inject(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Raises ``exc`` in another thread at its next bytecode (None cancels a pending one)."""
-    import ctypes
-
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
 
 
 @dataclass(frozen=True)
@@ -151,7 +134,9 @@ class Runner:
         lock: bool = True,
         stop_grace: float = 10.0,
         on_locked: Callable[[], None] | None = None,
-        pool: WorkerPool | None = None,
+        pool: Pool | None = None,
+        fuse: int = 1,
+        fuse_key: Callable[[dict], Hashable | None] | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -165,32 +150,31 @@ class Runner:
         self._running.set()
         self._stop_now = False
         self._stop_after = False
-        self._abort = False
         self._stop_reason = "stopped by the user"
-        self.current: Trial | None = None
-        self._ckpt_dir = session_path(store.path, "checkpoints", session)
+        self.files = SessionFiles(store.path, session)
         self._seed = store.session(session).seed
         self.stop_grace = stop_grace
         self._on_locked = on_locked
         self._stop_time: float | None = None
-        self._in_objective = False
-        self._inject_lock = threading.Lock()
-        self._thread_id: int | None = None
-        self._hung_reason: str | None = None
-        self._thread_errors: list[tuple[str, str]] = []
         self._active = False
-        self.pool = pool  # None: the objective runs in the runner's own thread
-        self._log_dir = session_path(store.path, "logs", session)
+        # Where trials run; None: in this thread (the same contract, one worker: the runner's own thread).
+        self.pool: Pool = pool if pool is not None else InThreadPool(objective, self)
         self._aborts: set[int | None] = set()  # trials to abort (None: every running one)
         self._remote: dict[int, _Remote] = {}  # trials running in workers, by number
         self._setup_error: str | None = None
+        self._said_no_checkpoint = False  # the notice that continued trials retrain from epoch 1, once a run
         self._session_state_written = False  # the run set the session 'running' (the beat may now write 'paused')
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
+        # Trials one worker may train at once as one array (1: off), and what they must share (None: alone).
+        self.fuse = 1 if self.pool.in_thread else max(1, int(fuse))
+        self.fuse_key = fuse_key
+        self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
         self._state_lock = threading.Lock()
         self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
         self._run_base = 0.0  # the seconds the session ran before this run
         self._run_t0: float | None = None  # when this run started (time.monotonic())
+        self._spent: str | None = None  # why the budget ends this run (no new trial starts), once it does
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -225,9 +209,7 @@ class Runner:
 
         ``number`` None: every running trial (with one worker, the current one).
         """
-        if number is None or (self.current is not None and self.current.number == number):
-            self._abort = True
-        if number is None and self.pool is not None:
+        if number is None:
             # The trials running now, not "whatever runs from now on": with several workers there is always
             # one running, and a standing "every trial" would abort the rest of the session.
             # tuple() copies the dict's keys in one C call, so the coordinator thread cannot change it midway.
@@ -239,75 +221,11 @@ class Runner:
     @property
     def running_trials(self) -> list[int]:
         """The numbers of the trials running now."""
-        if self.pool is None:
-            return [self.current.number] if self.current is not None else []
         return sorted(self._remote)
 
     @property
     def stopping(self) -> bool:
         return self._stop_now or self._stop_after
-
-    # ---- called by Trial ---------------------------------------------------------------------------
-    def _between_epochs(self, trial: Trial) -> bool:
-        if trial.number in self._aborts:
-            self._abort = True
-        while not self._running.wait(0.1):
-            if self._stop_now or self._abort:
-                break
-        if self._stop_now or self._abort:
-            return False
-        if self.trial_timeout is not None and time.monotonic() - trial._t0 > self.trial_timeout:
-            raise _TrialTimeout(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
-        self._check_threads()
-        return True
-
-    def _check_threads(self) -> None:
-        if self._thread_errors:
-            reason, trace = self._thread_errors[0]
-            raise TrialFailed(reason, trace)
-
-    def _excepthook(self, args: threading.ExceptHookArgs) -> None:
-        """Errors in threads the objective started fail its trial (at its next epoch or its end)."""
-        if self.current is not None and args.exc_type is not SystemExit:
-            name = args.thread.name if args.thread else "?"
-            trace = "".join(tb.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
-            self._thread_errors.append((f"error in thread '{name}': {args.exc_type.__name__}: {args.exc_value}", trace))
-            return  # stored with the trial; printing it would tear the progress display
-        self._old_excepthook(args)
-
-    def _on_wake(self, signum: int, frame: Any) -> None:
-        if self._hung_reason is not None and self._in_objective:
-            raise _Hung
-
-    def _watch(self) -> None:
-        """Interrupts an objective stuck inside one epoch: past the time limit, or long after a stop."""
-        while self._active:
-            time.sleep(0.1)
-            trial = self.current
-            if trial is None or not self._in_objective:
-                continue
-            now = time.monotonic()
-            reason = None
-            if self.trial_timeout is not None and now - trial._t0 > self.trial_timeout + 1.0:
-                reason = f"timed out after {self.trial_timeout:g} s (the trial time limit)"
-            elif self._stop_time is not None and now - self._stop_time > self.stop_grace:
-                reason = "stop"
-            if reason is None:
-                continue
-            with self._inject_lock:
-                if self._in_objective and self._hung_reason is None and self._thread_id is not None:
-                    self._hung_reason = reason
-                    _inject(self._thread_id, _Hung)
-                    if self._wake_signal is not None:
-                        # A blocking C call (sleep, a read) only returns to Python for a signal.
-                        signal.pthread_kill(self._thread_id, self._wake_signal)
-
-    def _report(self, trial: Trial, epoch: int, metrics: dict[str, float]) -> None:
-        self.store.add_epoch(self.session, trial.number, epoch, metrics)
-        self._emit(ev.EpochReported(self.session, number=trial.number, epoch=epoch, budget=trial.budget, metrics=dict(metrics)))
-
-    def _supersede(self, number: int, after: int) -> None:
-        self.store.supersede_epochs(self.session, number, after)
 
     def _emit(self, event: ev.Event) -> None:
         for fn in self.listeners:
@@ -358,6 +276,13 @@ class Runner:
         """Why no new run may start under the session's budget (Budget.spent, the one rule), else None."""
         return self._budget.spent(self.strategy.trials, self.strategy.direction, self.run_seconds())
 
+    def _budget_spent_now(self) -> bool:
+        """Whether the budget is spent before the next ask; once it is, nothing new starts this run."""
+        spent = self._budget_spent() if self._budget else None
+        if spent is not None:
+            self._spent, self._rerun = spent, []
+        return spent is not None
+
     def command(self, name: str, trial: int | None = None) -> None:
         """Applies a command by name (as stored by ``Store.add_command``)."""
         if name == "pause":
@@ -376,31 +301,20 @@ class Runner:
         """Runs trials until the strategy finishes, the user stops, or too many fail in a row."""
         if self._lock is not None:
             self._lock.acquire()
-        self._thread_id = threading.get_ident()
-        self._wake_signal = None
-        old_handler = None
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR2"):
-            self._wake_signal = signal.SIGUSR2
-            old_handler = signal.signal(signal.SIGUSR2, self._on_wake)
-        self._old_excepthook = threading.excepthook
-        threading.excepthook = self._excepthook
         self._active = True
         # Everything alive now (torch, numpy, datasets) lives for the whole run: keep it out of the
         # collections that release each trial's model, which then take microseconds, not 100+ ms.
         gc.collect()
         gc.freeze()
-        watchdog = threading.Thread(target=self._watch, name="tuitune-watchdog", daemon=True)
-        watchdog.start()
         beat = threading.Thread(target=self._beat, name="tuitune-heartbeat", daemon=True)
         try:
             self._heartbeat()
             beat.start()
             # Created, or checked to be the user's own (never another user's folder, never a symlink).
-            session_dir(self.store.path, "checkpoints", self.session)
-            if self.pool is not None:
-                session_dir(self.store.path, "logs", self.session)
-                self.pool.log_dir = self._log_dir
-                self.pool.start()
+            self.files.make("checkpoints")
+            if not self.pool.in_thread:
+                self.files.make("logs")
+            self.pool.start(self.files.logs)
             return self._run()
         except StoreWriteError as e:
             # The database cannot be written: stop; what was committed stays, the trial resumes later.
@@ -408,8 +322,7 @@ class Runner:
             raise
         finally:
             self._active = False
-            if self.pool is not None:
-                self.pool.close()
+            self.pool.close()
             if beat.is_alive():
                 beat.join()
             if self._budget.timeout is not None:
@@ -421,81 +334,24 @@ class Runner:
                 self.store.heartbeat(self.session, alive=False)
             except Exception:  # noqa: BLE001 - a dead heartbeat reads as interrupted anyway
                 log.debug("could not clear the heartbeat", exc_info=True)  # no traceback before the one-line error
-            threading.excepthook = self._old_excepthook
-            if self._wake_signal is not None:
-                signal.signal(self._wake_signal, old_handler if old_handler is not None else signal.SIG_DFL)
             if self._lock is not None:
                 self._lock.release()
 
     def _run(self) -> RunResult:
         store, name = self.store, self.session
-        if self._on_locked is not None:
-            self._on_locked()  # writes that must wait until this process owns the session
-        self._clean_temp_checkpoints()
-        store.interrupt_running(name)
-        records = store.trials(name)
-        self.strategy.restore(records)
-        # Decisions the strategy made but the store never got (a crash between tell and settle).
-        decisions = self.strategy.settle()
-        if decisions:
-            store.set_trial_states(name, decisions)
-            records = store.trials(name)
-            self.strategy.restore(records)
-        self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
-        rerun = self._rerun  # trials to run again before new ones (a lost Ray actor's joins it mid-run)
-        session = store.session(name)
-        self._budget, self._run_base, self._run_t0 = Budget.of(session), run_seconds(session), time.monotonic()
-        store.update_session(name, state="running", message=None)
-        self._session_state_written = True
+        records = self._begin_run()
         self._emit(ev.SessionStarted(name, total=self.strategy.total(), resumed=bool(records), trials=tuple(records)))
         failures = 0
-        result = RunResult("finished", "")
+        result: RunResult | None = None
         exhausted = False
         try:
-            while True:
-                if not (self.stopping or (exhausted and not rerun) or self.paused) and failures < self.max_failures:
-                    for slot in self._free_slots():
-                        sugg: Suggestion | Wait | None
-                        spent = self._budget_spent() if self._budget else None
-                        if spent is not None:
-                            exhausted, rerun[:] = True, []
-                            result = RunResult("finished", spent)
-                            break
-                        if rerun:
-                            t = rerun.pop(0)
-                            sugg = Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
-                        else:
-                            sugg = self.strategy.ask()
-                        if sugg is None:
-                            exhausted = True
-                            break
-                        if isinstance(sugg, Wait):
-                            exhausted = not self._remote  # nothing runs that could end the wait
-                            break
-                        rec = self._start(sugg, slot)
-                        if rec is not None:  # it ran in this thread, to its end
-                            failures = self._count(rec, failures)
-                        if self.stopping or failures >= self.max_failures:
-                            break
+            while result is None:
+                if not (self.stopping or (exhausted and not self._pending) or self.paused) and failures < self.max_failures:
+                    failures, exhausted = self._start_free(failures, exhausted)
                 if not self._remote:
-                    if self._setup_error is not None:
-                        raise SetupError(self._setup_error)
-                    if failures >= self.max_failures:
-                        result = RunResult(
-                            "failed",
-                            f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
-                            f"then '{resume_command(name, store.path)}'",
-                        )
+                    result = self._end_of_run(failures, exhausted)
+                    if result is not None:
                         break
-                    if self.stopping:
-                        result = RunResult("stopped", self._stop_reason)
-                        break
-                    if exhausted and not rerun:
-                        break
-                    if self.pool is None:
-                        if self.paused:
-                            self._running.wait(0.1)
-                        continue
                 for rec in self._serve(0.1):
                     failures = self._count(rec, failures)
         except KeyboardInterrupt:
@@ -521,10 +377,120 @@ class Runner:
         self._emit(ev.SessionFinished(name, state=result.state, message=result.message))
         return result
 
+    def _begin_run(self) -> list[TrialRecord]:
+        """The stored trials, the strategy rebuilt from them and the interrupted ones queued to run again."""
+        store, name = self.store, self.session
+        if self._on_locked is not None:
+            self._on_locked()  # writes that must wait until this process owns the session
+        self._clean_temp_checkpoints()
+        store.interrupt_running(name)
+        records = store.trials(name)
+        self.strategy.restore(records)
+        # Decisions the strategy made but the store never got (a crash between tell and settle).
+        decisions = self.strategy.settle()
+        if decisions:
+            store.set_trial_states(name, decisions)
+            records = store.trials(name)
+            self.strategy.restore(records)
+        # Trials to run again before new ones (a lost Ray actor's joins them mid-run).
+        self._rerun = [t for t in records if t.state == TrialState.INTERRUPTED]
+        session = store.session(name)
+        self._budget, self._run_base, self._run_t0 = Budget.of(session), run_seconds(session), time.monotonic()
+        self._spent = None
+        store.update_session(name, state="running", message=None)
+        self._session_state_written = True
+        return records
+
+    @property
+    def _pending(self) -> bool:
+        """Trials to start that the strategy will not be asked for again (reruns, a queued suggestion)."""
+        return bool(self._rerun or self._queued)
+
+    def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
+        """Starts jobs on the free workers (in this thread: runs one trial to its end); the failure count and
+        whether the strategy has nothing more to give, after."""
+        for w in self.pool.free():
+            job = self._next_job(w)
+            if job is None:
+                return failures, True
+            if isinstance(job, Wait):
+                return failures, not self._remote  # nothing runs that could end the wait
+            self._dispatch(w, job)
+            if self.stopping or failures >= self.max_failures:
+                break
+        return failures, exhausted
+
+    def _ask(self) -> Suggestion | Wait | None:
+        """The next suggestion to start: a queued one, an interrupted trial, then the strategy's. None also
+        once the session's budget is spent (the interrupted trials then wait for a resume)."""
+        if self._spent is not None or self._budget_spent_now():
+            return None
+        if self._queued:
+            return self._queued.pop(0)
+        if self._rerun:
+            t = self._rerun.pop(0)
+            return Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
+        return self.strategy.ask()
+
+    def _key(self, sugg: Suggestion) -> Hashable | None:
+        if self.fuse_key is None:
+            return None
+        key = self.fuse_key(dict(sugg.config))
+        return None if key is None else (key, sugg.budget)
+
+    def _next_job(self, w: Worker) -> list[TrialRecord] | Wait | None:
+        """Up to ``fuse`` suggestions that train as one array on worker ``w`` (one when fusing is off), asked
+        one by one, each opened as a trial row before the next is asked (the strategy knows it runs); one
+        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
+        first = self._ask()
+        if first is None or isinstance(first, Wait):
+            return first
+        job = [self._open_trial(first, w)]
+        key = self._key(first) if self.fuse > 1 else None
+        while key is not None and len(job) < self.fuse:
+            sugg = self._ask()
+            if sugg is None or isinstance(sugg, Wait):
+                break
+            if self._key(sugg) != key:
+                self._queued.append(sugg)
+                break
+            job.append(self._open_trial(sugg, w))
+        return job
+
+    def _end_of_run(self, failures: int, exhausted: bool) -> RunResult | None:
+        """How the run ends now that no trial runs, or None while it goes on."""
+        if self._setup_error is not None:
+            raise SetupError(self._setup_error)
+        if failures >= self.max_failures:
+            return RunResult(
+                "failed",
+                f"{failures} trials in a row failed; the last: {self._last_failed}. Fix the cause, "
+                f"then '{resume_command(self.session, self.store.path)}'",
+            )
+        if self.stopping:
+            return RunResult("stopped", self._stop_reason)
+        if self._spent is not None:
+            return RunResult("finished", self._spent)
+        if exhausted and not self._pending:
+            return RunResult("finished", "")
+        return None
+
     def _ending(self) -> None:
         """From now on the session's state is the run's final one: the heartbeat thread leaves it alone."""
         with self._state_lock:
             self._session_state_written = False
+        self._park_queued()
+
+    def _park_queued(self) -> None:
+        """A suggestion asked for an array but never started gets its trial row, interrupted: the strategy
+        was told of it, and the next resume runs it first (as if it had been stopped at once)."""
+        while self._queued:
+            sugg = self._queued.pop(0)
+            try:
+                rec = self._open_trial(sugg, None)
+                self._finish_record(rec.number, TrialState.INTERRUPTED, None, "the run ended before it started", None, {})
+            except Exception:  # noqa: BLE001 - the store may be what failed; the strategy asks again on resume
+                log.exception("could not keep a queued trial")
 
     _last_failed: str | None = None
 
@@ -541,32 +507,25 @@ class Runner:
             return 0
         return failures
 
-    def _free_slots(self) -> list[Any]:
-        if self.pool is None:
-            return [None]
-        return self.pool.free()
+    def _dispatch(self, w: Worker, records: list[TrialRecord]) -> None:
+        """Hands the trials of a job (opened) to worker ``w``."""
+        from tuitune.core.protocol import Job, TrialSpec
 
-    def _start(self, sugg: Suggestion, slot: Any) -> TrialRecord | None:
-        """Starts a suggestion: in this thread (returns its finished record) or on a worker (returns None)."""
-        if self.pool is None:
-            return self._run_trial(sugg)
-        rec = self._open_trial(sugg, slot)
-        from tuitune.core.workers import TrialSpec
-
-        spec = TrialSpec(
-            number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
-            checkpoint=str(self._ckpt_dir / f"{rec.number}.pt"), log=str(self._log_dir / f"{rec.number}.log"),
-        )
-        self._remote[rec.number] = _Remote(rec, slot, time.monotonic(), last_epoch=rec.last_epoch)
-        self._aborts.discard(rec.number)
-        self.pool.dispatch(slot, spec)  # type: ignore[union-attr]
-        return None
+        specs = []
+        for rec in records:
+            specs.append(TrialSpec(
+                number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
+                checkpoint=str(self.files.checkpoint(rec.number)), log=str(self.files.log(rec.number)),
+            ))
+            self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
+            self._aborts.discard(rec.number)
+        self.pool.dispatch(w, Job(tuple(specs)))
 
     def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
-        if slot is not None:
+        if slot is not None and not self.pool.in_thread:
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
@@ -574,53 +533,80 @@ class Runner:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
-            if slot is not None:
+            if slot is not None and not self.pool.in_thread:
                 rec = store.finish_trial(
                     name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
                 )
         self.strategy.tell(rec)
         self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
+        if sugg.trial is not None and rec.last_epoch > 0:
+            self._check_checkpoint(rec)
         return rec
+
+    def _check_checkpoint(self, rec: TrialRecord) -> None:
+        """A trial that continues (a promotion, a re-run) with no checkpoint trains again from epoch 1:
+        said once a run, with the fix, instead of costing the epochs silently."""
+        if self._said_no_checkpoint or self.files.checkpoint(rec.number).exists():
+            return
+        self._said_no_checkpoint = True
+        text = (
+            f"trial {rec.number} continues from epoch {rec.last_epoch} but its objective saved no checkpoint, so it "
+            f"trains again from epoch 1 (and so will every promoted trial): call trial.checkpoint(state) each epoch "
+            "and start with state = trial.restore()"
+        )
+        log.info("session %s: %s", self.session, text)  # the event is what the user sees (a warning would tear a screen)
+        self._emit(ev.Notice(self.session, text=text))
 
     # ---- workers: serving their requests ------------------------------------------------------------
     def _serve(self, timeout: float) -> list[TrialRecord]:
         """Answers the workers' requests for up to ``timeout`` seconds; returns the trials that ended."""
-        assert self.pool is not None
+        from tuitune.core import protocol as m
+
         ended: list[TrialRecord] = []
         now = time.monotonic()
         for w in list(self.pool.workers.values()):
             if w.waiting is not None:
-                self._answer_between(w)
-            r = self._remote.get(w.trial) if w.trial is not None else None
-            if r is not None:
-                hung = self._hung_reason_of(r, now)
+                self._answer(w, self._answer_between(w))
+            for number in [] if self.pool.in_thread else list(w.trials):  # in this thread: its watchdog's
+                hung = self._hung_reason_of(self._remote[number], now) if number in self._remote else None
                 if hung is not None:
-                    ended.append(self._lost(w, hung, cut_off=True))
+                    ended.extend(self._lost(w, hung, cut_off=True))
+                    break
         for w, msg in self.pool.wait(timeout):
-            if msg is None:
-                ended.extend(self._worker_died(w))
-                continue
-            kind = msg[0]
-            if kind == "ready":
-                w.ready, w.pid = True, msg[1]
-            elif kind == "setup-failed":
+            if isinstance(msg, m.Died):
+                ended.extend(self._worker_died(w, msg.how))
+            elif isinstance(msg, m.Done):
+                ended.append(self._remote_done(w, msg.trial, msg.outcome))
+            elif isinstance(msg, m.Ready):
+                w.ready, w.pid = True, msg.pid
+            elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
-            elif kind == "between":
-                w.waiting = msg
-                self._answer_between(w)
-            elif kind == "report":
-                _, number, epoch, row = msg
-                r = self._remote[number]
-                self.store.add_epoch(self.session, number, epoch, row)
-                r.last_epoch = max(r.last_epoch, epoch)
-                self._emit(ev.EpochReported(self.session, number=number, epoch=epoch, budget=r.rec.budget, metrics=dict(row)))
-                self.pool.answer(w, "ok")
-            elif kind == "supersede":
-                self.store.supersede_epochs(self.session, msg[1], msg[2])
-                self.pool.answer(w, "ok")
-            elif kind == "done":
-                ended.append(self._remote_done(w, msg[1], msg[2]))
+            else:
+                self._answer(w, self._reply(w, msg))
         return ended
+
+    def _answer(self, w: Worker, reply: Answer | None) -> None:
+        if reply is not None:
+            self.pool.answer(w, reply)
+
+    def _reply(self, w: Worker, msg: Between | Report | Supersede) -> Answer | None:
+        """A trial's request between epochs, of a report or of a supersede, carried out: the answer it gets now
+        (None: later, once resumed)."""
+        from tuitune.core.protocol import Between, Ok, Report
+
+        if isinstance(msg, Between):
+            w.waiting = msg
+            return self._answer_between(w)
+        if isinstance(msg, Report):
+            r = self._remote[msg.trial]
+            self.store.add_epoch(self.session, msg.trial, msg.epoch, msg.row)
+            r.last_epoch = max(r.last_epoch, msg.epoch)
+            self._emit(ev.EpochReported(
+                self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
+            ))
+            return Ok()
+        self.store.supersede_epochs(self.session, msg.trial, msg.after)
+        return Ok()
 
     def _hung_reason_of(self, r: _Remote, now: float) -> str | None:
         if self.trial_timeout is not None and now - r.t0 > self.trial_timeout + self.stop_grace:
@@ -629,79 +615,82 @@ class Runner:
             return "stop"
         return None
 
-    def _answer_between(self, w: Worker) -> None:
-        assert self.pool is not None and w.waiting is not None
-        number = w.waiting[1]
+    def _answer_between(self, w: Worker) -> Go | Stop | Fail | None:
+        """The answer to a worker's request between two epochs of one of its trials (None while paused)."""
+        from tuitune.core.protocol import Fail, Go, Stop
+
+        assert w.waiting is not None
+        number = w.waiting.trial
         r = self._remote[number]
+        reply: Go | Stop | Fail
         if self._stop_now or number in self._aborts:  # with a pool, "abort all" was expanded to the numbers
             if number in self._aborts:
                 r.aborted = True
-            w.waiting = None
-            self.pool.answer(w, "stop")
-            return
-        if self.paused:
-            return  # answered on resume
-        if self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
-            w.waiting = None
-            self.pool.answer(w, ("fail", f"timed out after {self.trial_timeout:g} s (the trial time limit)"))
-            return
-        w.waiting = None
-        self.pool.answer(w, "go")
-
-    def _remote_done(self, w: Worker, number: int, outcome: dict[str, Any]) -> TrialRecord:
-        assert self.pool is not None
-        r = self._remote.pop(number)
-        w.trial, w.waiting = None, None
-        self._aborts.discard(number)
-        info = {**r.rec.info, **outcome.get("info", {})}
-        err = outcome.get("error")
-        log_hint = f"; its output: {self._log_dir / f'{number}.log'}"
-        if outcome.get("poisoned"):
-            self.pool.restart(w)
-        if err is not None and err["kind"] == "setup":
-            self._setup_error = err["reason"]
-            self._stop_after = True
-            return self._finish_record(number, TrialState.INTERRUPTED, None, err["reason"], err["trace"], info)
-        if err is not None:
-            return self._finish_record(number, TrialState.FAILED, None, err["reason"] + log_hint, err["trace"], info)
-        returned = outcome.get("returned")
-        reason: str | None
-        if isinstance(returned, dict):
-            state, value, reason = TrialState.FAILED, None, (
-                f"the objective returned {returned['bad']}; return a float or None"
-            )
+            reply = Stop()
+        elif self.paused:
+            return None  # answered on resume
+        elif self.trial_timeout is not None and time.monotonic() - r.t0 > self.trial_timeout:
+            reply = Fail(f"timed out after {self.trial_timeout:g} s (the trial time limit)")
         else:
-            state, value, reason = self._judge_run(number, r.rec.budget, outcome["last_epoch"], returned, r.aborted)
+            reply = Go()
+        w.waiting = None
+        return reply
+
+    def _remote_done(self, w: Worker, number: int, outcome: Outcome) -> TrialRecord:
+        if number in w.trials:
+            w.trials.remove(number)
+        if not w.trials:
+            w.waiting = None
+        self._aborts.discard(number)
+        err = outcome.error
+        w.poisoned = w.poisoned or outcome.poisoned
+        if w.poisoned and not w.trials:
+            self.pool.restart(w)
+        if err is not None and err.kind == "hung":  # in this thread: the watchdog cut it off
+            return self._lost_trial(number, err.reason, cut_off=True, trace=err.trace, info=outcome.info)
+        r = self._remote.pop(number)
+        info = {**r.rec.info, **outcome.info}
+        if err is not None and err.kind == "setup":
+            self._setup_error = err.reason
+            self._stop_after = True
+            return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
+        if err is not None:
+            log_hint = "" if self.pool.in_thread else f"; its output: {self.files.log(number)}"
+            return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
+        state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
 
-    def _worker_died(self, w: Worker) -> list[TrialRecord]:
-        assert self.pool is not None
-        how = self.pool.death(w)
+    def _worker_died(self, w: Worker, how: str) -> list[TrialRecord]:
         if not w.ready:
             # It died before it could load the objective, with nothing to say: a crash at import.
-            self._worker_setup_failed(w, ("setup-failed", f"the worker process ended ({how}) while starting", "", False))
-            return []
-        if w.trial is None:  # an idle worker died: replace it
-            if self.stopping:
-                self.pool.kill(w)
-                self.pool.workers.pop(w.slot.index, None)
-            else:
-                self.pool.restart(w)
-            return []
-        return [self._lost(w, how, cut_off=False)]
+            from tuitune.core.protocol import SetupFailed
 
-    def _lost(self, w: Worker, how: str, *, cut_off: bool) -> TrialRecord:
-        """A worker that died or hangs with a trial: the trial ends, the worker is replaced (unless stopping)."""
-        assert self.pool is not None
-        number = w.trial
-        assert number is not None
-        self.pool.kill(w)
+            self._worker_setup_failed(w, SetupFailed(f"the worker process ended ({how}) while starting", "", False))
+            return []
+        if not w.trials:  # an idle worker died: replace it
+            self._replace(w)
+            return []
+        return self._lost(w, how, cut_off=False)
+
+    def _replace(self, w: Worker) -> None:
+        """Ends ``w``, and starts a fresh worker in its slot unless the run is stopping."""
         if self.stopping:
-            self.pool.workers.pop(w.slot.index, None)
+            self.pool.retire(w)
         else:
             self.pool.restart(w)
+
+    def _lost(self, w: Worker, how: str, *, cut_off: bool) -> list[TrialRecord]:
+        """A worker that died or hangs with trials: each of them ends, the worker is replaced (unless stopping)."""
+        numbers = list(w.trials)
+        self._replace(w)
+        return [self._lost_trial(number, how, cut_off=cut_off) for number in numbers if number in self._remote]
+
+    def _lost_trial(
+        self, number: int, how: str, *, cut_off: bool, trace: str | None = None, info: dict | None = None
+    ) -> TrialRecord:
+        """A trial whose worker died or was cut off (``how``: why; ``stop``: long after a stop)."""
         r = self._remote.pop(number)
-        info = {**r.rec.info}
+        info = {**r.rec.info, **(info or {})}
         if how == "stop" or (self._stop_now and not cut_off):
             reason = (
                 f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later and was cut off "
@@ -709,8 +698,8 @@ class Runner:
             )
             return self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, info)
         if cut_off:
-            return self._finish_record(number, TrialState.FAILED, None, how, None, info)
-        if getattr(self.pool, "requeue_lost", False) and number not in self._requeued:
+            return self._finish_record(number, TrialState.FAILED, None, how, trace, info)
+        if self.pool.requeue_lost and number not in self._requeued:
             # A lost node or actor is rarely the trial's fault: run it again (from its checkpoint), once.
             self._requeued.add(number)
             rec = self._finish_record(
@@ -724,99 +713,29 @@ class Runner:
             None, info,
         )
 
-    def _worker_setup_failed(self, w: Worker, msg: tuple[Any, ...]) -> None:
-        assert self.pool is not None
-        _, message, trace, ours = msg
+    def _worker_setup_failed(self, w: Worker, msg: SetupFailed) -> None:
         label = self.pool.ref.label or "the objective"
-        if ours:
-            self._setup_error = message.split(": ", 1)[1] if ": " in message else message
+        if msg.ours:
+            self._setup_error = msg.message.split(": ", 1)[1] if ": " in msg.message else msg.message
         else:
             self._setup_error = (
-                f"a worker process could not load {label} ({message}). Define the objective at the top level of "
+                f"a worker process could not load {label} ({msg.message}). Define the objective at the top level of "
                 "an importable module, guard a script's own code with if __name__ == '__main__':, or run it in "
                 "this process (workers=0, or --in-process)"
             )
-        self.pool.kill(w)
-        self.pool.workers.pop(w.slot.index, None)
+        self.pool.retire(w)
         self._stop_after = True
-        if trace:
-            log.debug("worker setup failed:\n%s", trace)
+        if msg.trace:
+            log.debug("worker setup failed:\n%s", msg.trace)
 
     def _interrupt_remote(self, reason: str) -> None:
         """Ends every trial running in a worker as interrupted (the run itself is ending)."""
-        if self.pool is None:
-            return
         for number, r in list(self._remote.items()):
             try:
                 self._finish_record(number, TrialState.INTERRUPTED, None, reason, None, dict(r.rec.info))
             except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts them anyway
                 log.exception("could not mark trial %s interrupted", number)
         self._remote.clear()
-
-    def _run_trial(self, sugg: Suggestion) -> TrialRecord:
-        self._abort = False
-        self._aborts.discard(None)
-        info = {**versions(), "seed": self._seed}
-        rec = self._open_trial(sugg, None)
-        self._aborts.discard(rec.number)
-        trial = Trial(self, rec, self._ckpt_dir / f"{rec.number}.pt")
-        self._thread_errors = []
-        self._hung_reason = None
-        self.current = trial
-        state, value, reason, trace = TrialState.COMPLETE, None, None, None
-        returned: Any = None
-        t0 = time.monotonic()
-        try:
-            try:
-                self._in_objective = True
-                returned = self.objective(dict(rec.config), trial)
-            finally:
-                with self._inject_lock:
-                    self._in_objective = False
-                    if self._hung_reason is not None:
-                        _inject(threading.get_ident(), None)  # cancel one not yet delivered
-            self._check_threads()
-        except StoreWriteError:
-            self.current = None
-            raise
-        except SetupError as e:
-            # No trial can get past this: stop now, and run this trial again once it is fixed.
-            self.current = None
-            self._finish_record(rec.number, TrialState.INTERRUPTED, None, str(e), tb.format_exc(), info)
-            raise
-        except _Hung:
-            if self._hung_reason == "stop":
-                self.current = None
-                return self._finish_record(
-                    rec.number, TrialState.INTERRUPTED, None,
-                    f"{self._stop_reason}; its epoch was still running {self.stop_grace:g} s later "
-                    f"and was cut off at epoch {trial.last_epoch + 1}", None, info,
-                )
-            state, reason, trace = TrialState.FAILED, self._hung_reason, tb.format_exc()
-        except KeyboardInterrupt:
-            self._finish(trial, TrialState.INTERRUPTED, None, "interrupted (Ctrl+C)", None, info)
-            raise
-        except TrialFailed as e:
-            state, reason, trace = TrialState.FAILED, e.reason, e.trace or tb.format_exc()
-        except BaseException as e:  # noqa: BLE001 - SystemExit in user code fails the trial, not the session
-            trace = tb.format_exc()
-            if is_out_of_memory(e):
-                state, reason = TrialState.FAILED, "out of memory"
-            else:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                state, reason = TrialState.FAILED, f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-        finally:
-            self.current = None
-        if state != TrialState.FAILED:
-            state, value, reason = self._judge(trial, returned)
-        info.update(trial.info)
-        del trial
-        release_memory(time.monotonic() - t0)
-        return self._finish_record(rec.number, state, value, reason, trace, info)
-
-    def _judge(self, trial: Trial, returned: Any) -> tuple[TrialState, float | None, str | None]:
-        """The state, value and reason of a run that ended without an exception."""
-        return self._judge_run(trial.number, trial.budget, trial.last_epoch, returned, self._abort)
 
     def _judge_run(
         self, number: int, budget: int, reached: int, returned: Any, aborted: bool
@@ -825,12 +744,10 @@ class Runner:
             return TrialState.PRUNED, self._value_from_epochs(number), "aborted by the user"
         if self._stop_now and reached < budget and returned is None:
             return TrialState.INTERRUPTED, None, f"{self._stop_reason} at epoch {reached}"
+        if isinstance(returned, dict):  # plain_return's description of what it was
+            return TrialState.FAILED, None, f"the objective returned {returned['bad']}; return a float or None"
         if returned is not None:
-            if isinstance(returned, bool) or not isinstance(returned, (int, float)) and not hasattr(returned, "item"):
-                return TrialState.FAILED, None, (
-                    f"the objective returned {type(returned).__name__} {returned!r:.40}; return a float or None"
-                )
-            value = float(returned.item() if hasattr(returned, "item") else returned)
+            value = float(returned)
             if not math.isfinite(value):
                 return TrialState.FAILED, None, f"the objective returned {value}"
         else:
@@ -847,9 +764,6 @@ class Runner:
     def _value_from_epochs(self, number: int) -> float | None:
         rec = self.store.trial(self.session, number)
         return best_of(rec.metric_values(self.strategy.metric), self.strategy.direction)
-
-    def _finish(self, trial: Trial, state: TrialState, value, reason, trace, info) -> TrialRecord:
-        return self._finish_record(trial.number, state, value, reason, trace, {**info, **trial.info})
 
     def _finish_record(
         self, number: int, state: TrialState, value: float | None, reason: str | None, trace: str | None, info: dict
@@ -888,12 +802,12 @@ class Runner:
         return rec
 
     def _drop_checkpoint(self, number: int) -> None:
-        for p in [self._ckpt_dir / f"{number}.pt", *self._ckpt_dir.glob(f".{number}.pt.*.tmp")]:
+        for p in [self.files.checkpoint(number), *self.files.checkpoints.glob(f".{number}.pt.*.tmp")]:
             try:
                 p.unlink(missing_ok=True)
             except OSError:
                 pass
-        folder = self._ckpt_dir / f"{number}.d"  # a command objective's script keeps its checkpoints there
+        folder = self.files.checkpoints / f"{number}.d"  # a command objective's script keeps its checkpoints there
         if folder.is_dir():
             import shutil
 
@@ -901,8 +815,8 @@ class Runner:
 
     def _clean_temp_checkpoints(self) -> None:
         """Removes half-written checkpoints of killed processes (never loaded: only renamed files are)."""
-        if self._ckpt_dir.exists():
-            for p in self._ckpt_dir.glob(".*.tmp"):
+        if self.files.checkpoints.exists():
+            for p in self.files.checkpoints.glob(".*.tmp"):
                 try:
                     p.unlink()
                 except OSError:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import Direction, TrialRecord, TrialState
 from tuitune.core.strategies.base import Strategy, Suggestion, Wait
 
 Curve = Callable[[dict[str, Any], int], float]  # (config, epoch) -> the metric at that epoch
@@ -130,7 +130,7 @@ class WorkerSim:
         else:
             if self.epochs:
                 vals = [float(r[s.metric]) for r in rows]
-                value = min(vals) if s.direction == "minimize" else max(vals)
+                value = Direction(s.direction).best_of(vals)
                 end = dataclasses.replace(rec, epochs=tuple(rows), value=value)
             else:
                 end = dataclasses.replace(rec, value=float(rows[-1][s.metric]))

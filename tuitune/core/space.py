@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -516,7 +516,10 @@ class Choice(Param):
         return self.values[int(rng.choice(len(self.values), p=self.prior_probs()))]
 
     def describe(self) -> str:
-        return "{" + ", ".join(repr(v) if isinstance(v, str) else f"{v}" for v in self.values) + "}"
+        """The choices as a plain list, as a user types them: ``sgd, adam, adamw``."""
+        from tuitune.core.text import fmt
+
+        return ", ".join(fmt(v) for v in self.values)
 
 
 class Fixed(Param):
@@ -682,7 +685,7 @@ class Space(Mapping[str, Param]):
         return len(self._params)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={p.kind}{p.describe()}" for k, p in self._params.items())
+        inner = ", ".join(f"{k}={p.kind}({p.describe()})" for k, p in self._params.items())
         return f"Space({inner})"
 
     @property
@@ -857,6 +860,28 @@ class Space(Mapping[str, Param]):
         if not self.parents:
             return math.prod(counts.values())
         return sum(self._branch_size(b, points, counts) for b in self._branches(points))
+
+    def grid_breakdown(self, points: int | None = None, most: int = 6) -> str:
+        """How ``grid_size`` is counted, in words whose arithmetic gives it: ``lr:5 x units:4``, and for a
+        conditional space the axes of every branch times the sum over the branches of their own axes:
+        ``lr:5 x batch:4 x (optimizer=sgd: momentum:5 + optimizer=adam: beta1:5 + ...)``."""
+        counts = self.grid_counts(points)
+
+        def axes(names: Iterable[str]) -> str:
+            return " x ".join(f"{k}:{counts[k]:,}" for k in names if counts[k] > 1) or "1"
+
+        if not self.parents:
+            return axes(self._params)
+        branches = [(b, self._branch_axes(b, points)) for b in self._branches(points)]
+        common = [k for k in self._params if all(k in names for _, names in branches)]
+        terms = [
+            " ".join(f"{k}={v}" for k, v in b.items()) + ": " + axes(k for k in names if k not in common)
+            for b, names in branches
+        ]
+        more = f" + {len(terms) - most} more" if len(terms) > most else ""
+        inner = " + ".join(terms[:most]) + more
+        head = axes(common)
+        return inner if head == "1" else f"{head} x ({inner})"
 
     def grid(self, points: int | None = None) -> Iterator[dict[str, Any]]:
         """Every config of the grid, in a stable order (the last parameter varies fastest)."""

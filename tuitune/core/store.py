@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -28,13 +29,17 @@ from tuitune.core.errors import (
     CorruptDatabaseError,
     NewerDatabaseError,
     NotOurDatabaseError,
+    SessionError,
     SessionExistsError,
     SessionNotFoundError,
     StoreError,
     StoreWriteError,
 )
-from tuitune.core.fs import NetworkFilesystemWarning, network_warning
+from tuitune.core.fs import NetworkFilesystemWarning, network_warning, why_not_writable
 from tuitune.core.records import (
+    STATE_LAST,
+    STATE_ORDER,
+    Direction,
     LeaderRow,
     Objectives,
     SessionRecord,
@@ -73,8 +78,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 DURABLE_EVERY = 1.0  # seconds: epoch rows are fsynced at least this often
 # The leaderboard's order of the trials that are not complete (the same as the UI always showed).
 _STATE_ORDER = (
-    "CASE state WHEN 'running' THEN 0 WHEN 'paused' THEN 1 WHEN 'interrupted' THEN 2 WHEN 'pruned' THEN 3"
-    " WHEN 'complete' THEN 3 WHEN 'failed' THEN 4 ELSE 5 END"
+    "CASE state " + " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in STATE_ORDER.items())
+    + f" ELSE {STATE_LAST} END"
 )
 
 
@@ -179,10 +184,15 @@ def check_file(path: str | os.PathLike[str]) -> bool:
             "Point --db or TUITUNE_DB at another file"
         )
     uri = f"file:{p.resolve().as_posix()}?mode=ro"
+    # Even read-only, SQLite makes the -wal and -shm files of a WAL database: those it makes for a file
+    # found not to be ours are removed again, so "left unchanged" is true of the folder too.
+    sidecars = [p.with_name(p.name + s) for s in ("-wal", "-shm")]
+    made = [f for f in sidecars if not f.exists()]
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=30)
     except sqlite3.Error as e:
         raise CorruptDatabaseError(f"{p} cannot be opened ({e}); it was left unchanged") from None
+    ok = False
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if app_id == 0:
@@ -209,11 +219,32 @@ def check_file(path: str | os.PathLike[str]) -> bool:
                 f"{p} is a tuitune database that lacks the tables {', '.join(sorted(missing))}; "
                 "it was left unchanged. Restore it from a backup"
             )
+        ok = True
         return True
     except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+            why = why_not_writable(p)
+            if why:  # a WAL database's folder must be writable, for its -wal and -shm files
+                raise StoreWriteError(
+                    f"cannot open the database {p}: {why}; move it to a writable folder (--db or TUITUNE_DB)"
+                ) from None
         raise CorruptDatabaseError(f"{p} is damaged ({e}); it was left unchanged. Restore it from a backup") from None
     finally:
         conn.close()
+        if not ok:
+            _remove_made(made)
+
+
+def _remove_made(files: list[Path]) -> None:
+    """Removes the -wal and -shm files a failed check made (an empty -wal: nothing was written)."""
+    wal = [f for f in files if f.name.endswith("-wal")]
+    if any(f.exists() and f.stat().st_size > 0 for f in wal):
+        return
+    for f in files:
+        try:
+            f.unlink()
+        except OSError:
+            pass
 
 
 class Store:
@@ -241,7 +272,11 @@ class Store:
         # Tests inject I/O faults here: called inside each write transaction, just before COMMIT.
         self.fault: Callable[[], None] | None = None
         if not exists:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            why = why_not_writable(self.path)
+            if why:
+                raise StoreWriteError(
+                    f"cannot create the database {self.path}: {why}; give a writable path (--db or TUITUNE_DB)"
+                )
             self._create_schema()
         else:
             self.upgrade()
@@ -255,10 +290,19 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            c.row_factory = sqlite3.Row
-            c.execute("PRAGMA busy_timeout = 30000")
-            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            try:
+                c = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                c.row_factory = sqlite3.Row
+                c.execute("PRAGMA busy_timeout = 30000")
+                mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e) or "busy" in str(e):
+                    raise
+                # WAL needs the -wal and -shm files beside the database: its folder must be writable.
+                raise StoreWriteError(
+                    f"cannot open the database {self.path}: {why_not_writable(self.path) or e}; "
+                    "move it to a writable folder (--db or TUITUNE_DB)"
+                ) from None
             if mode.lower() != "wal":
                 raise StoreError(
                     f"{self.path}: SQLite refused WAL mode (got {mode}); is it on a network filesystem? "
@@ -572,14 +616,28 @@ class Store:
         with self.transaction() as c:
             c.execute(f"UPDATE sessions SET {', '.join(cols)} WHERE id = ?", (*vals, sid))
 
-    def delete_session(self, name: str) -> None:
-        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once)."""
+    def delete_session(self, name: str, *, files: bool = True) -> None:
+        """Deletes a session with its trials and epoch rows (the user asked, or its setup failed at once),
+        and (``files``) its folders beside the database: checkpoints and logs. A session another process
+        runs is refused."""
+        rec = self.session(name)
+        if rec.alive:
+            raise SessionError(
+                f"session '{name}' is being run by process {rec.owner or '?'}; stop it before deleting it"
+            )
         sid = self._session_id(name)
         with self.transaction() as c:
             c.execute("DELETE FROM epochs WHERE trial_id IN (SELECT id FROM trials WHERE session_id = ?)", (sid,))
             c.execute("DELETE FROM trials WHERE session_id = ?", (sid,))
             c.execute("DELETE FROM sessions WHERE id = ?", (sid,))
         self.__dict__.get("_sid_cache", {}).pop(name, None)
+        if files:
+            for folder in self.session_folders(name):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def session_folders(self, name: str) -> list[Path]:
+        """The folders a session keeps beside the database: its checkpoints and its logs."""
+        return [files_dir(self.path) / "checkpoints" / name, files_dir(self.path) / "logs" / name]
 
     # ---- liveness, commands, notes ---------------------------------------------------------------
     def heartbeat(self, name: str, owner: str | None = None, *, alive: bool = True) -> None:
@@ -675,7 +733,7 @@ class Store:
         if obj is not None and not obj.plain:
             best_t = best_by(self._complete_light(sid), obj)
             return int(n), best_t.value if best_t is not None else None
-        agg = "min" if direction == "minimize" else "max"
+        agg = Direction(direction).sql
         best = self.conn.execute(
             f"SELECT {agg}(value) FROM trials WHERE session_id = ? AND state = 'complete'", (sid,)
         ).fetchone()[0]
@@ -1059,7 +1117,7 @@ class Store:
 
     def _sid_sign(self, session: str) -> tuple[int, float]:
         row = self._session_row(session)
-        return int(row["id"]), (1.0 if row["direction"] == "minimize" else -1.0)
+        return int(row["id"]), Direction(row["direction"]).sign
 
     def _summaries(self, sid: int, trial_ids: list[int]) -> dict[int, TrialSummary]:
         out: dict[int, TrialSummary] = {}
@@ -1270,3 +1328,48 @@ def session_dir(db_path: str | os.PathLike[str], kind: str, session: str) -> Pat
     from tuitune.core.safefs import check_name, secure_dir
 
     return secure_dir(files_dir(db_path), kind, check_name(session))
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionFiles:
+    """The files of one session beside the database (in ``<db>.d``): trial logs, checkpoints, the run lock.
+
+    Built on ``session_path``/``session_dir``: the name is checked when the value is made (a name read back
+    from a database too), the properties create nothing, ``make(kind)`` creates or checks a folder."""
+
+    db_path: Path
+    session: str
+
+    def __post_init__(self) -> None:
+        from tuitune.core.safefs import check_name
+
+        check_name(self.session)
+
+    @property
+    def logs(self) -> Path:
+        return session_path(self.db_path, "logs", self.session)
+
+    @property
+    def checkpoints(self) -> Path:
+        return session_path(self.db_path, "checkpoints", self.session)
+
+    @property
+    def lock(self) -> Path:
+        """Names the holder of the run lock (the lock itself is a byte lock on the database file: lock.py)."""
+        return files_dir(self.db_path) / "locks" / f"{self.session}.lock"
+
+    @property
+    def session_log(self) -> Path:
+        """What a ``--detach``ed run prints."""
+        return self.logs / "session.log"
+
+    def log(self, number: int) -> Path:
+        """What trial ``number``'s code printed."""
+        return self.logs / f"{number}.log"
+
+    def checkpoint(self, number: int) -> Path:
+        return self.checkpoints / f"{number}.pt"
+
+    def make(self, kind: str) -> Path:
+        """The session's ``kind`` folder (logs, checkpoints), created or checked to be the user's own."""
+        return session_dir(self.db_path, kind, self.session)

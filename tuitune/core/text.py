@@ -4,7 +4,27 @@ display and the TUI."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'max_epochs'?)`` when one of ``options`` is close to ``word`` (a typo), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 trial``, ``2 trials``, ``0 trials``: a count and its noun."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def config_text(config: Mapping[str, Any], names: Iterable[str], sep: str = " ") -> str:
+    """``lr=0.01 optimizer=adam beta1=0.9``: the parameters ``names`` of a config, each once. An inactive
+    conditional parameter (absent from the config: momentum under adam) is left out, never ``momentum=-``."""
+    return sep.join(f"{n}={fmt(config[n])}" for n in names if n in config)
 
 
 def fmt(v: Any, digits: int = 4) -> str:

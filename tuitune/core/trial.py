@@ -48,6 +48,25 @@ def _as_float(name: str, value: Any) -> float:
         raise ObjectiveError(f"metric '{name}' = {value!r} is not a number; report numbers") from None
 
 
+def plain_return(value: Any) -> Any:
+    """What an objective returned, as the Runner judges it: a float, None, or ``{"bad": description}``
+    (a bool, a string, a tensor of many elements: the trial fails, saying what it was)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return {"bad": f"bool {value!r}"}
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "item"):
+        try:
+            v = value.item()
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        except Exception:  # noqa: BLE001 - a tensor of many elements, say
+            pass
+    return {"bad": f"{type(value).__name__} {value!r:.40}"}
+
+
 def load_checkpoint(
     path: Path, number: int | None = None, budget: int | None = None, config: dict[str, Any] | None = None
 ) -> tuple[int, dict[str, Any]] | None:

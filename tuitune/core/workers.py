@@ -5,15 +5,10 @@ device slot (``CUDA_VISIBLE_DEVICES`` names its GPU, so the objective sees ``cud
 threads set to its share of the cores. It is reused from trial to trial and replaced when it dies, hangs
 past the stop grace, or reports a CUDA error that poisons its context.
 
-The conversation over one pipe, worker -> coordinator, each request answered before the worker goes on::
-
-    ("ready", pid) | ("setup-failed", message, traceback)       once, after loading the objective
-    ("between", number)           -> "go" | "stop" | ("fail", reason)   before each epoch (pause: no answer yet)
-    ("report", number, epoch, row) -> "ok"                      after the coordinator committed the row
-    ("supersede", number, after)   -> "ok"
-    ("done", number, outcome)                                   the trial's end (no answer)
-
-coordinator -> worker: ("trial", spec) starts a trial, ("quit",) ends the worker.
+The conversation over one pipe is the one of ``protocol.py`` (typed messages, every one that concerns a
+trial naming its number): a worker runs a ``Job`` of one trial (``objective(config, trial)``) or of
+several that train as one fused array (``objective.train_array(configs, trials)``), and says ``Done``
+for each of them.
 
 A worker lives in its own process session, so Ctrl+C and SIGHUP from the terminal reach only the
 coordinator, which stops the workers in order; a worker whose coordinator died exits within a second.
@@ -35,10 +30,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.errors import ObjectiveError, TuituneError
+from tuitune.core.errors import ObjectiveError, TuituneError, first_line, reason_of
+from tuitune.core.placement import BACKENDS, MAX_WORKERS, check_workers, parse_devices  # noqa: F401 - re-exported
+from tuitune.core.protocol import (
+    Between,
+    Died,
+    Done,
+    Fail,
+    Failure,
+    Job,
+    Outcome,
+    Pool,
+    Quit,
+    Ready,
+    Report,
+    RunJob,
+    SetupFailed,
+    Stop,
+    Supersede,
+    TrialSpec,
+)
+from tuitune.core.trial import plain_return
 
-BACKENDS = ("local", "ray")  # where worker slots live: processes on this machine, or Ray actors
-MAX_WORKERS = 64  # per device; more is a typo, not a plan
 POISON_MARKERS = ("device-side assert", "CUDA error", "illegal memory access", "unspecified launch failure")
 
 
@@ -202,13 +215,8 @@ def unsendable_reason(objective: Callable[..., Any], depth: int = 0) -> str | No
             deeper = unsendable_reason(value, depth + 1)
             if deeper is not None and "captures" in deeper:
                 return f"it captures {name!r}, which {deeper.removeprefix('it ')}"
-        return f"it captures {name!r} (a {type(value).__module__}.{type(value).__qualname__}: {_first_line(inner)})"
-    return f"it cannot be pickled ({_first_line(error)})"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+        return f"it captures {name!r} (a {type(value).__module__}.{type(value).__qualname__}: {reason_of(inner)})"
+    return f"it cannot be pickled ({reason_of(error)})"
 
 
 @dataclass(frozen=True)
@@ -225,52 +233,10 @@ class Slot:
 
 def plan_slots(devices: Sequence[str] | None, workers: int) -> list[Slot]:
     """``workers`` slots per device (the devices already checked); ``devices`` None: one unpinned device."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if not check_workers(workers):
         raise WorkerError(f"workers must be a whole number >= 1, got {workers!r}; use workers=0 to run in this process")
-    if workers > MAX_WORKERS:
-        raise WorkerError(
-            f"{workers} workers per device is more than tuitune allows ({MAX_WORKERS}); "
-            "use fewer (one or two per GPU usually fills it)"
-        )
     devs: list[str | None] = list(devices) if devices else [None]
     return [Slot(i * workers + k, d) for i, d in enumerate(devs) for k in range(workers)]
-
-
-def parse_devices(spec: str | Sequence[str] | None) -> list[str] | None:
-    """Checks device names (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``all``) without importing torch unless a
-    GPU is named; None stays None (each worker's objective picks its device)."""
-    if spec is None:
-        return None
-    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x and str(x).strip()]
-    if not items:
-        raise WorkerError("devices is empty; give cpu, cuda:0,cuda:1 or all")
-    import re
-
-    bad = [x for x in items if not re.fullmatch(r"cpu|mps|all|cuda(:\d+)?", x)]
-    if bad:
-        raise WorkerError(f"device {bad[0]!r} is not a device name; use cpu, cuda, cuda:N, mps or all")
-    if "all" in items and len(items) > 1:
-        raise WorkerError("'all' stands alone: every visible GPU")
-    if any(x.startswith("cuda") or x == "all" for x in items):
-        import torch
-
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if items == ["all"]:
-            items = [f"cuda:{i}" for i in range(n)]
-        for x in items:
-            index = int(x.partition(":")[2] or 0) if x.startswith("cuda") else None
-            if index is not None and index >= n:
-                raise WorkerError(
-                    f"device {x!r}: this machine has {n} visible CUDA device(s)"
-                    + (f" (cuda:0..cuda:{n - 1})" if n else f"; torch {torch.__version__} sees no GPU: use cpu")
-                )
-        if not items:
-            raise WorkerError("devices 'all': no GPU is visible here; use cpu")
-        items = [f"cuda:{x.partition(':')[2] or 0}" if x.startswith("cuda") else x for x in items]
-    dup = sorted({d for d in items if items.count(d) > 1})
-    if dup:
-        raise WorkerError(f"devices names {dup[0]} twice; for several workers on one device use workers=N")
-    return items
 
 
 def threads_per_worker(n_slots: int) -> int:
@@ -282,18 +248,6 @@ def threads_per_worker(n_slots: int) -> int:
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, (cores - 1) // max(1, n_slots))
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """What a worker needs to run one trial."""
-
-    number: int
-    config: dict[str, Any]
-    budget: int
-    committed: int  # the last epoch row already committed (a restore point must not be past it)
-    checkpoint: str
-    log: str
 
 
 # ---------------------------------------------------------------------------- the worker's side
@@ -310,27 +264,27 @@ class ChannelHost:
         self.recv = recv
         self.thread_errors: list[tuple[str, str]] = []
 
-    def _ask(self, msg: tuple[Any, ...]) -> Any:
+    def _ask(self, msg: Any) -> Any:
         self.send(msg)
         return self.recv()
 
     def _between_epochs(self, trial: Any) -> bool:
         from tuitune.core.trial import TrialFailed
 
-        answer = self._ask(("between", trial.number))
-        if isinstance(answer, tuple) and answer[0] == "fail":
-            raise TrialFailed(answer[1])
-        if answer == "stop":
+        answer = self._ask(Between(trial.number))
+        if isinstance(answer, Fail):
+            raise TrialFailed(answer.reason)
+        if isinstance(answer, Stop):
             return False
         if self.thread_errors:
             raise TrialFailed(*self.thread_errors[0])
         return True
 
     def _report(self, trial: Any, epoch: int, row: dict[str, float]) -> None:
-        self._ask(("report", trial.number, epoch, row))
+        self._ask(Report(trial.number, epoch, row))
 
     def _supersede(self, number: int, after: int) -> None:
-        self._ask(("supersede", number, after))
+        self._ask(Supersede(number, after))
 
     def _checkpointed(self, trial: Any, path: Path) -> None:
         """Called after ``trial.checkpoint()`` wrote ``path``: a local worker shares the folder, nothing to do."""
@@ -366,74 +320,99 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.25)
 
 
-def _plain(value: Any) -> Any:
-    """An objective's return value made safe to send: a float, None, or a description of what it was."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return {"bad": f"bool {value!r}"}
-    if isinstance(value, (int, float)):
-        return float(value)
-    if hasattr(value, "item"):
-        try:
-            v = value.item()
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
-        except Exception:  # noqa: BLE001 - a tensor of many elements, say
-            pass
-    return {"bad": f"{type(value).__name__} {value!r:.40}"}
-
-
-def _run_one(objective: Callable[..., Any], spec: TrialSpec, host: ChannelHost) -> dict[str, Any]:
+def _failure(e: BaseException, trace: str, where: str) -> tuple[Failure, bool]:
+    """A trial's error as the coordinator stores it, and whether it poisoned the CUDA context (``where``: a
+    path on the trial's disk, named when it is full)."""
     from tuitune.core.errors import SetupError
-    from tuitune.core.memory import is_out_of_memory, release_memory
-    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.memory import is_out_of_memory
     from tuitune.core.safefs import is_disk_full, no_space
-    from tuitune.core.trial import Trial, TrialFailed
+    from tuitune.core.trial import TrialFailed
 
-    _redirect(Path(spec.log))
-    print(f"--- trial {spec.number} (budget {spec.budget} epochs) {time.strftime('%Y-%m-%d %H:%M:%S')}", flush=True)
+    if isinstance(e, TrialFailed):
+        return Failure("failed", e.reason, e.trace or trace), False
+    if isinstance(e, SetupError):
+        return Failure("setup", str(e), trace), False
+    if is_disk_full(e):  # the objective's own file on a full disk: not the trial's fault either
+        return Failure("setup", no_space(where), trace), False
+    reason = "out of memory" if is_out_of_memory(e) else reason_of(e)
+    return Failure("failed", reason, trace), any(m in str(e) for m in POISON_MARKERS)
+
+
+def _trial(host: ChannelHost, spec: TrialSpec) -> Any:
+    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.trial import Trial
+
     rec = TrialRecord(
         number=spec.number, state=TrialState.RUNNING, config=dict(spec.config), budget=spec.budget,
         epochs=({"epoch": spec.committed},) if spec.committed else (),
     )
-    trial = Trial(host, rec, Path(spec.checkpoint))
+    return Trial(host, rec, Path(spec.checkpoint))
+
+
+def _outcome(trial: Any, returned: Any, error: Failure | None, poisoned: bool = False) -> Outcome:
+    if error is not None:
+        sys.stderr.write(error.trace)
+    return Outcome(returned=returned, last_epoch=trial.last_epoch, info=dict(trial.info), error=error, poisoned=poisoned)
+
+
+def run_job(objective: Callable[..., Any], job: Job, host: ChannelHost) -> list[Outcome]:
+    """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``.
+
+    ``train_array(configs, trials)`` returns one value per trial, in order (the plain objective's return);
+    a member that failed on its own has its exception in its place. An exception out of ``train_array``
+    itself fails every member. The output goes to the first member's log; the others' logs say so.
+    """
+    from tuitune.core.memory import release_memory
+    from tuitune.core.trial import TrialFailed
+
+    specs = job.specs
+    _redirect(Path(specs[0].log))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    if len(specs) > 1:
+        for spec in specs[1:]:
+            with open(spec.log, "a") as f:
+                f.write(f"--- trial {spec.number} trains in one array with trials {list(job.numbers)}; "
+                        f"its output: {specs[0].log}\n")
+    print(f"--- trial{'s' * (len(specs) > 1)} {', '.join(map(str, job.numbers))} "
+          f"(budget {specs[0].budget} epochs) {stamp}", flush=True)
+    trials = [_trial(host, spec) for spec in specs]
     host.thread_errors = []
-    error: dict[str, Any] | None = None
-    returned: Any = None
-    poisoned = False
     t0 = time.monotonic()
+    outcomes: list[Outcome]
     try:
-        returned = _plain(objective(dict(spec.config), trial))
+        if len(specs) == 1:
+            returned: list[Any] = [objective(dict(specs[0].config), trials[0])]
+        else:
+            train_array = getattr(objective, "train_array", None)
+            if train_array is None:
+                from tuitune.core.errors import SetupError
+
+                raise SetupError(
+                    f"the objective has no train_array(configs, trials), so {len(specs)} trials cannot train as one "
+                    "array; run with fuse 1"
+                )
+            returned = list(train_array([dict(s.config) for s in specs], trials))
+            if len(returned) != len(specs):
+                raise TrialFailed(f"train_array returned {len(returned)} values for {len(specs)} trials")
         if host.thread_errors:
             raise TrialFailed(*host.thread_errors[0])
-    except TrialFailed as e:
-        error = {"kind": "failed", "reason": e.reason, "trace": e.trace or tb.format_exc()}
-    except SetupError as e:
-        error = {"kind": "setup", "reason": str(e), "trace": tb.format_exc()}
+        outcomes = []
+        for trial, value in zip(trials, returned):
+            if isinstance(value, BaseException):
+                trace = "".join(tb.format_exception(type(value), value, value.__traceback__))
+                error, poisoned = _failure(value, trace, specs[0].checkpoint)
+                outcomes.append(_outcome(trial, None, error, poisoned))
+            else:
+                outcomes.append(_outcome(trial, plain_return(value), None))
     except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code fail the trial
-        trace = tb.format_exc()
-        if is_disk_full(e):  # the objective's own file on a full disk: not the trial's fault either
-            error = {"kind": "setup", "reason": no_space(spec.checkpoint), "trace": trace}
-            return {"returned": None, "last_epoch": trial.last_epoch, "info": dict(trial.info), "error": error,
-                    "poisoned": False}
-        if is_out_of_memory(e):
-            reason = "out of memory"
-        else:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            reason = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-        poisoned = any(m in str(e) for m in POISON_MARKERS)
-        error = {"kind": "failed", "reason": reason, "trace": trace}
+        error, poisoned = _failure(e, tb.format_exc(), specs[0].checkpoint)
+        outcomes = [_outcome(trial, None, error, poisoned) for trial in trials]
     finally:
-        if error is not None:
-            sys.stderr.write(error["trace"])
         sys.stdout.flush()
         sys.stderr.flush()
-    info = dict(trial.info)
-    last = trial.last_epoch
-    del trial
+    del trials
     release_memory(time.monotonic() - t0)
-    return {"returned": returned, "last_epoch": last, "info": info, "error": error, "poisoned": poisoned}
+    return outcomes
 
 
 def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str) -> None:
@@ -494,13 +473,13 @@ def load_objective(
         gc.collect()
         gc.freeze()
     except BaseException as e:  # noqa: BLE001 - reported to the coordinator, which says what to do
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         ours = isinstance(e, TuituneError)
-        if ours and where:
-            first = f"{where}: {first}"
-        send(("setup-failed", f"{type(e).__name__}: {first}" if first else type(e).__name__, tb.format_exc(), ours))
+        reason = reason_of(e)
+        if ours and where:  # "WorkerError: on node n2: ..." (the Runner keeps what follows the type's name)
+            reason = f"{type(e).__name__}: {where}: {first_line(e)}"
+        send(SetupFailed(reason, tb.format_exc(), ours))
         return None
-    send(("ready", os.getpid()) if facts is None else ("ready", os.getpid(), facts))
+    send(Ready(os.getpid(), dict(facts or {})))
     return objective  # type: ignore[no-any-return]
 
 
@@ -510,30 +489,31 @@ def serve_trials(
     recv: Callable[[], Any],
     send: Callable[[Any], None],
     *,
-    prepare: Callable[[tuple[Any, ...]], TrialSpec] | None = None,
-    finish: Callable[[TrialSpec, dict[str, Any]], None] | None = None,
+    prepare: Callable[[RunJob], Job] | None = None,
+    finish: Callable[[TrialSpec, Outcome], Outcome] | None = None,
 ) -> None:
-    """The worker's side of the conversation, whatever carries it: trials until ``quit`` or a closed channel.
+    """The worker's side of the conversation, whatever carries it: jobs until ``Quit`` or a closed channel.
 
-    ``prepare`` turns a ``("trial", spec, ...)`` message into the spec to run (a Ray actor puts the
-    checkpoint it was sent in its own folder); ``finish`` runs after each trial, before ``done``.
+    ``prepare`` turns a ``RunJob`` into the job to run (a Ray actor puts the checkpoints it was sent in
+    its own folder); ``finish`` runs after each trial of it, before its ``Done``, and may reword its outcome.
     """
     while True:
         try:
             msg = recv()
         except (EOFError, OSError):
             return
-        if msg[0] == "quit":
+        if isinstance(msg, Quit):
             return
-        spec: TrialSpec = prepare(msg) if prepare is not None else msg[1]
-        outcome = _run_one(objective, spec, host)
-        if finish is not None:
-            finish(spec, outcome)
-        try:
-            send(("done", spec.number, outcome))
-        except (OSError, ValueError):
-            return
-        if outcome["poisoned"]:
+        job = prepare(msg) if prepare is not None else msg.job
+        outcomes = run_job(objective, job, host)
+        for spec, outcome in zip(job.specs, outcomes):
+            if finish is not None:
+                outcome = finish(spec, outcome)
+            try:
+                send(Done(spec.number, outcome))
+            except (OSError, ValueError):
+                return
+        if any(o.poisoned for o in outcomes):
             return  # a poisoned CUDA context cannot be used again: the coordinator starts a fresh worker
 
 
@@ -568,8 +548,9 @@ class Worker:
     conn: Any
     ready: bool = False
     pid: int | None = None
-    trial: int | None = None  # the trial it runs
-    waiting: tuple[Any, ...] | None = None  # a "between" request not answered yet (paused)
+    poisoned: bool = False  # a trial of its job broke its CUDA context: replaced once the job has ended
+    trials: list[int] = field(default_factory=list)  # the trials of the job it runs (none: idle)
+    waiting: Between | None = None  # a request between epochs not answered yet (paused)
     started: float = field(default_factory=time.monotonic)
     node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
@@ -590,40 +571,11 @@ def pickled_objective(ref: ObjectiveRef, into: str, hint: str) -> bytes:
         ) from None
 
 
-class Pool:
-    """What every pool of workers keeps the same way (local processes here, Ray actors in ray_backend)."""
-
-    workers: dict[int, Worker]
-
-    def _spawn(self, slot: Slot) -> Worker:
-        raise NotImplementedError
-
-    def kill(self, w: Worker) -> None:
-        raise NotImplementedError
-
-    def restart(self, w: Worker) -> Worker:
-        self.kill(w)
-        return self._spawn(w.slot)
-
-    def free(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.ready and w.trial is None]
-
-    def busy(self) -> list[Worker]:
-        return [w for w in self.workers.values() if w.trial is not None]
-
-    @staticmethod
-    def _assign(w: Worker, spec: TrialSpec) -> None:
-        """Marks ``w`` as running ``spec``'s trial from now (the pool then sends it the trial)."""
-        w.trial = spec.number
-        w.waiting = None
-        w.started = time.monotonic()
-
-
 class WorkerPool(Pool):
     """Starts, feeds, watches and replaces the worker processes of one run."""
 
     backend = "local"
-    requeue_lost = False  # a lost worker fails its trial (its code may be what killed it)
+    requeue_lost = False  # a lost worker fails its trials (its code may be what killed it)
 
     def __init__(self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path) -> None:
         if not slots:
@@ -641,7 +593,9 @@ class WorkerPool(Pool):
 
         self._ctx = multiprocessing.get_context("spawn")
 
-    def start(self) -> None:
+    def start(self, log_dir: Path | None = None) -> None:
+        if log_dir is not None:
+            self.log_dir = log_dir
         for slot in self.slots:
             self._spawn(slot)
 
@@ -664,12 +618,12 @@ class WorkerPool(Pool):
         self.workers[slot.index] = w
         return w
 
-    def dispatch(self, w: Worker, spec: TrialSpec) -> None:
-        self._assign(w, spec)
-        w.conn.send(("trial", spec))
+    def dispatch(self, w: Worker, job: Job) -> None:
+        self._assign(w, job)
+        w.conn.send(RunJob(job))
 
     def wait(self, timeout: float) -> list[tuple[Worker, Any]]:
-        """Messages that arrived within ``timeout`` seconds; ``(worker, None)`` for a worker that died."""
+        """Messages that arrived within ``timeout`` seconds; ``(worker, Died(how))`` for a worker that died."""
         from multiprocessing.connection import wait
 
         by_conn = {w.conn: w for w in self.workers.values()}
@@ -692,7 +646,7 @@ class WorkerPool(Pool):
         dead += [w for w in self.workers.values() if w.process.exitcode is not None]
         for w in dict.fromkeys(dead):
             if self.workers.get(w.slot.index) is w:
-                out.append((w, None))
+                out.append((w, Died(self.death(w))))
         return out
 
     @staticmethod
@@ -710,6 +664,7 @@ class WorkerPool(Pool):
         return f"exit code {code}"
 
     def answer(self, w: Worker, reply: Any) -> None:
+        """Sends ``reply`` to ``w`` (an answer, or ``Quit``); a dead worker's is dropped."""
         try:
             w.conn.send(reply)
         except (OSError, ValueError):
@@ -729,8 +684,8 @@ class WorkerPool(Pool):
     def close(self, grace: float = 2.0) -> None:
         """Asks every worker to quit, then kills what is left after ``grace`` seconds; none is left behind."""
         for w in self.workers.values():
-            if w.trial is None:
-                self.answer(w, ("quit",))
+            if not w.trials:
+                self.answer(w, Quit())
         deadline = time.monotonic() + grace
         for w in self.workers.values():
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))

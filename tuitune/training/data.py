@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 
-from tuitune.core.errors import SetupError
+from tuitune.core.errors import SetupError, reason_of
 from tuitune.training.catalog import DATASETS
 from tuitune.training.devices import DeviceError, resolve_device  # noqa: F401 - re-exported
 
@@ -409,7 +409,7 @@ def _load_torchvision(name: str, root: Path, download: bool) -> tuple[torch.Tens
                 ds = cls(str(root), train=True, download=True)
         except (URLError, OSError, RuntimeError, ValueError) as e:
             raise DataError(
-                _missing_message(name, root, f"{type(e).__name__}: {str(e).strip().splitlines()[0]}")
+                _missing_message(name, root, reason_of(e))
             ) from None
     if name == "cifar10":
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()

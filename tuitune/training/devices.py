@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from tuitune.core.errors import SetupError
+from tuitune.core.placement import available_devices, use_hint  # noqa: F401 - available_devices: its home is the engine
 
 
 class DeviceError(SetupError):
@@ -14,8 +15,15 @@ class DeviceError(SetupError):
 
 
 
-def resolve_device(spec: str | torch.device | None = None) -> torch.device:
-    """The torch device for ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or None (CUDA, then MPS, then CPU)."""
+def _use(flag: str) -> str:
+    """What to type instead, from what exists (the engine's rule, ``placement.use_hint``)."""
+    return use_hint(flag)
+
+
+def resolve_device(spec: str | torch.device | None = None, *, flag: str = "--device") -> torch.device:
+    """The torch device for ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or None (CUDA, then MPS, then CPU).
+
+    ``flag`` is the option the user gave it with, for the hint of an error."""
     if spec is None or spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -26,26 +34,26 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(spec)
     except (RuntimeError, TypeError):
-        raise DeviceError(f"device {spec!r} is not a device name; use cpu, cuda, cuda:N or mps") from None
+        raise DeviceError(f"device {spec!r} is not a device name (cpu, cuda, cuda:N, mps); {_use(flag)}") from None
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device {spec!r}: CUDA is not available here (torch {torch.__version__}, built for CUDA "
-                f"{torch.version.cuda or 'none'}, no usable GPU found); use --device cpu"
+                f"{torch.version.cuda or 'none'}, no usable GPU found); {_use(flag)}"
             )
         n = torch.cuda.device_count()
         index = 0 if dev.index is None else dev.index
         if index >= n:
-            raise DeviceError(f"device {spec!r}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+            raise DeviceError(f"device {spec!r} does not exist here; {_use(flag)}")
         return torch.device("cuda", index)
     if dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise DeviceError(f"device {spec!r}: Apple MPS is not available here; use --device cpu")
+            raise DeviceError(f"device {spec!r}: Apple MPS is not available here; {_use(flag)}")
         return dev
-    raise DeviceError(f"device {spec!r}: only cpu, cuda, cuda:N and mps are supported")
+    raise DeviceError(f"device {spec!r}: only cpu, cuda, cuda:N and mps are supported; {_use(flag)}")
 
 
 def device_name(dev: torch.device) -> str:

@@ -24,6 +24,7 @@ from torch import nn
 
 from tuitune.core.errors import PresetError
 from tuitune.core.memory import release_memory
+from tuitune.core.records import Direction
 from tuitune.training.catalog import METRICS_BUILTIN
 from tuitune.training.data import StreamData, TensorData, load_data
 from tuitune.training.devices import device_name, resolve_device
@@ -123,7 +124,7 @@ class EarlyStopping:
 
     def __init__(self, patience: int, direction: str) -> None:
         self.patience = int(patience)
-        self.sign = 1.0 if direction == "minimize" else -1.0
+        self.sign = Direction(direction).sign
         self.best = math.inf
         self.bad = 0
         self.stopped = False

@@ -20,6 +20,7 @@ from typing import Any
 from tuitune.core.errors import PresetError, SpaceError
 from tuitune.core.records import Objectives
 from tuitune.core.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
+from tuitune.core.text import did_you_mean
 from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
     _ALL,
     _DATA_KEYS,
@@ -203,7 +204,8 @@ def load_preset(name_or_path: str) -> Preset:
     bundled = PRESET_DIR / f"{s}.toml"
     if not bundled.is_file():
         raise PresetError(
-            f"unknown preset {s!r}; bundled presets: {', '.join(bundled_names())} (or give a path to a .toml file)"
+            f"unknown preset {s!r}{did_you_mean(s, bundled_names())}; bundled presets: {', '.join(bundled_names())} "
+            "(or give a path to a .toml file)"
         )
     return _load_file(bundled)
 
@@ -254,7 +256,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     err = _Err(path)
     for k in raw:
         if k not in _TOP_KEYS:
-            raise err(k, f"unknown key; a preset has {', '.join(_TOP_KEYS)}")
+            raise err(k, f"unknown key{did_you_mean(k, _TOP_KEYS)}; a preset has {', '.join(_TOP_KEYS)}")
     for k in ("name", "metric", "direction", "max_epochs"):
         if k not in raw:
             raise err(k, "missing; every preset needs name, metric, direction and max_epochs")
@@ -490,7 +492,7 @@ def _validate_data(err: _Err, d: dict[str, Any], path: Path) -> dict[str, Any]:
     for k, v in d.items():
         key = f"data.{k}"
         if k not in _DATA_KEYS:
-            raise err(key, f"unknown key; [data] has {', '.join(_DATA_KEYS)}")
+            raise err(key, f"unknown key{did_you_mean(key, _DATA_KEYS)}; [data] has {', '.join(_DATA_KEYS)}")
         types, ok, what = _DATA_KEYS[k]
         v = _want(err, key, v, types, what)
         if not ok(v):
@@ -533,7 +535,7 @@ def _validate_model(err: _Err, d: dict[str, Any]) -> dict[str, Any]:
         key = f"model.{k}"
         if k not in allowed:
             keys = ", ".join(["kind", *allowed])
-            raise err(key, f"unknown key for model {kind!r}; [model] has {keys}")
+            raise err(key, f"unknown key for model {kind!r}{did_you_mean(k, allowed)}; [model] has {keys}")
         types, ok, what = allowed[k]
         v = _want(err, key, v, types, what)
         if not ok(v):
@@ -595,6 +597,10 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
 
+# Options of `run` a user may try to give as `--set KEY=VALUE`.
+_RUN_FLAGS = ("--max-epochs", "--trials", "--seed", "--strategy", "--workers", "--devices", "--session")
+
+
 def parse_value(preset: Preset, key: str, text: str) -> Any:
     """Converts the text of ``--set KEY=VALUE`` to the type of that parameter (int, float, bool or str).
 
@@ -603,8 +609,12 @@ def parse_value(preset: Preset, key: str, text: str) -> Any:
             trainer, not a value it accepts).
     """
     if key not in preset.space:
+        hint = did_you_mean(key, preset.space)
+        flags = [f for f in _RUN_FLAGS if did_you_mean("--" + key.replace("_", "-"), [f])]
+        if not hint and flags:  # `--set max_epoch=3`: an option of run, not a parameter
+            hint = f" (did you mean {flags[0]} {text}?)"
         raise PresetError(
-            f"--set {key}={text}: preset {preset.name!r} has no parameter {key!r}; it has {', '.join(preset.space)}"
+            f"--set {key}={text}: preset {preset.name!r} has no parameter {key!r}{hint}; it has {', '.join(preset.space)}"
         )
     p = preset.space[key]
     t = text.strip()

@@ -84,3 +84,5 @@ class RunnerBridge:
             post(msg.RunPaused(s, event.paused))
         elif isinstance(event, ev.SessionFinished):
             post(msg.RunEnded(s, event.state, event.message))
+        elif isinstance(event, ev.Notice):
+            post(msg.RunNotice(s, event.text))

@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any
 
-from tuitune.core.text import fmt  # noqa: F401 - the one rendering of values, re-exported for the screens
+from tuitune.core.text import config_text, fmt, plural  # noqa: F401 - the one rendering of values, re-exported for the screens
 
 
 def fmt_delta(d: float | None) -> str:

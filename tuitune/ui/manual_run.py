@@ -12,26 +12,15 @@ from typing import Any
 
 from tuitune.core.errors import ManualError, PresetError
 from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better
-from tuitune.core.space import Space
 from tuitune.core.store import Store
-from tuitune.core.strategies import make_strategy
 
 
 def manual_strategy(record: SessionRecord, trials: list[TrialRecord], changes: list[dict[str, Any]] | None = None):
-    """A ManualStrategy over the session's space and trials (``changes``: the queued requests)."""
-    strat = make_strategy(
-        "manual",
-        Space.from_dict(record.space),
-        seed=record.seed,
-        max_epochs=record.max_epochs,
-        metric=record.metric,
-        direction=record.direction,
-        n_trials=None,
-        defaults=record.defaults or None,
-        changes=changes or [],
-    )
-    strat.restore(trials)
-    return strat
+    """A ManualStrategy over the session's space and trials, whatever its strategy (``changes``: the queued
+    requests, each naming its own base; no trial budget)."""
+    from tuitune.core.api import strategy_for
+
+    return strategy_for(record, trials, strategy="manual", changes=changes or [], base="defaults", n_trials=None)
 
 
 def parse_text(record: SessionRecord, param: str, text: str) -> Any:

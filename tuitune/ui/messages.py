@@ -59,6 +59,13 @@ class RunPaused(RunMessage):
 
 
 @dataclass
+class RunNotice(RunMessage):
+    """Something the user should know about the run, said once (core's ``events.Notice``)."""
+
+    text: str
+
+
+@dataclass
 class RunEnded(RunMessage):
     """The run ended: ``finished``, ``stopped``, ``failed``, or ``error`` (it could not run at all)."""
 

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import LeaderRow, Objectives, TrialRecord, TrialState, TrialSummary, better
+from tuitune.core.records import (
+    STATE_LAST,
+    STATE_ORDER,
+    Direction,
+    LeaderRow,
+    Objectives,
+    TrialRecord,
+    TrialState,
+    TrialSummary,
+    better,
+)
 
 if TYPE_CHECKING:
     from tuitune.core.store import Store
@@ -74,14 +84,12 @@ def is_manual(t: TrialRecord) -> bool:
     return "change" in t.meta
 
 
-# The leaderboard's order of trials that are not complete: the same as Store.leaderboard_order's.
-STATE_ORDER = {"running": 0, "paused": 1, "interrupted": 2, "pruned": 3, "complete": 3, "failed": 4}
 
 
 def rank_key(number: int, state: str, value: float | None, sign: float) -> tuple[Any, ...]:
     if state == "complete" and value is not None:
         return (0, value * sign, 0, number)
-    return (1, 0.0, STATE_ORDER.get(state, 5), number)
+    return (1, 0.0, STATE_ORDER.get(state, STATE_LAST), number)
 
 
 def param_key(number: int, v: Any) -> tuple[Any, ...]:
@@ -305,7 +313,7 @@ class SessionView:
         if self._seconds is None:
             self._seconds = self.store.trial_seconds(self.name)
         if self.arrays is None:
-            sign = 1.0 if self.direction == "minimize" else -1.0
+            sign = Direction(self.direction).sign
             arrays = SortArrays(self.store.sort_rows(self.name, self.searched), self.searched, sign)
             for t in list(self.live.values()):  # events that came while it was read
                 arrays.update(t.number, t.state.value, t.value, t.config)
@@ -442,13 +450,9 @@ class SessionView:
 
     def parallel(self) -> int:
         """How many trials the session runs at once: its workers on each of its devices (at least one)."""
-        info = self.record.info
-        workers = info.get("workers")
-        devices = info.get("devices")
-        n = (workers if isinstance(workers, int) and workers > 0 else 1) * (
-            len(devices) if isinstance(devices, list) and devices else 1
-        )
-        return max(1, n)
+        from tuitune.core.placement import Placement
+
+        return Placement.from_info(self.record.info).parallel
 
     def rungs(self) -> list[int]:
         """The epoch budgets trials were given, below the maximum (Hyperband's rungs)."""

@@ -74,7 +74,11 @@ def option(strategy: str, name: str) -> StrategyOption:
 def check_strategy_name(name: str) -> str:
     """``name`` when it names a strategy, else a one-line StrategyError listing the valid names."""
     if name not in _STRATEGIES:
-        raise StrategyError(f"strategy {name!r} is unknown; use one of {', '.join(STRATEGY_NAMES)}")
+        from tuitune.core.text import did_you_mean
+
+        raise StrategyError(
+            f"strategy {name!r} is unknown{did_you_mean(name, STRATEGY_NAMES)}; use one of {', '.join(STRATEGY_NAMES)}"
+        )
     return name
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tuitune.core.errors import StrategyError
-from tuitune.core.records import DIRECTIONS, Objectives, TrialRecord, TrialState, is_rankable
+from tuitune.core.records import DIRECTIONS, Direction, Objectives, TrialRecord, TrialState, is_rankable
 from tuitune.core.space import Space
 from tuitune.core.warm import WARM_FIRST
 
@@ -191,7 +191,7 @@ class Strategy(ABC):
 
     def score(self, value: float) -> float:
         """The value as a loss (lower is better), whatever the direction."""
-        return value if self.direction == "minimize" else -value
+        return Direction(self.direction).sign * value
 
     def completed(self) -> list[TrialRecord]:
         return [t for t in self.trials if is_rankable(t)]

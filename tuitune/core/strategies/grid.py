@@ -35,8 +35,7 @@ class GridStrategy(Strategy):
         self.max_size = max_size
         self.size = space.grid_size(points)
         if self.size > max_size:
-            counts = space.grid_counts(points)
-            detail = " x ".join(f"{k}:{n:,}" for k, n in counts.items() if n > 1)
+            detail = space.grid_breakdown(points)  # per branch: conditional parameters are never all active
             text = f"the grid has {self.size:,} configs ({detail}), over the limit of {max_size:,}; "
             todo = "shrink the space, give Floats fewer grid points, or raise"
             raise StrategyError(

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,9 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, Footer, Static
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.records import TrialRecord, TrialState
+from tuitune.core.records import Direction, TrialRecord, TrialState
 from tuitune.ui import messages as msg
-from tuitune.ui.format import fmt, fmt_duration
+from tuitune.ui.format import fmt, fmt_duration, plural
 from tuitune.ui.model import SessionView, best_value
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart, CurvesChart, ParetoChart, SliceChart, TrialChart
@@ -147,7 +148,7 @@ class DashboardScreen(TuituneScreen):
         v = self.view
         if v.n_trials():
             log.write(
-                f"session [b]{v.record.name}[/]: {v.n_done()} trials done"
+                f"session [b]{v.record.name}[/]: {plural(v.n_done(), 'trial')} done"
                 + (f", state {v.record.state}" if v.record.state else "")
             )
         if v.record.message:
@@ -168,11 +169,8 @@ class DashboardScreen(TuituneScreen):
                 log.write(f"[dim]{note}[/]")
             self._start(self.launch)
             self.launch = None
-        elif v.record.alive and not self.tuitune.run_control.running:
-            # Another process runs it (headless, another TUI, another login): follow it live; its keys reach it.
-            log.write(f"[dim]following session {v.record.name}, run by process {v.record.owner or '?'}[/]")
-            self.tuitune.run_control.follow(self.store, self.session_name)
-            self._run_started = time.monotonic()
+        else:
+            self._follow_if_owned(v.record)
 
     @work(thread=True, exit_on_error=False, group="seconds")
     def _load_seconds(self) -> None:
@@ -181,11 +179,36 @@ class DashboardScreen(TuituneScreen):
         self.app.call_from_thread(self._dirty.add, "header")
 
     # ---- running -----------------------------------------------------------------------------
+    def _follow_if_owned(self, rec: Any = None) -> bool:
+        """Follows the session live when another process runs it (headless, another TUI, another login):
+        at mount, and each second while nothing runs here, so an owner that starts after the dashboard
+        opened (``run --detach`` still starting, a resume from another terminal) is followed too."""
+        control = self.tuitune.run_control
+        if control.running or self.launch is not None:
+            return False
+        if rec is None:
+            try:
+                rec = self.store.session(self.session_name)
+            except TuituneError:  # deleted meanwhile
+                return False
+        if not rec.alive:
+            return False
+        log: Any = self.query_one("#event-log")
+        log.write(f"[dim]following session {rec.name}, run by process {rec.owner or '?'}[/]")
+        control.follow(self.store, self.session_name)
+        self._run_started = time.monotonic()
+        self._ended = False
+        self.refresh_bindings()
+        self._dirty.add("header")
+        return True
+
     @property
     def running(self) -> bool:
         return self.tuitune.run_control.is_running(self.session_name)
 
     def _start(self, launch: Launch) -> None:
+        if self.tuitune.run_control.is_running(launch.name) and self.tuitune.run_control.follower is not None:
+            return  # its owner started meanwhile and is followed: running it here would be refused
         try:
             self.tuitune.run_control.start(launch)
         except RuntimeError as e:
@@ -205,11 +228,11 @@ class DashboardScreen(TuituneScreen):
             v.reset(total=message.total)
             self._load_seconds()
             if self.tuitune.run_control.follower is not None:  # another process runs it: "following" was said
-                log.write(f"{v.n_done()} trials done so far")
+                log.write(f"{plural(v.n_done(), 'trial')} done so far")
             else:
                 log.write(
                     f"{'resumed' if message.resumed else 'started'} session [b]{message.session}[/]"
-                    + (f": {v.n_done()} trials done" if message.resumed else "")
+                    + (f": {plural(v.n_done(), 'trial')} done" if message.resumed else "")
                 )
             self.refresh_bindings()
         elif isinstance(message, msg.TrialBegan):
@@ -227,6 +250,8 @@ class DashboardScreen(TuituneScreen):
             before = v.best()
             v.trial_finished(message.trial, message.changed)
             self._log_end(message, before)
+        elif isinstance(message, msg.RunNotice):
+            log.write(f"[yellow]note:[/] {escape(message.text)}")
         elif isinstance(message, msg.RunPaused):
             self.paused = message.paused
             log.write("[yellow]paused[/] (p resumes)" if message.paused else "resumed")
@@ -273,6 +298,8 @@ class DashboardScreen(TuituneScreen):
     def _tick(self) -> None:
         if self.running:
             self._dirty.add("header")
+        else:
+            self._follow_if_owned()
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
@@ -290,12 +317,15 @@ class DashboardScreen(TuituneScreen):
             self._draw_progress()
 
     def _device(self) -> str:
-        dev = self.view.record.info.get("device")
+        from tuitune.core.placement import Placement
+
+        placement = Placement.from_info(self.view.record.info)
+        dev = placement.devices[0] if placement.devices else None
         node = None
         for t in self.view.live.values():
             if t.info.get("device"):
                 dev, node = t.info["device"], t.info.get("node")
-        if self.view.record.info.get("backend") == "ray":
+        if placement.backend == "ray":
             return f"ray: {dev or 'auto'}" + (f" @{node}" if node else "")
         return str(dev or "auto")
 
@@ -345,7 +375,7 @@ class DashboardScreen(TuituneScreen):
         scored = [(value, n) for n in running
                   if (value := best_value(v.live[n], v.metric, v.direction)) is not None]
         if scored:
-            sign = 1.0 if v.direction == "minimize" else -1.0
+            sign = Direction(v.direction).sign
             return min(scored, key=lambda vn: (vn[0] * sign, -vn[1]))[1]
         return running[-1]
 
@@ -381,7 +411,7 @@ class DashboardScreen(TuituneScreen):
             tp.update_meter("trial: [dim]idle[/]", 0, 1)
         done = v.n_done()
         total = v.total if v.total and done <= v.total else None
-        label = f"session: {done}/{total} trials done" if total else f"session: {done} trials done"
+        label = f"session: {done}/{total} trials done" if total else f"session: {plural(done, 'trial')} done"
         self.query_one("#session-progress", Meter).update_meter(label, done, total)
 
     # ---- actions -----------------------------------------------------------------------------
@@ -428,6 +458,8 @@ class DashboardScreen(TuituneScreen):
             self.notify("no trial is training", severity="warning")
 
     def action_run(self) -> None:
+        if self._follow_if_owned():  # another process runs it: its keys reach that process
+            return
         if self.tuitune.run_control.running:
             self.notify("a session is already running", severity="warning")
             return

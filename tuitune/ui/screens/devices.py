@@ -49,10 +49,12 @@ class DevicesScreen(TuituneScreen):
         rc = self.tuitune.run_control
         pool = getattr(rc.runner, "pool", None) if rc.owns_run and rc.session == self.view.name else None
         out = []
-        if pool is not None:
+        if pool is not None and not pool.in_thread:
             for w in list(pool.workers.values()):
-                t = live.get(w.trial) if w.trial is not None else None
-                out.append({"worker": w.slot.index, "device": w.slot.label, "pid": w.pid, "trial": w.trial,
+                numbers = list(w.trials)  # a fused array: several
+                t = live.get(numbers[0]) if numbers else None
+                out.append({"worker": w.slot.index, "device": w.slot.label, "pid": w.pid,
+                            "trial": ",".join(map(str, numbers)) or None,
                             "epoch": f"{t.last_epoch}/{t.budget}" if t is not None else "-"})
             return out
         for n, t in sorted(live.items()):

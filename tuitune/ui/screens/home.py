@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tuitune.core.errors import TuituneError
 from tuitune.core.records import SessionRecord
-from tuitune.ui.format import fmt, fmt_time
+from tuitune.ui.format import fmt, fmt_time, plural
 from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import BestChart
@@ -143,7 +143,7 @@ class HomeScreen(TuituneScreen):
         live = f"[green]● live[/] ({r.owner})" if r.alive else "[dim]○ not running[/]"
         lines = [
             f"[b]{r.name}[/]  [{STATE_STYLE.get(r.state, 'dim')}]{r.state}[/]  {live}",
-            f"{r.strategy}, {r.metric} ({r.direction}), {r.n_done} trials done"
+            f"{r.strategy}, {r.metric} ({r.direction}), {plural(r.n_done, 'trial')} done"
             + (f" of {r.n_trials}" if r.n_trials is not None and r.n_done <= r.n_trials else ""),
         ]
         if r.message:

@@ -379,7 +379,7 @@ class NewSessionScreen(TuituneScreen):
             max_epochs=self._int("max-epochs"),
             seed=self._int("seed") or 0,
             session=name,
-            device=None if device == "auto" else device,
+            placement={} if device == "auto" else {"devices": device},
             options={k: v for k, v in options.items() if v is not None},
             budget=budget,
             prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,

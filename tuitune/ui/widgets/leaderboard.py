@@ -303,8 +303,10 @@ class Leaderboard(ScrollView, can_focus=True):
 
 def _shows_where(view: SessionView) -> bool:
     """A column of where each trial ran: for Ray sessions and sessions of several workers."""
-    info = view.record.info
-    return info.get("backend") == "ray" or int(info.get("workers") or 1) * len(info.get("devices") or [1]) > 1
+    from tuitune.core.placement import Placement
+
+    p = Placement.from_info(view.record.info)
+    return p.backend == "ray" or p.parallel > 1
 
 
 def _where(info: dict) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from tuitune.core.errors import SpaceError, StrategyError
-from tuitune.core.records import TrialState
+from tuitune.core.records import Direction, TrialState
 from tuitune.core.space import Space
 from tuitune.core.strategies.base import Strategy, Suggestion
 from tuitune.core.strategies.bayes.acquisition import acquisition
@@ -267,7 +267,7 @@ class BayesStrategy(Strategy):
 
     @staticmethod
     def _sign(direction: str) -> float:
-        return 1.0 if direction == "minimize" else -1.0
+        return Direction(direction).sign
 
     def _suggest_ehvi(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
         """log EHVI (two objectives) or log EI (one) times the probability of feasibility (bayes/ehvi.py)."""

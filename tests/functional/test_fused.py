@@ -1,0 +1,303 @@
+"""Fused arrays: one worker trains several trials at once (``objective.train_array``), each its own trial.
+
+A pure-Python array objective stands in for the torch one (issue 20): it steps its members' epochs in
+lockstep, one ``trial.report`` per member per epoch, as a fused model would.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+import tuitune as tt
+from tuitune.core import events as ev
+from tuitune.core.errors import ObjectiveError
+from tuitune.core.records import TrialState
+from tuitune.core.runner import Runner
+from tuitune.core.store import Store, files_dir
+from tuitune.core.strategies import make_strategy
+from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
+
+ARRAY = '''
+import os, signal, time
+from pathlib import Path
+
+
+def loss(config, e):
+    return (config["x"] - 0.3) ** 2 + 1.0 / e
+
+
+class Array:
+    """Trains its members in lockstep; TT_FAIL / TT_DIE name a member that breaks / kills its worker at epoch 2."""
+
+    def __call__(self, config, trial):
+        out = self.train_array([config], [trial])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def train_array(self, configs, trials):
+        arrays = os.environ.get("TT_ARRAYS")
+        if arrays:
+            with open(arrays, "a") as f:
+                f.write(" ".join(str(t.number) for t in trials) + "\\n")
+        out = [None] * len(trials)
+        live = {i: iter(t.epochs()) for i, t in enumerate(trials)}
+        while live:
+            for i in list(live):
+                t = trials[i]
+                try:
+                    e = next(live[i])
+                except StopIteration:  # its budget is reached, or it was stopped or aborted: it leaves the array
+                    del live[i]
+                    continue
+                try:
+                    if os.environ.get("TT_FAIL") == str(t.number) and e == 2:
+                        raise ValueError(f"member {t.number} broke")
+                    if os.environ.get("TT_DIE") == str(t.number) and e == 2:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    t.report(val_loss=loss(configs[i], e))
+                    time.sleep(float(os.environ.get("TT_EPOCH", "0")))
+                except Exception as ex:
+                    out[i] = ex
+                    del live[i]
+        return out
+
+
+def make():
+    return Array()
+
+
+def objective(config, trial):
+    return Array()(config, trial)
+
+
+objective.train_array = Array().train_array
+objective.fuse_key = lambda config: "mlp"
+'''
+
+SPACE = tt.Space(x=tt.Float(0.0, 1.0))
+
+
+@pytest.fixture
+def array_ref(tmp_path, monkeypatch):
+    mod = f"tt_array_objs_{os.getpid()}_{time.monotonic_ns()}"
+    (tmp_path / f"{mod}.py").write_text(ARRAY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    m = importlib.import_module(mod)
+    return ObjectiveRef(factory=m.make, label="array"), m.make()
+
+
+def _runner(tmp_path, array_ref, name, *, strategy="random", trials=4, epochs=3, fuse=3, listeners=(),
+            key=lambda config: "mlp", max_failures=3, **opts):
+    store = Store(tmp_path / "t.db")
+    if not store.session_exists(name):
+        store.create_session(name, strategy=strategy, options=dict(opts), space=SPACE.to_dict(), metric="val_loss",
+                             direction="minimize", seed=0, max_epochs=epochs, n_trials=trials)
+    strat = make_strategy(strategy, SPACE, seed=0, max_epochs=epochs, metric="val_loss", direction="minimize",
+                          n_trials=trials, **opts)
+    ref, local = array_ref
+    pool = WorkerPool(ref, plan_slots(["cpu"], 1), tmp_path)
+    runner = Runner(store, name, local, strat, pool=pool, fuse=fuse, fuse_key=key, listeners=listeners,
+                    max_failures=max_failures)
+    return store, runner
+
+
+def _arrays(path):
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_members_commit_their_own_epochs_and_one_failing_fails_alone(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    monkeypatch.setenv("TT_FAIL", "1")
+    store, runner = _runner(tmp_path, array_ref, "f", trials=5)
+    assert runner.run().state == "finished"
+    assert _arrays(tmp_path / "arrays") == [["0", "1", "2"], ["3", "4"]]  # jobs of up to fuse=3
+    by = {t.number: t for t in store.trials("f")}
+    assert (by[1].state, len(by[1].epochs)) == (TrialState.FAILED, 1)
+    assert "ValueError: member 1 broke" in by[1].reason
+    for n in (0, 2, 3, 4):
+        assert by[n].state == TrialState.COMPLETE and [e["epoch"] for e in by[n].epochs] == [1, 2, 3]
+        assert by[n].value == pytest.approx((by[n].config["x"] - 0.3) ** 2 + 1 / 3)
+    assert by[0].info["pid"] == by[2].info["pid"]
+    logs = files_dir(store.path) / "logs" / "f"
+    assert "trains in one array with trials [0, 1, 2]" in (logs / "2.log").read_text()
+
+
+def test_pause_and_the_abort_of_one_member_spare_the_others(tmp_path, array_ref):
+    runner: Runner
+    done = threading.Event()
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.number == 1 and e.epoch == 1:
+            runner.abort_trial(1)
+            runner.pause()
+
+            def later():
+                # Resume once a member waits at its next epoch (the pause holds the whole array).
+                end = time.monotonic() + 60
+                while not any(w.waiting for w in runner.pool.workers.values()) and time.monotonic() < end:
+                    time.sleep(0.02)
+                done.set()
+                runner.resume()
+
+            threading.Thread(target=later, daemon=True).start()
+
+    store, runner = _runner(tmp_path, array_ref, "a", trials=3, listeners=[listen])
+    assert runner.run().state == "finished"
+    assert done.is_set()
+    by = {t.number: t for t in store.trials("a")}
+    assert (by[1].state, by[1].reason) == (TrialState.PRUNED, "aborted by the user")
+    assert len(by[1].epochs) == 1
+    assert all(by[n].state == TrialState.COMPLETE and len(by[n].epochs) == 3 for n in (0, 2))
+
+
+def test_a_killed_worker_ends_every_member_keeping_their_rows_and_the_session_goes_on(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_DIE", "1")
+    store, runner = _runner(tmp_path, array_ref, "k", trials=5, max_failures=5)
+    assert runner.run().state == "finished"
+    by = {t.number: t for t in store.trials("k")}
+    for n in (0, 1, 2):  # the array: trial 0 had committed epoch 2 before its neighbour killed the worker
+        assert by[n].state == TrialState.FAILED and "SIGKILL" in by[n].reason
+    assert [len(by[n].epochs) for n in (0, 1, 2)] == [2, 1, 1]
+    assert all(by[n].state == TrialState.COMPLETE and len(by[n].epochs) == 3 for n in (3, 4))
+
+
+def test_a_stopped_array_resumes_from_its_committed_rows(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    runner: Runner
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.number == 2 and e.epoch == 2:
+            runner.stop()
+
+    store, runner = _runner(tmp_path, array_ref, "s", trials=4, listeners=[listen])
+    assert runner.run().state == "stopped"
+    assert {t.state for t in store.trials("s")} == {TrialState.INTERRUPTED}
+    assert {t.number: len(t.epochs) for t in store.trials("s")} == {0: 2, 1: 2, 2: 2}
+    store, runner = _runner(tmp_path, array_ref, "s", trials=4)
+    assert runner.run().state == "finished"
+    trials = store.trials("s")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert all([e["epoch"] for e in t.epochs] == [1, 2, 3] for t in trials)
+    assert _arrays(tmp_path / "arrays")[1] == ["0", "1", "2"]  # the interrupted array runs again as one
+
+
+def test_a_suggestion_asked_for_the_next_array_is_kept_when_the_run_stops(tmp_path, array_ref, monkeypatch):
+    """Configs of two kinds (the key): one asked that cannot join the running array waits, and survives a stop."""
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    monkeypatch.setenv("TT_EPOCH", "0.05")
+    runner: Runner
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.epoch == 2 and not runner.stopping:
+            runner.stop()
+
+    def key(config):
+        return config["x"] > 0.5
+
+    store, runner = _runner(tmp_path, array_ref, "q", trials=8, listeners=[listen], key=key)
+    assert runner.run().state == "stopped"
+    first = store.trials("q")
+    waited = [t for t in first if t.reason == "the run ended before it started"]
+    assert len(waited) == 1 and waited[0].state == TrialState.INTERRUPTED and not waited[0].epochs
+    store, runner = _runner(tmp_path, array_ref, "q", trials=8, key=key)
+    assert runner.run().state == "finished"
+    trials = store.trials("q")
+    assert len(trials) == 8 and [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    assert [t.config for t in trials[: len(first)]] == [t.config for t in first]  # nothing asked was lost
+    for a in _arrays(tmp_path / "arrays"):  # every array holds one kind of config
+        assert len({key(trials[int(n)].config) for n in a}) == 1
+
+
+def _summary(store, name):
+    return sorted((t.number, t.state.value, t.budget, len(t.epochs), round(t.value or 0, 9)) for t in store.trials(name))
+
+
+def test_hyperband_fused_runs_the_same_trials_and_pruned_members_leave(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    store, plain = _runner(tmp_path, array_ref, "one", strategy="hyperband", trials=None, epochs=4, fuse=1, factor=2, sampler="random")
+    assert plain.run().state == "finished"
+    store, fused = _runner(tmp_path, array_ref, "four", strategy="hyperband", trials=None, epochs=4, fuse=4, factor=2, sampler="random")
+    assert fused.run().state == "finished"
+    assert _summary(store, "four") == _summary(store, "one")
+    states = {t.state for t in store.trials("four")}
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    arrays = _arrays(tmp_path / "arrays")
+    assert max(len(a) for a in arrays) == 4
+    for t in store.trials("four"):  # every member trained exactly to its rung, whatever array it was in
+        assert len(t.epochs) == t.budget
+
+
+def test_asha_fused_members_stop_at_their_rung(tmp_path, array_ref):
+    store, runner = _runner(tmp_path, array_ref, "asha", strategy="asha", trials=8, epochs=4, fuse=3, factor=2, sampler="random")
+    assert runner.run().state == "finished"
+    trials = store.trials("asha")
+    assert len(trials) == 8 and all(t.state.is_finished() for t in trials)
+    assert TrialState.PRUNED in {t.state for t in trials}
+    assert all(len(t.epochs) == t.budget for t in trials)
+
+
+def test_tt_tune_fuses_an_objective_with_train_array(tmp_path, array_ref, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    mod = importlib.import_module(array_ref[0].factory.__module__)
+    s = tt.tune(mod.objective, SPACE, trials=4, max_epochs=2, db=tmp_path / "t.db", session="tt", fuse=4)
+    assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
+    assert _arrays(tmp_path / "arrays") == [["0", "1", "2", "3"]]
+    assert Store(tmp_path / "t.db").session("tt").info["placement"]["fuse"] == 4
+    # An objective that cannot be sent to a worker (a lambda can, by value: it captures a lock here).
+    import threading
+
+    guard = threading.Lock()
+    with pytest.raises(ObjectiveError, match="fuse=2"):
+        tt.tune(lambda c, t: float(guard.locked()), SPACE, trials=1, db=tmp_path / "t.db", session="l", fuse=2)
+
+
+def _rows(db):
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as c:
+            return set(c.execute("SELECT t.number, e.epoch, e.metrics FROM epochs e JOIN trials t ON t.id = e.trial_id"))
+    except sqlite3.OperationalError:  # not created yet
+        return set()
+
+
+def test_a_coordinator_killed_mid_array_resumes_losing_nothing_committed(tmp_path, array_ref, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    mod = array_ref[0].factory.__module__
+    db = tmp_path / "t.db"
+    script = (
+        "import sys, tuitune as tt\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"import {mod} as m\n"
+        "tt.tune(m.objective, tt.Space(x=tt.Float(0.0, 1.0)), trials=3, max_epochs=4, db=sys.argv[1],"
+        " session='kill', fuse=3, workers=1)\n"
+    )
+    env = {**os.environ, "TT_EPOCH": "0.3"}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db)], env=env)
+    try:
+        end = time.monotonic() + 120
+        while not (db.exists() and len(_rows(db)) >= 5):  # every member has an epoch, some have two
+            assert proc.poll() is None and time.monotonic() < end, "the run ended or stalled before the kill"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _rows(db)
+    s = tt.tune(array_ref[1], SPACE, trials=3, max_epochs=4, db=db, session="kill", workers=0)  # in this process
+    assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 3
+    assert all([e["epoch"] for e in t.epochs] == [1, 2, 3, 4] for t in s.trials)
+    assert before <= _rows(db)  # every row committed before the kill is still there (superseded or live)
