@@ -3,7 +3,8 @@
 #   the gpu-marked tests; the trainer's data path against DataLoader (bench_trainer.py --device cuda:
 #   goal >= 4x DataLoader(num_workers=0), >= 2x the best worker count); an MNIST-MLP epoch time; memory back
 #   to its baseline after 50 trials; a real out-of-memory error contained; 4 workers on one GPU against 1;
-#   16 small MLP trials fused with torch.func against one after the other; training time in the TUI against
+#   16 small MLP trials fused with torch.func against one after the other; trials per GPU-hour of the trainer's
+#   fused arrays, one trial at a time and a textbook loop (bench_gpu_throughput.py); training time in the TUI against
 #   headless, on the GPU and (the server being quiet) on its CPU.
 # Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
 #
@@ -61,12 +62,13 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
   echo "no CUDA device: nothing to do" | tee -a "$out"
   exit 1
 fi
-step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py
+step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py tests/unit/test_fused.py
 step 90 "trainer data path vs DataLoader (MNIST-sized, MLP)" $PY benchmarks/bench_trainer.py --device cuda --epochs 2 --workers 2,4
 step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
 step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
 step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
 step 45 "fused trials (torch.func)" $PY benchmarks/bench_gpu.py fused --device cuda
+step 240 "trials per GPU-hour: fused arrays, one at a time, textbook loop" $PY benchmarks/bench_gpu_throughput.py --device cuda --configs 32 --epochs 2
 step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
 step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi

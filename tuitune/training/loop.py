@@ -70,6 +70,9 @@ def make_objective(
 
     objective.preset = preset  # type: ignore[attr-defined]
     objective.device = dev  # type: ignore[attr-defined]
+    from tuitune.training.fused import attach  # fused.py builds on this module's pieces
+
+    attach(objective, preset, dev, data_dir, seed)  # objective.train_array(configs, trials), objective.fuse_key(config)
     return objective
 
 
