@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="a session's settings and leaderboard")
     sh.add_argument("name")
     sh.add_argument("--json", action="store_true", help="the session, its trials and their epoch rows")
-    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log)")
+    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log; a fused array's "
+                         "members share their first trial's log, which the others name)")
     common(sh)
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
@@ -127,6 +128,9 @@ def _where(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_non_negative_int, metavar="N",
                    help="worker processes per device (default 1; 0 trains in this process)")
     g.add_argument("--in-process", action="store_true", help="train in this process (for pdb); same as --workers 0")
+    g.add_argument("--fuse", metavar="N|auto|off",
+                   help="train up to N trials of one architecture as one fused array per worker (built-in trainer); "
+                        "auto: sized from a step measured on each worker's device (default auto, or the session's)")
     g.add_argument("--backend", choices=["local", "ray"],
                    help="local: worker processes here (default); ray: one Ray actor per worker, on a Ray cluster")
     g.add_argument("--ray-address", metavar="HOST:PORT|auto",
@@ -427,6 +431,7 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.devices if args.devices is not None else args.device,
         "workers": 0 if args.in_process else args.workers, "backend": args.backend, "ray_address": args.ray_address,
         "gpus_per_trial": args.gpus_per_trial, "max_failures": args.max_failures, "trial_timeout": args.trial_timeout,
+        "fuse": args.fuse,
     }
     return {k: v for k, v in asked.items() if v is not None}
 

@@ -205,7 +205,7 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     gpus_per_trial: float | None = None,
-    fuse: int = 1,
+    fuse: int | str = 1,
     fuse_key: Callable[[dict], Hashable | None] | None = None,
     **options: Any,
 ) -> Session:

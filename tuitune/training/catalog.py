@@ -146,6 +146,7 @@ _TOP_KEYS = (
     "space",
     "objective",
     "backend",
+    "fuse",
     "strategy",
 )
 

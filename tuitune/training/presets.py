@@ -87,6 +87,7 @@ class Preset:
     objective: str | None = None
     path: str = ""
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
+    fuse: int | str | None = None  # trials per fused array by default: N, "auto" (1: off; --fuse overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -109,6 +110,7 @@ class Preset:
             "objective": self.objective,
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
+            **({"fuse": self.fuse} if self.fuse is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
         }
 
@@ -129,6 +131,7 @@ class Preset:
                 objective=d.get("objective"),
                 path=d.get("path", ""),
                 backend=d.get("backend"),
+                fuse=d.get("fuse"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
             )
         except (KeyError, TypeError, SpaceError) as e:
@@ -233,6 +236,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         _want(err, "backend", backend, (str,), "a string")
         if backend not in BACKENDS:
             raise err("backend", f"{backend!r} is not {' or '.join(BACKENDS)}")
+    fuse = raw.get("fuse")
+    if fuse is not None:
+        from tuitune.training.fusing import parse_fuse
+
+        try:
+            fuse = parse_fuse(fuse, where="fuse")
+        except ValueError as e:
+            raise err("fuse", str(e).partition(": ")[2]) from None
 
     if objective is not None:
         _want(err, "objective", objective, (str,), 'a string like "package.module:function"')
@@ -345,6 +356,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         objective=objective,
         path=str(path.resolve()),
         backend=backend,
+        fuse=fuse,
         strategy=_validate_strategy_options(err, raw.get("strategy", {})),
     )
 

@@ -164,6 +164,16 @@ class NewSessionScreen(TuituneScreen):
                         id="device",
                         compact=True,
                     )
+                with Horizontal(classes="field", id="field-fuse"):
+                    yield Label("fuse")
+                    yield Select(
+                        [("default: the preset's, else auto", _DEFAULT), ("auto: sized on the device", "auto"),
+                         ("off: one trial per worker", "off"), *((f"{n} trials per array", str(n)) for n in (4, 8, 16))],
+                        value=_DEFAULT,
+                        allow_blank=False,
+                        id="fuse",
+                        compact=True,
+                    )
                 with Horizontal(classes="field"):
                     yield Label("session name")
                     yield Input(
@@ -324,6 +334,10 @@ class NewSessionScreen(TuituneScreen):
             if strategy in o.strategies and word != _DEFAULT:
                 options[o.name] = str(word)
         device = str(self.query_one("#device", Select).value)
+        fuse = self.query_one("#fuse", Select).value
+        placement: dict[str, Any] = {} if device == "auto" else {"devices": device}
+        if fuse != _DEFAULT:
+            placement["fuse"] = str(fuse)
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
@@ -331,7 +345,7 @@ class NewSessionScreen(TuituneScreen):
             max_epochs=self._int("max-epochs"),
             seed=self._int("seed") or 0,
             session=name,
-            placement={} if device == "auto" else {"devices": device},
+            placement=placement,
             options={k: v for k, v in options.items() if v is not None},
         )
 
