@@ -7,6 +7,7 @@ the coordinator and every commit included). Two spaces: ``fixed`` (the architect
 so arrays can form: batch size, layers, units, activation) and ``full`` (the preset's whole space: the
 Runner groups consecutive suggestions of one architecture, so arrays are rare). Prints one line per run,
 then the median seconds per way and space with its ratio to ``off``, and how many trials trained in arrays.
+An untimed warm-up run goes first, and the order of the ways rotates from rep to rep.
 
     python benchmarks/bench_fused_cli.py                       # 32 trials x 10 epochs, 3 reps (about 10 min)
     python benchmarks/bench_fused_cli.py --trials 8 --reps 1   # a smoke test
@@ -64,9 +65,13 @@ def main() -> None:
     ways, spaces = args.ways.split(","), args.spaces.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as d:
+        # Untimed: the first run after a while pays for cold files (torch's libraries, bytecode); whichever
+        # way ran first would carry it.
+        run_once(argparse.Namespace(**{**vars(args), "trials": 2, "epochs": 1}), ways[0], spaces[0], Path(d), -1)
         for i in range(args.reps):
             for space in spaces:
-                for way in ways:  # alternating: each rep runs every way once, in turn
+                k = i % len(ways)
+                for way in ways[k:] + ways[:k]:  # each rep runs every way once, the first way rotating
                     r = run_once(args, way, space, Path(d), i)
                     rows.append(r)
                     print(f"rep {i} {space:5} --fuse {way:4} {r['wall']:6.1f} s  {r['trials']} trials, "
