@@ -298,7 +298,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
         "message": r.message, "note": r.note, "devices": list(p.devices) if p.devices else None, "workers": p.workers,
-        "backend": p.backend, "ray_address": p.ray_address,
+        "backend": p.backend, "ray_address": p.ray_address, "fuse": p.fuse,
         "space": r.space, "created": r.created, "updated": r.updated,
     }
 

@@ -10,7 +10,6 @@ init, schedule) still vary. ``patience`` is held above the budget so no member s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -78,7 +77,7 @@ def test_run_fuse_8_completes_every_trial_with_every_epoch_committed(project: Pr
     sizes = [t["info"].get("array") for t in doc["trials"]]
     assert sizes == [8] * 16, sizes  # two arrays of 8 (random asks one architecture: every config joins)
     assert sorted({t["info"]["array_of"] for t in doc["trials"]}) == [0, 8]
-    assert json.loads(project.cli("show", "f8", "--json").out)["session"]["state"] == "finished"
+    assert doc["session"]["state"] == "finished" and doc["session"]["fuse"] == 8
     table = project.cli("show", "f8").ok().out
     assert "w0 cpu [a0 x8]" in table and "w0 cpu [a8 x8]" in table  # the where column names the array
 
