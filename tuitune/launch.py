@@ -183,10 +183,12 @@ def new_run(
         )
         launch.notes.append(f"session '{name}' exists with the same settings: resuming it")
         return launch
-    return Launch(
+    launch = Launch(
         store, name, strat, objective, rec, placement=where,
         objective_ref=_objective_ref(preset, data_dir, seed, where.fuse), fuse_key=_fuse_key(preset),
     )
+    launch.notes += _fuse_notes(launch, preset)
+    return launch
 
 
 def _device(placement: Placement) -> str:
@@ -200,6 +202,14 @@ def _fuse_key(preset: Any) -> Callable[[dict], Any] | None:
 
     make = getattr(training, "fuse_key_of", None)
     return make(preset.to_dict()) if make is not None else None
+
+
+def _fuse_notes(launch: Launch, preset: Any) -> list[str]:
+    """A line when arrays were asked for but the preset's objective cannot train them (one trial at a time)."""
+    if launch.placement.fuse == 1 or launch.fuse_key is not None or getattr(launch.objective, "fuse_key", None):
+        return []
+    return [f"--fuse {launch.placement.fuse}: {preset.objective} has no fuse_key and train_array, so its trials "
+            "train one at a time (arrays are the built-in trainer's, or an objective's that has both)"]
 
 
 def _fuse_asked(placement: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -277,10 +287,12 @@ def resume_run(
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))
-    return Launch(
+    launch = Launch(
         store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates, placement=where,
         objective_ref=_objective_ref(preset, data_dir, rec.seed, where.fuse), fuse_key=_fuse_key(preset),
     )
+    launch.notes += _fuse_notes(launch, preset)
+    return launch
 
 
 def _one_change(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:

@@ -217,8 +217,10 @@ def test_the_array_size_comes_from_the_flag_the_preset_or_the_default(project: P
     assert new_run("digits-mlp", db=db, placement=cpu, session="d").placement.fuse == DEFAULT_FUSE
     assert new_run("digits-mlp", db=db, placement={**cpu, "fuse": "3"}, session="e").placement.fuse == 3
     assert new_run("digits-mlp", db=db, placement={**cpu, "workers": 0}, session="i").placement.fuse == 1
-    own = project.toml(extra={"fuse": 4})
-    assert new_run(str(own), db=db, placement=cpu, session="o").placement.fuse == 4
+    own = new_run(str(project.toml(extra={"fuse": 4})), db=db, placement=cpu, session="o")
+    assert own.placement.fuse == 4
+    assert any("--fuse 4: _objectives:quadratic has no fuse_key and train_array" in n for n in own.notes), own.notes
+    assert not new_run("digits-mlp", db=db, placement={**cpu, "fuse": "4"}, session="f").notes
     assert new_run(str(project.toml("plain.toml")), db=db, placement=cpu, session="p").placement.fuse == 1
     assert resume_run("e", db=db).placement.fuse == 3
     assert resume_run("e", db=db, placement={"fuse": "off"}).placement.fuse == 1
