@@ -74,3 +74,14 @@ def test_bad_values_are_one_line_in_the_words_of_the_command_line(kw, words):
 def test_python_errors_name_the_keywords():
     with pytest.raises(WorkerError, match="devices names cpu twice; for several workers on one device use workers N"):
         Placement.parse(devices=["cpu", "cpu"])
+
+
+def test_the_where_column_names_a_trials_array():
+    from tuitune.core.text import where_words
+
+    assert Placement(fuse="auto").shows_where and Placement(fuse=8).shows_where
+    assert not Placement(workers=1).shows_where
+    assert where_words({"worker": 0, "device": "cpu", "array": 8, "array_of": 3}) == "w0 cpu [a3 x8]"
+    assert where_words({"worker": 1, "device": "cuda:0", "array": 1, "array_of": 5}) == "w1 cuda:0"  # alone
+    assert where_words({"node": "n2", "device": "cuda:0"}) == "n2 cuda:0"
+    assert where_words({}) == "-"
