@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="a session's settings and leaderboard")
     sh.add_argument("name")
     sh.add_argument("--json", action="store_true", help="the session, its trials and their epoch rows")
-    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log)")
+    sh.add_argument("--log", type=int, metavar="N", help="print what trial N's code printed (its worker's log; a fused array's "
+                         "members share their first trial's log, which the others name)")
     common(sh)
 
     ex = sub.add_parser("export", help="write the best config of a session to JSON")
@@ -195,6 +196,9 @@ def _where(sp: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_non_negative_int, metavar="N",
                    help="worker processes per device (default 1; 0 trains in this process)")
     g.add_argument("--in-process", action="store_true", help="train in this process (for pdb); same as --workers 0")
+    g.add_argument("--fuse", metavar="N|auto|off",
+                   help="train up to N trials of one architecture as one fused array per worker (built-in trainer); "
+                        "auto: sized from a step measured on each worker's device (default auto, or the session's)")
     g.add_argument("--backend", choices=["local", "ray"],
                    help="local: worker processes here (default); ray: one Ray actor per worker, on a Ray cluster")
     g.add_argument("--ray-address", metavar="HOST:PORT|auto",
@@ -406,7 +410,7 @@ def _session_json(r: Any) -> dict[str, Any]:
         "metric": r.metric, "direction": r.direction, "seed": r.seed, "max_epochs": r.max_epochs,
         "trials": r.n_trials, "done": r.n_done, "best": r.best_value, "state": r.state, "alive": r.alive, "owner": r.owner if r.alive else None,
         "message": r.message, "note": r.note, "devices": list(p.devices) if p.devices else None, "workers": p.workers,
-        "backend": p.backend, "ray_address": p.ray_address,
+        "backend": p.backend, "ray_address": p.ray_address, "fuse": p.fuse,
         "space": r.space, "created": r.created, "updated": r.updated,
         "budget": r.info.get("budget") or {}, "run_seconds": r.info.get("run_seconds"),
     }
@@ -557,6 +561,7 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.devices if args.devices is not None else args.device,
         "workers": 0 if args.in_process else args.workers, "backend": args.backend, "ray_address": args.ray_address,
         "gpus_per_trial": args.gpus_per_trial, "max_failures": args.max_failures, "trial_timeout": args.trial_timeout,
+        "fuse": args.fuse,
     }
     if args.devices is None and args.device is not None:
         asked["devices_flag"] = "--device"  # a missing device's hint names the flag the user gave

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from tuitune.core import events as ev
 from tuitune.core import text as words
@@ -46,6 +47,12 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
         table.add_column(m, justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
+    from tuitune.core.placement import Placement
+    from tuitune.core.text import where_words
+
+    shows_where = Placement.from_info(record.info).shows_where
+    if shows_where:
+        table.add_column("where")
     if wide:
         for n in names:
             table.add_column(n, justify="right")
@@ -61,7 +68,8 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
         ]
         vals = goal.values(t) if goal.multi and t.value is not None else None
         shown = [fmt(v) for v in vals] if vals else [fmt(t.value)] + ["-"] * (len(goal.metrics) - 1)
-        table.add_row(rank, str(t.number), *shown, str(t.last_epoch), state, *params)
+        table.add_row(rank, str(t.number), *shown, str(t.last_epoch), state,
+                      *([Text(where_words(t.info))] if shows_where else []), *params)
     if limit and len(rows) > limit:
         table.caption = f"{len(rows) - limit} more trials: tuitune show {record.name}"
     return table
@@ -70,10 +78,14 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
 def where(t: TrialRecord) -> str:
     """`` [w1 cuda:1]``: the worker and device a trial ran on, when it ran in a worker process;
     `` [w1 cuda:0 @gpu-node-2]`` for a Ray actor (its node)."""
+    from tuitune.core.text import array_words
+
     w, d, node = t.info.get("worker"), t.info.get("device"), t.info.get("node")
     if w is None:
         return ""
     at = f" @{node}" if node else ""
+    arr = array_words(t.info)
+    at += f" {arr}" if arr else ""
     return f" [w{w} {d}{at}]" if d else f" [w{w}{at}]"
 
 
@@ -171,7 +183,7 @@ class HeadlessDisplay:
             if old is not None:
                 p.remove_task(old)
             self.trial_tasks[t.number] = p.add_task(
-                f"trial {t.number}", total=t.budget, completed=t.last_epoch, info=f"{verb}{where(t)}"
+                f"trial {t.number}", total=t.budget, completed=t.last_epoch, info=f"{verb}{escape(where(t))}"
             )
         elif isinstance(event, ev.EpochReported):
             m = self.record.metric
@@ -204,7 +216,7 @@ class HeadlessDisplay:
             state = f"[{style}]{t.state.value}[/]" if style else t.state.value
             p.console.print(
                 f"trial {t.number:>3} {state}{extra} {self.record.metric}={fmt(t.value)} "
-                f"epochs={t.last_epoch}/{t.budget}{where(t)} {params}"
+                f"epochs={t.last_epoch}/{t.budget}{escape(where(t))} {params}"
             )
             pruned = [c.number for c in event.changed if c.state == TrialState.PRUNED]
             if pruned:

@@ -34,6 +34,9 @@ from tuitune.core.workers import ObjectiveRef
 from tuitune.training.objective import build_objective
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end (unless --time or --total-epochs); grid, Hyperband their plan
+# Fused arrays for the built-in trainer unless --fuse or the preset's ``fuse`` says otherwise (a preset with
+# the user's own objective: one trial per worker). Measured end to end on a 2-core CPU: README, fused-cpu.md.
+DEFAULT_FUSE: int | str = "auto"
 
 
 @dataclass
@@ -188,7 +191,9 @@ def new_run(
         open_ended=session_budget.timeout is not None, **options, **preset.goal_options(),
     )
     # Everything a user can get wrong is checked before the database is touched.
-    where = Placement.parse(**dict(placement or {}), stored=Placement(backend=preset.backend or "local"),
+    asked = _fuse_asked(placement)
+    fuse = asked.pop("fuse", None) or (preset.fuse if preset.fuse is not None else _default_fuse(preset, asked))
+    where = Placement.parse(**asked, fuse=fuse, stored=Placement(backend=preset.backend or "local"),
                             best_device=True, cli=True)
     _check_data_dir(data_dir)
     objective = _objective(preset, _device(where), data_dir, seed)
@@ -212,10 +217,12 @@ def new_run(
         )
         launch.notes.insert(0, _resuming_note(before or rec, rec, launch, trials))
         return launch
-    return Launch(
-        store, name, strat, objective, rec, placement=where, objective_ref=_objective_ref(preset, data_dir, seed),
-        fuse_key=_fuse_key(preset),
+    launch = Launch(
+        store, name, strat, objective, rec, placement=where,
+        objective_ref=_objective_ref(preset, data_dir, seed, where.fuse), fuse_key=_fuse_key(preset),
     )
+    launch.notes += _fuse_notes(launch, preset)
+    return launch
 
 
 def _device(placement: Placement) -> str:
@@ -279,10 +286,36 @@ def _check_data_dir(data_dir: str | None) -> None:
         raise PresetError(f"--data-dir {data_dir}: cannot create it: {why}; give a writable folder")
 
 
-def _objective_ref(preset: Any, data_dir: str | None, seed: int) -> ObjectiveRef:
+def _fuse_notes(launch: Launch, preset: Any) -> list[str]:
+    """A line when arrays were asked for but the preset's objective cannot train them (one trial at a time)."""
+    if launch.placement.fuse == 1 or launch.fuse_key is not None or getattr(launch.objective, "fuse_key", None):
+        return []
+    return [f"--fuse {launch.placement.fuse}: {preset.objective} has no fuse_key and train_array, so its trials "
+            "train one at a time (arrays are the built-in trainer's, or an objective's that has both)"]
+
+
+def _fuse_asked(placement: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The asked placement; training in this process (``--in-process``) turns arrays off unless --fuse is given."""
+    asked = dict(placement or {})
+    if asked.get("workers") == 0 and asked.get("fuse") is None:
+        asked["fuse"] = 1
+    return asked
+
+
+def _default_fuse(preset: Any, asked: Mapping[str, Any]) -> int | str:
+    """The array size when neither --fuse nor the preset gives one: DEFAULT_FUSE for the built-in trainer on
+    the local backend, else 1 (the user's own objective keeps one trial per worker)."""
+    local = (asked.get("backend") or preset.backend or "local") == "local"
+    return DEFAULT_FUSE if preset.objective is None and local else 1
+
+
+def _objective_ref(preset: Any, data_dir: str | None, seed: int, fuse: int | str = 1) -> ObjectiveRef:
+    kwargs: dict[str, Any] = {"data_dir": data_dir, "seed": seed}
+    if fuse == "auto":
+        kwargs["fuse"] = "auto"  # each worker measures its device's step and says its array size
     return ObjectiveRef(
-        factory=build_objective, args=(preset.to_dict(),), kwargs={"data_dir": data_dir, "seed": seed},
-        device_kw="device", label=f"preset {preset.name}" + (f" ({preset.objective_label})" if preset.objective else ""),
+        factory=build_objective, args=(preset.to_dict(),), kwargs=kwargs,
+        device_kw="device", label=f"preset {preset.name}" + (f" ({preset.objective})" if preset.objective else ""),
     )
 
 
@@ -340,7 +373,7 @@ def resume_run(
             )
         overrides.update(_manual_options(parse_sets(preset, sets), base, resume_command(name, store.path, "--set", "KEY=VALUE")))
     strat = strategy_for(rec, **overrides)
-    where = Placement.parse(**dict(placement or {}), stored=Placement.from_info(rec.info), best_device=True, cli=True)
+    where = Placement.parse(**_fuse_asked(placement), stored=Placement.from_info(rec.info), best_device=True, cli=True)
     if rec.info.get("placement") != where.to_info()["placement"]:
         updates["info"] = {**rec.info, **where.to_info()}
     _check_data_dir(data_dir)
@@ -349,10 +382,12 @@ def resume_run(
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))
-    return Launch(
+    launch = Launch(
         store, name, strat, objective, rec, resumed=True, notes=notes, updates=updates, placement=where,
-        objective_ref=_objective_ref(preset, data_dir, rec.seed), fuse_key=_fuse_key(preset),
+        objective_ref=_objective_ref(preset, data_dir, rec.seed, where.fuse), fuse_key=_fuse_key(preset),
     )
+    launch.notes += _fuse_notes(launch, preset)
+    return launch
 
 
 def _trial_budget(store: Store, rec: SessionRecord, trials: int | None, more: int | None) -> int | None:

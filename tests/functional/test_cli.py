@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 TRIAL_LINE = re.compile(
     r"^trial\s+(?P<n>\d+) (?P<state>\w+)(?: \((?P<reason>.*)\))? (?P<metric>\w+)=(?P<value>\S+) "
-    r"epochs=(?P<ep>\d+)/(?P<budget>\d+)(?P<params>.*)$"
+    r"epochs=(?P<ep>\d+)/(?P<budget>\d+)(?: \[(?P<where>[^\]]*)\])?(?P<params>.*)$"
 )
 
 
@@ -68,6 +68,8 @@ def test_run_headless_prints_a_line_per_trial_and_the_leaderboard(project: Proje
         assert m["metric"] == "val_loss"
         assert float(m["value"]) == pytest.approx(t["value"], rel=1e-3)
         assert (m["ep"], m["budget"]) == ("3", "3")
+        if project.workers:  # the worker it ran on, printed (rich once ate "[w0 auto]" as markup)
+            assert m["where"] and m["where"].startswith("w"), r.out
         params = dict(kv.split("=", 1) for kv in m["params"].split())
         assert set(params) == {"x", "units", "act"}  # the searched parameters, not the fixed 'tag'
         assert int(params["units"]) == t["config"]["units"] and params["act"] == t["config"]["act"]

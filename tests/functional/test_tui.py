@@ -227,6 +227,24 @@ async def test_new_session_grid_points_and_largest_grid_reach_the_strategy(tmp_p
 
 
 @run_async
+async def test_new_session_form_asks_for_the_array_size(tmp_path):
+    from textual.widgets import Select
+
+    preset = make_preset(tmp_path)
+    app = _app(Store(tmp_path / "t.db"), preset)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+        screen = app.screen
+        assert isinstance(screen, NewSessionScreen)
+        assert "fuse" not in screen.settings()["placement"]  # the default: the preset's, else auto
+        for word in ("8", "auto", "off"):
+            screen.query_one("#fuse", Select).value = word
+            await pilot.pause()
+            assert screen.settings()["placement"]["fuse"] == word  # new_run parses it as --fuse does
+
+
+@run_async
 async def test_pause_abort_and_stop_after_trial(tmp_path):
     hold = tmp_path / "hold"
     for n in (0, 1):  # trials 0 and 1 wait after each epoch until the test lets them go

@@ -158,6 +158,26 @@ def test_a_stopped_member_leaves_and_the_others_go_on():
         _assert_curves_equal(_solo(obj, n, cfgs[n], 4).rows, trials[n].rows)
 
 
+def test_on_leave_tells_each_member_s_end_as_it_leaves():
+    """A worker says a member's Done from on_leave: after its last report, while the others still train."""
+    p = load_preset("digits-mlp")
+    obj = make_objective(p, device="cpu", seed=1)
+    cfgs = _cfgs(p, MIXED[:3])
+    trials = [FakeTrial(0, cfgs[0], 3), FakeTrial(1, cfgs[1], 3, stop_after=1), FakeTrial(2, cfgs[2], 1)]
+    left: list[tuple[int, list[int]]] = []  # who left, and how many epochs each member had then
+
+    def on_leave(trial, result):
+        assert result is None
+        left.append((trial.number, [len(t.rows) for t in trials]))
+
+    assert obj.train_array(cfgs, trials, on_leave=on_leave) == [None, None, None]
+    assert sorted(n for n, _ in left) == [0, 1, 2]
+    when = dict(left)
+    assert when[2][2] == 1 and when[2][0] < 3  # trial 2 (budget 1) left before trial 0's last epoch
+    assert when[1][1] == 1 and when[1][0] < 3  # trial 1 (stopped after epoch 1) too
+    assert when[0] == [3, 1, 1]
+
+
 def test_mixed_budgets_and_a_restored_member():
     """A member resumed from a solo checkpoint at epoch 2 beside fresh members of other budgets."""
     p = load_preset("digits-mlp")

@@ -38,11 +38,16 @@ def test_argv_asks_for_the_same_placement():
     p = Placement.parse(devices="cpu", workers=2, max_failures=4, trial_timeout=12.0)
     argv = p.argv()
     assert argv == ["--devices", "cpu", "--workers", "2", "--max-failures", "4", "--backend", "local",
-                    "--trial-timeout", "12.0"]
+                    "--trial-timeout", "12.0", "--fuse", "off"]
     from tuitune.cli import _placement, build_parser
 
     args = build_parser().parse_args(["resume", "s", *argv])
     assert Placement.parse(**_placement(args)) == p
+    for fuse in ("auto", 8):  # --detach resumes with the session's arrays
+        q = Placement.parse(devices="cpu", workers=1, fuse=fuse)
+        assert q.argv()[-2:] == ["--fuse", str(fuse)]
+        assert Placement.parse(**_placement(build_parser().parse_args(["resume", "s", *q.argv()]))) == q
+        assert Placement.from_info(q.to_info()) == Placement(devices=("cpu",), workers=1, fuse=fuse)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +60,8 @@ def test_argv_asks_for_the_same_placement():
         ({"ray_address": "h:1"}, "--ray-address and --gpus-per-trial are options of --backend ray"),
         ({"backend": "ray", "workers": 0}, "--workers 0 (--in-process) is for the local backend"),
         ({"fuse": 0}, "--fuse 0"),
+        ({"fuse": "lots"}, "--fuse 'lots': give a whole number from 1 (off) to 1024, auto or off"),
+        ({"fuse": "auto", "workers": 0}, "arrays of trials train in workers"),
         ({"fuse": 2, "workers": 0}, "arrays of trials train in workers"),
     ],
 )
@@ -67,3 +74,14 @@ def test_bad_values_are_one_line_in_the_words_of_the_command_line(kw, words):
 def test_python_errors_name_the_keywords():
     with pytest.raises(WorkerError, match="devices names cpu twice; for several workers on one device use workers N"):
         Placement.parse(devices=["cpu", "cpu"])
+
+
+def test_the_where_column_names_a_trials_array():
+    from tuitune.core.text import where_words
+
+    assert Placement(fuse="auto").shows_where and Placement(fuse=8).shows_where
+    assert not Placement(workers=1).shows_where
+    assert where_words({"worker": 0, "device": "cpu", "array": 8, "array_of": 3}) == "w0 cpu [a3 x8]"
+    assert where_words({"worker": 1, "device": "cuda:0", "array": 1, "array_of": 5}) == "w1 cuda:0"  # alone
+    assert where_words({"node": "n2", "device": "cuda:0"}) == "n2 cuda:0"
+    assert where_words({}) == "-"

@@ -185,6 +185,8 @@ ERRORS = [
     (BASE + '[strategy.asha]\nfactor = "3"\n', "strategy.asha.factor", "expected a whole number"),
     (BASE + "[strategy.tpe]\nfactor = 3\n", "strategy.tpe", "'tpe' is not a strategy"),
     (BASE + "[strategy]\nasha = 3\n", "strategy.asha", "a table [strategy.asha]"),
+    ('fuse = "lots"\n' + BASE, "fuse", "'lots' is not an array size; use a whole number 1..64, auto or off"),
+    ("fuse = 0\n" + BASE, "fuse", "0 is out of range"),
 ]
 
 
@@ -205,6 +207,13 @@ def test_strategy_options_load_and_survive_the_stored_form(tmp_path):
     assert p.strategy == {"asha": {"sampler": "bayes", "factor": 4}, "hyperband": {"sampler": "random"}}
     assert Preset.from_dict(p.to_dict()).strategy == p.strategy
     assert load_preset(str(_write(tmp_path, BASE))).strategy == {}
+
+
+def test_fuse_loads_and_survives_the_stored_form(tmp_path):
+    for text, want in (('fuse = "auto"\n', "auto"), ("fuse = 8\n", 8), ('fuse = "off"\n', 1), ("", None)):
+        p = load_preset(str(_write(tmp_path, text + BASE)))
+        assert p.fuse == want
+        assert Preset.from_dict(p.to_dict()).fuse == want
 
 
 def test_not_toml(tmp_path):

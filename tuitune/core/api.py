@@ -317,7 +317,7 @@ def tune(
     target: float | None = None,
     prior: str | None = None,
     warm_start: str | Sequence[str] | None = None,
-    fuse: int = 1,
+    fuse: int | str = 1,
     fuse_key: Callable[[dict], Hashable | None] | None = None,
     quiet: bool = False,
     **options: Any,

@@ -50,7 +50,8 @@ class Placement:
         gpus_per_trial: each Ray actor's GPUs; None: 1 when the cluster has GPUs, else 0.
         max_failures: the run stops after this many trials in a row failed.
         trial_timeout: seconds one trial may run; None: no limit.
-        fuse: trials one worker may train at once as one array (1: off).
+        fuse: trials one worker may train at once as one array (1: off), or ``"auto"``: each worker
+            measures a training step on its device when it starts and says how many (``Ready.facts["fuse"]``).
     """
 
     backend: str = "local"
@@ -60,7 +61,7 @@ class Placement:
     gpus_per_trial: float | None = None
     max_failures: int = DEFAULT_MAX_FAILURES
     trial_timeout: float | None = None
-    fuse: int = 1
+    fuse: int | str = 1
 
     # ---- making one ------------------------------------------------------------------------------
     @classmethod
@@ -74,7 +75,7 @@ class Placement:
         gpus_per_trial: float | None = None,
         max_failures: int | None = None,
         trial_timeout: float | None = None,
-        fuse: int | None = None,
+        fuse: int | str | None = None,
         devices_flag: str | None = None,
         stored: Placement | None = None,
         best_device: bool = False,
@@ -115,10 +116,8 @@ class Placement:
         timeout = trial_timeout
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise _error(f"{_flag('trial_timeout', cli)} {timeout!r}: give seconds > 0")
-        n = fuse if fuse is not None else base.fuse
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FUSE:
-            raise _error(f"{_flag('fuse', cli)} {n!r}: give a whole number from 1 (off) to {MAX_FUSE}")
-        if n > 1 and workers == 0:
+        n = check_fuse(fuse if fuse is not None else base.fuse, cli)
+        if n != 1 and workers == 0:
             raise _error(f"{_flag('fuse', cli)} {n}: arrays of trials train in workers; give {_flag('workers', cli)} 1 or more")
         return cls(backend, None if devs is None else tuple(devs), workers, ray_address, gpus_per_trial, failures,
                    None if timeout is None else float(timeout), n)
@@ -157,6 +156,11 @@ class Placement:
             return self.workers or 1
         return max(1, (self.workers or 1) * max(1, len(self.devices or ())))
 
+    @property
+    def shows_where(self) -> bool:
+        """Whether a table of the session's trials says where each ran: Ray, several workers, or arrays."""
+        return self.backend == "ray" or self.parallel > 1 or self.fuse != 1
+
     def argv(self) -> list[str]:
         """The command line flags that ask for this placement (``--detach`` starts ``resume`` with them)."""
         out = ["--devices", ",".join(self.devices)] if self.devices else []
@@ -168,6 +172,7 @@ class Placement:
             out += ["--gpus-per-trial", str(self.gpus_per_trial)]
         if self.trial_timeout is not None:
             out += ["--trial-timeout", str(self.trial_timeout)]
+        out += ["--fuse", "off" if self.fuse == 1 else str(self.fuse)]
         return out
 
     def where(self, sendable: bool = True) -> str:
@@ -222,7 +227,7 @@ class Placement:
                            gpus_per_trial=self.gpus_per_trial)
         if ref is None:
             why = unsendable_reason(objective)
-            if self.fuse > 1:
+            if self.fuse != 1:
                 raise ObjectiveError(
                     f"objective {what} cannot be sent to a worker process: {why}, and arrays of trials "
                     f"(fuse={self.fuse}) train in workers; {fix}"
@@ -241,6 +246,19 @@ class Placement:
             )
             return None
         return WorkerPool(ref, plan_slots(list(self.devices) if self.devices else None, self.workers or 1), log_dir)
+
+
+def check_fuse(value: Any, cli: bool = False) -> int | str:
+    """An array size checked: a whole number 1..MAX_FUSE (1: off), ``"auto"``, or ``"off"`` (-> 1)."""
+    n = value
+    if isinstance(n, str):
+        word = n.strip().lower()
+        if word == "auto":
+            return "auto"
+        n = 1 if word == "off" else int(word) if word.isdigit() else n
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_FUSE:
+        raise _error(f"{_flag('fuse', cli)} {value!r}: give a whole number from 1 (off) to {MAX_FUSE}, auto or off")
+    return n
 
 
 def check_workers(workers: int | None, cli: bool = False) -> int | None:

@@ -12,6 +12,10 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Report(trial, epoch, row) -> Ok()                          after the coordinator committed the row
     Supersede(trial, after)   -> Ok()
     Done(trial, outcome)                                        one per trial of the job, at its end
+                                                                (a fused member's as it leaves its array)
+
+``Ready.facts`` may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its
+device); a Ray actor's carry its ``node`` and ``device``.
 
 coordinator -> worker: ``RunJob(job)`` starts a job, ``Quit()`` ends the worker. A pool adds
 ``Died(how)`` itself when a worker ends without a word (its process killed, its Ray actor lost): all

@@ -135,7 +135,7 @@ class Runner:
         stop_grace: float = 10.0,
         on_locked: Callable[[], None] | None = None,
         pool: Pool | None = None,
-        fuse: int = 1,
+        fuse: int | str = 1,
         fuse_key: Callable[[dict], Hashable | None] | None = None,
     ) -> None:
         self.store = store
@@ -167,7 +167,9 @@ class Runner:
         self._rerun: list[TrialRecord] = []
         self._requeued: set[int] = set()  # trials re-queued once after their worker was lost
         # Trials one worker may train at once as one array (1: off), and what they must share (None: alone).
-        self.fuse = 1 if self.pool.in_thread else max(1, int(fuse))
+        # "auto": each worker says its own size when it is ready (Ready.facts["fuse"], measured on its device).
+        self.fuse_auto = fuse == "auto" and not self.pool.in_thread
+        self.fuse = 1 if self.pool.in_thread or self.fuse_auto else max(1, int(fuse))
         self.fuse_key = fuse_key
         self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
         self._state_lock = threading.Lock()
@@ -446,8 +448,9 @@ class Runner:
         if first is None or isinstance(first, Wait):
             return first
         job = [self._open_trial(first, w)]
-        key = self._key(first) if self.fuse > 1 else None
-        while key is not None and len(job) < self.fuse:
+        limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
+        key = self._key(first) if limit > 1 else None
+        while key is not None and len(job) < limit:
             sugg = self._ask()
             if sugg is None or isinstance(sugg, Wait):
                 break
@@ -579,6 +582,7 @@ class Runner:
                 ended.append(self._remote_done(w, msg.trial, msg.outcome))
             elif isinstance(msg, m.Ready):
                 w.ready, w.pid = True, msg.pid
+                w.fuse = max(1, int(msg.facts.get("fuse") or 1))  # its own array size under --fuse auto
             elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
             else:

@@ -60,3 +60,25 @@ def printable(text: object) -> str:
             r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # the remaining C0 and C1 controls (not \t, \n)
         )
     return _ESCAPES.sub("", str(text))
+
+
+def array_words(info: Any) -> str:
+    """``a3 x8``: the fused array a trial trained in (its first trial's number, its size), from the trial's
+    info (``array_of``, ``array``); '' for a trial that trained alone."""
+    if not isinstance(info, dict):
+        return ""
+    size = info.get("array")
+    if not isinstance(size, int) or size < 2:
+        return ""
+    first = info.get("array_of")
+    return f"a{first} x{size}" if first is not None else f"x{size}"
+
+
+def where_words(info: Any) -> str:
+    """Where a trial ran, for a table's ``where`` column: ``w1 cuda:0`` (a local worker), ``node-2 cuda:0``
+    (a Ray node), ``w0 cpu [a3 x8]`` (a member of the array of 8 that trial 3 opened); '-' when unknown."""
+    if not isinstance(info, dict):
+        return "-"
+    who = info.get("node") or (f"w{info['worker']}" if info.get("worker") is not None else None)
+    arr = array_words(info)
+    return " ".join(str(x) for x in (who, info.get("device"), f"[{arr}]" if arr else None) if x) or "-"

@@ -355,12 +355,35 @@ def _outcome(trial: Any, returned: Any, error: Failure | None, poisoned: bool = 
     return Outcome(returned=returned, last_epoch=trial.last_epoch, info=dict(trial.info), error=error, poisoned=poisoned)
 
 
-def run_job(objective: Callable[..., Any], job: Job, host: ChannelHost) -> list[Outcome]:
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _returned_outcome(trial: Any, value: Any, where: str) -> Outcome:
+    """A trial's outcome from what the objective returned for it (an exception instance: it failed; ``where``:
+    a path on the trial's disk, named when it is full)."""
+    if isinstance(value, BaseException):
+        error, poisoned = _failure(value, "".join(tb.format_exception(type(value), value, value.__traceback__)), where)
+        return _outcome(trial, None, error, poisoned)
+    return _outcome(trial, plain_return(value), None)
+
+
+def run_job(
+    objective: Callable[..., Any], job: Job, host: ChannelHost, left: Callable[[TrialSpec, Outcome], None] | None = None,
+) -> list[Outcome]:
     """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``.
 
     ``train_array(configs, trials)`` returns one value per trial, in order (the plain objective's return);
     a member that failed on its own has its exception in its place. An exception out of ``train_array``
     itself fails every member. The output goes to the first member's log; the others' logs say so.
+
+    ``left(spec, outcome)``: when ``train_array`` takes ``on_leave`` (the built-in trainer's does), each
+    member's outcome as it leaves the array, so its trial ends then (its ``Done``), not when the array does.
     """
     from tuitune.core.memory import release_memory
     from tuitune.core.trial import TrialFailed
@@ -391,19 +414,21 @@ def run_job(objective: Callable[..., Any], job: Job, host: ChannelHost) -> list[
                     f"the objective has no train_array(configs, trials), so {len(specs)} trials cannot train as one "
                     "array; run with fuse 1"
                 )
-            returned = list(train_array([dict(s.config) for s in specs], trials))
+            kw: dict[str, Any] = {}
+            if left is not None and _takes(train_array, "on_leave"):
+                by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
+
+                def on_leave(trial: Any, value: Any) -> None:
+                    spec, t = by_number[trial.number]
+                    left(spec, _returned_outcome(t, value, spec.checkpoint))
+
+                kw["on_leave"] = on_leave
+            returned = list(train_array([dict(s.config) for s in specs], trials, **kw))
             if len(returned) != len(specs):
                 raise TrialFailed(f"train_array returned {len(returned)} values for {len(specs)} trials")
         if host.thread_errors:
             raise TrialFailed(*host.thread_errors[0])
-        outcomes = []
-        for trial, value in zip(trials, returned):
-            if isinstance(value, BaseException):
-                trace = "".join(tb.format_exception(type(value), value, value.__traceback__))
-                error, poisoned = _failure(value, trace, specs[0].checkpoint)
-                outcomes.append(_outcome(trial, None, error, poisoned))
-            else:
-                outcomes.append(_outcome(trial, plain_return(value), None))
+        outcomes = [_returned_outcome(trial, value, spec.checkpoint) for trial, value, spec in zip(trials, returned, specs)]
     except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt in user code fail the trial
         error, poisoned = _failure(e, tb.format_exc(), specs[0].checkpoint)
         outcomes = [_outcome(trial, None, error, poisoned) for trial in trials]
@@ -479,8 +504,27 @@ def load_objective(
             reason = f"{type(e).__name__}: {where}: {first_line(e)}"
         send(SetupFailed(reason, tb.format_exc(), ours))
         return None
-    send(Ready(os.getpid(), dict(facts or {})))
+    facts = dict(facts or {})
+    auto = getattr(objective, "fuse_auto", None)  # --fuse auto: the array size it measured on this device
+    if isinstance(auto, int) and auto > 1:
+        facts["fuse"] = auto
+    send(Ready(os.getpid(), facts))
     return objective  # type: ignore[no-any-return]
+
+
+class _Dones:
+    """Says ``Done`` once per trial of a job: as an array member leaves, or at the job's end."""
+
+    def __init__(self, send: Callable[[Any], None], finish: Callable[[TrialSpec, Outcome], Outcome] | None) -> None:
+        self.send, self.finish, self.sent = send, finish, set[int]()
+
+    def __call__(self, spec: TrialSpec, outcome: Outcome) -> None:
+        if spec.number in self.sent:
+            return
+        self.sent.add(spec.number)
+        if self.finish is not None:
+            outcome = self.finish(spec, outcome)
+        self.send(Done(spec.number, outcome))
 
 
 def serve_trials(
@@ -505,12 +549,11 @@ def serve_trials(
         if isinstance(msg, Quit):
             return
         job = prepare(msg) if prepare is not None else msg.job
-        outcomes = run_job(objective, job, host)
+        done = _Dones(send, finish)
+        outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
         for spec, outcome in zip(job.specs, outcomes):
-            if finish is not None:
-                outcome = finish(spec, outcome)
             try:
-                send(Done(spec.number, outcome))
+                done(spec, outcome)
             except (OSError, ValueError):
                 return
         if any(o.poisoned for o in outcomes):
@@ -554,6 +597,7 @@ class Worker:
     started: float = field(default_factory=time.monotonic)
     node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
+    fuse: int = 1  # its array size under --fuse auto (what it measured on its device when it started)
 
 
 def pickled_objective(ref: ObjectiveRef, into: str, hint: str) -> bytes:

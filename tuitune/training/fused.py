@@ -95,8 +95,13 @@ def train_array(
     seed: int = 0,
     refill: Callable[[int], list[tuple[dict[str, Any], Any]]] | None = None,
     capacity: int | None = None,
+    on_leave: Callable[[Any, Any], None] | None = None,
 ) -> list[Any]:
     """Trains ``trials`` (with ``configs``) as one fused array; one result per trial, in order.
+
+    ``on_leave(trial, result)``, when given, is called as each member leaves the array (its last epoch
+    reported and checkpointed), with the result it will have in the returned list: a worker reports the
+    member's end then, not when the whole array returns.
 
     A result is what the solo objective returns (None: the runner takes the metric at the best epoch), or
     the exception instance the solo objective would have raised for that trial (its ``report()`` of a NaN,
@@ -134,7 +139,13 @@ def train_array(
             if not member.done:
                 modules.append(model)
                 live.append(member)
+            else:
+                leave(member)
         return modules, live
+
+    def leave(member: Member) -> None:
+        if on_leave is not None:
+            on_leave(member.trial, member.result)
 
     def grow(arr: Array | None, pairs: list[tuple[dict[str, Any], Any]] | None = None) -> Array | None:
         if pairs is None:
@@ -152,7 +163,7 @@ def train_array(
 
     try:
         array = grow(None, list(zip(configs, trials)))
-        _run(array, data, monitor, grow)
+        _run(array, data, monitor, grow, leave)
         return [m.result for m in members]
     except torch.cuda.OutOfMemoryError as e:
         text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
@@ -441,7 +452,9 @@ class Array:
         }
 
 
-def _fill(array: Array | None, grow: Callable[[Array | None], Array | None]) -> Array | None:
+def _fill(
+    array: Array | None, grow: Callable[[Array | None], Array | None], leave: Callable[[Member], None]
+) -> Array | None:
     """Asks every member not yet asked for its next epoch (those whose ``epochs()`` ends or raises leave),
     and lets new members fill the free places, until a round brings none."""
     while True:
@@ -461,20 +474,23 @@ def _fill(array: Array | None, grow: Callable[[Array | None], Array | None]) -> 
                 keep.append(k)
             except StopIteration:
                 m.done = True
+                leave(m)
             except Exception as e:  # noqa: BLE001 - this member fails alone
                 m.result, m.done = e, True
+                leave(m)
         array.keep(keep)
         if not grew and len(keep) == n0:  # nobody joined and nobody left: the array is set for this epoch
             return array
 
 
 def _run(
-    array: Array | None, data: TensorData, monitor: str, grow: Callable[[Array | None], Array | None]
+    array: Array | None, data: TensorData, monitor: str, grow: Callable[[Array | None], Array | None],
+    leave: Callable[[Member], None],
 ) -> None:
     """Epochs until every member has left and none joins: ask each member its next epoch (and fill free
     places), train them all, report each."""
     while True:
-        array = _fill(array, grow)
+        array = _fill(array, grow, leave)
         if array is None or not len(array):
             return
         lrs = [m.lr for m in array.members]
@@ -494,9 +510,11 @@ def _run(
                 m.trial.checkpoint(array.checkpoint(k))
             except Exception as e:  # noqa: BLE001 - a NaN metric (or a failing store) ends this member alone
                 m.result, m.done = e, True
+                leave(m)
                 continue
             if m.stopper.stopped:
                 m.done = True
+                leave(m)
                 continue
             m.ready = False
             keep.append(k)
@@ -504,12 +522,13 @@ def _run(
 
 
 def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, data_dir: str | None, seed: int) -> None:
-    """Gives a built-in-trainer objective its ``train_array(configs, trials, *, refill=None, capacity=None)``
+    """Gives a built-in-trainer objective its ``train_array(configs, trials, *, refill=None, capacity=None,
+    on_leave=None)``
     (this module's ``train_array`` on the objective's preset, device and seed, each trial's ``info`` filled
-    as the solo objective fills it, plus ``array``: the array's size) and ``fuse_key(config)``."""
+    as the solo objective fills it, plus ``array``: the array's size, and ``array_of``: its first trial) and ``fuse_key(config)``."""
     from tuitune.training.devices import device_name
 
-    def provenance(trials: list[Any], size: int) -> None:
+    def provenance(trials: list[Any], size: int, first: int | None = None) -> None:
         for t in trials:
             info = getattr(t, "info", None)
             if isinstance(info, dict):
@@ -519,6 +538,7 @@ def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, 
                     seed=seed,
                     trial_seed=trial_seed(seed, t.number),
                     array=size,
+                    array_of=first if first is not None else trials[0].number,  # the array's id: its first trial
                 )
 
     def train_array_(
@@ -527,13 +547,15 @@ def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, 
         *,
         refill: Callable[[int], list[tuple[dict[str, Any], Any]]] | None = None,
         capacity: int | None = None,
+        on_leave: Callable[[Any, Any], None] | None = None,
     ) -> list[Any]:
         size = max(len(trials), int(capacity or 0))
-        provenance(trials, size)
+        first = trials[0].number if trials else None
+        provenance(trials, size, first)
 
         def refill_(free: int) -> list[tuple[dict[str, Any], Any]]:
             pairs = list(refill(free)) if refill is not None else []
-            provenance([t for _, t in pairs], size)
+            provenance([t for _, t in pairs], size, first)
             return pairs
 
         return train_array(
@@ -545,6 +567,7 @@ def attach(objective: Callable[..., Any], preset: Preset, device: torch.device, 
             seed=seed,
             refill=refill_ if refill is not None else None,
             capacity=capacity,
+            on_leave=on_leave,
         )
 
     objective.train_array = train_array_  # type: ignore[attr-defined]

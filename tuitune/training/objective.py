@@ -16,13 +16,41 @@ from tuitune.core.errors import PresetError
 from tuitune.training.presets import Preset
 
 
-def build_objective(preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+def build_objective(
+    preset: dict[str, Any], *, device: str | None, data_dir: str | None, seed: int, fuse: int | str | None = None
+) -> Callable[..., Any]:
     """A preset's objective, built inside a worker process (its device is the worker's).
 
     The factory a worker calls (``ObjectiveRef.factory``, sent by reference): it lives here, not in
     ``tuitune.launch``, so a worker imports the presets and not the coordinator's Runner, store and strategies.
+
+    ``fuse="auto"``: the worker measures one training step of the preset's default architecture on its own
+    device, here, before it says it is ready; the array size that gives (``fusing.auto_members``) is the
+    objective's ``fuse_auto``, which the worker reports in ``Ready.facts["fuse"]``. Measured in the worker
+    because only it holds the device (the coordinator may have no GPU context, or another GPU), and once per
+    worker because a step's time is the device's and the architecture's, not the trial's.
     """
-    return load_objective(Preset.from_dict(preset), device=device, data_dir=data_dir, seed=seed)
+    p = Preset.from_dict(preset)
+    objective = load_objective(p, device=device, data_dir=data_dir, seed=seed)
+    if fuse == "auto" and p.objective is None:
+        from tuitune.training.fused import resolve_fuse
+
+        objective.fuse_auto = resolve_fuse(  # type: ignore[attr-defined]
+            "auto", p, dict(p.defaults), device=objective.device, data_dir=data_dir,  # type: ignore[attr-defined]
+        )
+    return objective
+
+
+def fuse_key_of(preset: dict[str, Any]) -> Callable[[dict[str, Any]], Any] | None:
+    """Which configs of a stored preset may train as one array: ``fuse_key(config)`` (equal keys share an
+    array; None trains alone), or None for a preset that runs the user's own objective (one trial per
+    worker). Without torch: the coordinator groups suggestions with it and never trains."""
+    from tuitune.training.fusing import fuse_key
+
+    p = Preset.from_dict(preset)
+    if p.objective is not None:
+        return None
+    return lambda config: fuse_key(p, config)
 
 
 def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], Any], float | None]:

@@ -93,6 +93,7 @@ class Preset:
     objective: str | dict[str, Any] | None = None
     path: str = ""
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
+    fuse: int | str | None = None  # trials per fused array by default: N, "auto" (1: off; --fuse overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
     # time, total_epochs, target: the session's budget by default (Budget.to_dict; flags override them)
@@ -136,6 +137,7 @@ class Preset:
             "objective": dict(self.objective) if isinstance(self.objective, dict) else self.objective,
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
+            **({"fuse": self.fuse} if self.fuse is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
             **({"budget": dict(self.budget)} if self.budget else {}),
             **self.goal_options(),
@@ -171,6 +173,7 @@ class Preset:
                 objective=objective,
                 path=d.get("path", ""),
                 backend=d.get("backend"),
+                fuse=d.get("fuse"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
                 budget=dict(d.get("budget") or {}),
                 objectives=[list(p) for p in d.get("objectives") or []],
@@ -287,6 +290,14 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         _want(err, "backend", backend, (str,), "a string")
         if backend not in BACKENDS:
             raise err("backend", f"{backend!r} is not {' or '.join(BACKENDS)}")
+    fuse = raw.get("fuse")
+    if fuse is not None:
+        from tuitune.training.fusing import parse_fuse
+
+        try:
+            fuse = parse_fuse(fuse, where="fuse")
+        except ValueError as e:
+            raise err("fuse", str(e).partition(": ")[2]) from None
 
     if objective is not None:
         _want(err, "objective", objective, (str, dict),
@@ -406,6 +417,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         objectives=goal.to_options().get("objectives", []),
         constraints=goal.to_options().get("constraints", []),
         backend=backend,
+        fuse=fuse,
         strategy=_validate_strategy_options(err, raw.get("strategy", {})),
         budget=_validate_budget(err, raw, max_epochs),
     )

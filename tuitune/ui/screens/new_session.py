@@ -203,6 +203,16 @@ class NewSessionScreen(TuituneScreen):
                             id="device",
                             compact=True,
                         )
+                    with Horizontal(classes="field", id="field-fuse"):
+                        yield Label("fuse")
+                        yield Select(
+                            [("default: the preset's, else auto", _DEFAULT), ("auto: sized on the device", "auto"),
+                             ("off: one trial per worker", "off"), *((f"{n} trials per array", str(n)) for n in (4, 8, 16))],
+                            value=_DEFAULT,
+                            allow_blank=False,
+                            id="fuse",
+                            compact=True,
+                        )
                     with Horizontal(classes="field"):
                         yield Label("session name")
                         yield Input(
@@ -372,6 +382,10 @@ class NewSessionScreen(TuituneScreen):
                     budget["target"] = float(target)
                 except ValueError:
                     raise ValueError(f"target value: {target!r} is not a number") from None
+        fuse = self.query_one("#fuse", Select).value
+        placement: dict[str, Any] = {} if device == "auto" else {"devices": device}
+        if fuse != _DEFAULT:
+            placement["fuse"] = str(fuse)
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
@@ -379,7 +393,7 @@ class NewSessionScreen(TuituneScreen):
             max_epochs=self._int("max-epochs"),
             seed=self._int("seed") or 0,
             session=name,
-            placement={} if device == "auto" else {"devices": device},
+            placement=placement,
             options={k: v for k, v in options.items() if v is not None},
             budget=budget,
             prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,

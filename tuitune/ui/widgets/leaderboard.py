@@ -302,14 +302,13 @@ class Leaderboard(ScrollView, can_focus=True):
 
 
 def _shows_where(view: SessionView) -> bool:
-    """A column of where each trial ran: for Ray sessions and sessions of several workers."""
+    """A column of where each trial ran (Placement's rule: Ray, several workers, fused arrays)."""
     from tuitune.core.placement import Placement
 
-    p = Placement.from_info(view.record.info)
-    return p.backend == "ray" or p.parallel > 1
+    return Placement.from_info(view.record.info).shows_where
 
 
 def _where(info: dict) -> str:
-    """``w1 cuda:0`` (a local worker) or ``node-2 cuda:0`` (a Ray node)."""
-    who = info.get("node") or (f"w{info['worker']}" if info.get("worker") is not None else None)
-    return " ".join(str(x) for x in (who, info.get("device")) if x) or "-"
+    from tuitune.core.text import where_words
+
+    return where_words(info)
