@@ -53,7 +53,7 @@ def test_two_objectives_and_a_constraint_rank_export_and_mark(project: Project) 
     bad = project.cli("export", "mo", "--trial", infeasible[0]["number"])
     bad.assert_user_error(f"trial {infeasible[0]['number']}", "constraint")
     # Resuming with the same TOML continues the session (the objectives are part of its settings).
-    assert project.cli("resume", "mo", "--trials", 2).rc == 0  # two more
+    assert project.cli("resume", "mo", "--more", 2).rc == 0  # two more
     assert len(project.trials("mo")) == 12
 
 
