@@ -82,7 +82,9 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
             for word in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(word.split("=")[0], known, n=1)
+                # 0.75, not difflib's 0.6: --seeed finds --seed, while a parameter typed as a flag (--units)
+                # is not taken for an unrelated option (--fuse) and gets the --set hint below
+                close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.75)
                 if word.startswith("-") and close:
                     message += f" (did you mean {close[0]}?)"
                     break
