@@ -104,7 +104,7 @@ class FixedClock:
 
 def build_fixed_db(path: Path, preset_path: Path) -> str:
     """A database with one session of fixed trials, times and values (for snapshots). Returns its name."""
-    from tuitune.core import store as store_mod
+    from tuitune.core.store import store as store_mod
 
     clock = FixedClock()
     real_time = store_mod.time
@@ -118,7 +118,7 @@ def build_fixed_db(path: Path, preset_path: Path) -> str:
 def _build(path: Path, preset_path: Path) -> str:
     import math
 
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.training.presets import load_preset
 
     preset = load_preset(str(preset_path))
@@ -171,8 +171,8 @@ def _build(path: Path, preset_path: Path) -> str:
 
 def add_running_trial(path: Path, name: str = "steady-heron-7") -> int:
     """Adds trial 8, running at epoch 3 of 6 (its owner is not alive: the UI makes it live). Returns 8."""
-    from tuitune.core import store as store_mod
-    from tuitune.core.store import Store
+    from tuitune.core.store import store as store_mod
+    from tuitune.core.store.store import Store
 
     clock = FixedClock(start=1_767_226_000.0)
     real_time = store_mod.time
@@ -191,7 +191,7 @@ def add_running_trial(path: Path, name: str = "steady-heron-7") -> int:
 
 def build_hyperband_db(path: Path, preset_path: Path) -> str:
     """A Hyperband session of fixed trials: rungs at 2 and 6 epochs, promoted and pruned ones."""
-    from tuitune.core import store as store_mod
+    from tuitune.core.store import store as store_mod
 
     clock = FixedClock()
     real_time = store_mod.time
@@ -205,7 +205,7 @@ def build_hyperband_db(path: Path, preset_path: Path) -> str:
 def _build_hyperband(path: Path, preset_path: Path) -> str:
     import math
 
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.training.presets import load_preset
 
     preset = load_preset(str(preset_path))

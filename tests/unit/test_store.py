@@ -17,8 +17,8 @@ from tuitune.core.errors import (
     SessionLockedError,
     SessionNotFoundError,
 )
-from tuitune.core.lock import SessionLock
-from tuitune.core.store import APPLICATION_ID, SCHEMA_VERSION, Store
+from tuitune.core.store.lock import SessionLock
+from tuitune.core.store.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 
 def digest(path):
@@ -130,7 +130,7 @@ def test_lock_refuses_a_second_holder_and_is_freed_by_death(tmp_path):
         SessionLock(p, "other").acquire().release()  # other sessions are free
     # A process that dies holding the lock (kill -9) leaves nothing that blocks the next one.
     code = (
-        "import os, sys; from tuitune.core.lock import SessionLock; "
+        "import os, sys; from tuitune.core.store.lock import SessionLock; "
         f"SessionLock({str(p)!r}, 's').acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -160,7 +160,7 @@ def test_reader_sees_rows_while_writer_writes(tmp_path):
 
 
 def test_network_filesystem_warns_before_opening(tmp_path, monkeypatch):
-    from tuitune.core import fs
+    from tuitune.core.store import fs
 
     mounts = tmp_path / "mounts"
     mounts.write_text(

@@ -28,7 +28,7 @@ from tuitune.core.records import (
 )
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 
@@ -450,7 +450,7 @@ class SessionView:
 
     def parallel(self) -> int:
         """How many trials the session runs at once: its workers on each of its devices (at least one)."""
-        from tuitune.core.placement import Placement
+        from tuitune.core.run.placement import Placement
 
         return Placement.from_info(self.record.info).parallel
 

@@ -27,7 +27,7 @@ from tuitune.ui.widgets.leaderboard import Leaderboard
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.launch import Launch
 
 CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
@@ -317,7 +317,7 @@ class DashboardScreen(TuituneScreen):
             self._draw_progress()
 
     def _device(self) -> str:
-        from tuitune.core.placement import Placement
+        from tuitune.core.run.placement import Placement
 
         placement = Placement.from_info(self.view.record.info)
         dev = placement.devices[0] if placement.devices else None

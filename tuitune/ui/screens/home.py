@@ -22,7 +22,7 @@ from tuitune.ui.widgets.charts import BestChart
 from tuitune.ui.widgets.dialogs import ConfirmDialog, PathDialog
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
 STATE_STYLE = {
     "finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim", "interrupted": "yellow",

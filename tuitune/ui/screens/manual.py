@@ -24,7 +24,7 @@ from tuitune.ui.widgets.charts import OverlayChart
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
 
 class NumberInput(Input):

@@ -17,12 +17,12 @@ from textual.widgets.option_list import Option
 
 from tuitune.core.api import PRIOR_STRATEGIES, check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
-from tuitune.core.strategies import STRATEGY_OPTIONS
+from tuitune.core.search.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
 from tuitune.ui.screens.base import TuituneScreen
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
 DEFAULT_PRESET = "digits-mlp"
 STRATEGIES = [

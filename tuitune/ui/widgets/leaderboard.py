@@ -303,7 +303,7 @@ class Leaderboard(ScrollView, can_focus=True):
 
 def _shows_where(view: SessionView) -> bool:
     """A column of where each trial ran: for Ray sessions and sessions of several workers."""
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
 
     p = Placement.from_info(view.record.info)
     return p.backend == "ray" or p.parallel > 1
