@@ -36,7 +36,7 @@ def test_module_does_not_import(module, banned):
 def test_the_public_names_load_on_first_use():
     code = "import sys, tuitune as tt; a = 'tuitune.core.api' in sys.modules; print(a, tt.tune.__module__, tt.Float.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "tuitune.core.api", "tuitune.core.search.space"]
+    assert out == ["False", "tuitune.core.api", "tuitune.core.search.params"]
     assert {"tune", "Space", "TrialState"} <= set(dir(__import__("tuitune")))
     code = ("import sys, tuitune as tt; tt.Command, tt.report, tt.checkpoint_dir;"
             "print([m for m in ('torch', 'lightning', 'transformers', 'tuitune.core.api') if m in sys.modules])")

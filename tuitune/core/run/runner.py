@@ -8,13 +8,9 @@ traceback stored and the session goes on, until too many fail in a row.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
-import math
 import os
-import platform
-import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -24,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from tuitune.core import events as ev
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import SetupError, StoreWriteError
-from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState, best_of
+from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState
+from tuitune.core.run.finish import TrialEnding
 from tuitune.core.run.inthread import InThreadPool
 from tuitune.core.run.trial import Trial
+from tuitune.core.run.versions import versions
 from tuitune.core.search.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.store.lock import SessionLock
 from tuitune.core.store.store import SessionFiles, Store, resume_command
@@ -60,53 +58,7 @@ class RunResult:
     message: str = ""
 
 
-def versions() -> dict[str, Any]:
-    """Python, tuitune and (when loaded) torch, CUDA and cuDNN versions, for each trial's record."""
-    from tuitune import __version__
-
-    out: dict[str, Any] = {"python": platform.python_version(), "tuitune": __version__}
-    torch = sys.modules.get("torch")
-    if torch is None:
-        # Installed, though this process never imported it (a CPU run's coordinator does not): its build's
-        # own version file, plain constants read in a millisecond (importing torch takes seconds), says what
-        # torch.__version__ would ("2.4.1+cu121", not the distribution's "2.4.1") and the CUDA it was built for.
-        try:
-            built = _torch_version_file()
-            out["torch"], out["cuda"] = built.__version__, built.cuda
-        except Exception:  # noqa: BLE001
-            try:
-                from importlib.metadata import version
-
-                out["torch"] = version("torch")
-            except Exception:  # noqa: BLE001
-                out["torch"] = None
-    if torch is not None:
-        out["torch"] = torch.__version__
-        out["cuda"] = torch.version.cuda
-        try:
-            out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-        except Exception:  # noqa: BLE001
-            out["cudnn"] = None
-    return out
-
-
-def _torch_version_file() -> Any:
-    """``torch/version.py`` of the installed torch, run on its own (it imports only ``typing``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("torch is not installed")
-    path = os.path.join(next(iter(spec.submodule_search_locations)), "version.py")
-    vspec = importlib.util.spec_from_file_location("_tuitune_torch_version", path)
-    if vspec is None or vspec.loader is None:
-        raise ImportError(path)
-    module = importlib.util.module_from_spec(vspec)
-    vspec.loader.exec_module(module)
-    return module
-
-
-class Runner:
+class Runner(TrialEnding):
     """Runs a session's trials.
 
     Args:
@@ -736,88 +688,3 @@ class Runner:
             except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts them anyway
                 log.exception("could not mark trial %s interrupted", number)
         self._remote.clear()
-
-    def _judge_run(
-        self, number: int, budget: int, reached: int, returned: Any, aborted: bool
-    ) -> tuple[TrialState, float | None, str | None]:
-        if aborted:
-            return TrialState.PRUNED, self._value_from_epochs(number), "aborted by the user"
-        if self._stop_now and reached < budget and returned is None:
-            return TrialState.INTERRUPTED, None, f"{self._stop_reason} at epoch {reached}"
-        if isinstance(returned, dict):  # plain_return's description of what it was
-            return TrialState.FAILED, None, f"the objective returned {returned['bad']}; return a float or None"
-        if returned is not None:
-            value = float(returned)
-            if not math.isfinite(value):
-                return TrialState.FAILED, None, f"the objective returned {value}"
-        else:
-            best = self._value_from_epochs(number)
-            if best is None:
-                metric = self.strategy.metric
-                return TrialState.FAILED, None, (
-                    f"the objective reported no '{metric}' and returned nothing; call "
-                    f"trial.report({metric}=...) each epoch or return the value"
-                )
-            value = best
-        return TrialState.COMPLETE, value, None
-
-    def _value_from_epochs(self, number: int) -> float | None:
-        rec = self.store.trial(self.session, number)
-        return best_of(rec.metric_values(self.strategy.metric), self.strategy.direction)
-
-    def _finish_record(
-        self, number: int, state: TrialState, value: float | None, reason: str | None, trace: str | None, info: dict
-    ) -> TrialRecord:
-        store, name = self.store, self.session
-        if state == TrialState.COMPLETE:
-            # The strategy decides whether a finished run completes its trial or waits at a rung.
-            pending = store.trial(name, number)
-            probe = TrialRecord(
-                number=number, state=TrialState.COMPLETE, config=pending.config, value=value,
-                budget=pending.budget, epochs=pending.epochs, meta=pending.meta,
-            )
-            state = TrialState(self.strategy.state_after(probe))
-        full_info = {**store.trial(name, number).info, **info, **versions()}
-        goal = self.strategy.objectives
-        if not goal.plain and value is not None and state in (TrialState.COMPLETE, TrialState.PAUSED):
-            # Each objective and constraint metric at the epoch the first metric is best (records.Objectives).
-            ended = dataclasses.replace(store.trial(name, number), value=value)
-            full_info["objectives"] = goal.measure(ended)
-        rec = store.finish_trial(name, number, state=state, value=value, reason=reason, traceback=trace, info=full_info)
-        if state.is_finished():
-            self._drop_checkpoint(number)
-        self.strategy.tell(rec)
-        changed: list[TrialRecord] = []
-        decisions = self.strategy.settle()
-        if decisions:
-            store.set_trial_states(name, decisions)
-            for n in decisions:
-                r = store.trial(name, n)
-                self.strategy.tell(r)
-                changed.append(r)
-                if r.state.is_finished():
-                    self._drop_checkpoint(n)
-            rec = store.trial(name, number)
-        self._emit(ev.TrialFinished(name, trial=rec, changed=tuple(c for c in changed if c.number != number)))
-        return rec
-
-    def _drop_checkpoint(self, number: int) -> None:
-        for p in [self.files.checkpoint(number), *self.files.checkpoints.glob(f".{number}.pt.*.tmp")]:
-            try:
-                p.unlink(missing_ok=True)
-            except OSError:
-                pass
-        folder = self.files.checkpoints / f"{number}.d"  # a command objective's script keeps its checkpoints there
-        if folder.is_dir():
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def _clean_temp_checkpoints(self) -> None:
-        """Removes half-written checkpoints of killed processes (never loaded: only renamed files are)."""
-        if self.files.checkpoints.exists():
-            for p in self.files.checkpoints.glob(".*.tmp"):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass

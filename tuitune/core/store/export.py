@@ -37,7 +37,7 @@ def export_document(
             f"session '{session.name}' has {what} yet, so there is no best config to export; "
             f"run or resume it first ({resume_command(session.name, db_path)})"
         )
-    from tuitune.core.run.runner import versions
+    from tuitune.core.run.versions import versions
 
     now = versions()
     extra: dict[str, Any] = {}

@@ -59,18 +59,7 @@ def optimize_acqf(
     parts = [enc.from_unit_cube(z)]
     # Local candidates around the best trials: the optimum is often next to them.
     if len(top):
-        n_per = max(8, n_candidates // (4 * len(top)))
-        base = np.repeat(top, n_per, axis=0)
-        pert = base.copy()
-        scale = rng.choice([0.02, 0.05, 0.15], size=(len(base), 1))
-        for i in enc.num_idx:
-            pert[:, i] = np.clip(base[:, i] + scale[:, 0] * torch.randn(len(base), generator=gen, dtype=torch.float64).numpy(), 0, 1)
-            if enc.coords[i].kind == "disc":
-                pert[:, i] = enc.snap(i, pert[:, i])
-        for i in enc.cat_idx:
-            flip = rng.random(len(base)) < 1.0 / max(1, d)
-            pert[flip, i] = rng.integers(enc.coords[i].n, size=int(flip.sum()))
-        parts += [top, pert]
+        parts += [top, _perturbed(top, enc, n_candidates, rng, gen)]
     cand = np.concatenate(parts)
     vals = score(cand)
     # Starts: the best point, then a roulette over the rest with weights proportional to EI (the acquisition
@@ -130,6 +119,27 @@ def optimize_acqf(
     allc = np.concatenate([U, cand])
     allv = np.concatenate([cur, vals])
     return allc, allv
+
+
+def _perturbed(
+    top: np.ndarray, enc: Encoding, n_candidates: int, rng: np.random.Generator, gen: torch.Generator
+) -> np.ndarray:
+    """Gaussian perturbations of the best trials (numbers snapped, choices flipped now and then)."""
+    import torch
+
+    d = enc.dim
+    n_per = max(8, n_candidates // (4 * len(top)))
+    base = np.repeat(top, n_per, axis=0)
+    pert = base.copy()
+    scale = rng.choice([0.02, 0.05, 0.15], size=(len(base), 1))
+    for i in enc.num_idx:
+        pert[:, i] = np.clip(base[:, i] + scale[:, 0] * torch.randn(len(base), generator=gen, dtype=torch.float64).numpy(), 0, 1)
+        if enc.coords[i].kind == "disc":
+            pert[:, i] = enc.snap(i, pert[:, i])
+    for i in enc.cat_idx:
+        flip = rng.random(len(base)) < 1.0 / max(1, d)
+        pert[flip, i] = rng.integers(enc.coords[i].n, size=int(flip.sum()))
+    return pert
 
 
 def roulette(vals: np.ndarray, order: np.ndarray, n: int, rng: np.random.Generator) -> list[int]:
