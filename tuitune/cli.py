@@ -565,7 +565,7 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
 
 def resume_hint(launch: Any) -> str:
     """The command that resumes a launch's session, ``--db`` included when it is not the default."""
-    from tuitune.core.store.store import resume_command
+    from tuitune.core.text import resume_command
 
     return resume_command(launch.name, launch.store.path)
 
@@ -612,7 +612,7 @@ def _db_flag(path: Any) -> str:
     """`` --db PATH`` when ``path`` is not the default database, for hints that must work when pasted."""
     import shlex
 
-    from tuitune.core.store.store import db_option
+    from tuitune.core.text import db_option
 
     return "".join(" " + shlex.quote(w) for w in db_option(path))
 

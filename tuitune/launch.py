@@ -30,7 +30,8 @@ from tuitune.core.run.runner import Runner, RunResult
 from tuitune.core.run.workers import ObjectiveRef
 from tuitune.core.search.strategies import make_strategy, strategy_class
 from tuitune.core.search.strategies.base import Strategy
-from tuitune.core.store.store import Store, default_db_path, resume_command
+from tuitune.core.store.store import Store, default_db_path
+from tuitune.core.text import resume_command
 from tuitune.training.objective import build_objective
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end (unless --time or --total-epochs); grid, Hyperband their plan

@@ -221,3 +221,30 @@ def test_a_holder_that_has_not_written_its_name_reads_as_starting(tmp_path, monk
             assert "being run by another process" in msg and "not written yet or was removed" in msg, msg
     finally:
         first.release()
+
+
+def test_every_timestamp_written_comes_from_the_stores_clock(tmp_path):
+    """``Store(path, clock=...)``: a test gives the time, no module is patched (issue 19)."""
+    ticks = iter(range(1000, 2000))
+    store = Store(tmp_path / "c.db", clock=lambda: float(next(ticks)))
+    store.create_session("s", strategy="random", options={}, space={}, metric="m", direction="minimize",
+                         seed=0, max_epochs=2, n_trials=1)
+    t = store.new_trial("s", config={}, budget=2)
+    store.add_epoch("s", t.number, 1, {"m": 0.5})
+    store.finish_trial("s", t.number, state="complete", value=0.5)
+    session, trial = store.session("s"), store.trial("s", t.number)
+    stamps = [session.created, session.updated, trial.started, trial.finished, trial.updated]
+    assert all(s is not None and 1000 <= s < 2000 for s in stamps), stamps
+    assert store.meta()["created"] == "1000.0"  # the first tick: the schema's own timestamp
+    store.close()
+
+
+def test_the_store_keeps_the_storage_read_contract(tmp_path):
+    """The UI types against StoreReads/StoreAccess; a Store has every method they name."""
+    from tuitune.core.store.contract import StoreAccess, StoreReads
+
+    store = Store(tmp_path / "r.db")
+    for proto in (StoreReads, StoreAccess):
+        names = [n for n in proto.__dict__ if not n.startswith("_")] + list(proto.__annotations__)
+        assert names and all(hasattr(store, n) for n in names), [n for n in names if not hasattr(store, n)]
+    store.close()

@@ -265,7 +265,7 @@ def open_session(
             "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
         }, given_options)
         if diffs:
-            from tuitune.core.store.store import resume_command
+            from tuitune.core.text import resume_command
 
             raise SessionExistsError(
                 f"session '{name}' already exists with other settings: {', '.join(diffs)}; continue it with "

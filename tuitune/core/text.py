@@ -4,7 +4,9 @@ display and the TUI."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -60,3 +62,21 @@ def printable(text: object) -> str:
             r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # the remaining C0 and C1 controls (not \t, \n)
         )
     return _ESCAPES.sub("", str(text))
+
+
+def db_option(db_path: str | os.PathLike[str] | None) -> list[str]:
+    """``["--db", PATH]`` when ``db_path`` is not the default database, else ``[]``: what a printed
+    command needs so that it works when pasted."""
+    from tuitune.core.paths import default_db_path
+
+    if db_path is None:
+        return []
+    path = Path(db_path).expanduser().resolve()
+    return [] if path == default_db_path().expanduser().resolve() else ["--db", str(path)]
+
+
+def resume_command(name: str, db_path: str | os.PathLike[str] | None = None, *extra: str) -> str:
+    """``tuitune resume NAME [extra...] [--db PATH]``, pasteable (see db_option)."""
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in ["tuitune", "resume", name, *extra, *db_option(db_path)])

@@ -27,7 +27,8 @@ from tuitune.core.run.trial import Trial
 from tuitune.core.run.versions import versions
 from tuitune.core.search.strategies.base import Strategy, Suggestion, Wait
 from tuitune.core.store.lock import SessionLock
-from tuitune.core.store.store import SessionFiles, Store, resume_command
+from tuitune.core.store.store import SessionFiles, Store
+from tuitune.core.text import resume_command
 
 if TYPE_CHECKING:
     from tuitune.core.run.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede

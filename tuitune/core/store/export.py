@@ -30,7 +30,7 @@ def export_document(
     if trial is not None:
         best = trial
     if best is None:
-        from tuitune.core.store.store import resume_command
+        from tuitune.core.text import resume_command
 
         what = "no complete trial that keeps its constraints" if goal.constraints else "no complete trial"
         raise ExportError(
