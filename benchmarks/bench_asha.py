@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_hyperband import PROBLEMS_MF, MFProblem, paired, run_one_worker, run_optuna  # noqa: E402
 
-from tuitune.core.strategies import make_strategy  # noqa: E402
+from tuitune.core.search.strategies import make_strategy  # noqa: E402
 
 
 def run_asha(p: MFProblem, seed: int, R: int, eta: int, sampler: str, trials: int) -> tuple[float, int, float]:

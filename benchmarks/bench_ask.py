@@ -5,7 +5,7 @@ with ``git archive`` into a temporary folder and run in a subprocess with it on 
 same machine in the same minutes):
 
 1. Ask cost. asha and hyperband (R = 27, eta = 3; sampler bayes and random) and bayes, driven by
-   ``tuitune.core.simulate.WorkerSim`` (the coordinator's loop) with ``--workers`` simulated workers, so that
+   ``tuitune.simulate.WorkerSim`` (the coordinator's loop) with ``--workers`` simulated workers, so that
    asks see running trials as pending points; bayes once with one worker (nothing pending) too. Each ask's
    wall and CPU time is recorded with the number of configs created before it; the table gives the mean ms
    per new config in the windows up to each size of ``--sizes`` and the total to the largest.
@@ -73,9 +73,9 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         return _regret(spec)
     from bench_workers import SPACE, curves, durations
 
-    from tuitune.core.simulate import WorkerSim
-    from tuitune.core.strategies import make_strategy
-    from tuitune.core.strategies.base import Suggestion
+    from tuitune.core.search.strategies import make_strategy
+    from tuitune.core.search.strategies.base import Suggestion
+    from tuitune.simulate import WorkerSim
 
     name, opts, workers = CASES[spec["case"]]
     workers = spec["workers"] if workers == "W" else workers

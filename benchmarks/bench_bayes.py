@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
-from tuitune.core.space import Choice, Float, Int, Space  # noqa: E402
-from tuitune.core.strategies import make_strategy  # noqa: E402
+from tuitune.core.search.space import Choice, Float, Int, Space  # noqa: E402
+from tuitune.core.search.strategies import make_strategy  # noqa: E402
 
 
 # ---- test functions -------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-starts", type=int, default=None, help="idea: bayes GP fits from this many starts")
     ap.add_argument("--lengthscale-prior", choices=("optuna", "hvarfner"), default=None, help="idea: bayes prior")
     args = ap.parse_args(argv)
-    from tuitune.core.strategies.bayes import gp
+    from tuitune.core.search.strategies.bayes import gp
 
     if args.fit_starts is not None:  # the ideas measured in benchmarks/results/bayes.md (not the defaults)
         gp.FIT_STARTS = args.fit_starts

@@ -23,7 +23,7 @@ from pathlib import Path
 
 CHILD = r'''
 import functools, json, math, sys, time
-import tuitune.core.strategies.bayes.strategy as st
+import tuitune.core.search.strategies.bayes.strategy as st
 if sys.argv[1] == "old":
     from threadpoolctl import ThreadpoolController
     st._blas_controller = functools.cache(lambda: ThreadpoolController())
@@ -31,7 +31,7 @@ if sys.argv[1] == "old":
 sys.path.insert(0, sys.argv[2])
 from bench_bayes import PROBLEMS
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.strategies import make_strategy
 
 branin = PROBLEMS["branin"]
 s = make_strategy("bayes", branin.space, seed=0, n_trials=30)

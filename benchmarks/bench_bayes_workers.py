@@ -20,7 +20,7 @@ Two ways to run them (``--mode``):
 * ``real``: ``tt.tune`` with real worker processes (the Runner as coordinator; the objective sleeps in
   the workers). Time runs from the first trial's start to each trial's end (the workers' start-up, the
   same 1-2 s for every configuration, is left out and reported apart).
-* ``sim``: ``tuitune.core.simulate.WorkerSim`` (the real strategy objects, the coordinator's loop) with
+* ``sim``: ``tuitune.simulate.WorkerSim`` (the real strategy objects, the coordinator's loop) with
   the sleeps simulated. ``--model-time`` says what each ``ask()`` (the model's fit and search) adds to the
   simulated clock, during which no new trial starts, as in the coordinator: ``cpu`` (default) its process
   CPU time, what it takes on a quiet core (on a loaded machine the wall time mostly measures the wait for
@@ -62,9 +62,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _sleepy_bayes import duration, sleepy_problem  # noqa: E402  (importable by the worker processes)
 from bench_bayes import PROBLEMS, Problem  # noqa: E402
 
-from tuitune.core.simulate import WorkerSim  # noqa: E402
-from tuitune.core.strategies import Suggestion, Wait, make_strategy  # noqa: E402
-from tuitune.core.strategies.bayes import acquisition  # noqa: E402
+from tuitune.core.search.strategies import Suggestion, Wait, make_strategy  # noqa: E402
+from tuitune.core.search.strategies.bayes import acquisition  # noqa: E402
+from tuitune.simulate import WorkerSim  # noqa: E402
 
 # (label, workers, pending scheme)
 CONFIGS = [("1 worker", 1, "fantasy"), ("4 workers", 4, "fantasy"), ("4 workers, constant liar", 4, "liar")]

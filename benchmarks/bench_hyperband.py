@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_bayes import PROBLEMS, _optuna_dists  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
-from tuitune.core.space import Space  # noqa: E402
-from tuitune.core.strategies import Strategy, Suggestion, make_strategy  # noqa: E402
+from tuitune.core.search.space import Space  # noqa: E402
+from tuitune.core.search.strategies import Strategy, Suggestion, make_strategy  # noqa: E402
 
 
 @dataclass

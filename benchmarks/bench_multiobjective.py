@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tuitune.core.records import Objectives, TrialRecord, TrialState, hypervolume_2d  # noqa: E402
-from tuitune.core.space import Float, Space  # noqa: E402
-from tuitune.core.strategies import make_strategy  # noqa: E402
+from tuitune.core.search.space import Float, Space  # noqa: E402
+from tuitune.core.search.strategies import make_strategy  # noqa: E402
 
 
 @dataclass

@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store
-from tuitune.core.strategies import make_strategy
-from tuitune.core.trial import save_checkpoint
+from tuitune.core.run.runner import Runner
+from tuitune.core.run.trial import save_checkpoint
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.store.store import Store
 from tuitune.training.loop import make_objective
 from tuitune.training.presets import load_preset
 

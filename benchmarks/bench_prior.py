@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import bench_bayes  # noqa: E402
 from bench_bayes import PROBLEMS, Problem, run_tuitune  # noqa: E402
 
-from tuitune.core.space import Choice  # noqa: E402
+from tuitune.core.search.space import Choice  # noqa: E402
 
 # A config at the global optimum of each function used (branin: one of its three).
 OPTIMA: dict[str, dict[str, Any]] = {
@@ -86,7 +86,7 @@ def multi_fidelity(seeds: int, R: int = 27, eta: int = 3) -> list[str]:
     regret after one plan (hyperband: one iteration; asha: its default configs), without and with priors."""
     import bench_hyperband as bh
 
-    from tuitune.core.strategies import make_strategy
+    from tuitune.core.search.strategies import make_strategy
 
     lines = [
         "", f"## hyperband and asha (random sampler): median regret over {seeds} seeds, R = {R}, eta = {eta}", "",

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.widgets.leaderboard import Leaderboard
 

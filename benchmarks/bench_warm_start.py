@@ -3,7 +3,7 @@
 On bench_bayes's functions with an interior optimum: an earlier session ran bayes for ``--trials`` trials on
 f; the new session's function is g(x) = 2 f(x - d) + 1 (the optimum moved by ``--shift`` of each range and
 the metric rescaled and offset, as a change to the code or the data does). Cold: bayes on g from nothing.
-Warm: bayes on g with the earlier session's trials (``tuitune.core.warm``: ranked, its best configs first).
+Warm: bayes on g with the earlier session's trials (``tuitune.core.search.warm``: ranked, its best configs first).
 Both run ``--trials`` trials. The target regret is cold's median final regret; each warm run counts the
 trials it needed to reach it. Goals (issue 21): warm reaches it in <= half the trials (median over seeds),
 and never ends worse than cold by more than noise (paired Wilcoxon on the final regrets; median difference).
@@ -36,8 +36,8 @@ from bench_bayes import PROBLEMS, Problem  # noqa: E402
 from bench_prior import to_target  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
-from tuitune.core.strategies import make_strategy  # noqa: E402
-from tuitune.core.warm import warm_trials  # noqa: E402
+from tuitune.core.search.strategies import make_strategy  # noqa: E402
+from tuitune.core.search.warm import warm_trials  # noqa: E402
 
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "levy4", "rosenbrock4", "styblinski4"]
 SCALE, OFFSET = 2.0, 1.0

@@ -1,6 +1,6 @@
 """Measures how busy N workers stay under hyperband and asha: the real strategy objects on a simulated clock.
 
-The strategies are driven by ``tuitune.core.simulate.WorkerSim``, the coordinator's loop with simulated
+The strategies are driven by ``tuitune.simulate.WorkerSim``, the coordinator's loop with simulated
 workers: a free worker asks; WAIT leaves it idle until a run ends. An epoch takes one time unit
 (``--durations unit``) or a seeded random time (``random``: lognormal, mean 1, sigma 0.5, per trial and
 epoch). The metric follows a seeded family of synthetic learning curves that cross (loss = a + b * e**-c,
@@ -36,10 +36,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuitune.core.simulate import WorkerSim, one_unit  # noqa: E402
-from tuitune.core.space import Choice, Float, Int, Space  # noqa: E402
-from tuitune.core.strategies import WAIT, Strategy, make_strategy  # noqa: E402
-from tuitune.core.strategies.hyperband import HyperbandStrategy  # noqa: E402
+from tuitune.core.search.space import Choice, Float, Int, Space  # noqa: E402
+from tuitune.core.search.strategies import WAIT, Strategy, make_strategy  # noqa: E402
+from tuitune.core.search.strategies.hyperband import HyperbandStrategy  # noqa: E402
+from tuitune.simulate import WorkerSim, one_unit  # noqa: E402
 
 SPACE = Space(
     lr=Float(1e-4, 1e-1, scale="log"),
@@ -212,7 +212,7 @@ def main() -> int:
             "Conditions",
             f"- R (max epochs) = {R}, eta (factor) = {ETA}, min epochs 1; hyperband: one iteration (143 configs, "
             "the paper's table); asha: rungs 1, 3, 9, 27, 81.",
-            "- the real strategy objects (tuitune.core.strategies) driven by tuitune.core.simulate.WorkerSim: a "
+            "- the real strategy objects (tuitune.core.search.strategies) driven by tuitune.simulate.WorkerSim: a "
             "free worker asks, WAIT idles it until a run ends, tell(running) at the start, tell + settle at the end.",
             "- an epoch takes 1 time unit (unit) or a lognormal time with mean 1, sigma 0.5, seeded per trial "
             "and epoch (random); promoted trials continue from their last epoch.",

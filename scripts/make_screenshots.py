@@ -30,7 +30,7 @@ async def _wait(pilot: Any, cond: Any, timeout: float = 300.0, what: str = "") -
 
 
 async def shoot(preset: str, out: Path, size: tuple[int, int], trials: int) -> list[Path]:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.launch import new_run
     from tuitune.ui.app import TuituneApp
     from tuitune.ui.screens.dashboard import DashboardScreen

@@ -7,7 +7,7 @@ The public Python API (docs/DESIGN.md 4.1)::
     session = tt.tune(objective, space, strategy="bayes", trials=30, max_epochs=10)
     session.best.config; session.export("best.json")
 
-The names are loaded on first use (PEP 562): a worker process imports ``tuitune.core.workers``, and with
+The names are loaded on first use (PEP 562): a worker process imports ``tuitune.core.run.workers``, and with
 it this package, before every trial it runs; it should not pay for the store, numpy and the strategies
 (half a second per worker) that only the coordinator needs.
 """
@@ -21,28 +21,28 @@ __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
     from tuitune.core.api import Session, load, tune
-    from tuitune.core.command import Command, checkpoint_dir, report
     from tuitune.core.errors import TuituneError
     from tuitune.core.records import TrialRecord, TrialState
-    from tuitune.core.space import Choice, Fixed, Float, Int, Space
-    from tuitune.core.trial import Trial
+    from tuitune.core.run.command import Command, checkpoint_dir, report
+    from tuitune.core.run.trial import Trial
+    from tuitune.core.search.space import Choice, Fixed, Float, Int, Space
 
 _HOMES = {
-    "Command": "tuitune.core.command",
-    "checkpoint_dir": "tuitune.core.command",
-    "report": "tuitune.core.command",
+    "Command": "tuitune.core.run.command",
+    "checkpoint_dir": "tuitune.core.run.command",
+    "report": "tuitune.core.run.command",
     "Session": "tuitune.core.api",
     "load": "tuitune.core.api",
     "tune": "tuitune.core.api",
     "TuituneError": "tuitune.core.errors",
     "TrialRecord": "tuitune.core.records",
     "TrialState": "tuitune.core.records",
-    "Choice": "tuitune.core.space",
-    "Fixed": "tuitune.core.space",
-    "Float": "tuitune.core.space",
-    "Int": "tuitune.core.space",
-    "Space": "tuitune.core.space",
-    "Trial": "tuitune.core.trial",
+    "Choice": "tuitune.core.search.params",
+    "Fixed": "tuitune.core.search.params",
+    "Float": "tuitune.core.search.params",
+    "Int": "tuitune.core.search.params",
+    "Space": "tuitune.core.search.space",
+    "Trial": "tuitune.core.run.trial",
     # imports transformers, only when asked for; no static import of it here (tuitune.core imports this package)
     "hf_search": "tuitune.integrations.transformers",
 }

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a session of a preset or of your own TOML file")
     r.add_argument("preset", metavar="PRESET|FILE.toml")
-    from tuitune.core.strategies import STRATEGY_NAMES
+    from tuitune.core.search.strategies import STRATEGY_NAMES
 
     # Checked by strategy_class (one line naming the valid ones), not by argparse choices (the full usage).
     r.add_argument("--strategy", default="random", metavar="{" + ",".join(STRATEGY_NAMES) + "}",
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base", type=_base, help="manual: the base config (defaults, best, or a trial number)")
     r.add_argument("--headless", action="store_true", help="no TUI: progress bars and lines")
     g = r.add_argument_group("strategy options")
-    from tuitune.core.strategies import STRATEGY_OPTIONS
+    from tuitune.core.search.strategies import STRATEGY_OPTIONS
 
     for opt in STRATEGY_OPTIONS:
         if opt.choices:
@@ -320,7 +320,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace, create: bool = False):
-    from tuitune.core.store import Store, default_db_path
+    from tuitune.core.store.store import Store, default_db_path
 
     return Store(args.db or default_db_path(), create=create)
 
@@ -361,7 +361,7 @@ def cmd_presets() -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from tuitune.core.export import finite
+    from tuitune.core.store.export import finite
 
     store = _store(args)
     recs = store.sessions()
@@ -397,14 +397,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _backend(r: Any) -> str:
     """Where a session's trials run: 'local', 'ray' or 'ray HOST:PORT'."""
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
 
     p = Placement.from_info(r.info)
     return f"{p.backend} {p.ray_address}" if p.backend == "ray" and p.ray_address else p.backend
 
 
 def _session_json(r: Any) -> dict[str, Any]:
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
 
     p = Placement.from_info(r.info)
     return {
@@ -419,7 +419,7 @@ def _session_json(r: Any) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from tuitune.core.export import finite
+    from tuitune.core.store.export import finite
 
     store = _store(args)
     rec = store.session(args.name)
@@ -477,8 +477,8 @@ def _print_log(store: Any, name: str, number: int) -> int:
     import os
 
     from tuitune.core.errors import StoreError
-    from tuitune.core.safefs import open_private
-    from tuitune.core.store import SessionFiles
+    from tuitune.core.store.safefs import open_private
+    from tuitune.core.store.store import SessionFiles
 
     store.trial(name, number)  # an unknown trial is one line naming it
     path = SessionFiles(store.path, name).log(number)
@@ -498,7 +498,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     store = _store(args)
     store.session(args.name)
-    from tuitune.core.export import is_stream
+    from tuitune.core.store.export import is_stream
 
     default = f"{args.name}-best.json" if args.trial is None else f"{args.name}-trial-{args.trial}.json"
     output = args.output or default
@@ -512,7 +512,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
     """The strategy options given as flags (core's STRATEGY_OPTIONS), each checked to belong to --strategy."""
     from tuitune.core.errors import StrategyError
-    from tuitune.core.strategies import STRATEGY_OPTIONS
+    from tuitune.core.search.strategies import STRATEGY_OPTIONS
 
     given = {}
     for opt in STRATEGY_OPTIONS:
@@ -532,7 +532,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     placement = _placement(args)
     if args.command == "run":
-        from tuitune.core.strategies import check_strategy_name
+        from tuitune.core.search.strategies import check_strategy_name
 
         check_strategy_name(args.strategy)  # before its options are checked against it
         launch = new_run(
@@ -572,7 +572,7 @@ def _placement(args: argparse.Namespace) -> dict[str, Any]:
 
 def resume_hint(launch: Any) -> str:
     """The command that resumes a launch's session, ``--db`` included when it is not the default."""
-    from tuitune.core.store import resume_command
+    from tuitune.core.text import resume_command
 
     return resume_command(launch.name, launch.store.path)
 
@@ -582,8 +582,8 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     import os
     import subprocess
 
-    from tuitune.core.safefs import open_private
-    from tuitune.core.store import SessionFiles
+    from tuitune.core.store.safefs import open_private
+    from tuitune.core.store.store import SessionFiles
 
     files = SessionFiles(launch.store.path, launch.name)
     files.make("logs")  # created, or checked to be the user's own
@@ -619,7 +619,7 @@ def _db_flag(path: Any) -> str:
     """`` --db PATH`` when ``path`` is not the default database, for hints that must work when pasted."""
     import shlex
 
-    from tuitune.core.store import db_option
+    from tuitune.core.text import db_option
 
     return "".join(" " + shlex.quote(w) for w in db_option(path))
 

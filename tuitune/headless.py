@@ -47,7 +47,7 @@ def leaderboard_table(record: SessionRecord, trials: Sequence[TrialRecord], limi
         table.add_column(m, justify="right")
     table.add_column("epochs", justify="right")
     table.add_column("state")
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
     from tuitune.core.text import where_words
 
     shows_where = Placement.from_info(record.info).shows_where

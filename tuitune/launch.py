@@ -24,13 +24,14 @@ from tuitune.core.api import (
 )
 from tuitune.core.budget import Budget
 from tuitune.core.errors import ManualError, PresetError, SetupError
-from tuitune.core.placement import DEFAULT_MAX_FAILURES, Placement  # noqa: F401 - the CLI's default
 from tuitune.core.records import SessionRecord
-from tuitune.core.runner import Runner, RunResult
-from tuitune.core.store import Store, default_db_path, resume_command
-from tuitune.core.strategies import make_strategy, strategy_class
-from tuitune.core.strategies.base import Strategy
-from tuitune.core.workers import ObjectiveRef
+from tuitune.core.run.placement import DEFAULT_MAX_FAILURES, Placement  # noqa: F401 - the CLI's default
+from tuitune.core.run.runner import Runner, RunResult
+from tuitune.core.run.workers import ObjectiveRef
+from tuitune.core.search.strategies import make_strategy, strategy_class
+from tuitune.core.search.strategies.base import Strategy
+from tuitune.core.store.store import Store, default_db_path
+from tuitune.core.text import resume_command
 from tuitune.training.objective import build_objective
 
 DEFAULT_TRIALS = 20  # random and bayes have no natural end (unless --time or --total-epochs); grid, Hyperband their plan
@@ -247,7 +248,7 @@ def _fuse_key(preset: Any) -> Callable[[dict], Any] | None:
 
 def check_not_running(store: Store, name: str) -> None:
     """Raises the session lock's SessionLockedError (naming its owner) when another process runs ``name``."""
-    from tuitune.core.lock import SessionLock
+    from tuitune.core.store.lock import SessionLock
 
     SessionLock(store.path, name).acquire().release()
 
@@ -279,7 +280,7 @@ def _check_data_dir(data_dir: str | None) -> None:
     one that does not exist yet must be creatable, for the downloads."""
     if data_dir is None or Path(data_dir).expanduser().is_dir():
         return
-    from tuitune.core.fs import why_not_writable
+    from tuitune.core.store.fs import why_not_writable
 
     why = why_not_writable(data_dir, folder=True)
     if why:

@@ -21,7 +21,7 @@ import pytest
 
 import tuitune
 from tests.support.project import Result
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 if TYPE_CHECKING:
     from tests.support.project import Project
@@ -519,7 +519,7 @@ def test_show_json_has_session_trials_and_epoch_rows(project: Project) -> None:
 
 
 def test_show_prints_notes_and_no_doubled_stopped(inproc, project: Project) -> None:
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
     inproc("run", project.toml(max_epochs=1).name, "--trials", 2, "--session", "nt", "--headless")
     store = Store(project.db)

@@ -14,8 +14,8 @@ import pytest
 import tuitune as tt
 from tests.support.hyperband_kill import run_hyperband_kill
 from tests.support.project import Project, pid_alive, read_log
-from tuitune.core.command import Command
 from tuitune.core.errors import ObjectiveError
+from tuitune.core.run.command import Command
 
 SCRIPT = Path(__file__).with_name("_command_script.py")
 SPACE = tt.Space(x=tt.Float(0.0, 1.0))
@@ -144,9 +144,9 @@ def test_pause_holds_the_script_and_resume_lets_it_finish(tmp_path, script, monk
 
     from tuitune.core import events as ev
     from tuitune.core.api import open_session, open_store
-    from tuitune.core.runner import Runner
-    from tuitune.core.store import Store
-    from tuitune.core.strategies import make_strategy
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.search.strategies import make_strategy
+    from tuitune.core.store.store import Store
 
     monkeypatch.chdir(tmp_path)
     log = tmp_path / "log.txt"
@@ -184,8 +184,8 @@ def test_pause_holds_the_script_and_resume_lets_it_finish(tmp_path, script, monk
 def test_an_aborted_trial_ends_its_script_and_the_next_trial_runs(tmp_path, script, monkeypatch, stdout):
     from tuitune.core import events as ev
     from tuitune.core.api import open_session, open_store
-    from tuitune.core.runner import Runner
-    from tuitune.core.strategies import make_strategy
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.search.strategies import make_strategy
 
     monkeypatch.chdir(tmp_path)
     # --stubborn for the printing script: it never ends on its own, so only the abort can end it.

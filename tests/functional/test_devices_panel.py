@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable
 
 from tests.support.tui import make_preset, run_async, wait_for
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp
 

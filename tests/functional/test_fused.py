@@ -16,10 +16,10 @@ import tuitune as tt
 from tuitune.core import events as ev
 from tuitune.core.errors import ObjectiveError
 from tuitune.core.records import TrialState
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store, files_dir
-from tuitune.core.strategies import make_strategy
-from tuitune.core.workers import ObjectiveRef, WorkerPool, plan_slots
+from tuitune.core.run.runner import Runner
+from tuitune.core.run.workers import ObjectiveRef, WorkerPool, plan_slots
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.store.store import Store, files_dir
 
 ARRAY = '''
 import os, signal, time

@@ -42,8 +42,8 @@ def _abort_at_epoch_2(objective, tmp_path, metric):
     """Trial 0 aborted after its 2nd epoch (in this process): the Trainer must stop there, trial 1 runs on."""
     from tuitune.core import events as ev
     from tuitune.core.api import open_session, open_store
-    from tuitune.core.runner import Runner
-    from tuitune.core.strategies import make_strategy
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.search.strategies import make_strategy
 
     def listen(e):
         if isinstance(e, ev.EpochReported) and e.number == 0 and e.epoch == 2:

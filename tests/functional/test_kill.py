@@ -28,7 +28,7 @@ import pytest
 
 from tuitune.core.api import strategy_for
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 if TYPE_CHECKING:
     from tests.support.project import Project

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 
 import tuitune as tt  # noqa: E402
 from tuitune.core.records import TrialState  # noqa: E402
-from tuitune.core.store import Store, files_dir  # noqa: E402
+from tuitune.core.store.store import Store, files_dir  # noqa: E402
 
 OBJECTIVES = '''
 import os, signal, time
@@ -121,7 +121,7 @@ def test_eight_trials_on_two_actors_survive_a_killed_actor(tmp_path, ray_env, mo
 
 def test_ray_backend_errors_are_one_line(tmp_path, ray_env):
     from tuitune.core.errors import ObjectiveError
-    from tuitune.core.workers import WorkerError
+    from tuitune.core.run.workers import WorkerError
 
     objs, _ = ray_env
     space = tt.Space(x=tt.Float(0.0, 1.0))
@@ -144,8 +144,8 @@ def test_a_node_without_the_dataset_is_named_in_the_one_line_error():
     """What an actor adds to a setup error (a DataError raised in a trial): the node's name."""
     import queue
 
-    from tuitune.core.protocol import Failure, Log, Outcome, TrialSpec
-    from tuitune.core.ray_backend import TrialActor
+    from tuitune.core.run.protocol import Failure, Log, Outcome, TrialSpec
+    from tuitune.core.run.ray_backend import TrialActor
 
     actor = TrialActor.__new__(TrialActor)  # its parts, without Ray
     actor._node, actor._out = "gpu-node-7", queue.Queue()
@@ -165,7 +165,7 @@ def test_a_lost_cluster_stops_the_session_cleanly_and_it_resumes(tmp_path, ray_e
     import subprocess
     import threading
 
-    from tuitune.core.ray_backend import ClusterLostError
+    from tuitune.core.run.ray_backend import ClusterLostError
 
     objs, ray_tmp = ray_env
     side = tmp_path / "side"
@@ -246,9 +246,9 @@ def _listening(pids: set[int]) -> set[str]:
 START_AND_WAIT = """
 import sys
 from pathlib import Path
-from tuitune.core.ray_backend import RayPool
-from tuitune.core.workers import objective_ref
-from tuitune.core.workers import plan_slots
+from tuitune.core.run.ray_backend import RayPool
+from tuitune.core.run.workers import objective_ref
+from tuitune.core.run.workers import plan_slots
 import {mod} as objs
 pool = RayPool(objective_ref(objs.killed_once), plan_slots(None, 1), Path({logs!r}))
 pool.start()

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Input, OptionList
 
 from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.screens.dashboard import DashboardScreen

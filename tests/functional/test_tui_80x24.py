@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Label, Static
 
 from tests.support.tui import add_running_trial, build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui import messages as msg
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.axes import Curve, linear_ticks, value_axis

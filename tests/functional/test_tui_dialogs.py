@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Input
 
 from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.run_control import RunControl
 from tuitune.ui.screens.dashboard import DashboardScreen

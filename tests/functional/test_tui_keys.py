@@ -11,7 +11,8 @@ from textual.widgets import DataTable, Input, OptionList
 
 from tests.support.tui import build_fixed_db, make_preset, run_async, wait_for
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store, resume_command
+from tuitune.core.store.store import Store
+from tuitune.core.text import resume_command
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp, exit_words
 from tuitune.ui.screens.dashboard import DashboardScreen

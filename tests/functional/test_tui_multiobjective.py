@@ -5,7 +5,7 @@ from __future__ import annotations
 import tuitune as tt
 from tests.support.tui import run_async, wait_for
 from tuitune.core.api import load
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.screens.dashboard import DashboardScreen
 from tuitune.ui.widgets.leaderboard import Leaderboard

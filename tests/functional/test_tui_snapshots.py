@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.tui import add_running_trial, build_fixed_db, build_hyperband_db, make_preset
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui import messages as msg
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.run_control import RunControl

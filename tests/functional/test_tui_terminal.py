@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.tui import make_preset
 from tuitune.core.records import TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import Static
 
 from tests.support.tui import make_preset, run_async, wait_for
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.launch import new_run
 from tuitune.ui.app import TuituneApp
 from tuitune.ui.screens.dashboard import DashboardScreen

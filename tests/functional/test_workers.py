@@ -16,10 +16,10 @@ import pytest
 import tuitune as tt
 from tuitune.core import events as ev
 from tuitune.core.errors import SetupError
-from tuitune.core.follow import Follower
 from tuitune.core.records import TrialState
-from tuitune.core.store import Store, files_dir
-from tuitune.core.workers import WorkerError, parse_devices, plan_slots
+from tuitune.core.run.follow import Follower
+from tuitune.core.run.workers import WorkerError, parse_devices, plan_slots
+from tuitune.core.store.store import Store, files_dir
 
 OBJECTIVES = '''
 import os, signal, sys, time
@@ -141,9 +141,9 @@ def test_a_killed_worker_fails_its_trial_naming_the_signal_and_the_session_goes_
 def test_commands_reach_trials_in_workers(tmp_path, objectives):
     """Abort trial 0 at its first epoch, stop at trial 1's: the reply to report() carries them."""
     store = Store(tmp_path / "t.db")
-    from tuitune.core.runner import Runner
-    from tuitune.core.strategies import make_strategy
-    from tuitune.core.workers import WorkerPool, objective_ref
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.run.workers import WorkerPool, objective_ref
+    from tuitune.core.search.strategies import make_strategy
 
     store.create_session("c", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
                          direction="minimize", seed=0, max_epochs=4, n_trials=4)
@@ -175,9 +175,9 @@ def test_abort_of_every_running_trial_spares_the_trials_after_it(tmp_path, objec
     hold.touch()  # no trial gets past its first epoch before the abort: none can finish first
     monkeypatch.setenv("TT_HOLD", str(hold))
     store = Store(tmp_path / "t.db")
-    from tuitune.core.runner import Runner
-    from tuitune.core.strategies import make_strategy
-    from tuitune.core.workers import WorkerPool, objective_ref
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.run.workers import WorkerPool, objective_ref
+    from tuitune.core.search.strategies import make_strategy
 
     store.create_session("a", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
                          direction="minimize", seed=0, max_epochs=3, n_trials=6)

@@ -202,7 +202,7 @@ def export_loop(path, docs_file, log):
     """
     import json
 
-    from tuitune.core.export import write_json_atomic
+    from tuitune.core.store.export import write_json_atomic
 
     with open(docs_file) as f:
         docs = json.load(f)

@@ -25,7 +25,7 @@ import pytest
 import tuitune as tt
 from tests.support.project import ReliabilityProject as Project
 from tests.support.project import commits, read_log, wait_until
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 DOCUMENTED = {"session", "preset", "strategy", "metric", "direction", "value", "trial", "config", "epochs",
               "versions"}

@@ -23,11 +23,11 @@ import pytest
 
 from tests.support.project import TESTS, Project, Result, pid_alive, wait_until
 from tuitune.core.errors import SessionError, SessionLockedError
-from tuitune.core.lock import SessionLock
-from tuitune.core.safefs import UnsafePathError, check_name
-from tuitune.core.store import Store, files_dir
+from tuitune.core.run.trial import load_checkpoint, save_checkpoint
+from tuitune.core.store.lock import SessionLock
+from tuitune.core.store.safefs import UnsafePathError, check_name
+from tuitune.core.store.store import Store, files_dir
 from tuitune.core.text import printable
-from tuitune.core.trial import load_checkpoint, save_checkpoint
 
 
 class HostileProject(Project):
@@ -63,7 +63,7 @@ def test_one_owner_through_a_symlink_and_after_the_folder_is_deleted(tmp_path):
     Store(db).close()
     alias = tmp_path / "alias.db"
     alias.symlink_to(db.name)
-    code = ("import sys; from tuitune.core.lock import SessionLock; SessionLock(sys.argv[1], 's').acquire(); "
+    code = ("import sys; from tuitune.core.store.lock import SessionLock; SessionLock(sys.argv[1], 's').acquire(); "
             "print('held', flush=True); sys.stdin.read()")
     child = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
@@ -392,7 +392,7 @@ def test_no_heartbeat_traceback_before_the_one_line_error(tmp_path, caplog):
 
 
 def test_the_ray_folder_is_private_and_never_another_users(tmp_path):
-    from tuitune.core.safefs import private_dir
+    from tuitune.core.store.safefs import private_dir
 
     mine = tmp_path / "tuitune-ray-0"
     assert stat.S_IMODE(os.lstat(private_dir(mine)).st_mode) == 0o700
@@ -411,7 +411,7 @@ def test_the_ray_folder_is_private_and_never_another_users(tmp_path):
 
 
 def test_the_local_ray_token_is_made_private(tmp_path, monkeypatch):
-    from tuitune.core.ray_backend import _private_token
+    from tuitune.core.run.ray_backend import _private_token
 
     token = tmp_path / ".ray" / "auth_token"
     token.parent.mkdir()
@@ -424,7 +424,7 @@ def test_the_local_ray_token_is_made_private(tmp_path, monkeypatch):
 
 def test_a_stopped_coordinator_does_not_count_its_own_pause_against_the_ray_head(monkeypatch):
     """SIGSTOP of the coordinator for 20 s: its own pause is not the head's silence."""
-    from tuitune.core import ray_backend
+    from tuitune.core.run import ray_backend
 
     now = [1000.0]
     monkeypatch.setattr(ray_backend.time, "monotonic", lambda: now[0])
@@ -445,8 +445,8 @@ def test_a_stopped_coordinator_does_not_count_its_own_pause_against_the_ray_head
 
 
 def test_a_read_only_database_is_one_line_at_the_lock(tmp_path, monkeypatch):
-    from tuitune.core import lock as lock_mod
     from tuitune.core.errors import StoreWriteError
+    from tuitune.core.store import lock as lock_mod
 
     db = tmp_path / "ro.db"
     Store(db).close()
@@ -464,11 +464,11 @@ def test_a_read_only_database_is_one_line_at_the_lock(tmp_path, monkeypatch):
 
 
 def test_without_ofd_locks_the_lock_file_is_flocked(tmp_path, monkeypatch):
-    from tuitune.core import lock as lock_mod
+    from tuitune.core.store import lock as lock_mod
 
     db = tmp_path / "t.db"
     Store(db).close()
-    code = ("import sys; import tuitune.core.lock as l; l._OFD = False; l.SessionLock(sys.argv[1], 's').acquire(); "
+    code = ("import sys; import tuitune.core.store.lock as l; l._OFD = False; l.SessionLock(sys.argv[1], 's').acquire(); "
             "print('held', flush=True); sys.stdin.read()")
     child = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     monkeypatch.setattr(lock_mod, "_OFD", False)

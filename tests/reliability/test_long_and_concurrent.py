@@ -9,7 +9,7 @@ import torch
 
 import tuitune as tt
 from tuitune.core.records import TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 
 def test_reader_polling_every_100ms_never_disturbs_the_writer(tmp_path):

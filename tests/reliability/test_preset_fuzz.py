@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tests.support.project import dumps_toml
 from tuitune.core.errors import TuituneError
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.strategies import make_strategy
 from tuitune.training.presets import DATASETS, MODEL_KINDS, PRESET_DIR, TRAINER_PARAMS, Preset, load_preset
 
 if sys.version_info >= (3, 11):
@@ -362,8 +362,8 @@ def test_a_loaded_preset_with_a_huge_int_range_runs_or_is_refused_cleanly(rproj,
 GRID_PROBE = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: a runaway allocation fails fast
-from tuitune.core.space import Space, Int
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.space import Space, Int
+from tuitune.core.search.strategies import make_strategy
 from tuitune.core.errors import StrategyError
 try:
     make_strategy("grid", Space(n=Int(0, 10**9)), max_epochs=1, metric="m", direction="minimize")

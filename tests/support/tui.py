@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import types
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -92,7 +91,7 @@ async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 120.0,
 
 
 class FixedClock:
-    """A stand-in for the store's ``time`` module whose ``time()`` advances by a fixed step."""
+    """A clock for ``Store(path, clock=FixedClock().time)`` that advances by a fixed step each time it is read."""
 
     def __init__(self, start: float = 1_767_225_600.0, step: float = 0.25) -> None:  # 2026-01-01 00:00 UTC
         self.now, self.step = start, step
@@ -104,25 +103,17 @@ class FixedClock:
 
 def build_fixed_db(path: Path, preset_path: Path) -> str:
     """A database with one session of fixed trials, times and values (for snapshots). Returns its name."""
-    from tuitune.core import store as store_mod
-
-    clock = FixedClock()
-    real_time = store_mod.time
-    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
-    try:
-        return _build(path, preset_path)
-    finally:
-        store_mod.time = real_time
+    return _build(path, preset_path, FixedClock().time)
 
 
-def _build(path: Path, preset_path: Path) -> str:
+def _build(path: Path, preset_path: Path, clock: Callable[[], float]) -> str:
     import math
 
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.training.presets import load_preset
 
     preset = load_preset(str(preset_path))
-    store = Store(path)
+    store = Store(path, clock=clock)
     name = "steady-heron-7"
     store.create_session(
         name,
@@ -171,45 +162,30 @@ def _build(path: Path, preset_path: Path) -> str:
 
 def add_running_trial(path: Path, name: str = "steady-heron-7") -> int:
     """Adds trial 8, running at epoch 3 of 6 (its owner is not alive: the UI makes it live). Returns 8."""
-    from tuitune.core import store as store_mod
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
 
-    clock = FixedClock(start=1_767_226_000.0)
-    real_time = store_mod.time
-    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
-    try:
-        store = Store(path)
-        t = store.new_trial(name, config={"lr": 0.003, "units": 160}, budget=6, info={"device": "cpu"})
-        for e in (1, 2, 3):
-            v = round(0.5 / e + 0.2, 4)
-            store.add_epoch(name, t.number, e, {"train_loss": v * 0.9, "val_loss": v, "val_acc": round(1 - v / 3, 4)})
-        store.close()
-        return t.number
-    finally:
-        store_mod.time = real_time
+    store = Store(path, clock=FixedClock(start=1_767_226_000.0).time)
+    t = store.new_trial(name, config={"lr": 0.003, "units": 160}, budget=6, info={"device": "cpu"})
+    for e in (1, 2, 3):
+        v = round(0.5 / e + 0.2, 4)
+        store.add_epoch(name, t.number, e, {"train_loss": v * 0.9, "val_loss": v, "val_acc": round(1 - v / 3, 4)})
+    store.close()
+    return t.number
 
 
 def build_hyperband_db(path: Path, preset_path: Path) -> str:
     """A Hyperband session of fixed trials: rungs at 2 and 6 epochs, promoted and pruned ones."""
-    from tuitune.core import store as store_mod
-
-    clock = FixedClock()
-    real_time = store_mod.time
-    store_mod.time = types.SimpleNamespace(time=clock.time, monotonic=time.monotonic)  # type: ignore[assignment]
-    try:
-        return _build_hyperband(path, preset_path)
-    finally:
-        store_mod.time = real_time
+    return _build_hyperband(path, preset_path, FixedClock().time)
 
 
-def _build_hyperband(path: Path, preset_path: Path) -> str:
+def _build_hyperband(path: Path, preset_path: Path, clock: Callable[[], float]) -> str:
     import math
 
-    from tuitune.core.store import Store
+    from tuitune.core.store.store import Store
     from tuitune.training.presets import load_preset
 
     preset = load_preset(str(preset_path))
-    store = Store(path)
+    store = Store(path, clock=clock)
     name = "brisk-wren-3"
     store.create_session(
         name, strategy="hyperband", options={"factor": 3}, space=preset.space.to_dict(), metric="val_loss",

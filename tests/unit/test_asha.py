@@ -12,11 +12,11 @@ import pytest
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.simulate import WorkerSim
-from tuitune.core.space import Choice, Float, Space
-from tuitune.core.strategies import WAIT, make_strategy
-from tuitune.core.strategies.asha import AshaStrategy, asha_rungs
-from tuitune.core.strategies.base import Suggestion
+from tuitune.core.search.space import Choice, Float, Space
+from tuitune.core.search.strategies import WAIT, make_strategy
+from tuitune.core.search.strategies.asha import AshaStrategy, asha_rungs
+from tuitune.core.search.strategies.base import Suggestion
+from tuitune.simulate import WorkerSim
 
 SPACE = Space(x=Float(0.0, 1.0), act=Choice(["relu", "tanh"]))
 
@@ -414,7 +414,7 @@ def test_bayes_sampler_resumes_identically(bayes_run: WorkerSim):
 
 
 def test_bayes_sampler_on_a_conditional_space():
-    from tuitune.core.space import Int
+    from tuitune.core.search.space import Int
 
     space = Space(
         opt=Choice(["sgd", "adam"]),

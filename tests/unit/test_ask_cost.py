@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import Choice, Float, Int, Space
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.space import Choice, Float, Int, Space
+from tuitune.core.search.strategies import make_strategy
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("scipy")
@@ -30,8 +30,8 @@ def test_posterior_solves_candidates_as_one_matrix_and_matches_the_vector_solves
     """A batch of candidates is one solve whose left side is never copied per candidate (broadcasting L to
     each of 1024 candidates at 330 trials wrote 0.9 GB per call, 84% of an asha ask), and the values are
     those of solving each candidate on its own."""
-    from tuitune.core.strategies.bayes.acquisition import _normal_base_samples
-    from tuitune.core.strategies.bayes.gp import LeanGP
+    from tuitune.core.search.strategies.bayes.acquisition import _normal_base_samples
+    from tuitune.core.search.strategies.bayes.gp import LeanGP
 
     X, Y = _data(40)
     Xc, _ = _data(64, seed=1)
@@ -65,7 +65,7 @@ def test_posterior_solves_candidates_as_one_matrix_and_matches_the_vector_solves
 
 
 def test_a_fit_on_the_same_data_is_reused_and_equals_a_fresh_one(monkeypatch):
-    from tuitune.core.strategies.bayes import gp as gp_mod
+    from tuitune.core.search.strategies.bayes import gp as gp_mod
 
     X, Y = _data(30)
     gp_mod._FITS.clear()
@@ -119,7 +119,7 @@ def _record(s, records: dict, sug, state: TrialState) -> TrialRecord:
 def test_asks_that_reuse_a_fit_equal_a_fresh_process(name, monkeypatch):
     """Several asks in a row (a fused array filling its members: each suggestion starts before the next ask)
     reuse the model's fit; a strategy rebuilt from the records with no fit kept suggests the same configs."""
-    from tuitune.core.strategies.bayes import gp as gp_mod
+    from tuitune.core.search.strategies.bayes import gp as gp_mod
 
     kw = {"max_epochs": 1} if name == "bayes" else {"max_epochs": 9, "factor": 3, "sampler": "bayes"}
     s = make_strategy(name, SPACE, seed=3, n_trials=40, **kw)

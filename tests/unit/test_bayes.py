@@ -9,8 +9,8 @@ import pytest
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import Choice, Fixed, Float, Int, Space
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.space import Choice, Fixed, Float, Int, Space
+from tuitune.core.search.strategies import make_strategy
 
 pytest.importorskip("torch")
 pytest.importorskip("scipy")
@@ -203,7 +203,7 @@ def test_beats_random_search_on_branin():
 
 
 def test_roulette_starts_with_the_best_and_draws_distinct_others_by_ei() -> None:
-    from tuitune.core.strategies.bayes import _roulette
+    from tuitune.core.search.strategies.bayes import _roulette
 
     vals = np.array([-1.0, 0.0, -np.inf, -2.0, -50.0, -0.5])
     order = np.argsort(-vals)
@@ -216,7 +216,7 @@ def test_roulette_starts_with_the_best_and_draws_distinct_others_by_ei() -> None
 
 
 def test_the_initial_design_adapts_to_budget_and_dimension():
-    from tuitune.core.strategies.bayes import initial_design_size
+    from tuitune.core.search.strategies.bayes import initial_design_size
 
     assert initial_design_size(2, None) == 5 and initial_design_size(4, None) == 8
     assert initial_design_size(6, None) == initial_design_size(30, 60) == 10
@@ -248,7 +248,7 @@ def _bowl(c: dict) -> float:
 def test_the_last_tenth_of_a_known_budget_exploits_the_posterior_mean():
     import torch
 
-    from tuitune.core.strategies.bayes.acquisition import acquisition
+    from tuitune.core.search.strategies.bayes.acquisition import acquisition
 
     s = bayes(BOWL, n_trials=30)
     last = []
@@ -309,7 +309,7 @@ def test_suggestions_spread_apart_when_several_are_pending():
     # After a good model of a one-basin bowl, four suggestions in a row (none finished) must not pile up on
     # the optimum: the batch-aware acquisition gives a point next to a running one little value. (Blind to
     # the running trials, each ask would return the same maximiser, or the next one 1e-6 from it.)
-    from tuitune.core.strategies.bayes import acquisition
+    from tuitune.core.search.strategies.bayes import acquisition
 
     def spread(scheme: str) -> float:
         old = acquisition.PENDING
@@ -330,7 +330,7 @@ def test_fantasy_gives_little_value_next_to_a_pending_point():
     # The acquisition itself: a point on top of a pending one is worth less than with nothing pending.
     import torch
 
-    from tuitune.core.strategies.bayes.acquisition import acquisition
+    from tuitune.core.search.strategies.bayes.acquisition import acquisition
 
     X = torch.tensor([[0.1, 0.1], [0.9, 0.2], [0.5, 0.5], [0.2, 0.8], [0.7, 0.9]], dtype=torch.float64)
     Y = -((X[:, 0] - 0.3) ** 2 + (X[:, 1] - 0.6) ** 2)
@@ -388,7 +388,7 @@ def test_an_ask_runs_every_blas_library_on_one_thread(tmp_path):
     import sys
 
     code = (
-        "from tuitune.core.strategies.bayes.strategy import _one_torch_thread\n"
+        "from tuitune.core.search.strategies.bayes.strategy import _one_torch_thread\n"
         "with _one_torch_thread():\n"
         "    import scipy.optimize, scipy.linalg\n"
         "    import json\n"
@@ -408,8 +408,8 @@ def test_closed_form_acquisition_gradients_match_autograd(pending):
     points) are those of the torch acquisition and its autograd gradient, incl. one-hot features."""
     import torch
 
-    from tuitune.core.strategies.bayes.acquisition import LeanLogEI, LeanPendingLogEI, _normal_base_samples
-    from tuitune.core.strategies.bayes.gp import LeanGP
+    from tuitune.core.search.strategies.bayes.acquisition import LeanLogEI, LeanPendingLogEI, _normal_base_samples
+    from tuitune.core.search.strategies.bayes.gp import LeanGP
 
     rng = np.random.default_rng(pending)
     # 2 numeric features and one choice of 3 (one-hot, one shared lengthscale at weight 1/2 per column)

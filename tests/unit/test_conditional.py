@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tuitune.core.errors import ManualError, PresetError, SpaceError
-from tuitune.core.space import Choice, Fixed, Float, Int, Space
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.space import Choice, Fixed, Float, Int, Space
+from tuitune.core.search.strategies import make_strategy
 from tuitune.training.presets import list_presets, load_preset
 
 
@@ -165,7 +165,7 @@ def test_fixing_a_parent_with_set_decides_its_children():
         c = s.sample(np.random.default_rng(seed))
         assert c["optimizer"] == "adam" and "beta1" in c and "momentum" not in c and "nesterov" not in c
     assert s.grid_size() == 4  # lr 2 x beta1 2
-    from tuitune.core.strategies.bayes.encoding import Encoding
+    from tuitune.core.search.strategies.bayes.encoding import Encoding
 
     enc = Encoding(s)
     u = enc.from_unit_cube(np.random.default_rng(0).random((4, enc.dim)))

@@ -11,9 +11,9 @@ import pytest
 import tuitune as tt
 from tuitune.core.errors import StoreWriteError
 from tuitune.core.records import TrialState
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store
-from tuitune.core.strategies import make_strategy
+from tuitune.core.run.runner import Runner
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.store.store import Store
 
 SPACE = tt.Space(x=tt.Float(0.0, 1.0))
 

@@ -380,7 +380,7 @@ class _Host:
 
 def _engine_trials(host, cfgs, budget, tmp_path, committed=None):
     from tuitune.core.records import TrialRecord, TrialState
-    from tuitune.core.trial import Trial
+    from tuitune.core.run.trial import Trial
 
     committed = committed or {}
     return [
@@ -396,7 +396,7 @@ def _engine_trials(host, cfgs, budget, tmp_path, committed=None):
 def test_engine_trials_stop_fail_and_resume_from_their_checkpoint_files(tmp_path):
     """The engine's Trial: a member stopped by the runner, one whose loss turns NaN (its row committed, then
     TrialFailed), and a second run (as after a kill) that resumes each from its own checkpoint file."""
-    from tuitune.core.trial import TrialFailed
+    from tuitune.core.run.trial import TrialFailed
 
     p = load_preset("digits-mlp")
     obj = make_objective(p, device="cpu", seed=3)

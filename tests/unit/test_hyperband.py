@@ -12,11 +12,11 @@ import pytest
 
 from tuitune.core.errors import StrategyError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.simulate import WorkerSim
-from tuitune.core.space import Choice, Float, Space
-from tuitune.core.strategies import make_strategy
-from tuitune.core.strategies.base import WAIT, Suggestion, Wait
-from tuitune.core.strategies.hyperband import HyperbandStrategy, rung_budgets, s_max_of
+from tuitune.core.search.space import Choice, Float, Space
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.search.strategies.base import WAIT, Suggestion, Wait
+from tuitune.core.search.strategies.hyperband import HyperbandStrategy, rung_budgets, s_max_of
+from tuitune.simulate import WorkerSim
 
 SPACE = Space(x=Float(0.0, 1.0), act=Choice(["relu", "tanh"]))
 

@@ -13,18 +13,18 @@ import pytest
     [
         ("tuitune.core", ["textual", "torch", "tuitune.ui"]),
         ("tuitune.core.api", ["textual", "torch", "tuitune.ui"]),
-        ("tuitune.core.runner", ["textual", "torch", "tuitune.ui"]),
-        ("tuitune.core.strategies.grid", ["textual", "torch"]),
-        ("tuitune.core.strategies.hyperband", ["textual", "torch"]),
+        ("tuitune.core.run.runner", ["textual", "torch", "tuitune.ui"]),
+        ("tuitune.core.search.strategies.grid", ["textual", "torch"]),
+        ("tuitune.core.search.strategies.hyperband", ["textual", "torch"]),
         ("tuitune", ["textual", "torch", "tuitune.ui", "lightning", "pytorch_lightning", "transformers"]),
         ("tuitune.integrations", ["torch", "lightning", "pytorch_lightning", "transformers"]),
         # A script run by tt.Command imports this for tuitune.report: nothing heavy.
-        ("tuitune.core.command", ["torch", "numpy", "textual", "tuitune.core.store", "tuitune.core.runner"]),
+        ("tuitune.core.run.command", ["torch", "numpy", "textual", "tuitune.core.store.store", "tuitune.core.run.runner"]),
         ("tuitune.cli", ["textual", "torch"]),
         # What a worker process imports before its objective asks for more: not the coordinator's store,
         # numpy or strategies (tuitune/__init__ loads its names on first use), not the launcher.
-        ("tuitune.core.workers", ["torch", "numpy", "tuitune.core.store", "tuitune.core.runner"]),
-        ("tuitune.training.objective", ["torch", "tuitune.core.runner", "tuitune.launch"]),
+        ("tuitune.core.run.workers", ["torch", "numpy", "tuitune.core.store.store", "tuitune.core.run.runner"]),
+        ("tuitune.training.objective", ["torch", "tuitune.core.run.runner", "tuitune.launch"]),
     ],
 )
 def test_module_does_not_import(module, banned):
@@ -36,7 +36,7 @@ def test_module_does_not_import(module, banned):
 def test_the_public_names_load_on_first_use():
     code = "import sys, tuitune as tt; a = 'tuitune.core.api' in sys.modules; print(a, tt.tune.__module__, tt.Float.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["False", "tuitune.core.api", "tuitune.core.space"]
+    assert out == ["False", "tuitune.core.api", "tuitune.core.search.params"]
     assert {"tune", "Space", "TrialState"} <= set(dir(__import__("tuitune")))
     code = ("import sys, tuitune as tt; tt.Command, tt.report, tt.checkpoint_dir;"
             "print([m for m in ('torch', 'lightning', 'transformers', 'tuitune.core.api') if m in sys.modules])")
@@ -47,7 +47,7 @@ def test_the_public_names_load_on_first_use():
 def test_a_run_on_the_cpu_does_not_import_torch_in_the_coordinator():
     """--devices cpu, and no device on a Linux machine without GPU device files: answered without torch."""
     code = (
-        "import sys; import tuitune.launch; from tuitune.core.placement import Placement, _gpu_possible;"
+        "import sys; import tuitune.launch; from tuitune.core.run.placement import Placement, _gpu_possible;"
         "print(Placement.parse(devices='cpu', best_device=True).devices,"
         " Placement.parse(devices=['cpu'], best_device=True).devices,"
         " _gpu_possible() or Placement.parse(best_device=True).devices, 'torch' in sys.modules)"

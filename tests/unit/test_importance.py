@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tuitune.core.importance import parameter_importance
+from tuitune.core.search.importance import parameter_importance
 
 SPACE = {
     "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "scale": "log"},

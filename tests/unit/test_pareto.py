@@ -107,7 +107,7 @@ def test_log_ehvi_prefers_the_gap_in_the_front():
     """The acquisition's improvement, with no model uncertainty, is the exact hypervolume improvement."""
     import torch
 
-    from tuitune.core.strategies.bayes.ehvi import log_hvi, staircase
+    from tuitune.core.search.strategies.bayes.ehvi import log_hvi, staircase
 
     front = np.array([[0.0, 2.0], [2.0, 0.0]])
     ref = np.array([3.0, 3.0])
@@ -134,7 +134,7 @@ def test_ehvi_counts_a_pending_point_so_a_batch_spreads():
     join the front), and feasibility multiplies in: a point the constraint GP calls infeasible is worth less."""
     import torch
 
-    from tuitune.core.strategies.bayes.ehvi import build_acquisition
+    from tuitune.core.search.strategies.bayes.ehvi import build_acquisition
 
     rng = np.random.default_rng(0)
     X = torch.from_numpy(rng.random((12, 2)))

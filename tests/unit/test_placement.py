@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuitune.core.placement import Placement
-from tuitune.core.workers import WorkerError
+from tuitune.core.run.placement import Placement
+from tuitune.core.run.workers import WorkerError
 
 
 def test_parse_store_and_read_back():

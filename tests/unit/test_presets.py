@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tuitune.core.errors import PresetError
-from tuitune.core.space import Choice, Fixed, Float, Int
+from tuitune.core.search.space import Choice, Fixed, Float, Int
 from tuitune.training.objective import load_objective
 from tuitune.training.presets import (
     PRESET_DIR,
@@ -425,7 +425,7 @@ def test_a_command_objective_is_checked_on_load(tmp_path, objective, key, what):
 
 
 def test_a_command_objective_runs_from_the_preset_folder_and_survives_the_stored_form(tmp_path):
-    from tuitune.core.command import Command
+    from tuitune.core.run.command import Command
 
     path = _write(tmp_path, COMMAND.replace("OBJECTIVE", '{ command = "python t.py --lr {lr} --units {units} -e {budget}" }'))
     preset = load_preset(str(path))

@@ -8,8 +8,8 @@ import pytest
 import tuitune as tt
 from tuitune.core.errors import SpaceError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import PRIOR_SD, Choice, Float, Int, Space
-from tuitune.core.strategies import make_strategy
+from tuitune.core.search.space import PRIOR_SD, Choice, Float, Int, Space
+from tuitune.core.search.strategies import make_strategy
 
 SPACE = Space(
     lr=Float(1e-5, 1e-1, scale="log", prior=1e-3),
@@ -88,8 +88,8 @@ def test_bayes_starts_at_the_prior_and_its_model_search_is_weighted_by_it():
 def test_pibo_adds_the_fading_log_prior_and_its_closed_form_gradient_matches_autograd():
     import torch
 
-    from tuitune.core.strategies.bayes.encoding import Encoding
-    from tuitune.core.strategies.bayes.prior import PRIOR_BETA, PriorWeighted
+    from tuitune.core.search.strategies.bayes.encoding import Encoding
+    from tuitune.core.search.strategies.bayes.prior import PRIOR_BETA, PriorWeighted
 
     enc = Encoding(SPACE)
 

@@ -12,9 +12,9 @@ from tuitune.core import events as ev
 from tuitune.core.api import Session
 from tuitune.core.errors import TooManyFailuresError
 from tuitune.core.records import TrialState
-from tuitune.core.runner import Runner
-from tuitune.core.store import Store, files_dir
-from tuitune.core.strategies import make_strategy
+from tuitune.core.run.runner import Runner
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.store.store import Store, files_dir
 
 SPACE = tt.Space(x=tt.Float(0.0, 1.0))
 

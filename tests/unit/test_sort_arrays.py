@@ -6,7 +6,7 @@ import random
 
 from tests.unit.test_store_leaderboard import _session, _trials
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui.model import SessionView, SortArrays
 
 

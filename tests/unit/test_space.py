@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuitune.core.errors import SpaceError
-from tuitune.core.space import Choice, Fixed, Float, Int, Space, param_from_dict
+from tuitune.core.search.space import Choice, Fixed, Float, Int, Space, param_from_dict
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -17,8 +17,8 @@ from tuitune.core.errors import (
     SessionLockedError,
     SessionNotFoundError,
 )
-from tuitune.core.lock import SessionLock
-from tuitune.core.store import APPLICATION_ID, SCHEMA_VERSION, Store
+from tuitune.core.store.lock import SessionLock
+from tuitune.core.store.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 
 def digest(path):
@@ -130,7 +130,7 @@ def test_lock_refuses_a_second_holder_and_is_freed_by_death(tmp_path):
         SessionLock(p, "other").acquire().release()  # other sessions are free
     # A process that dies holding the lock (kill -9) leaves nothing that blocks the next one.
     code = (
-        "import os, sys; from tuitune.core.lock import SessionLock; "
+        "import os, sys; from tuitune.core.store.lock import SessionLock; "
         f"SessionLock({str(p)!r}, 's').acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -160,7 +160,7 @@ def test_reader_sees_rows_while_writer_writes(tmp_path):
 
 
 def test_network_filesystem_warns_before_opening(tmp_path, monkeypatch):
-    from tuitune.core import fs
+    from tuitune.core.store import fs
 
     mounts = tmp_path / "mounts"
     mounts.write_text(
@@ -221,3 +221,30 @@ def test_a_holder_that_has_not_written_its_name_reads_as_starting(tmp_path, monk
             assert "being run by another process" in msg and "not written yet or was removed" in msg, msg
     finally:
         first.release()
+
+
+def test_every_timestamp_written_comes_from_the_stores_clock(tmp_path):
+    """``Store(path, clock=...)``: a test gives the time, no module is patched (issue 19)."""
+    ticks = iter(range(1000, 2000))
+    store = Store(tmp_path / "c.db", clock=lambda: float(next(ticks)))
+    store.create_session("s", strategy="random", options={}, space={}, metric="m", direction="minimize",
+                         seed=0, max_epochs=2, n_trials=1)
+    t = store.new_trial("s", config={}, budget=2)
+    store.add_epoch("s", t.number, 1, {"m": 0.5})
+    store.finish_trial("s", t.number, state="complete", value=0.5)
+    session, trial = store.session("s"), store.trial("s", t.number)
+    stamps = [session.created, session.updated, trial.started, trial.finished, trial.updated]
+    assert all(s is not None and 1000 <= s < 2000 for s in stamps), stamps
+    assert store.meta()["created"] == "1000.0"  # the first tick: the schema's own timestamp
+    store.close()
+
+
+def test_the_store_keeps_the_storage_read_contract(tmp_path):
+    """The UI types against StoreReads/StoreAccess; a Store has every method they name."""
+    from tuitune.core.store.contract import StoreAccess, StoreReads
+
+    store = Store(tmp_path / "r.db")
+    for proto in (StoreReads, StoreAccess):
+        names = [n for n in proto.__dict__ if not n.startswith("_")] + list(proto.__annotations__)
+        assert names and all(hasattr(store, n) for n in names), [n for n in names if not hasattr(store, n)]
+    store.close()

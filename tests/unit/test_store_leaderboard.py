@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tuitune.core.export import export_document
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.export import export_document
+from tuitune.core.store.store import Store
 
 
 def _session(store: Store, direction: str = "minimize") -> None:

@@ -16,11 +16,11 @@ import pytest
 from tuitune.core import events as ev
 from tuitune.core.api import Session, strategy_for
 from tuitune.core.records import TrialState
-from tuitune.core.runner import Runner
-from tuitune.core.simulate import WorkerSim
-from tuitune.core.space import Choice, Fixed, Float, Int, Space
-from tuitune.core.store import Store
-from tuitune.core.strategies import WAIT, make_strategy
+from tuitune.core.run.runner import Runner
+from tuitune.core.search.space import Choice, Fixed, Float, Int, Space
+from tuitune.core.search.strategies import WAIT, make_strategy
+from tuitune.core.store.store import Store
+from tuitune.simulate import WorkerSim
 
 SPACE = Space(
     lr=Float(1e-4, 1e-1, scale="log", grid_points=3),
@@ -77,7 +77,7 @@ EPOCHS = {"hyperband": 9, "hyperband-bayes": 9, "asha": 9, "asha-bayes": 9}
 def cheap_bayes_search(monkeypatch):
     """Every BayesStrategy built here (bayes itself, hyperband's and asha's model, on resume too) searches
     its acquisition with fewer candidates and local searches, unless a test sets them."""
-    import tuitune.core.strategies.bayes as bayes_pkg
+    import tuitune.core.search.strategies.bayes as bayes_pkg
 
     real = bayes_pkg.BayesStrategy
 
@@ -384,7 +384,7 @@ def test_priors_resume_as_if_never_stopped(tmp_path, name, kind):
 @pytest.mark.parametrize("name", ["random", "grid", "bayes", "hyperband-bayes", "asha"])
 def test_a_warm_start_resumes_as_if_never_stopped(tmp_path, name):
     """Earlier trials stored with the session (info["warm_start"]): its resume rebuilds the same strategy."""
-    from tuitune.core.warm import warm_trials
+    from tuitune.core.search.warm import warm_trials
 
     earlier, sref = build(tmp_path, "random", "earlier.db")
     Runner(earlier, "s", objective, sref).run()

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 from tuitune.ui.model import SessionView
 
 

@@ -7,9 +7,9 @@ import pytest
 import tuitune as tt
 from tuitune.core.errors import SessionError
 from tuitune.core.records import TrialRecord, TrialState
-from tuitune.core.space import Choice, Float, Int, Space
-from tuitune.core.strategies import make_strategy
-from tuitune.core.warm import WARM_FIRST, fit_config, warm_trials
+from tuitune.core.search.space import Choice, Float, Int, Space
+from tuitune.core.search.strategies import make_strategy
+from tuitune.core.search.warm import WARM_FIRST, fit_config, warm_trials
 
 OLD = [
     TrialRecord(number=0, state=TrialState.COMPLETE, config={"x": 0.9, "gone": 1}, value=3.0),

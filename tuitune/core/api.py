@@ -11,7 +11,6 @@ from typing import Any
 from tuitune.core import events as ev
 from tuitune.core.budget import Budget
 from tuitune.core.errors import SessionError, SessionExistsError, SpaceError, TooManyFailuresError
-from tuitune.core.export import export_document, write_json_atomic
 from tuitune.core.records import (
     Objectives,
     SessionRecord,
@@ -20,11 +19,12 @@ from tuitune.core.records import (
     pareto_set,
     ranked_by,
 )
-from tuitune.core.safefs import check_name
-from tuitune.core.space import Space
-from tuitune.core.store import Store, default_db_path
-from tuitune.core.strategies import make_strategy, strategy_class
-from tuitune.core.strategies.base import Strategy
+from tuitune.core.search.space import Space
+from tuitune.core.search.strategies import make_strategy, strategy_class
+from tuitune.core.search.strategies.base import Strategy
+from tuitune.core.store.export import export_document, write_json_atomic
+from tuitune.core.store.safefs import check_name
+from tuitune.core.store.store import Store, default_db_path
 
 _ADJ = "amber brisk calm deft eager fair gentle hardy keen lucid mellow nimble quiet rapid steady swift tidy vivid warm witty".split()
 _NOUN = "otter heron lynx finch badger falcon marten puffin raven wren ibex koala tapir gecko bison crane egret moth newt yak".split()
@@ -149,9 +149,9 @@ def warm_data(
     store: Store, names: str | Sequence[str] | None, space: Space, defaults: Mapping[str, Any] | None, this: str,
     strategy: str, key: str = "warm_start",
 ) -> list[dict[str, Any]] | None:
-    """The warm start from earlier sessions of the store (``tuitune.core.warm``), checked: each name must be
+    """The warm start from earlier sessions of the store (``tuitune.core.search.warm``), checked: each name must be
     another session of this database."""
-    from tuitune.core.warm import warm_trials
+    from tuitune.core.search.warm import warm_trials
 
     if names is None:
         return None
@@ -265,7 +265,7 @@ def open_session(
             "seed": seed, "max_epochs": max_epochs, "options": options, "preset": preset,
         }, given_options)
         if diffs:
-            from tuitune.core.store import resume_command
+            from tuitune.core.text import resume_command
 
             raise SessionExistsError(
                 f"session '{name}' already exists with other settings: {', '.join(diffs)}; continue it with "
@@ -326,7 +326,7 @@ def tune(
 
     Args:
         objective: ``objective(config, trial) -> float | None``; report epochs with ``trial.report``. Or a
-            ``tt.Command("python train.py --lr {lr}")``: a script run per trial (``tuitune.core.command``).
+            ``tt.Command("python train.py --lr {lr}")``: a script run per trial (``tuitune.core.run.command``).
         space: a ``Space`` (or a mapping of name to parameter).
         strategy: ``manual``, ``grid``, ``random``, ``bayes``, ``hyperband`` or ``asha``.
         trials: how many trials to create (grid and Hyperband default to their full plan). On an
@@ -377,12 +377,12 @@ def tune(
     Raises:
         TooManyFailuresError: the session stopped because ``max_failures`` trials in a row failed.
     """
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
 
     if not isinstance(space, Space):
         space = Space(dict(space))
     space = with_prior(space, prior, defaults, strategy)
-    from tuitune.core.command import Command
+    from tuitune.core.run.command import Command
 
     if isinstance(objective, Command):
         objective.check(list(space))  # a {placeholder} the space does not have fails before any trial

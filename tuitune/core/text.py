@@ -4,7 +4,9 @@ display and the TUI."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -82,3 +84,21 @@ def where_words(info: Any) -> str:
     who = info.get("node") or (f"w{info['worker']}" if info.get("worker") is not None else None)
     arr = array_words(info)
     return " ".join(str(x) for x in (who, info.get("device"), f"[{arr}]" if arr else None) if x) or "-"
+
+
+def db_option(db_path: str | os.PathLike[str] | None) -> list[str]:
+    """``["--db", PATH]`` when ``db_path`` is not the default database, else ``[]``: what a printed
+    command needs so that it works when pasted."""
+    from tuitune.core.paths import default_db_path
+
+    if db_path is None:
+        return []
+    path = Path(db_path).expanduser().resolve()
+    return [] if path == default_db_path().expanduser().resolve() else ["--db", str(path)]
+
+
+def resume_command(name: str, db_path: str | os.PathLike[str] | None = None, *extra: str) -> str:
+    """``tuitune resume NAME [extra...] [--db PATH]``, pasteable (see db_option)."""
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in ["tuitune", "resume", name, *extra, *db_option(db_path)])

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - the older package name
             'tuitune.integrations.lightning needs PyTorch Lightning: pip install "tuitune[lightning]"'
         ) from None
 
-from tuitune.core.command import checkpoint_folder
+from tuitune.core.run.command import checkpoint_folder
 from tuitune.integrations._common import scalar_metrics
 
 _NAME = re.compile(r"^lightning-e(\d+)\.ckpt$")

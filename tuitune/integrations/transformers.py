@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - the extra is not installed
         'tuitune.integrations.transformers needs Hugging Face Transformers: pip install "tuitune[transformers]"'
     ) from None
 
-from tuitune.core.command import checkpoint_folder
+from tuitune.core.run.command import checkpoint_folder
 from tuitune.integrations._common import scalar_metrics
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from tuitune.core.errors import SetupError
-from tuitune.core.placement import available_devices, use_hint  # noqa: F401 - available_devices: its home is the engine
+from tuitune.core.run.placement import available_devices, use_hint  # noqa: F401 - available_devices: its home is the engine
 
 
 class DeviceError(SetupError):

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tuitune.core.memory import release_memory
+from tuitune.core.run.memory import release_memory
 from tuitune.training.catalog import METRICS_BUILTIN
 from tuitune.training.data import TensorData, crop_flip, load_data
 from tuitune.training.fusedopt import FusedOptimizer

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tuitune.core.errors import PresetError
-from tuitune.core.memory import release_memory
 from tuitune.core.records import Direction
+from tuitune.core.run.memory import release_memory
 from tuitune.training.catalog import METRICS_BUILTIN
 from tuitune.training.data import StreamData, TensorData, load_data
 from tuitune.training.devices import device_name, resolve_device

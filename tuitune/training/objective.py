@@ -65,7 +65,7 @@ def load_objective(preset: Preset, **kwargs: Any) -> Callable[[dict[str, Any], A
 
         return make_objective(preset, **kwargs)
     if isinstance(preset.objective, dict):  # a script run as it is, from the preset's folder
-        from tuitune.core.command import Command
+        from tuitune.core.run.command import Command
 
         return Command(preset.objective["command"], shell=bool(preset.objective.get("shell", False)),
                        cwd=str(Path(preset.path).resolve().parent) if preset.path else None)

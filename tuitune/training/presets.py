@@ -19,7 +19,7 @@ from typing import Any
 
 from tuitune.core.errors import PresetError, SpaceError
 from tuitune.core.records import Objectives
-from tuitune.core.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
+from tuitune.core.search.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
 from tuitune.core.text import did_you_mean
 from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
     _ALL,
@@ -285,7 +285,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     objective = raw.get("objective")
     backend = raw.get("backend")
     if backend is not None:
-        from tuitune.core.workers import BACKENDS
+        from tuitune.core.run.workers import BACKENDS
 
         _want(err, "backend", backend, (str,), "a string")
         if backend not in BACKENDS:
@@ -439,7 +439,7 @@ def _validate_budget(err: _Err, raw: dict[str, Any], max_epochs: int) -> dict[st
 def _validate_strategy_options(err: _Err, raw: Any) -> dict[str, dict[str, Any]]:
     """``[strategy.NAME]`` tables: each names a strategy, and each key one of its options (core's STRATEGY_OPTIONS)
     with a value of the right kind; the strategy checks ranges when it is built."""
-    from tuitune.core.strategies import STRATEGY_NAMES, STRATEGY_OPTIONS
+    from tuitune.core.search.strategies import STRATEGY_NAMES, STRATEGY_OPTIONS
 
     tables = _want(err, "strategy", raw, (dict,), "tables like [strategy.asha] holding a strategy's options")
     out: dict[str, dict[str, Any]] = {}
@@ -469,8 +469,8 @@ def _validate_strategy_options(err: _Err, raw: Any) -> dict[str, dict[str, Any]]
 def _check_command(err: _Err, table: dict[str, Any], space: Space) -> dict[str, Any]:
     """``objective = { command = "...", shell = false }``: a script run per trial (``tt.Command``), its
     ``{placeholders}`` each a parameter of the space (or trial, budget, checkpoint_dir)."""
-    from tuitune.core.command import Command
     from tuitune.core.errors import ObjectiveError
+    from tuitune.core.run.command import Command
 
     for k in table:
         if k not in ("command", "shell"):

@@ -16,7 +16,8 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from tuitune.core.errors import TuituneError
-from tuitune.core.store import Store, default_db_path, resume_command
+from tuitune.core.store.store import Store, default_db_path
+from tuitune.core.text import resume_command
 from tuitune.ui import messages as msg
 from tuitune.ui.run_control import RunControl
 from tuitune.ui.widgets.dialogs import ConfirmDialog

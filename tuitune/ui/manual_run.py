@@ -12,7 +12,7 @@ from typing import Any
 
 from tuitune.core.errors import ManualError, PresetError
 from tuitune.core.records import SessionRecord, TrialRecord, TrialState, better
-from tuitune.core.store import Store
+from tuitune.core.store.store import Store
 
 
 def manual_strategy(record: SessionRecord, trials: list[TrialRecord], changes: list[dict[str, Any]] | None = None):

@@ -1,7 +1,7 @@
 """Provides SessionView: what the screens know of one session, read from the store a page at a time
 and kept live by runner events.
 
-No Textual import, and no SQL: every query is a Store method.
+No Textual import, and no SQL: every query is a method of the storage read contract (``StoreReads``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import TuituneError
@@ -26,9 +26,7 @@ from tuitune.core.records import (
     TrialSummary,
     better,
 )
-
-if TYPE_CHECKING:
-    from tuitune.core.store import Store
+from tuitune.core.store.contract import StoreAccess, StoreReads  # noqa: F401 - StoreAccess: the screens' type
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 
@@ -182,7 +180,7 @@ class SessionView:
         name: the session.
     """
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: StoreReads, name: str) -> None:
         self.store = store
         self.name = name
         self.record = store.session(name)
@@ -450,7 +448,7 @@ class SessionView:
 
     def parallel(self) -> int:
         """How many trials the session runs at once: its workers on each of its devices (at least one)."""
-        from tuitune.core.placement import Placement
+        from tuitune.core.run.placement import Placement
 
         return Placement.from_info(self.record.info).parallel
 

@@ -21,9 +21,9 @@ from tuitune.ui.bridge import RunnerBridge
 if TYPE_CHECKING:
     from textual.app import App
 
-    from tuitune.core.follow import Follower
-    from tuitune.core.runner import Runner
-    from tuitune.core.store import Store
+    from tuitune.core.run.follow import Follower
+    from tuitune.core.run.runner import Runner
+    from tuitune.core.store.store import Store
     from tuitune.launch import Launch
 
 
@@ -99,12 +99,12 @@ class RunControl:
 
     def follow(self, store: Store, name: str) -> Worker[Any]:
         """Follows session ``name``, which another process runs, until it ends or ``stop_and_join``."""
-        from tuitune.core.follow import Follower
+        from tuitune.core.run.follow import Follower
 
         if self.running:
             raise RuntimeError(f"session '{self.session}' is running; stop it first")
         # A store of its own: its connections belong to the follower's thread.
-        from tuitune.core.store import Store as StoreClass
+        from tuitune.core.store.store import Store as StoreClass
 
         follower = self.follower = Follower(StoreClass(store.path, create=False), name, [RunnerBridge(self.app)])
         self.runner = None

@@ -3,14 +3,39 @@ messages of that session delivered by subscription to the app's ``run_signal``."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from textual.screen import Screen
 
 from tuitune.ui import messages as msg
 
 if TYPE_CHECKING:
-    from tuitune.ui.app import TuituneApp
+    from textual.signal import Signal
+
+    from tuitune.launch import Launch
+    from tuitune.ui.model import SessionView
+    from tuitune.ui.run_control import RunControl
+
+
+class AppAccess(Protocol):
+    """What a screen asks of the app (``tuitune.ui.app.TuituneApp``): screens are typed against this, not
+    the app, so that no screen imports, even for its types, the module that imports every screen."""
+
+    run_control: RunControl
+    run_signal: Signal[msg.RunMessage]
+    session_signal: Signal[str]
+
+    def open_dashboard(self, name: str, *, launch: Launch | None = None, resume: bool = False, switch: bool = False) -> None: ...
+    def open_new_session(self) -> None: ...
+    def open_manual(self, name: str, base: str | int = "best", *, switch: bool = False) -> None: ...
+    def open_trial(self, view: SessionView, number: int, *, follow: bool = False) -> None: ...
+    def open_compare(self, view: SessionView, numbers: list[int]) -> None: ...
+    def open_devices(self, view: SessionView) -> None: ...
+    def open_importance(self, view: SessionView) -> None: ...
+    def edit_note(self, name: str, trial: int | None = None) -> None: ...
+    def session_changed(self, name: str) -> None: ...
+    def export_best(self, name: str, path: str) -> Path | None: ...
 
 
 class TuituneScreen(Screen[None]):
@@ -26,7 +51,7 @@ class TuituneScreen(Screen[None]):
     HELP_TITLE = ""  # what the ? screen calls this screen
 
     @property
-    def tuitune(self) -> TuituneApp:
+    def tuitune(self) -> AppAccess:
         return self.app  # type: ignore[return-value]
 
     def on_mount(self) -> None:

@@ -27,8 +27,8 @@ from tuitune.ui.widgets.leaderboard import Leaderboard
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
     from tuitune.launch import Launch
+    from tuitune.ui.model import StoreAccess
 
 CHARTS = ("chart-trial", "chart-curves", "chart-best", "chart-slice")
 REDRAW_S = 0.25  # charts and the leaderboard redraw at most 4 times a second
@@ -110,7 +110,7 @@ class DashboardScreen(TuituneScreen):
         Binding("escape", "back", "Home"),
     ]
 
-    def __init__(self, store: Store, name: str, launch: Launch | None = None) -> None:
+    def __init__(self, store: StoreAccess, name: str, launch: Launch | None = None) -> None:
         super().__init__(name=f"dashboard-{name}")
         self.store = store
         self.session_name = name
@@ -317,7 +317,7 @@ class DashboardScreen(TuituneScreen):
             self._draw_progress()
 
     def _device(self) -> str:
-        from tuitune.core.placement import Placement
+        from tuitune.core.run.placement import Placement
 
         placement = Placement.from_info(self.view.record.info)
         dev = placement.devices[0] if placement.devices else None

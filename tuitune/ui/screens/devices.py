@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from tuitune.core.devices import WorkerRow, worker_rows
 from tuitune.core.records import TrialState
+from tuitune.core.run.devices import WorkerRow, worker_rows
 from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
 

@@ -22,7 +22,7 @@ from tuitune.ui.widgets.charts import BestChart
 from tuitune.ui.widgets.dialogs import ConfirmDialog, PathDialog
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.ui.model import StoreAccess
 
 STATE_STYLE = {
     "finished": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "new": "dim", "interrupted": "yellow",
@@ -45,7 +45,7 @@ class HomeScreen(TuituneScreen):
 
     AUTO_FOCUS = ""  # the table takes focus only when it has rows (enter on an empty home: new session)
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreAccess) -> None:
         super().__init__(name="home")
         self.store = store
         self.records: list[SessionRecord] = []

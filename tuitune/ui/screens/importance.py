@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static
 
-from tuitune.core.importance import parameter_importance
+from tuitune.core.search.importance import parameter_importance
 from tuitune.ui.model import SessionView
 from tuitune.ui.screens.base import TuituneScreen
 from tuitune.ui.widgets.charts import SliceChart

@@ -24,7 +24,7 @@ from tuitune.ui.widgets.charts import OverlayChart
 from tuitune.ui.widgets.meter import Meter
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.ui.model import StoreAccess
 
 
 class NumberInput(Input):
@@ -104,7 +104,7 @@ class ManualScreen(TuituneScreen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, store: Store, name: str, base: str | int = "best") -> None:
+    def __init__(self, store: StoreAccess, name: str, base: str | int = "best") -> None:
         super().__init__(name=f"manual-{name}")
         self.store = store
         self.session_name = name

@@ -17,12 +17,12 @@ from textual.widgets.option_list import Option
 
 from tuitune.core.api import PRIOR_STRATEGIES, check_session_name, new_session_name
 from tuitune.core.errors import TuituneError
-from tuitune.core.strategies import STRATEGY_OPTIONS
+from tuitune.core.search.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
 from tuitune.ui.screens.base import TuituneScreen
 
 if TYPE_CHECKING:
-    from tuitune.core.store import Store
+    from tuitune.ui.model import StoreAccess
 
 DEFAULT_PRESET = "digits-mlp"
 STRATEGIES = [
@@ -66,7 +66,7 @@ class PresetEntry:
 
 
 class SessionNameValidator(Validator):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreAccess) -> None:
         super().__init__()
         self.store = store
 
@@ -148,7 +148,7 @@ class NewSessionScreen(TuituneScreen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreAccess) -> None:
         super().__init__(name="new-session")
         self.store = store
         self.entries: list[PresetEntry] = []

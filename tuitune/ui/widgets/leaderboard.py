@@ -303,7 +303,7 @@ class Leaderboard(ScrollView, can_focus=True):
 
 def _shows_where(view: SessionView) -> bool:
     """A column of where each trial ran (Placement's rule: Ray, several workers, fused arrays)."""
-    from tuitune.core.placement import Placement
+    from tuitune.core.run.placement import Placement
 
     return Placement.from_info(view.record.info).shows_where
 

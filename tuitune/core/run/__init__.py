@@ -1,0 +1,1 @@
+"""Provides the engine's run layer."""

@@ -1,0 +1,59 @@
+"""Provides warm starts: earlier sessions' complete trials, fitted to this session's space and ranked.
+
+The one rule of what an earlier trial brings to a new session (``warm_start="name"``, ``--warm-start``):
+its config, made to fit the current space (parameters that left are dropped, new ones take the session's
+default, else the middle of their range; a config that still does not fit, a value outside a changed
+range or a choice that left, is dropped), and its rank within its own session (0 the best, 1 the worst),
+not its value, so a metric that shifted or changed scale between the sessions still helps. The result is
+a plain list stored with the session, so its resumes see the same data whatever the earlier sessions do
+since. Strategies get it through their constructor (``warm_start=``): bayes fits its model on it beside
+its own trials; every strategy that draws configs suggests the best ones first (``Strategy.draw``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tuitune.core.errors import SpaceError
+from tuitune.core.records import TrialRecord, ranked
+from tuitune.core.search.space import Space
+
+# How many of the earlier sessions' best configs a session suggests first.
+WARM_FIRST = 3
+
+
+def fit_config(space: Space, config: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An earlier config made to fit ``space``, or None when it cannot."""
+    out: dict[str, Any] = {}
+    for name, p in space.items():
+        if not p.searched:
+            out[name] = p.from_unit(0.5)  # a Fixed parameter: this session's value
+        elif name in config:
+            out[name] = config[name]
+        elif defaults and name in defaults:
+            out[name] = defaults[name]
+        else:
+            out[name] = p.from_unit(0.5)
+    try:
+        return space.check(space.prune(out))
+    except SpaceError:
+        return None
+
+
+def warm_trials(
+    space: Space,
+    defaults: Mapping[str, Any] | None,
+    sources: Iterable[tuple[str, str, Iterable[TrialRecord]]],
+) -> list[dict[str, Any]]:
+    """The warm-start data from ``(session name, direction, trials)`` sources: ``{"config", "rank",
+    "session", "trial"}`` entries, best rank first (ties: the sources' order, then the trial number)."""
+    out = []
+    for name, direction, trials in sources:
+        board = ranked(trials, direction)
+        for i, t in enumerate(board):
+            config = fit_config(space, t.config, defaults)
+            if config is not None:
+                rank = i / (len(board) - 1) if len(board) > 1 else 0.0
+                out.append({"config": config, "rank": rank, "session": name, "trial": t.number})
+    return sorted(out, key=lambda w: w["rank"])  # stable: the sources' order, then the board's, for ties
