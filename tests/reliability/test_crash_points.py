@@ -176,7 +176,7 @@ def _running(rproj: Project) -> bool:
 
 
 def run_checkpoint_kills(
-    rproj: Project, *, trials: int, epochs: int, kills: int, torn_min: int, seed: int, workers: int = 0
+    rproj: Project, *, trials: int, epochs: int, kills: int, torn_min: int, seed: int, workers: int = 0, mb: int = 8
 ) -> None:
     """``workers`` 0: in-process, so the kill lands in the process that writes the checkpoint. With worker
     processes the workers write them, two trials at once, and outlive a killed coordinator by up to a
@@ -184,7 +184,7 @@ def run_checkpoint_kills(
     removed on the next start); the kill hits the coordinator between two trials' commits."""
     log = rproj.root / "ck.log"
     toml = rproj.toml("ck.toml", objective="_rel_objectives:big_checkpoint", max_epochs=epochs,
-                      defaults={"mb": 8, "epoch_s": 0.03, "log": str(log)})
+                      defaults={"mb": mb, "epoch_s": 0.03, "log": str(log)})
     folder = rproj.ckpt_dir(SESSION)
     rng = random.Random(seed)
     where = ("--in-process",) if workers == 0 else ("--devices", "cpu", "--workers", workers)
@@ -248,7 +248,9 @@ def run_checkpoint_kills(
 
 
 def test_kill_during_checkpoint_writes(rproj: Project) -> None:
-    run_checkpoint_kills(rproj, trials=10, epochs=5, kills=5, torn_min=1, seed=31)
+    # 32 MB: checkpoints are serialised in memory and then written in one go, so an 8 MB one's temp file
+    # lives a few ms and 20 kills could all miss it; a 32 MB one's lives long enough to be hit.
+    run_checkpoint_kills(rproj, trials=10, epochs=5, kills=5, torn_min=1, seed=31, mb=32)
 
 
 def test_kill_during_checkpoint_writes_of_two_workers(rproj: Project) -> None:
@@ -257,7 +259,7 @@ def test_kill_during_checkpoint_writes_of_two_workers(rproj: Project) -> None:
 
 @pytest.mark.slow
 def test_kill_during_checkpoint_writes_soak(rproj: Project) -> None:
-    run_checkpoint_kills(rproj, trials=20, epochs=5, kills=24, torn_min=8, seed=32)
+    run_checkpoint_kills(rproj, trials=20, epochs=5, kills=24, torn_min=8, seed=32, mb=32)
 
 
 @pytest.mark.slow
