@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import statistics
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +48,7 @@ from tuitune.training.loop import (
     make_optimizer,
     make_scheduler,
     trial_seed,
+    without_frames,
 )
 from tuitune.training.models import build_model
 from tuitune.training.presets import Preset
@@ -166,11 +166,7 @@ def train_array(
         _run(array, data, monitor, grow, leave)
         return [m.result for m in members]
     except torch.cuda.OutOfMemoryError as e:
-        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        e = e.with_traceback(None)
-        if hasattr(e, "add_note"):
-            e.add_note(text)
-        raise e from None
+        raise without_frames(e) from None
     finally:
         del array
         torch.set_num_threads(threads)

@@ -15,6 +15,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -188,7 +189,7 @@ def train(
 
         state = trial.restore()
         if state is not None:
-            _load_checkpoint(state, model, optimizer, scheduler, stopper, gen, device)
+            _load_checkpoint(state, _Parts(model, optimizer, scheduler, stopper, gen, device))
             if stopper.stopped:  # it had stopped early: a promotion adds no epochs
                 return None
         for epoch in trial.epochs():
@@ -201,17 +202,12 @@ def train(
             metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}
             trial.report(**metrics, lr=lr, epoch_seconds=time.perf_counter() - t0)
             stopper.update(metrics[monitor])
-            trial.checkpoint(_checkpoint(epoch, model, optimizer, scheduler, stopper, gen, device))
+            trial.checkpoint(_checkpoint(epoch, _Parts(model, optimizer, scheduler, stopper, gen, device)))
             if stopper.stopped:
                 break
         return None
     except torch.cuda.OutOfMemoryError as e:
-        # The traceback's frames hold the activations: drop them so the memory can be freed, keep the text.
-        text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        e = e.with_traceback(None)
-        if hasattr(e, "add_note"):
-            e.add_note(text)
-        raise e from None
+        raise without_frames(e) from None
     finally:
         del model, optimizer, scheduler
         torch.set_num_threads(threads)
@@ -279,49 +275,56 @@ def evaluate(
 # ------------------------------------------------------------------------------------------ checkpoints
 
 
-def _checkpoint(
-    epoch: int,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    stopper: EarlyStopping,
-    gen: torch.Generator,
-    device: torch.device,
-) -> dict[str, Any]:
+@dataclass
+class _Parts:
+    """What a trial's checkpoint holds besides its epoch: saved by ``_checkpoint``, restored by
+    ``_load_checkpoint``."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stopper: EarlyStopping
+    gen: torch.Generator
+    device: torch.device
+
+
+def _checkpoint(epoch: int, parts: _Parts) -> dict[str, Any]:
     """Everything the next epoch depends on; only tensors, dicts, lists, numbers and strings (weights_only).
 
     The state dicts alias the live tensors: ``trial.checkpoint`` serialises before training goes on.
     """
-    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "data": gen.get_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "data": parts.gen.get_state()}
+    if parts.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(parts.device)
     return {
         "version": CHECKPOINT_VERSION,
         "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-        "early_stopping": stopper.state_dict(),
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else {},
+        "early_stopping": parts.stopper.state_dict(),
         "rng": rng,
     }
 
 
-def _load_checkpoint(
-    state: dict[str, Any],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    stopper: EarlyStopping,
-    gen: torch.Generator,
-    device: torch.device,
-) -> None:
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler"):
-        scheduler.load_state_dict(state["scheduler"])
-    stopper.load_state_dict(state["early_stopping"])
+def _load_checkpoint(state: dict[str, Any], parts: _Parts) -> None:
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.scheduler is not None and state.get("scheduler"):
+        parts.scheduler.load_state_dict(state["scheduler"])
+    parts.stopper.load_state_dict(state["early_stopping"])
     rng = state["rng"]
     torch.set_rng_state(rng["torch"].cpu())
-    gen.set_state(rng["data"].cpu())
-    if device.type == "cuda" and "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"].cpu(), device)
+    parts.gen.set_state(rng["data"].cpu())
+    if parts.device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"].cpu(), parts.device)
+
+
+def without_frames(e: BaseException) -> BaseException:
+    """``e`` with its traceback dropped and kept as text in a note: the frames of an out-of-memory error hold
+    the activations, which cannot be freed while the error is alive."""
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    e = e.with_traceback(None)
+    if hasattr(e, "add_note"):
+        e.add_note(text)
+    return e

@@ -20,19 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tuitune.core.errors import StoreWriteError
-from tuitune.core.run.protocol import (
-    Between,
-    Done,
-    Fail,
-    Failure,
-    Job,
-    Outcome,
-    Pool,
-    Report,
-    Stop,
-    Supersede,
-    TrialSpec,
-)
+from tuitune.core.run import protocol as m
+from tuitune.core.run.protocol import Between, Done, Fail, Failure, Job, Outcome, Pool, Report, Stop
 from tuitune.core.run.trial import Trial, TrialFailed, plain_return
 
 
@@ -72,7 +61,7 @@ class _Host:
         self.pool.coordinator._reply(self.w, Report(trial.number, epoch, dict(metrics)))
 
     def _supersede(self, number: int, after: int) -> None:
-        self.pool.coordinator._reply(self.w, Supersede(number, after))
+        self.pool.coordinator._reply(self.w, m.Supersede(number, after))
 
 
 class InThreadPool(Pool):
@@ -141,7 +130,7 @@ class InThreadPool(Pool):
         return self.workers[0]
 
     # ---- one trial -------------------------------------------------------------------------------
-    def _run(self, w: Any, spec: TrialSpec) -> Outcome:
+    def _run(self, w: Any, spec: m.TrialSpec) -> Outcome:
         from tuitune.core.records import TrialRecord, TrialState
         from tuitune.core.run.memory import release_memory
         from tuitune.core.run.workers import _failure

@@ -91,13 +91,9 @@ class PathDialog(ModalScreen[str | None]):
 class NoteDialog(PathDialog):
     """Asks for a free-text note, prefilled with the current one; an empty note clears it."""
 
+    # The rest of its style is PathDialog's: a type selector matches subclasses too.
     DEFAULT_CSS = """
-    NoteDialog { align: center middle; }
-    NoteDialog > Vertical {
-        width: 76; max-width: 95%; height: auto; padding: 1 2;
-        border: thick $primary; background: $surface;
-    }
-    NoteDialog Label { margin-bottom: 1; }
+    NoteDialog > Vertical { width: 76; }
     """
 
     def compose(self) -> ComposeResult:
