@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +32,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _goal_runs import run_all  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
 from tuitune.core.search.space import Float, Space  # noqa: E402
@@ -117,24 +118,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/constraints.md"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
-    budgets = sorted({a.trials, *(int(x) for x in a.checkpoints.split(",") if x)})
-    methods = a.methods.split(",")
-    raw: dict[str, Any] = json.loads(Path(a.raw).read_text()) if a.raw and Path(a.raw).exists() else {}
-    secs: dict[str, list[float]] = {m: [] for m in methods}
-    for fname in a.functions.split(","):
-        p = PROBLEMS[fname]
-        for seed in range(a.seeds):
-            for m in methods:
-                for b in (budgets if m == "bayes" else [a.trials]):
-                    key = f"{fname}/{m}/{b}/{seed}"
-                    if key in raw:
-                        continue
-                    t0 = time.perf_counter()
-                    raw[key] = run_tuitune(p, seed, b, m) if m in ("bayes", "random") else run_optuna(p, seed, b, m)
-                    secs[m].append((time.perf_counter() - t0) / b)
-                    print(key, best_feasible(raw[key], p.bound, b), flush=True)
-            if a.raw:
-                Path(a.raw).write_text(json.dumps(raw))
+    raw, budgets, methods, secs = run_all(
+        a, PROBLEMS,
+        lambda p, seed, b, m: run_tuitune(p, seed, b, m) if m in ("bayes", "random") else run_optuna(p, seed, b, m),
+        lambda p, pts, b: best_feasible(pts, p.bound, b),
+    )
     report(raw, a, budgets, methods, secs)
 
 

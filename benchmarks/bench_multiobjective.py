@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +31,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _goal_runs import run_all  # noqa: E402
 
 from tuitune.core.records import Objectives, TrialRecord, TrialState, hypervolume_2d  # noqa: E402
 from tuitune.core.search.space import Float, Space  # noqa: E402
@@ -142,26 +143,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/multiobjective.md"))
     a = ap.parse_args()
     warnings.simplefilter("ignore")
-    budgets = sorted({a.trials, *(int(x) for x in a.checkpoints.split(",") if x)})
-    methods = a.methods.split(",")
-    raw: dict[str, Any] = json.loads(Path(a.raw).read_text()) if a.raw and Path(a.raw).exists() else {}
-    secs: dict[str, list[float]] = {m: [] for m in methods}
-    for fname in a.functions.split(","):
-        p = PROBLEMS[fname]
-        for seed in range(a.seeds):
-            for m in methods:
-                for b in (budgets if m == "bayes" else [a.trials]):
-                    key = f"{fname}/{m}/{b}/{seed}"
-                    if key in raw:
-                        continue
-                    t0 = time.perf_counter()
-                    pts = run_tuitune(p, seed, b) if m in ("bayes", "random") and m == "bayes" else (
-                        run_tuitune(p, seed, b, "random") if m == "random" else run_optuna(p, seed, b, m))
-                    secs[m].append((time.perf_counter() - t0) / b)
-                    raw[key] = pts
-                    print(key, round(hv(pts, p.ref), 4), flush=True)
-            if a.raw:
-                Path(a.raw).write_text(json.dumps(raw))
+    raw, budgets, methods, secs = run_all(
+        a, PROBLEMS,
+        lambda p, seed, b, m: run_tuitune(p, seed, b, m) if m in ("bayes", "random") else run_optuna(p, seed, b, m),
+        lambda p, pts, b: round(hv(pts, p.ref), 4),
+    )
     report(raw, a, budgets, methods, secs)
 
 
