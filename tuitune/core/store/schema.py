@@ -26,69 +26,33 @@ def _schema_2(c: sqlite3.Connection) -> None:
     c.execute("CREATE INDEX idx_trials_state ON trials (session_id, state)")
 
 
+_TYPES = {"int": int, "str": str, "float": float}
+
+# Schema 1's tables: columns as "name type" (id the primary key), then sqlite-utils' create() options.
+_SCHEMA_1: tuple[tuple[str, str, dict], ...] = (
+    ("tuitune_meta", "key str, value str", {"pk": "key"}),
+    ("sessions",
+     "id int, name str, strategy str, options str, space str, preset str, defaults str, metric str, direction str,"
+     " seed int, max_epochs int, n_trials int, state str, message str, info str, created float, updated float",
+     {"not_null": {"name", "strategy", "metric", "direction", "state"}}),
+    ("trials",
+     "id int, session_id int, number int, state str, config str, budget int, value float, meta str, reason str,"
+     " traceback str, info str, started float, finished float, updated float",
+     {"foreign_keys": [("session_id", "sessions", "id")], "not_null": {"session_id", "number", "state", "config"}}),
+    ("epochs",
+     "id int, trial_id int, epoch int, metrics str, time float, superseded int",
+     {"foreign_keys": [("trial_id", "trials", "id")], "not_null": {"trial_id", "epoch", "metrics"},
+      "defaults": {"superseded": 0}}),
+)
+
+
 def _schema_1(db: sqlite_utils.Database) -> None:
     """Schema 1: the meta table, sessions, trials and epoch rows (MIGRATIONS take it on from there)."""
-    db.table("tuitune_meta").create({"key": str, "value": str}, pk="key")
-    db.table("sessions").create(
-        {
-            "id": int,
-            "name": str,
-            "strategy": str,
-            "options": str,
-            "space": str,
-            "preset": str,
-            "defaults": str,
-            "metric": str,
-            "direction": str,
-            "seed": int,
-            "max_epochs": int,
-            "n_trials": int,
-            "state": str,
-            "message": str,
-            "info": str,
-            "created": float,
-            "updated": float,
-        },
-        pk="id",
-        not_null={"name", "strategy", "metric", "direction", "state"},
-    )
+    for name, columns, options in _SCHEMA_1:
+        spec = dict(column.split() for column in columns.split(","))
+        db.table(name).create({k: _TYPES[t] for k, t in spec.items()}, **{"pk": "id", **options})
     db.table("sessions").create_index(["name"], unique=True)
-    db.table("trials").create(
-        {
-            "id": int,
-            "session_id": int,
-            "number": int,
-            "state": str,
-            "config": str,
-            "budget": int,
-            "value": float,
-            "meta": str,
-            "reason": str,
-            "traceback": str,
-            "info": str,
-            "started": float,
-            "finished": float,
-            "updated": float,
-        },
-        pk="id",
-        foreign_keys=[("session_id", "sessions", "id")],
-        not_null={"session_id", "number", "state", "config"},
-    )
     db.table("trials").create_index(["session_id", "number"], unique=True)
-    db.table("epochs").create(
-        {
-            "id": int,
-            "trial_id": int,
-            "epoch": int,
-            "metrics": str,
-            "time": float,
-            "superseded": int,
-        },
-        pk="id",
-        foreign_keys=[("trial_id", "trials", "id")],
-        not_null={"trial_id", "epoch", "metrics"},
-        defaults={"superseded": 0},
-    )
     # One live row per (trial, epoch); superseded rows of earlier attempts are kept beside it.
     db.conn.execute(
         "CREATE UNIQUE INDEX idx_epochs_live ON epochs (trial_id, epoch) WHERE superseded = 0"
