@@ -84,6 +84,25 @@ def test_upgrade_machinery_backs_up_and_keeps_rows(tmp_path, monkeypatch):
     assert not p.with_name(f"g.db.v{last}.2.bak").exists()
 
 
+def test_upgrade_never_writes_its_backup_through_a_planted_symlink(tmp_path, monkeypatch):
+    """A symlink planted at the backup's name (dangling: sqlite would create its target) is passed over."""
+    last = max(GOLDEN)
+    p = tmp_path / "g.db"
+    shutil.copy(GOLDEN[last], p)
+    before = table_dump(p)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "victim.db"
+    p.with_name(f"g.db.v{last}.bak").symlink_to(target)
+    monkeypatch.setattr(files_mod, "SCHEMA_VERSION", last + 1)
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", last + 1)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", {**schema_mod.MIGRATIONS, last: lambda c: None})
+    Store(p).close()
+    assert not target.exists()
+    backup = p.with_name(f"g.db.v{last}.2.bak")
+    assert not backup.is_symlink() and table_dump(backup) == before
+
+
 def test_a_hundred_byte_flipped_copies(tmp_path):
     """Each damaged copy is refused with a clear error and left byte-for-byte unchanged, or, where
     the flips hit unused bytes, opens and reads without an uncaught exception."""

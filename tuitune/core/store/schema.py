@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ import sqlite_utils
 
 from tuitune.core.store.connection import StoreBase
 from tuitune.core.store.files import APPLICATION_ID, SCHEMA_VERSION, check_file
+from tuitune.core.store.safefs import open_private
 
 
 def _schema_2(c: sqlite3.Connection) -> None:
@@ -103,6 +105,20 @@ class SchemaStore(StoreBase):
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def _new_backup(self, version: int) -> Path:
+        """A new empty file beside the database for the copy before an upgrade: ``<db>.vN.bak``, or
+        ``<db>.vN.K.bak`` beside earlier ones. Made with O_EXCL, so a name taken by anything (a symlink
+        planted there included, dangling or not) is passed over, never written through."""
+        n = 1
+        while True:
+            suffix = f".v{version}.bak" if n == 1 else f".v{version}.{n}.bak"
+            backup = self.path.with_name(self.path.name + suffix)
+            try:
+                os.close(open_private(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return backup
+            except FileExistsError:
+                n += 1
+
     def upgrade(self) -> Path | None:
         """Brings an older schema up to SCHEMA_VERSION, after a backup copy. Returns the backup's path.
 
@@ -112,11 +128,7 @@ class SchemaStore(StoreBase):
         version = self.schema_version()
         if version >= SCHEMA_VERSION:
             return None
-        backup = self.path.with_name(f"{self.path.name}.v{version}.bak")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = self.path.with_name(f"{self.path.name}.v{version}.{n}.bak")
+        backup = self._new_backup(version)
         dst = sqlite3.connect(backup)
         try:
             self.conn.backup(dst)
