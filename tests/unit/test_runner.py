@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import tuitune as tt
+from tests.support.project import wait_until
 from tuitune.core import events as ev
 from tuitune.core.api import Session
 from tuitune.core.errors import TooManyFailuresError
@@ -210,6 +211,37 @@ def test_commands_pause_abort_stop_after(tmp_path):
     assert len(store.trials("s")) == 1 and store.session("s").state == "stopped"
     kinds = [type(e).__name__ for e in seen]
     assert kinds[0] == "SessionPaused" and "SessionStarted" in kinds and kinds[-1] == "SessionFinished"
+
+
+def test_an_abort_while_paused_ends_the_trial_and_the_session_stays_paused(tmp_path):
+    store = Store(tmp_path / "p.db")
+    store.create_session("s", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
+                         direction="minimize", seed=0, max_epochs=50, n_trials=2)
+    seen: list[ev.Event] = []
+    reached = threading.Event()
+    commanded = threading.Event()
+
+    def obj(config, trial):
+        for e in trial.epochs():
+            trial.report(val_loss=1.0 / e)
+            if trial.number == 0 and e == 2:
+                reached.set()
+                assert commanded.wait(10)
+
+    runner = Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=2, max_epochs=50), listeners=[seen.append])
+    th = threading.Thread(target=runner.run)
+    th.start()
+    assert reached.wait(10)
+    runner.pause()
+    runner.abort_trial(0)
+    commanded.set()
+    wait_until(lambda: store.trial("s", 0).state == TrialState.PRUNED, timeout=20, what="trial 0 aborted")
+    assert runner.paused  # the abort did not resume the session
+    assert [t.number for t in store.trials("s")] == [0]  # and no trial started while paused
+    runner.resume()
+    th.join(20)
+    assert [t.state for t in store.trials("s")] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert [e.paused for e in seen if isinstance(e, ev.SessionPaused)] == [True, False]
 
 
 def test_a_broken_listener_never_stops_training(tmp_path):

@@ -171,7 +171,8 @@ class Runner(TrialEnding):
             self._aborts.update(tuple(self._remote))
         else:
             self._aborts.add(number)
-        self._running.set()
+        # No wake-up needed, and none that would un-pause: the serve loop answers a trial waiting between
+        # epochs every round (within 0.1 s), paused or not, and an aborted one gets Stop even while paused.
 
     @property
     def running_trials(self) -> list[int]:
