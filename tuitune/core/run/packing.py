@@ -1,0 +1,263 @@
+"""Provides ``--workers auto``: how many workers one device holds, measured, and the coordinator's bookkeeping.
+
+A device starts with one worker. Each worker measures its trial after the trial's first report
+(``measure``, in the worker: its peak memory, the device's free and total memory, how busy the device
+is) and sends the figures with that report (``Report.probe``). Once every worker of a device has
+measured, ``decide`` (a pure function) says how many workers the device can hold; the Runner starts
+the difference. An out-of-memory error in a trial shrinks the device's packing by one worker (``Packer.shrink``)
+and the trial runs again; a device that shrank never grows again in that run.
+
+The rules:
+
+- **memory**: another worker fits while the device's free memory, less a margin (``MARGIN`` of its total),
+  holds the peak of the hungriest worker measured. On a GPU the peak is torch's ``max_memory_reserved``
+  plus ``CUDA_CONTEXT_MB`` for the worker's CUDA context; on the CPU it is the worker's resident memory
+  (RSS, the libraries counted in full: an over-estimate) against the machine's available RAM.
+- **utilisation**: on a GPU, the device's utilisation (NVML, else ``torch.cuda.utilization``) split evenly
+  among its workers, up to ``GPU_BUSY``; unknown: one more worker per measurement (memory still rules).
+  On the CPU, the cores a worker keeps busy (its CPU time over its wall time) against the cores this
+  process may use: a worker that waits on its data leaves room for another.
+- **cap**: ``GPU_CAP`` workers per GPU; on the CPU one per core (each then trains with one thread).
+
+Nothing here imports torch: ``measure`` reads it from ``sys.modules`` in a worker that already has it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MARGIN = 0.15  # the part of a device's memory never planned for (fragmentation, a larger batch's peak)
+GPU_BUSY = 0.9  # a GPU this busy is full: another worker only waits for it
+GPU_CAP = 8  # workers per GPU under --workers auto
+CUDA_CONTEXT_MB = 500.0  # a worker's CUDA context and kernels, not in torch's allocator figures
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def cap_for(device: str | None) -> int:
+    """The most workers ``--workers auto`` puts on ``device`` (None: not pinned, counted as the CPU)."""
+    from tuitune.core.run.placement import MAX_WORKERS
+
+    return min(MAX_WORKERS, GPU_CAP if device and device.startswith(("cuda", "mps")) else cores())
+
+
+# ---------------------------------------------------------------------------- the worker's side
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One worker's figures, measured after its trial's first report.
+
+    ``peak_mb``: the worker's own peak; ``free_mb``/``total_mb``: the device's memory now; ``busy``: on a GPU
+    the device's utilisation (0..1, None: unknown), on the CPU the cores this worker kept busy; ``cores``:
+    the cores this machine gives (CPU only).
+    """
+
+    kind: str  # "cuda" or "cpu"
+    peak_mb: float
+    free_mb: float
+    total_mb: float
+    busy: float | None = None
+    cores: int = 1
+
+    @classmethod
+    def of(cls, d: Mapping[str, Any]) -> Probe | None:
+        """The probe a report carried (a dict, as it travels), or None when it is not one."""
+        try:
+            return cls(str(d["kind"]), float(d["peak_mb"]), float(d["free_mb"]), float(d["total_mb"]),
+                       None if d.get("busy") is None else float(d["busy"]), int(d.get("cores") or 1))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class Meter:
+    """A worker's measurements: ``start()`` when a job starts, ``probe()`` after its first report.
+
+    ``custom``: an objective's own ``measure_device()`` (a device tuitune does not know, or a test's fake),
+    used instead of the figures read here.
+    """
+
+    def __init__(self, custom: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self.custom = custom
+        self.wall0, self.cpu0 = time.monotonic(), time.process_time()
+
+    def start(self) -> None:
+        self.wall0, self.cpu0 = time.monotonic(), time.process_time()
+        cuda = _cuda()
+        if cuda is not None:
+            try:
+                cuda.reset_peak_memory_stats()
+            except Exception:  # noqa: BLE001 - a figure less, never an error
+                pass
+
+    def probe(self) -> dict[str, Any] | None:
+        """The figures as a plain dict (they travel in a message), or None when nothing could be read."""
+        try:
+            if self.custom is not None:
+                return dict(self.custom())
+            cuda = _cuda()
+            if cuda is not None:
+                free, total = cuda.mem_get_info()
+                peak = cuda.max_memory_reserved() / 2**20 + CUDA_CONTEXT_MB
+                return {"kind": "cuda", "peak_mb": peak, "free_mb": free / 2**20, "total_mb": total / 2**20,
+                        "busy": gpu_busy(cuda)}
+            wall = max(1e-6, time.monotonic() - self.wall0)
+            rss, (avail, total) = _rss_mb(), _meminfo_mb()
+            if rss is None or avail is None:
+                return None
+            return {"kind": "cpu", "peak_mb": rss, "free_mb": avail, "total_mb": total, "cores": cores(),
+                    "busy": (time.process_time() - self.cpu0) / wall}
+        except Exception:  # noqa: BLE001 - a worker that cannot measure is simply not packed further
+            return None
+
+
+def _cuda() -> Any:
+    """torch.cuda when this process has initialised it, else None (never imports torch)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return torch.cuda if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def gpu_busy(cuda: Any) -> float | None:
+    """The utilisation of this worker's GPU (0..1): NVML when ``nvidia-ml-py`` is installed, else
+    ``torch.cuda.utilization`` (which needs it too on most builds), else None. Waits for a GPU to be tested."""
+    from tuitune.core.run.devices import gpu_stats
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    stats = gpu_stats()
+    if visible.isdigit() and int(visible) in stats:
+        return stats[int(visible)][0] / 100
+    try:
+        return float(cuda.utilization()) / 100
+    except Exception:  # noqa: BLE001 - no NVML under torch either
+        return None
+
+
+def _rss_mb() -> float | None:
+    from tuitune.core.run.devices import process_rss_mb
+
+    return process_rss_mb(os.getpid())
+
+
+def _meminfo_mb() -> tuple[float | None, float]:
+    """(available, total) RAM in MiB from /proc/meminfo; (None, 0) where there is none."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("MemAvailable", "MemTotal"):
+                    out[key] = int(rest.split()[0]) / 1024
+    except (OSError, ValueError):
+        return None, 0.0
+    return out.get("MemAvailable"), out.get("MemTotal", 0.0)
+
+
+# ---------------------------------------------------------------------------- the decision
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How many workers a device should hold, and why (one line, with the figures)."""
+
+    workers: int
+    reason: str
+
+
+def _mb(x: float) -> str:
+    return f"{x / 1024:.1f} GiB" if x >= 1024 else f"{x:.0f} MiB"
+
+
+def decide(probes: list[Probe], current: int, cap: int, margin: float = MARGIN) -> Decision:
+    """How many workers a device holds, from its workers' probes (``current``: how many it holds now, all of
+    them measured). Never fewer than ``current`` (only an out-of-memory error shrinks a packing)."""
+    if not probes:
+        return Decision(current, "not measured")
+    latest = probes[-1]
+    peak = max(p.peak_mb for p in probes)
+    room = latest.free_mb - margin * latest.total_mb
+    by_memory = current + max(0, math.floor(room / peak)) if peak > 0 else cap
+    if latest.kind == "cpu":
+        per = max(0.05, sum(p.busy or 0.0 for p in probes) / len(probes))
+        by_busy = max(1, math.floor(latest.cores / per + 1e-9))
+        busy = f"a worker keeps {per:.2f} of {latest.cores} cores busy"
+    elif latest.busy is None:
+        by_busy = current + 1
+        busy = "utilisation unknown (one more at a time)"
+    else:
+        per = max(0.01, latest.busy / current)
+        by_busy = max(1, math.floor(GPU_BUSY / per + 1e-9))
+        busy = f"the device is {latest.busy:.0%} busy with {current}"
+    n = max(current, min(by_memory, by_busy, cap))
+    reason = (f"{current} worker{'s' * (current != 1)} peak at {_mb(peak)} each; {_mb(latest.free_mb)} of "
+              f"{_mb(latest.total_mb)} free, {margin:.0%} kept; {busy} -> {n} (memory allows {by_memory}, "
+              f"utilisation {by_busy}, cap {cap})")
+    return Decision(n, reason)
+
+
+# ---------------------------------------------------------------------------- the coordinator's bookkeeping
+
+
+@dataclass
+class _Device:
+    cap: int
+    target: int = 1
+    probes: dict[int, Probe] = field(default_factory=dict)  # by worker slot index
+    shrunk: bool = False
+
+
+class Packer:
+    """The coordinator's view of ``--workers auto``: per device, its target count, cap and workers' probes."""
+
+    def __init__(self, margin: float = MARGIN, cap: Callable[[str | None], int] = cap_for) -> None:
+        self.margin = margin
+        self._cap = cap
+        self.devices: dict[str | None, _Device] = {}
+
+    def _dev(self, device: str | None) -> _Device:
+        if device not in self.devices:
+            self.devices[device] = _Device(cap=max(1, self._cap(device)))
+        return self.devices[device]
+
+    def target(self, device: str | None) -> int:
+        return self._dev(device).target
+
+    def measured(self, device: str | None, slot: int, probe: Mapping[str, Any], workers: list[int]) -> Decision | None:
+        """A worker's probe; once every worker of the device (``workers``: their slots) has measured, a
+        decision to grow (None: no change, or not every worker measured yet)."""
+        p = Probe.of(probe)
+        d = self._dev(device)
+        if p is None or d.shrunk:
+            return None
+        d.probes[slot] = p
+        d.probes = {k: v for k, v in d.probes.items() if k in workers}
+        if len(d.probes) < len(workers) or len(workers) < d.target:
+            return None
+        decision = decide(list(d.probes.values()), len(workers), d.cap, self.margin)
+        if decision.workers <= len(workers):
+            return None
+        d.target = decision.workers
+        return decision
+
+    def shrink(self, device: str | None, was: int) -> int | None:
+        """A trial ran out of memory while its device held ``was`` workers: the device's new target (one
+        fewer than ``was``, or lower if it shrank since), or None when it held one (nothing to shrink)."""
+        d = self._dev(device)
+        if was <= 1:
+            return None
+        d.target = max(1, min(d.target, was - 1))
+        d.cap, d.shrunk = d.target, True
+        return d.target
