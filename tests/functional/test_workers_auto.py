@@ -142,3 +142,12 @@ def test_the_command_line_names_a_bad_workers_value(project, value, words):
     r = project.cli("run", project.toml().name, "--workers", value, "--devices", "cpu", "--headless")
     assert r.rc == 2
     r.assert_user_error(words)
+
+
+def test_a_preset_asks_for_auto_and_the_session_keeps_it(project):
+    toml = project.toml(extra={"workers": "auto"})
+    project.cli("run", toml.name, "--session", "a", "--devices", "cpu", "--trials", 2, "--headless").ok()
+    assert project.show("a")["session"]["workers"] == "auto"
+    r = project.cli("run", project.toml("bad.toml", extra={"workers": "many"}).name, "--headless")
+    r.assert_user_error("bad.toml: key 'workers': 'many' is not a worker count; give a whole number >= 1, auto")
+    assert r.rc == 2
