@@ -43,6 +43,14 @@ def test_on_the_cpu_the_cores_a_worker_keeps_busy_decide():
     assert decide(tight, current=1, cap=4).workers == 2
 
 
+def test_on_a_cpu_other_jobs_keep_busy_no_worker_is_added():
+    quiet = [Probe("cpu", 800, 20_000, 24_000, busy=0.95, cores=2, load=1.3)]  # the worker and the coordinator
+    assert decide(quiet, current=1, cap=2).workers == 2
+    shared = [Probe("cpu", 800, 20_000, 24_000, busy=0.47, cores=2, load=4.0)]  # it gets half a core
+    d = decide(shared, current=1, cap=2)
+    assert d.workers == 1 and "other work 3.03 (load average 4.00)" in d.reason
+
+
 def test_the_packer_decides_once_every_worker_measured_and_shrinks_for_good():
     p = Packer(cap=lambda d: 4)
     probe = {"kind": "cuda", "peak_mb": 1000, "free_mb": 70_000, "total_mb": 80_000, "busy": 0.2}

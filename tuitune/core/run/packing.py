@@ -15,8 +15,11 @@ The rules:
   (RSS, the libraries counted in full: an over-estimate) against the machine's available RAM.
 - **utilisation**: on a GPU, the device's utilisation (NVML, else ``torch.cuda.utilization``) split evenly
   among its workers, up to ``GPU_BUSY``; unknown: one more worker per measurement (memory still rules).
-  On the CPU, the cores a worker keeps busy (its CPU time over its wall time) against the cores this
-  process may use: a worker that waits on its data leaves room for another.
+  On the CPU, the cores a worker keeps busy (its CPU time over its wall time) against the cores free of
+  other work: the cores this process may use less the machine's 1-minute load average not due to this
+  session (its workers, and half a core for the coordinator). A worker that waits on its data leaves room
+  for another; on a machine other jobs keep busy another worker only splits the same cores (measured:
+  ``benchmarks/results/workers-auto-cpu.md``), so it is not added.
 - **cap**: ``GPU_CAP`` workers per GPU; on the CPU one per core (each then trains with one thread).
 
 Nothing here imports torch: ``measure`` reads it from ``sys.modules`` in a worker that already has it.
@@ -36,6 +39,7 @@ MARGIN = 0.15  # the part of a device's memory never planned for (fragmentation,
 GPU_BUSY = 0.9  # a GPU this busy is full: another worker only waits for it
 GPU_CAP = 8  # workers per GPU under --workers auto
 CUDA_CONTEXT_MB = 500.0  # a worker's CUDA context and kernels, not in torch's allocator figures
+COORDINATOR_CORES = 0.5  # of the CPU's load average: the coordinator's, and the 1-minute average's lag
 
 
 def cores() -> int:
@@ -68,13 +72,15 @@ class Probe:
     total_mb: float
     busy: float | None = None
     cores: int = 1
+    load: float | None = None  # the machine's 1-minute load average (CPU only)
 
     @classmethod
     def of(cls, d: Mapping[str, Any]) -> Probe | None:
         """The probe a report carried (a dict, as it travels), or None when it is not one."""
         try:
             return cls(str(d["kind"]), float(d["peak_mb"]), float(d["free_mb"]), float(d["total_mb"]),
-                       None if d.get("busy") is None else float(d["busy"]), int(d.get("cores") or 1))
+                       None if d.get("busy") is None else float(d["busy"]), int(d.get("cores") or 1),
+                       None if d.get("load") is None else float(d["load"]))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -115,7 +121,8 @@ class Meter:
             if rss is None or avail is None:
                 return None
             return {"kind": "cpu", "peak_mb": rss, "free_mb": avail, "total_mb": total, "cores": cores(),
-                    "busy": (time.process_time() - self.cpu0) / wall}
+                    "busy": (time.process_time() - self.cpu0) / wall,
+                    "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
         except Exception:  # noqa: BLE001 - a worker that cannot measure is simply not packed further
             return None
 
@@ -192,8 +199,11 @@ def decide(probes: list[Probe], current: int, cap: int, margin: float = MARGIN) 
     by_memory = current + max(0, math.floor(room / peak)) if peak > 0 else cap
     if latest.kind == "cpu":
         per = max(0.05, sum(p.busy or 0.0 for p in probes) / len(probes))
-        by_busy = max(1, math.floor(latest.cores / per + 1e-9))
-        busy = f"a worker keeps {per:.2f} of {latest.cores} cores busy"
+        other = max(0.0, (latest.load or 0.0) - current * per - COORDINATOR_CORES)
+        free = max(per, latest.cores - other)
+        by_busy = max(1, math.floor(free / per + 1e-9))
+        busy = (f"a worker keeps {per:.2f} of {latest.cores} cores busy, other work {other:.2f} "
+                f"(load average {latest.load or 0.0:.2f})")
     elif latest.busy is None:
         by_busy = current + 1
         busy = "utilisation unknown (one more at a time)"

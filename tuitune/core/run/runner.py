@@ -739,7 +739,8 @@ class Runner(TrialEnding):
         target = self.packer.shrink(device, r.packed)
         if target is None:
             return None
-        self._over_packed(w)
+        for x in self._on_device(device):  # idle ones over the count retire now (w was replaced if poisoned)
+            self._over_packed(x)
         self._say_packing(
             f"{w.slot.label}: trial {r.rec.number} ran out of memory with {r.packed} workers there; packing "
             f"{target} from now (it runs again from its checkpoint)"
@@ -748,7 +749,7 @@ class Runner(TrialEnding):
 
     def _over_packed(self, w: Worker) -> bool:
         """Retires ``w`` when it is idle and its device holds more workers than its packing now allows."""
-        if self.packer is None or w.trials:
+        if self.packer is None or w.trials or self.pool.workers.get(w.slot.index) is not w:
             return False
         there = self._on_device(w.slot.device)
         if len(there) <= self.packer.target(w.slot.device):
