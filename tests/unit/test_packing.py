@@ -87,3 +87,19 @@ def test_bad_workers_are_one_line(kw, words):
     with pytest.raises(WorkerError) as info:
         Placement.parse(cli=True, **kw)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cpu_worker_measures_itself_without_torch():
+    import sys
+
+    from tuitune.core.run.packing import Meter
+
+    had_torch = "torch" in sys.modules
+    m = Meter()
+    m.start()
+    sum(i * i for i in range(200_000))  # some CPU time to count
+    probe = Probe.of(m.probe() or {})
+    assert probe is not None and probe.kind == "cpu" and probe.peak_mb > 10 and probe.free_mb > 0
+    assert probe.total_mb >= probe.free_mb and probe.busy is not None and probe.busy > 0 and probe.cores >= 1
+    assert Meter(lambda: {"kind": "cuda", "peak_mb": 1, "free_mb": 2, "total_mb": 3}).probe()["kind"] == "cuda"
+    assert ("torch" in sys.modules) == had_torch  # measuring imports no torch
