@@ -52,13 +52,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fuse", default=None, help="--fuse for every way (default: tuitune's default)")
+    ap.add_argument("--ways", default="auto,1,2", help="the --workers values to compare (auto first)")
     args = ap.parse_args()
-    ways = ["auto", "1", "2"]
+    ways = args.ways.split(",")
+    assert ways[0] == "auto", "--ways starts with auto"
     load0 = os.getloadavg()
     print(f"digits-mlp, {args.trials} trials x {args.epochs} epochs, --fuse {args.fuse or 'default'}, cpu, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load0[0]:.2f}")
     print(f"{'round':>5} {'order':>12} " + " ".join(f"{'--workers ' + w + ' s':>16}" for w in ways)
-          + " " + " ".join(f"{w + ' trials/min':>16}" for w in ways) + f" {'auto/1':>7} {'auto/2':>7}")
+          + " " + " ".join(f"{w + ' trials/min':>16}" for w in ways) + " " + " ".join(f"{'auto/' + w:>7}" for w in ways[1:]))
     secs: dict[str, list[float]] = {w: [] for w in ways}
     decisions: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-auto-") as d:
@@ -73,14 +75,14 @@ def main() -> None:
                     decisions += lines
             rate = {w: args.trials * 60 / got[w] for w in ways}
             print(f"{r + 1:>5} {'-'.join(order):>12} " + " ".join(f"{got[w]:>16.2f}" for w in ways) + " "
-                  + " ".join(f"{rate[w]:>16.1f}" for w in ways)
-                  + f" {got['1'] / got['auto']:>6.2f}x {got['2'] / got['auto']:>6.2f}x")
+                  + " ".join(f"{rate[w]:>16.1f}" for w in ways) + " "
+                  + " ".join(f"{got[w] / got['auto']:>6.2f}x" for w in ways[1:]))
     load1 = os.getloadavg()
     med = {w: statistics.median(secs[w]) for w in ways}
     print("median trials/min: " + ", ".join(f"--workers {w} {args.trials * 60 / med[w]:.1f}" for w in ways)
-          + f"; auto/1 {statistics.median(a / b for a, b in zip(secs['1'], secs['auto'])):.2f}x, "
-          f"auto/2 {statistics.median(a / b for a, b in zip(secs['2'], secs['auto'])):.2f}x; "
-          f"load average {load0[0]:.2f} -> {load1[0]:.2f}")
+          + "; " + ", ".join(f"auto/{w} {statistics.median(a / b for a, b in zip(secs[w], secs['auto'])):.2f}x"
+                             for w in ways[1:])
+          + f"; load average {load0[0]:.2f} -> {load1[0]:.2f}")
     for line in dict.fromkeys(line.split(" ", 2)[2] for line in decisions):
         print("auto decided:", line)
 

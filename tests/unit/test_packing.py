@@ -57,6 +57,9 @@ def test_the_packer_decides_once_every_worker_measured_and_shrinks_for_good():
     d = p.measured("cuda:0", 0, probe, [0])
     assert d is not None and d.workers == 4 and p.target("cuda:0") == 4
     assert p.measured("cuda:0", 1, probe, [0, 1, 2, 3]) is None  # waits for the others
+    for slot in (0, 2, 3):
+        stay = p.measured("cuda:0", slot, probe, [0, 1, 2, 3])
+    assert stay is not None and stay.workers == 4 and p.target("cuda:0") == 4  # at the cap: stays
     assert p.measured("cuda:0", 0, {"nonsense": 1}, [0]) is None
     assert p.shrink("cuda:0", was=4) == 3
     assert p.shrink("cuda:0", was=4) == 3  # a second error from the same packing shrinks no further

@@ -246,8 +246,8 @@ class Packer:
         return self._dev(device).target
 
     def measured(self, device: str | None, slot: int, probe: Mapping[str, Any], workers: list[int]) -> Decision | None:
-        """A worker's probe; once every worker of the device (``workers``: their slots) has measured, a
-        decision to grow (None: no change, or not every worker measured yet)."""
+        """A worker's probe; once every worker of the device (``workers``: their slots) has measured, the
+        decision (more workers than ``workers``: grow; None: not every worker measured yet, or it shrank)."""
         p = Probe.of(probe)
         d = self._dev(device)
         if p is None or d.shrunk:
@@ -257,9 +257,7 @@ class Packer:
         if len(d.probes) < len(workers) or len(workers) < d.target:
             return None
         decision = decide(list(d.probes.values()), len(workers), d.cap, self.margin)
-        if decision.workers <= len(workers):
-            return None
-        d.target = decision.workers
+        d.target = max(d.target, decision.workers)
         return decision
 
     def shrink(self, device: str | None, was: int) -> int | None:

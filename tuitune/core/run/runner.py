@@ -135,6 +135,7 @@ class Runner(TrialEnding):
         self._spent: str | None = None  # why the budget ends this run (no new trial starts), once it does
         # --workers auto: adds workers to a device from its workers' measurements, removes one on out of memory.
         self.packer = packer if packer is not None and not self.pool.in_thread else None
+        self._said_stay: set[str | None] = set()  # devices whose packing was said to stay as it is
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -722,6 +723,11 @@ class Runner(TrialEnding):
         there = self._on_device(device)
         decision = self.packer.measured(device, w.slot.index, probe, [x.slot.index for x in there])
         if decision is None or self.stopping or self._spent is not None:
+            return
+        if decision.workers <= len(there):  # said once a device: why it stays as it is
+            if device not in self._said_stay:
+                self._said_stay.add(device)
+                self._say_packing(f"{w.slot.label}: {decision.reason}; stays at {len(there)}")
             return
         for _ in range(decision.workers - len(there)):
             self.pool.add(device)
