@@ -66,6 +66,44 @@ def crowded(config, trial):
         mark.unlink()
 
 crowded.measure_device = roomy
+
+
+def full():
+    """A device with no room for a second worker."""
+    return {"kind": "cuda", "peak_mb": 9000.0, "free_mb": 9000.0, "total_mb": 80000.0, "busy": 0.5}
+
+
+class Arrays:
+    """Trains its members in lockstep; an array of more than two runs out of memory at its second epoch."""
+
+    measure_device = staticmethod(full)
+
+    def fuse_key(self, config):
+        return "mlp"
+
+    def __call__(self, config, trial):
+        return self.train_array([config], [trial])[0]
+
+    def train_array(self, configs, trials):
+        with open(os.environ["TT_ARRAYS"], "a") as f:
+            f.write(" ".join(str(t.number) for t in trials) + "\\n")
+        live = {i: iter(t.epochs()) for i, t in enumerate(trials)}
+        while live:
+            for i in list(live):
+                try:
+                    e = next(live[i])
+                except StopIteration:
+                    del live[i]
+                    continue
+                if e == 2 and len(trials) > 2:
+                    raise OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB (fake: {len(trials)} members)")
+                trials[i].report(val_loss=configs[i]["x"] + 1.0 / e)
+                trials[i].checkpoint({"epoch": e})
+        return [None] * len(trials)
+
+
+def make_arrays():
+    return Arrays()
 '''
 
 
@@ -151,3 +189,27 @@ def test_a_preset_asks_for_auto_and_the_session_keeps_it(project):
     r = project.cli("run", project.toml("bad.toml", extra={"workers": "many"}).name, "--headless")
     r.assert_user_error("bad.toml: key 'workers': 'many' is not a worker count; give a whole number >= 1, auto")
     assert r.rc == 2
+
+
+def test_with_one_worker_out_of_memory_shrinks_its_arrays_instead(tmp_path, objectives, monkeypatch):
+    from tuitune.core.run.workers import ObjectiveRef
+
+    arrays = tmp_path / "arrays"
+    monkeypatch.setenv("TT_ARRAYS", str(arrays))
+    store = Store(tmp_path / "t.db")
+    store.create_session("arr", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
+                         direction="minimize", seed=0, max_epochs=3, n_trials=6)
+    strat = make_strategy("random", SPACE, seed=0, max_epochs=3, metric="val_loss", direction="minimize", n_trials=6)
+    where = Placement.parse(devices="cpu", workers="auto", fuse=4)
+    local = objectives.make_arrays()
+    runner = where.runner(store, "arr", local, strat, ref=ObjectiveRef(factory=objectives.make_arrays, label="arrays"))
+    assert runner.run().state == "finished"
+    trials = store.trials("arr")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert all([e["epoch"] for e in t.epochs] == [1, 2, 3] for t in trials)
+    sizes = [len(line.split()) for line in arrays.read_text().splitlines()]
+    assert sizes[:2] == [4, 3] and max(sizes[2:]) == 2  # 4 ran out of memory, then 3; arrays of 2 from then
+    assert runner.packer is not None and runner.packer.members("cpu") == 2 and len(runner.pool.slots) == 1
+    log = SessionFiles(store.path, "arr").session_log.read_text()
+    assert "ran out of memory in an array of 4 with one worker there; arrays of at most 3 from now" in log
+    assert "stays at 1" in log  # the device had no room for a second worker

@@ -4,8 +4,9 @@ A device starts with one worker. Each worker measures its trial after the trial'
 (``measure``, in the worker: its peak memory, the device's free and total memory, how busy the device
 is) and sends the figures with that report (``Report.probe``). Once every worker of a device has
 measured, ``decide`` (a pure function) says how many workers the device can hold; the Runner starts
-the difference. An out-of-memory error in a trial shrinks the device's packing by one worker (``Packer.shrink``)
-and the trial runs again; a device that shrank never grows again in that run.
+the difference. An out-of-memory error in a trial shrinks the device's packing by one worker (``Packer.shrink``),
+or, where the device held one worker and the trial trained in a fused array, its arrays by one member
+(``Packer.shrink_array``), and the trial runs again; a device that shrank never grows again in that run.
 
 The rules:
 
@@ -227,6 +228,7 @@ class _Device:
     target: int = 1
     probes: dict[int, Probe] = field(default_factory=dict)  # by worker slot index
     shrunk: bool = False
+    members: int | None = None  # the most trials one array may hold there, once an array ran out of memory
 
 
 class Packer:
@@ -269,3 +271,17 @@ class Packer:
         d.target = max(1, min(d.target, was - 1))
         d.cap, d.shrunk = d.target, True
         return d.target
+
+    def members(self, device: str | None) -> int | None:
+        """The most trials one array may hold on ``device`` (None: what ``--fuse`` says)."""
+        return self._dev(device).members
+
+    def shrink_array(self, device: str | None, was: int) -> int | None:
+        """An array of ``was`` trials ran out of memory on a device that held one worker: arrays there hold one
+        trial fewer from now (or fewer if they shrank since); None when it was one trial (nothing to shrink)."""
+        d = self._dev(device)
+        if was <= 1:
+            return None
+        d.members = max(1, min(d.members or was, was - 1))
+        d.shrunk = True
+        return d.members

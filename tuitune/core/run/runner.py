@@ -51,6 +51,7 @@ class _Remote:
     last_epoch: int = 0
     aborted: bool = False
     packed: int = 0  # the most workers its device held while it ran (--workers auto: out of memory shrinks from it)
+    members: int = 1  # the trials of its job (a fused array's size)
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,8 @@ class Runner(TrialEnding):
             return first
         job = [self._open_trial(first, w)]
         limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
+        if self.packer is not None:  # --workers auto: arrays that ran out of memory there hold fewer
+            limit = min(limit, self.packer.members(w.slot.device) or limit)
         key = self._key(first) if limit > 1 else None
         while key is not None and len(job) < limit:
             sugg = self._ask()
@@ -482,7 +485,7 @@ class Runner(TrialEnding):
                 checkpoint=str(self.files.checkpoint(rec.number)), log=str(self.files.log(rec.number)),
             ))
             self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch,
-                                               packed=len(self._on_device(w.slot.device)))
+                                               packed=len(self._on_device(w.slot.device)), members=len(records))
             self._aborts.discard(rec.number)
         self.pool.dispatch(w, Job(tuple(specs)))
 
@@ -737,14 +740,22 @@ class Runner(TrialEnding):
         self._say_packing(f"{w.slot.label}: {decision.reason}; started {decision.workers - len(there)} more")
 
     def _unpack(self, w: Worker, r: _Remote) -> str | None:
-        """A trial of ``w`` ran out of memory: its device holds one worker fewer and the trial runs again (from
-        its checkpoint; its committed epochs stay): the reason it is re-queued with, or None when its device
-        held one worker then (the trial fails, as with a fixed count)."""
+        """A trial of ``w`` ran out of memory: its device holds one worker fewer (with one worker there: its
+        arrays one member fewer) and the trial runs again (from its checkpoint; its committed epochs stay): the
+        reason it is re-queued with, or None when it trained alone on a device of one worker (the trial fails,
+        as with a fixed count)."""
         assert self.packer is not None
         device = w.slot.device
         target = self.packer.shrink(device, r.packed)
         if target is None:
-            return None
+            members = self.packer.shrink_array(device, r.members)
+            if members is None:
+                return None
+            self._say_packing(
+                f"{w.slot.label}: trial {r.rec.number} ran out of memory in an array of {r.members} with one worker "
+                f"there; arrays of at most {members} from now (it runs again from its checkpoint)"
+            )
+            return f"out of memory in an array of {r.members} on {w.slot.label}; re-queued in arrays of {members}"
         for x in self._on_device(device):  # idle ones over the count retire now (w was replaced if poisoned)
             self._over_packed(x)
         self._say_packing(
