@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(way: str, args: argparse.Namespace, tmp: Path, tag: str) -> tuple[float, list[str]]:
     """Seconds for one session with ``--workers way``, and the packing lines of its log."""
     db = tmp / f"{tag}.db"
-    argv = [sys.executable, "-m", "tuitune", "--db", str(db), "run", "digits-mlp", "--devices", "cpu",
+    argv = [sys.executable, "-m", "tuitune", "--db", str(db), "run", "digits-mlp", "--devices", args.device,
             "--workers", way, "--trials", str(args.trials), "--max-epochs", str(args.epochs), "--seed", str(args.seed),
             "--session", "b", "--headless"]
     if args.fuse is not None:
@@ -53,11 +53,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fuse", default=None, help="--fuse for every way (default: tuitune's default)")
     ap.add_argument("--ways", default="auto,1,2", help="the --workers values to compare (auto first)")
+    ap.add_argument("--device", default="cpu", help="--devices for every way (cuda:0 on a GPU machine)")
     args = ap.parse_args()
     ways = args.ways.split(",")
     assert ways[0] == "auto", "--ways starts with auto"
     load0 = os.getloadavg()
-    print(f"digits-mlp, {args.trials} trials x {args.epochs} epochs, --fuse {args.fuse or 'default'}, cpu, "
+    print(f"digits-mlp, {args.trials} trials x {args.epochs} epochs, --fuse {args.fuse or 'default'}, {args.device}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {load0[0]:.2f}")
     print(f"{'round':>5} {'order':>12} " + " ".join(f"{'--workers ' + w + ' s':>16}" for w in ways)
           + " " + " ".join(f"{w + ' trials/min':>16}" for w in ways) + " " + " ".join(f"{'auto/' + w:>7}" for w in ways[1:]))

@@ -106,3 +106,22 @@ def test_a_cpu_worker_measures_itself_without_torch():
     assert probe.total_mb >= probe.free_mb and probe.busy is not None and probe.busy > 0 and probe.cores >= 1
     assert Meter(lambda: {"kind": "cuda", "peak_mb": 1, "free_mb": 2, "total_mb": 3}).probe()["kind"] == "cuda"
     assert ("torch" in sys.modules) == had_torch  # measuring imports no torch
+
+
+@pytest.mark.gpu
+def test_a_cuda_worker_measures_its_peak_and_the_device():
+    """Waits for a GPU (benchmarks/gpu_suite.sh runs it): the probe torch and NVML give on CUDA."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from tuitune.core.run.packing import CUDA_CONTEXT_MB, Meter
+
+    torch.zeros(1, device="cuda")  # the context
+    m = Meter()
+    m.start()
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
+    probe = Probe.of(m.probe() or {})
+    del x
+    assert probe is not None and probe.kind == "cuda"
+    assert probe.peak_mb >= 256 + CUDA_CONTEXT_MB and 0 < probe.free_mb < probe.total_mb
+    assert probe.busy is None or 0.0 <= probe.busy <= 1.0
