@@ -19,6 +19,7 @@ from typing import Any
 
 from tuitune.core.errors import PresetError, SpaceError, TuituneError
 from tuitune.core.records import Objectives
+from tuitune.core.run.placement import check_workers
 from tuitune.core.search.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
 from tuitune.core.text import did_you_mean
 from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
@@ -303,14 +304,10 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
             raise err("fuse", str(e).partition(": ")[2]) from None
 
     workers = raw.get("workers")
-    if workers is not None:
-        from tuitune.core.run.placement import check_workers
-
-        try:
-            workers = check_workers(workers)
-        except TuituneError as e:
-            raise err("workers", f"{workers!r} is not a worker count; " + str(e).partition(": ")[2]) from None
-
+    try:
+        workers = check_workers(workers)  # None stays None
+    except TuituneError as e:
+        raise err("workers", f"{workers!r} is not a worker count; " + str(e).partition(": ")[2]) from None
     if objective is not None:
         _want(err, "objective", objective, (str, dict),
               'a string like "package.module:function" or a table like { command = "python train.py --lr {lr}" }')

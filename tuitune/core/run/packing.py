@@ -34,7 +34,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuitune.core import events as ev
+    from tuitune.core.records import TrialRecord, TrialState
+    from tuitune.core.run.protocol import Failure, Pool
+    from tuitune.core.store.store import SessionFiles
 
 MARGIN = 0.15  # the part of a device's memory never planned for (fragmentation, a larger batch's peak)
 GPU_BUSY = 0.9  # a GPU this busy is full: another worker only waits for it
@@ -285,3 +291,127 @@ class Packer:
         d.members = max(1, min(d.members or was, was - 1))
         d.shrunk = True
         return d.members
+
+
+class Packing:
+    """The Runner's side of ``--workers auto`` (a mixin of ``runner.Runner``; the attributes below are the Runner's):
+    workers added from measurements, a device's packing shrunk by an out-of-memory error, each decision said."""
+
+    pool: Pool
+    files: SessionFiles
+    session: str
+    _spent: str | None
+    _rerun: list[TrialRecord]
+    packer: Packer | None = None  # set by Placement.runner under --workers auto
+    _said_stay: set[str | None] | None = None  # devices whose packing was said to stay as it is
+
+    @property
+    def stopping(self) -> bool:  # pragma: no cover - the Runner's
+        raise NotImplementedError
+
+    def _emit(self, event: ev.Event) -> None:  # pragma: no cover - the Runner's
+        raise NotImplementedError
+
+    def _finish_record(
+        self, number: int, state: TrialState, value: float | None, reason: str | None, trace: str | None, info: dict
+    ) -> TrialRecord:  # pragma: no cover - the Runner's (finish.py)
+        raise NotImplementedError
+
+    def _on_device(self, device: str | None) -> list[Any]:
+        return [w for w in self.pool.workers.values() if w.slot.device == device]
+
+    def _free_packed(self) -> list[Any]:
+        """The free workers that may take a job; idle ones over their device's packing retire instead."""
+        free = [w for w in self.pool.free() if not self._over_packed(w)]
+        for w in free if self.packer is not None else ():
+            w.packed = len(self._on_device(w.slot.device))  # what its next job starts beside
+        return free
+
+    def _array_limit(self, w: Any, limit: int) -> int:
+        """``--fuse``'s array size for ``w``, lowered where an array ran out of memory on its device."""
+        members = self.packer.members(w.slot.device) if self.packer is not None else None
+        return min(limit, members or limit)
+
+    def _pack(self, w: Any, probe: dict[str, Any] | None) -> None:
+        """A worker's figures (its trial's first report): the device grows when every worker there measured
+        and memory and utilisation leave room (``decide``), unless the run is ending."""
+        if self.packer is None or probe is None:
+            return
+        device = w.slot.device
+        there = self._on_device(device)
+        decision = self.packer.measured(device, w.slot.index, probe, [x.slot.index for x in there])
+        if decision is None or self.stopping or self._spent is not None:
+            return
+        if decision.workers <= len(there):  # said once a device: why it stays as it is
+            said = self._said_stay = self._said_stay if self._said_stay is not None else set()
+            if device not in said:
+                said.add(device)
+                self._say_packing(f"{w.slot.label}: {decision.reason}; stays at {len(there)}")
+            return
+        for _ in range(decision.workers - len(there)):
+            self.pool.add(device)
+        for x in there:  # an out-of-memory error from now on happened beside the new workers
+            x.packed = max(getattr(x, "packed", 0), decision.workers)
+        self._say_packing(f"{w.slot.label}: {decision.reason}; started {decision.workers - len(there)} more")
+
+    def _failed_or_requeued(self, w: Any, number: int, err: Failure, reason: str, info: dict) -> TrialRecord:
+        """A trial of ``w`` that ended with ``err``: failed with ``reason``, or, out of memory under
+        ``--workers auto`` (``_unpack``), interrupted and re-queued to run first, from its checkpoint."""
+        from tuitune.core.records import TrialState
+
+        why = self._unpack(w, number) if err.oom and self.packer is not None else None
+        if why is None:
+            return self._finish_record(number, TrialState.FAILED, None, reason, err.trace, info)
+        rec = self._finish_record(number, TrialState.INTERRUPTED, None, why, err.trace, info)
+        self._rerun.append(rec)
+        return rec
+
+    def _unpack(self, w: Any, number: int) -> str | None:
+        """Trial ``number`` of ``w`` ran out of memory: its device holds one worker fewer (with one worker
+        there: its arrays one member fewer); the reason it is re-queued with, or None when it trained alone
+        on a device of one worker (it fails, as with a fixed count)."""
+        assert self.packer is not None
+        device, packed, members = w.slot.device, getattr(w, "packed", 1), getattr(w, "members", 1)
+        target = self.packer.shrink(device, packed)
+        if target is None:
+            size = self.packer.shrink_array(device, members)
+            if size is None:
+                return None
+            self._say_packing(
+                f"{w.slot.label}: trial {number} ran out of memory in an array of {members} with one worker "
+                f"there; arrays of at most {size} from now (it runs again from its checkpoint)"
+            )
+            return f"out of memory in an array of {members} on {w.slot.label}; re-queued in arrays of {size}"
+        for x in self._on_device(device):  # idle ones over the count retire now (w was replaced if poisoned)
+            self._over_packed(x)
+        self._say_packing(
+            f"{w.slot.label}: trial {number} ran out of memory with {packed} workers there; packing "
+            f"{target} from now (it runs again from its checkpoint)"
+        )
+        return f"out of memory with {packed} workers on {w.slot.label}; re-queued with {target}"
+
+    def _over_packed(self, w: Any) -> bool:
+        """Retires ``w`` when it is idle and its device holds more workers than its packing now allows."""
+        current: Any = self.pool.workers.get(w.slot.index)  # w was replaced if its job poisoned it
+        if self.packer is None or w.trials or current is not w:
+            return False
+        if len(self._on_device(w.slot.device)) <= self.packer.target(w.slot.device):
+            return False
+        self.pool.retire(w)
+        return True
+
+    def _say_packing(self, text: str) -> None:
+        """A packing decision with its figures: the session's log (``logs/session.log``), the log, a notice."""
+        import logging
+
+        from tuitune.core import events
+        from tuitune.core.store.safefs import open_private
+
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} packing {text}\n"
+        try:
+            with os.fdopen(open_private(self.files.session_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
+                f.write(line)
+        except OSError:
+            logging.getLogger(__name__).debug("could not write the session log", exc_info=True)
+        logging.getLogger(__name__).info("session %s: packing %s", self.session, text)
+        self._emit(events.Notice(self.session, text=f"packing {text}"))

@@ -214,14 +214,16 @@ class Placement:
         from tuitune.core.store.store import SessionFiles
 
         pool = self.pool(objective, SessionFiles(store.path, session).logs, ref=ref)
-        if self.auto and pool is not None:
-            from tuitune.core.run.packing import Packer
-
-            kw.setdefault("packer", Packer())
-        return Runner(
+        packer = kw.pop("packer", None)  # --workers auto's (a test's own, with its cap)
+        runner = Runner(
             store, session, objective, strategy, max_failures=self.max_failures, trial_timeout=self.trial_timeout,
             pool=pool, fuse=self.fuse, fuse_key=fuse_key or getattr(objective, "fuse_key", None), **kw,
         )
+        if self.auto and pool is not None:
+            from tuitune.core.run.packing import Packer
+
+            runner.packer = packer or Packer()
+        return runner
 
     def pool(self, objective: Callable[..., Any], log_dir: Path, ref: Any = None) -> Any:
         """The pool the trials run in (``protocol.Pool``), or None: in the coordinator's thread.

@@ -278,5 +278,6 @@ class Pool(ABC):
         import time
 
         w.trials = list(job.numbers)
+        w.members = len(job.numbers)
         w.waiting = None
         w.started = time.monotonic()

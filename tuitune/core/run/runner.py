@@ -23,6 +23,7 @@ from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState
 from tuitune.core.run.finish import TrialEnding
 from tuitune.core.run.inthread import InThreadPool
+from tuitune.core.run.packing import Packing
 from tuitune.core.run.trial import Trial
 from tuitune.core.run.versions import versions
 from tuitune.core.search.strategies.base import Strategy, Suggestion, Wait
@@ -31,7 +32,6 @@ from tuitune.core.store.store import SessionFiles, Store
 from tuitune.core.text import resume_command
 
 if TYPE_CHECKING:
-    from tuitune.core.run.packing import Packer
     from tuitune.core.run.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede
     from tuitune.core.run.workers import Worker
 
@@ -50,7 +50,6 @@ class _Remote:
     t0: float
     last_epoch: int = 0
     aborted: bool = False
-    packed: int = 0  # the most workers its device held while it ran (--workers auto: out of memory shrinks from it)
     members: int = 1  # the trials of its job (a fused array's size)
 
 
@@ -62,7 +61,7 @@ class RunResult:
     message: str = ""
 
 
-class Runner(TrialEnding):
+class Runner(TrialEnding, Packing):
     """Runs a session's trials.
 
     Args:
@@ -93,7 +92,6 @@ class Runner(TrialEnding):
         pool: Pool | None = None,
         fuse: int | str = 1,
         fuse_key: Callable[[dict], Hashable | None] | None = None,
-        packer: Packer | None = None,
     ) -> None:
         self.store = store
         self.session = session
@@ -134,8 +132,6 @@ class Runner(TrialEnding):
         self._run_base = 0.0  # the seconds the session ran before this run
         self._run_t0: float | None = None  # when this run started (time.monotonic())
         self._spent: str | None = None  # why the budget ends this run (no new trial starts), once it does
-        # --workers auto: adds workers to a device from its workers' measurements, removes one on out of memory.
-        self.packer = packer if packer is not None and not self.pool.in_thread else None
         self._said_stay: set[str | None] = set()  # devices whose packing was said to stay as it is
 
     # ---- commands (any thread) -------------------------------------------------------------------
@@ -371,9 +367,7 @@ class Runner(TrialEnding):
     def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
         """Starts jobs on the free workers (in this thread: runs one trial to its end); the failure count and
         whether the strategy has nothing more to give, after."""
-        for w in self.pool.free():
-            if self._over_packed(w):
-                continue
+        for w in self._free_packed():
             job = self._next_job(w)
             if job is None:
                 return failures, True
@@ -410,9 +404,7 @@ class Runner(TrialEnding):
         if first is None or isinstance(first, Wait):
             return first
         job = [self._open_trial(first, w)]
-        limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
-        if self.packer is not None:  # --workers auto: arrays that ran out of memory there hold fewer
-            limit = min(limit, self.packer.members(w.slot.device) or limit)
+        limit = self._array_limit(w, getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
         key = self._key(first) if limit > 1 else None
         while key is not None and len(job) < limit:
             sugg = self._ask()
@@ -484,8 +476,7 @@ class Runner(TrialEnding):
                 number=rec.number, config=dict(rec.config), budget=int(rec.budget), committed=rec.last_epoch,
                 checkpoint=str(self.files.checkpoint(rec.number)), log=str(self.files.log(rec.number)),
             ))
-            self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch,
-                                               packed=len(self._on_device(w.slot.device)), members=len(records))
+            self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
             self._aborts.discard(rec.number)
         self.pool.dispatch(w, Job(tuple(specs)))
 
@@ -573,8 +564,7 @@ class Runner(TrialEnding):
             self._emit(ev.EpochReported(
                 self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
             ))
-            if msg.probe is not None and self.packer is not None:
-                self._pack(w, msg.probe)
+            self._pack(w, msg.probe)
             return Ok()
         self.store.supersede_epochs(self.session, msg.trial, msg.after)
         return Ok()
@@ -625,15 +615,9 @@ class Runner(TrialEnding):
             self._setup_error = err.reason
             self._stop_after = True
             return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
-        if err is not None and err.oom and self.packer is not None:
-            shrunk = self._unpack(w, r)
-            if shrunk is not None:  # not counted as failed: it runs again before new trials
-                rec = self._finish_record(number, TrialState.INTERRUPTED, None, shrunk, err.trace, info)
-                self._rerun.append(rec)
-                return rec
-        if err is not None:
+        if err is not None:  # failed (re-queued instead when out of memory shrinks a --workers auto packing)
             log_hint = "" if self.pool.in_thread else f"; its output: {self.files.log(number)}"
-            return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
+            return self._failed_or_requeued(w, number, err, err.reason + log_hint, info)
         state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
 
@@ -713,76 +697,3 @@ class Runner(TrialEnding):
             except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts them anyway
                 log.exception("could not mark trial %s interrupted", number)
         self._remote.clear()
-
-    # ---- --workers auto: packing each device ---------------------------------------------------------
-    def _on_device(self, device: str | None) -> list[Worker]:
-        return [w for w in self.pool.workers.values() if w.slot.device == device]
-
-    def _pack(self, w: Worker, probe: dict[str, Any]) -> None:
-        """A worker's figures (its trial's first report): the device grows when every worker there measured
-        and memory and utilisation leave room (``packing.decide``), unless the run is ending."""
-        assert self.packer is not None
-        device = w.slot.device
-        there = self._on_device(device)
-        decision = self.packer.measured(device, w.slot.index, probe, [x.slot.index for x in there])
-        if decision is None or self.stopping or self._spent is not None:
-            return
-        if decision.workers <= len(there):  # said once a device: why it stays as it is
-            if device not in self._said_stay:
-                self._said_stay.add(device)
-                self._say_packing(f"{w.slot.label}: {decision.reason}; stays at {len(there)}")
-            return
-        for _ in range(decision.workers - len(there)):
-            self.pool.add(device)
-        for r in self._remote.values():  # an out-of-memory error from now on happened beside the new workers
-            if r.worker.slot.device == device:
-                r.packed = max(r.packed, decision.workers)
-        self._say_packing(f"{w.slot.label}: {decision.reason}; started {decision.workers - len(there)} more")
-
-    def _unpack(self, w: Worker, r: _Remote) -> str | None:
-        """A trial of ``w`` ran out of memory: its device holds one worker fewer (with one worker there: its
-        arrays one member fewer) and the trial runs again (from its checkpoint; its committed epochs stay): the
-        reason it is re-queued with, or None when it trained alone on a device of one worker (the trial fails,
-        as with a fixed count)."""
-        assert self.packer is not None
-        device = w.slot.device
-        target = self.packer.shrink(device, r.packed)
-        if target is None:
-            members = self.packer.shrink_array(device, r.members)
-            if members is None:
-                return None
-            self._say_packing(
-                f"{w.slot.label}: trial {r.rec.number} ran out of memory in an array of {r.members} with one worker "
-                f"there; arrays of at most {members} from now (it runs again from its checkpoint)"
-            )
-            return f"out of memory in an array of {r.members} on {w.slot.label}; re-queued in arrays of {members}"
-        for x in self._on_device(device):  # idle ones over the count retire now (w was replaced if poisoned)
-            self._over_packed(x)
-        self._say_packing(
-            f"{w.slot.label}: trial {r.rec.number} ran out of memory with {r.packed} workers there; packing "
-            f"{target} from now (it runs again from its checkpoint)"
-        )
-        return f"out of memory with {r.packed} workers on {w.slot.label}; re-queued with {target}"
-
-    def _over_packed(self, w: Worker) -> bool:
-        """Retires ``w`` when it is idle and its device holds more workers than its packing now allows."""
-        if self.packer is None or w.trials or self.pool.workers.get(w.slot.index) is not w:
-            return False
-        there = self._on_device(w.slot.device)
-        if len(there) <= self.packer.target(w.slot.device):
-            return False
-        self.pool.retire(w)
-        return True
-
-    def _say_packing(self, text: str) -> None:
-        """A packing decision with its figures: the session's log (``logs/session.log``), the log, a notice."""
-        from tuitune.core.store.safefs import open_private
-
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} packing {text}\n"
-        try:
-            with os.fdopen(open_private(self.files.session_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
-                f.write(line)
-        except OSError:
-            log.debug("could not write the session log", exc_info=True)
-        log.info("session %s: packing %s", self.session, text)
-        self._emit(ev.Notice(self.session, text=f"packing {text}"))

@@ -428,6 +428,8 @@ class Worker:
     node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
     fuse: int = 1  # its array size under --fuse auto (what it measured on its device when it started)
+    packed: int = 0  # --workers auto: the most workers its device held while its job ran
+    members: int = 1  # the trials of its job (a fused array's size)
 
 
 class WorkerPool(Pool):
