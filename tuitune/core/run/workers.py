@@ -97,7 +97,7 @@ class ChannelHost:
         if self.meter is not None and trial.number not in self._measured:
             self._measured.add(trial.number)
             probe = self.meter.probe()
-        self._ask(Report(trial.number, epoch, row, probe) if probe is not None else Report(trial.number, epoch, row))
+        self._ask(Report(trial.number, epoch, row, probe))
 
     def job_started(self) -> None:
         """A job starts: its trials' figures are measured from now."""
