@@ -4,6 +4,7 @@ an out-of-memory error shrinks the packing and the trial runs again, the command
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def spread(config, trial):
     (pids / str(os.getpid())).touch()
     for e in trial.epochs():
         if e == 2:
-            _wait_for(lambda: len(list(pids.iterdir())) >= 3)
+            _wait_for(lambda: len(list(pids.iterdir())) >= int(os.environ.get("TT_WANT", "3")))
         trial.report(val_loss=config["x"] + 1.0 / e)
 
 spread.measure_device = roomy
@@ -213,3 +214,18 @@ def test_with_one_worker_out_of_memory_shrinks_its_arrays_instead(tmp_path, obje
     log = SessionFiles(store.path, "arr").session_log.read_text()
     assert "ran out of memory in an array of 4 with one worker there; arrays of at most 3 from now" in log
     assert "stays at 1" in log  # the device had no room for a second worker
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: --workers auto's cap on the CPU is one")
+def test_run_with_workers_auto_grows_and_says_why(project, tmp_path):
+    (project.root / "auto_objs.py").write_text(OBJECTIVES)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    project.env.update(TT_PIDS=str(pids), TT_WANT="2")  # trials wait at epoch 2 for a second worker
+    toml = project.toml(objective="auto_objs:spread")
+    r = project.cli("run", toml.name, "--session", "g", "--devices", "cpu", "--workers", "auto", "--trials", 4,
+                    "--headless").ok()
+    assert "packing cpu: 1 worker peak at 100 MiB each" in " ".join((r.out + r.err).split())
+    log = (project.root / "runs.db.d" / "logs" / "g" / "session.log").read_text()
+    assert re.search(r"-> \d+ \(memory allows \d+, utilisation 9, cap \d+\); started \d+ more", log), log
+    assert len(list(pids.iterdir())) >= 2 and project.show("g")["session"]["workers"] == "auto"
