@@ -3,7 +3,8 @@
 #   the gpu-marked tests; trials per GPU-hour against a textbook loop and Ray Tune (bench_gpu_throughput.py);
 #   the trainer's fused arrays against one trial at a time (bench_fused_arrays.py). TUITUNE_GPU_SUITE=extended adds
 #   the trainer's data path against DataLoader, memory after 50 trials, a real out-of-memory error, 4 workers
-#   on one GPU against 1, and training time in the TUI against headless (over 8 minutes in all).
+#   on one GPU against 1, --workers auto against 1 and 2, and training time in the TUI against headless (over
+#   8 minutes in all).
 # Writes benchmarks/results/gpu-YYYY-MM-DD.md (and a copy under $OUT when set) with the conditions.
 #
 # On a machine without textual, sqlite-utils or plotext (the device image), carry their wheels in .whl/
@@ -60,7 +61,7 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'
   echo "no CUDA device: nothing to do" | tee -a "$out"
   exit 1
 fi
-step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py tests/unit/test_fused.py
+step 60 "gpu-marked tests" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_training.py tests/unit/test_fused.py tests/unit/test_packing.py
 # Trials per GPU-hour, side by side (tuitune's default, in-process, a textbook DataLoader loop, Ray Tune at 0.25
 # GPU per trial): 64 configs of one seed with the architecture fixed, 1 epoch each, each side stopped after 20 s
 # (its rate then comes from the trials it completed).
@@ -75,6 +76,7 @@ if [ "${TUITUNE_GPU_SUITE:-}" = extended ]; then
   step 75 "memory after 50 trials" $PY benchmarks/bench_gpu.py memory --device cuda
   step 45 "out of memory contained" $PY benchmarks/bench_gpu.py oom --device cuda
   step 90 "workers on one GPU" $PY benchmarks/bench_gpu.py workers --device cuda
+  step 120 "--workers auto on one GPU against 1 and 2" $PY benchmarks/bench_workers_auto.py --device cuda:0 --trials 16 --epochs 2 --rounds 1
   step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
   step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
 fi

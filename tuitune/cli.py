@@ -51,7 +51,6 @@ def _seconds(text: str) -> float:
 
 
 _positive_int = _whole_at_least(1)
-_non_negative_int = _whole_at_least(0)
 
 
 def _epochs(n: int) -> str:
@@ -195,8 +194,9 @@ def _where(sp: argparse.ArgumentParser) -> None:
     g = sp.add_argument_group("where trials run")
     g.add_argument("--devices", metavar="LIST",
                    help="cpu, cuda:0,cuda:1 or all (every visible GPU); default: the best device, or the session's")
-    g.add_argument("--workers", type=_non_negative_int, metavar="N",
-                   help="worker processes per device (default 1; 0 trains in this process)")
+    g.add_argument("--workers", metavar="N|auto",
+                   help="worker processes per device (default 1; 0 trains in this process); auto: one per device, "
+                        "more while its measured memory and utilisation allow, one fewer after out of memory")
     g.add_argument("--in-process", action="store_true", help="train in this process (for pdb); same as --workers 0")
     g.add_argument("--fuse", metavar="N|auto|off",
                    help="train up to N trials of one architecture as one fused array per worker (built-in trainer); "

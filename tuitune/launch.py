@@ -194,8 +194,8 @@ def new_run(
     # Everything a user can get wrong is checked before the database is touched.
     asked = _fuse_asked(placement)
     fuse = asked.pop("fuse", None) or (preset.fuse if preset.fuse is not None else _default_fuse(preset, asked))
-    where = Placement.parse(**asked, fuse=fuse, stored=Placement(backend=preset.backend or "local"),
-                            best_device=True, cli=True)
+    stored = Placement(backend=preset.backend or "local", workers=preset.workers if preset.workers is not None else 1)
+    where = Placement.parse(**asked, fuse=fuse, stored=stored, best_device=True, cli=True)
     _check_data_dir(data_dir)
     objective = _objective(preset, _device(where), data_dir, seed)
     if strategy == "manual":

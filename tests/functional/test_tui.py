@@ -242,6 +242,11 @@ async def test_new_session_form_asks_for_the_array_size(tmp_path):
             screen.query_one("#fuse", Select).value = word
             await pilot.pause()
             assert screen.settings()["placement"]["fuse"] == word  # new_run parses it as --fuse does
+        assert "workers" not in screen.settings()["placement"]  # the default: the preset's, else 1
+        for word in ("auto", "2"):
+            screen.query_one("#workers", Select).value = word
+            await pilot.pause()
+            assert screen.settings()["placement"]["workers"] == word  # Placement parses it as --workers does
 
 
 @run_async

@@ -307,7 +307,7 @@ def tune(
     max_failures: int = 3,
     trial_timeout: float | None = None,
     listeners: Iterable[Callable[[Any], None]] = (),
-    workers: int | None = None,
+    workers: int | str | None = None,
     devices: str | Sequence[str] | None = None,
     backend: str = "local",
     ray_address: str | None = None,
@@ -346,7 +346,8 @@ def tune(
         workers: worker processes per device. None (the default): one. A function at the top level of a module
             is sent by reference, any other (a closure, a lambda, a notebook's, stdin's) by value with cloudpickle;
             when what it captures cannot be pickled it runs in this thread and a warning names it. 0: always in
-            this thread (for pdb).
+            this thread (for pdb). ``"auto"``: one per device to start, more while the memory and utilisation
+            its trials measured allow, one fewer after an out-of-memory error (the trial runs again).
         devices: ``"cpu"``, ``["cuda:0", "cuda:1"]``, ``"all"`` (every visible GPU); each worker is pinned to
             one (it sees its GPU as ``cuda:0``). None: workers are not pinned.
         backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (one Ray actor per worker, on a

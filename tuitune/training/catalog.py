@@ -147,6 +147,7 @@ _TOP_KEYS = (
     "space",
     "objective",
     "backend",
+    "workers",
     "fuse",
     "strategy",
     "time",

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuitune.core.errors import PresetError, SpaceError
+from tuitune.core.errors import PresetError, SpaceError, TuituneError
 from tuitune.core.records import Objectives
+from tuitune.core.run.placement import check_workers
 from tuitune.core.search.space import Choice, Fixed, Float, Int, Param, Space, param_from_dict
 from tuitune.core.text import did_you_mean
 from tuitune.training.catalog import (  # noqa: F401 - re-exported: presets are validated against the catalog
@@ -94,6 +95,7 @@ class Preset:
     path: str = ""
     backend: str | None = None  # where trials run by default: "local" or "ray" (--backend overrides it)
     fuse: int | str | None = None  # trials per fused array by default: N, "auto" (1: off; --fuse overrides it)
+    workers: int | str | None = None  # workers per device by default: N or "auto" (--workers overrides it)
     # [strategy.NAME] tables: a strategy's options when the session runs that strategy (flags override them)
     strategy: dict[str, dict[str, Any]] = field(default_factory=dict)
     # time, total_epochs, target: the session's budget by default (Budget.to_dict; flags override them)
@@ -138,6 +140,7 @@ class Preset:
             "path": self.path,
             **({"backend": self.backend} if self.backend is not None else {}),
             **({"fuse": self.fuse} if self.fuse is not None else {}),
+            **({"workers": self.workers} if self.workers is not None else {}),
             **({"strategy": {k: dict(v) for k, v in self.strategy.items()}} if self.strategy else {}),
             **({"budget": dict(self.budget)} if self.budget else {}),
             **self.goal_options(),
@@ -174,6 +177,7 @@ class Preset:
                 path=d.get("path", ""),
                 backend=d.get("backend"),
                 fuse=d.get("fuse"),
+                workers=d.get("workers"),
                 strategy={k: dict(v) for k, v in (d.get("strategy") or {}).items()},
                 budget=dict(d.get("budget") or {}),
                 objectives=[list(p) for p in d.get("objectives") or []],
@@ -299,6 +303,11 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         except ValueError as e:
             raise err("fuse", str(e).partition(": ")[2]) from None
 
+    workers = raw.get("workers")
+    try:
+        workers = check_workers(workers)  # None stays None
+    except TuituneError as e:
+        raise err("workers", f"{workers!r} is not a worker count; " + str(e).partition(": ")[2]) from None
     if objective is not None:
         _want(err, "objective", objective, (str, dict),
               'a string like "package.module:function" or a table like { command = "python train.py --lr {lr}" }')
@@ -418,6 +427,7 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         constraints=goal.to_options().get("constraints", []),
         backend=backend,
         fuse=fuse,
+        workers=workers,
         strategy=_validate_strategy_options(err, raw.get("strategy", {})),
         budget=_validate_budget(err, raw, max_epochs),
     )

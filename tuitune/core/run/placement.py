@@ -45,7 +45,9 @@ class Placement:
         backend: ``local`` (worker processes here) or ``ray`` (one Ray actor per worker).
         devices: the devices workers are pinned to (``("cuda:0", "cuda:1")``); None: not pinned.
         workers: workers per device; 0: in the coordinator's own thread; None: one when the objective can
-            be sent to a process, else in this thread (``tt.tune``'s default).
+            be sent to a process, else in this thread (``tt.tune``'s default); ``"auto"``: one per device to
+            start, more while the measured memory and utilisation allow, fewer after an out-of-memory
+            error (``packing.py``).
         ray_address: ``HOST:PORT`` or ``auto``; None: a local Ray for the run.
         gpus_per_trial: each Ray actor's GPUs; None: 1 when the cluster has GPUs, else 0.
         max_failures: the run stops after this many trials in a row failed.
@@ -56,7 +58,7 @@ class Placement:
 
     backend: str = "local"
     devices: tuple[str, ...] | None = None
-    workers: int | None = 1
+    workers: int | str | None = 1
     ray_address: str | None = None
     gpus_per_trial: float | None = None
     max_failures: int = DEFAULT_MAX_FAILURES
@@ -69,7 +71,7 @@ class Placement:
         cls,
         *,
         devices: str | Sequence[str] | None = None,
-        workers: int | None = None,
+        workers: int | str | None = None,
         backend: str | None = None,
         ray_address: str | None = None,
         gpus_per_trial: float | None = None,
@@ -104,6 +106,9 @@ class Placement:
             if workers == 0:
                 raise _error(f"{_flag('backend', cli)} ray runs trials in Ray actors: {_flag('workers', cli)} 0"
                              f"{' (--in-process)' if cli else ''} is for the local backend")
+            if workers == "auto":
+                raise _error(f"{_flag('workers', cli)} auto packs this machine's devices; with "
+                             f"{_flag('backend', cli)} ray give the number of actors ({_flag('workers', cli)} 4)")
             ray_address, gpus_per_trial = check_address(ray_address), check_gpus(gpus_per_trial)
         elif ray_address is not None or gpus_per_trial is not None:
             raise _error(f"{_flag('ray_address', cli)} and {_flag('gpus_per_trial', cli)} are options of "
@@ -150,16 +155,26 @@ class Placement:
         return self.backend == "local" and self.workers == 0
 
     @property
+    def auto(self) -> bool:
+        """``--workers auto``: each device starts with one worker and is packed from measurements."""
+        return self.workers == "auto"
+
+    @property
+    def per_device(self) -> int:
+        """Workers each device starts with (``auto``: one)."""
+        return self.workers if isinstance(self.workers, int) and self.workers > 0 else 1
+
+    @property
     def parallel(self) -> int:
-        """How many workers run trials at once (at least one)."""
+        """How many workers run trials at once (at least one; ``auto``: as many as it starts with)."""
         if self.backend == "ray":
-            return self.workers or 1
-        return max(1, (self.workers or 1) * max(1, len(self.devices or ())))
+            return self.per_device
+        return max(1, self.per_device * max(1, len(self.devices or ())))
 
     @property
     def shows_where(self) -> bool:
         """Whether a table of the session's trials says where each ran: Ray, several workers, or arrays."""
-        return self.backend == "ray" or self.parallel > 1 or self.fuse != 1
+        return self.backend == "ray" or self.parallel > 1 or self.fuse != 1 or self.auto
 
     def argv(self) -> list[str]:
         """The command line flags that ask for this placement (``--detach`` starts ``resume`` with them)."""
@@ -184,6 +199,8 @@ class Placement:
             return f"{n} Ray actor{'s' * (n != 1)} on {at}"
         if self.workers == 0 or not sendable:
             return f"in this process on {devs}"
+        if self.auto:
+            return f"workers packed on {devs} (auto: 1 per device to start)"
         n = self.parallel
         return f"{n} worker{'s' * (n != 1)} on {devs}"
 
@@ -197,10 +214,16 @@ class Placement:
         from tuitune.core.store.store import SessionFiles
 
         pool = self.pool(objective, SessionFiles(store.path, session).logs, ref=ref)
-        return Runner(
+        packer = kw.pop("packer", None)  # --workers auto's (a test's own, with its cap)
+        runner = Runner(
             store, session, objective, strategy, max_failures=self.max_failures, trial_timeout=self.trial_timeout,
             pool=pool, fuse=self.fuse, fuse_key=fuse_key or getattr(objective, "fuse_key", None), **kw,
         )
+        if self.auto and pool is not None:
+            from tuitune.core.run.packing import Packer
+
+            runner.packer = packer or Packer()
+        return runner
 
     def pool(self, objective: Callable[..., Any], log_dir: Path, ref: Any = None) -> Any:
         """The pool the trials run in (``protocol.Pool``), or None: in the coordinator's thread.
@@ -223,7 +246,7 @@ class Placement:
                 raise ObjectiveError(
                     f"objective {what} cannot be sent to a Ray actor: {unsendable_reason(objective)}; {fix}"
                 )
-            return RayPool(ref, plan_slots(None, self.workers or 1), log_dir, address=self.ray_address,
+            return RayPool(ref, plan_slots(None, self.per_device), log_dir, address=self.ray_address,
                            gpus_per_trial=self.gpus_per_trial)
         if ref is None:
             why = unsendable_reason(objective)
@@ -245,7 +268,15 @@ class Placement:
                 stacklevel=4,
             )
             return None
-        return WorkerPool(ref, plan_slots(list(self.devices) if self.devices else None, self.workers or 1), log_dir)
+        devices = list(self.devices) if self.devices else None
+        if self.auto:  # each worker a full packing's share of the cores (one each on the CPU)
+            from tuitune.core.run.packing import cap_for
+            from tuitune.core.run.slots import threads_per_worker
+
+            each: list[str | None] = list(devices) if devices else [None]
+            full = sum(cap_for(d) for d in each)
+            return WorkerPool(ref, plan_slots(devices, 1), log_dir, threads=threads_per_worker(full), measure=True)
+        return WorkerPool(ref, plan_slots(devices, self.per_device), log_dir)
 
 
 def check_fuse(value: Any, cli: bool = False) -> int | str:
@@ -261,12 +292,20 @@ def check_fuse(value: Any, cli: bool = False) -> int | str:
     return n
 
 
-def check_workers(workers: int | None, cli: bool = False) -> int | None:
-    """``workers`` per device checked: a whole number from 0 to MAX_WORKERS (None stays None)."""
+def check_workers(workers: Any, cli: bool = False) -> int | str | None:
+    """``workers`` per device checked: a whole number from 0 to MAX_WORKERS, or ``"auto"`` (None stays None).
+    The one place the value is parsed: the command line and TOML hand it over as they got it (``"2"``, ``"auto"``)."""
     if workers is None:
         return None
+    value = workers
+    if isinstance(workers, str):
+        word = workers.strip().lower()
+        if word == "auto":
+            return "auto"
+        workers = int(word) if word.isdigit() else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise _error(f"{_flag('workers', cli)} {workers!r}: give a whole number >= 1 (or 0 to train in this process)")
+        raise _error(f"{_flag('workers', cli)} {value!r}: give a whole number >= 1, auto (packed from measurements), "
+                     "or 0 to train in this process")
     if workers > MAX_WORKERS:
         raise _error(
             f"{workers} workers per device is more than tuitune allows ({MAX_WORKERS}); "

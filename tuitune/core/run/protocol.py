@@ -14,7 +14,9 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Done(trial, outcome)                                        one per trial of the job, at its end
                                                                 (a fused member's as it leaves its array)
 
-``Ready.facts`` may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its
+A trial's first ``Report`` carries its worker's ``probe`` (peak memory, the device's free memory and
+utilisation: ``packing.py``), from which ``--workers auto`` packs the device; a ``Failure`` says ``oom``
+for torch's out-of-memory errors. ``Ready.facts`` may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its
 device); a Ray actor's carry its ``node`` and ``device``.
 
 coordinator -> worker: ``RunJob(job)`` starts a job, ``Quit()`` ends the worker. A pool adds
@@ -62,6 +64,7 @@ class Failure:
     kind: str
     reason: str
     trace: str
+    oom: bool = False  # torch's out-of-memory error (memory.is_out_of_memory): --workers auto shrinks and re-queues
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Report:
     trial: int
     epoch: int
     row: dict[str, float]
+    probe: dict[str, Any] | None = None  # the worker's figures, on a trial's first report (packing.Meter.probe)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,15 @@ class Pool(ABC):
         self.kill(w)
         return self._spawn(w.slot)
 
+    def add(self, device: str | None) -> Any:
+        """Starts one more worker, on ``device``, in a new slot (``--workers auto`` packing a device)."""
+        from tuitune.core.run.slots import Slot
+
+        slots = getattr(self, "slots", [])
+        slot = Slot(max([s.index for s in slots] + list(self.workers), default=-1) + 1, device)
+        slots.append(slot)
+        return self._spawn(slot)
+
     def retire(self, w: Any) -> None:
         """Ends ``w`` for good (the run is stopping, or its objective cannot load)."""
         self.kill(w)
@@ -265,5 +278,6 @@ class Pool(ABC):
         import time
 
         w.trials = list(job.numbers)
+        w.members = len(job.numbers)
         w.waiting = None
         w.started = time.monotonic()

@@ -23,6 +23,7 @@ from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState
 from tuitune.core.run.finish import TrialEnding
 from tuitune.core.run.inthread import InThreadPool
+from tuitune.core.run.packing import Packing
 from tuitune.core.run.trial import Trial
 from tuitune.core.run.versions import versions
 from tuitune.core.search.strategies.base import Strategy, Suggestion, Wait
@@ -49,6 +50,7 @@ class _Remote:
     t0: float
     last_epoch: int = 0
     aborted: bool = False
+    members: int = 1  # the trials of its job (a fused array's size)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class RunResult:
     message: str = ""
 
 
-class Runner(TrialEnding):
+class Runner(TrialEnding, Packing):
     """Runs a session's trials.
 
     Args:
@@ -130,6 +132,7 @@ class Runner(TrialEnding):
         self._run_base = 0.0  # the seconds the session ran before this run
         self._run_t0: float | None = None  # when this run started (time.monotonic())
         self._spent: str | None = None  # why the budget ends this run (no new trial starts), once it does
+        self._said_stay: set[str | None] = set()  # devices whose packing was said to stay as it is
 
     # ---- commands (any thread) -------------------------------------------------------------------
     def pause(self) -> None:
@@ -365,7 +368,7 @@ class Runner(TrialEnding):
     def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
         """Starts jobs on the free workers (in this thread: runs one trial to its end); the failure count and
         whether the strategy has nothing more to give, after."""
-        for w in self.pool.free():
+        for w in self._free_packed():
             job = self._next_job(w)
             if job is None:
                 return failures, True
@@ -402,7 +405,7 @@ class Runner(TrialEnding):
         if first is None or isinstance(first, Wait):
             return first
         job = [self._open_trial(first, w)]
-        limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
+        limit = self._array_limit(w, getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
         key = self._key(first) if limit > 1 else None
         while key is not None and len(job) < limit:
             sugg = self._ask()
@@ -562,6 +565,7 @@ class Runner(TrialEnding):
             self._emit(ev.EpochReported(
                 self.session, number=msg.trial, epoch=msg.epoch, budget=r.rec.budget, metrics=dict(msg.row)
             ))
+            self._pack(w, msg.probe)
             return Ok()
         self.store.supersede_epochs(self.session, msg.trial, msg.after)
         return Ok()
@@ -612,9 +616,9 @@ class Runner(TrialEnding):
             self._setup_error = err.reason
             self._stop_after = True
             return self._finish_record(number, TrialState.INTERRUPTED, None, err.reason, err.trace, info)
-        if err is not None:
+        if err is not None:  # failed (re-queued instead when out of memory shrinks a --workers auto packing)
             log_hint = "" if self.pool.in_thread else f"; its output: {self.files.log(number)}"
-            return self._finish_record(number, TrialState.FAILED, None, err.reason + log_hint, err.trace, info)
+            return self._failed_or_requeued(w, number, err, err.reason + log_hint, info)
         state, value, reason = self._judge_run(number, r.rec.budget, outcome.last_epoch, outcome.returned, r.aborted)
         return self._finish_record(number, state, value, reason, None, info)
 

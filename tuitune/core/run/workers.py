@@ -73,6 +73,8 @@ class ChannelHost:
         self.send = send
         self.recv = recv
         self.thread_errors: list[tuple[str, str]] = []
+        self.meter: Any = None  # a packing.Meter under --workers auto: a trial's first report carries its figures
+        self._measured: set[int] = set()
 
     def _ask(self, msg: Any) -> Any:
         self.send(msg)
@@ -91,7 +93,17 @@ class ChannelHost:
         return True
 
     def _report(self, trial: Any, epoch: int, row: dict[str, float]) -> None:
-        self._ask(Report(trial.number, epoch, row))
+        probe = None
+        if self.meter is not None and trial.number not in self._measured:
+            self._measured.add(trial.number)
+            probe = self.meter.probe()
+        self._ask(Report(trial.number, epoch, row, probe))
+
+    def job_started(self) -> None:
+        """A job starts: its trials' figures are measured from now."""
+        self._measured.clear()
+        if self.meter is not None:
+            self.meter.start()
 
     def _supersede(self, number: int, after: int) -> None:
         self._ask(Supersede(number, after))
@@ -144,8 +156,8 @@ def _failure(e: BaseException, trace: str, where: str) -> tuple[Failure, bool]:
         return Failure("setup", str(e), trace), False
     if is_disk_full(e):  # the objective's own file on a full disk: not the trial's fault either
         return Failure("setup", no_space(where), trace), False
-    reason = "out of memory" if is_out_of_memory(e) else reason_of(e)
-    return Failure("failed", reason, trace), any(m in str(e) for m in POISON_MARKERS)
+    oom = is_out_of_memory(e)
+    return Failure("failed", "out of memory" if oom else reason_of(e), trace, oom), any(m in str(e) for m in POISON_MARKERS)
 
 
 def _trial(host: ChannelHost, spec: TrialSpec) -> Any:
@@ -210,6 +222,7 @@ def run_job(
           f"(budget {specs[0].budget} epochs) {stamp}", flush=True)
     trials = [_trial(host, spec) for spec in specs]
     host.thread_errors = []
+    host.job_started()
     t0 = time.monotonic()
     outcomes: list[Outcome]
     try:
@@ -250,8 +263,11 @@ def run_job(
     return outcomes
 
 
-def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str) -> None:
-    """The entry point of a worker process."""
+def worker_main(
+    conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str, measure: bool = False,
+) -> None:
+    """The entry point of a worker process (``measure``: under ``--workers auto``, its trials' first reports
+    carry its figures)."""
     try:
         os.setsid()  # terminal signals are the coordinator's to handle
     except OSError:
@@ -271,6 +287,10 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
     objective = load_objective(ref_blob, local, threads, conn.send)
     if objective is None:
         return
+    if measure:
+        from tuitune.core.run.packing import Meter
+
+        host.meter = Meter(getattr(objective, "measure_device", None))
     serve_trials(objective, host, conn.recv, conn.send)
 
 
@@ -408,6 +428,8 @@ class Worker:
     node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
     fuse: int = 1  # its array size under --fuse auto (what it measured on its device when it started)
+    packed: int = 0  # --workers auto: the most workers its device held while its job ran
+    members: int = 1  # the trials of its job (a fused array's size)
 
 
 class WorkerPool(Pool):
@@ -416,7 +438,10 @@ class WorkerPool(Pool):
     backend = "local"
     requeue_lost = False  # a lost worker fails its trials (its code may be what killed it)
 
-    def __init__(self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path) -> None:
+    def __init__(
+        self, ref: ObjectiveRef, slots: Sequence[Slot], log_dir: Path, *, threads: int | None = None,
+        measure: bool = False,
+    ) -> None:
         if not slots:
             raise WorkerError("no worker slots: give at least one device and one worker")
         self._blob = pickled_objective(
@@ -426,7 +451,8 @@ class WorkerPool(Pool):
         self.ref = ref
         self.slots = list(slots)
         self.log_dir = log_dir
-        self.threads = threads_per_worker(len(self.slots))
+        self.threads = threads or threads_per_worker(len(self.slots))
+        self.measure = measure  # --workers auto: workers measure their trials, the Runner adds workers (add)
         self.workers: dict[int, Worker] = {}
         import multiprocessing
 
@@ -447,7 +473,7 @@ class WorkerPool(Pool):
         log = self.log_dir / f"worker-{slot.index}.log"
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log)),
+            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log), self.measure),
             name=f"tuitune-worker-{slot.index}",
             daemon=True,
         )

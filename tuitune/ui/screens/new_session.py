@@ -203,6 +203,16 @@ class NewSessionScreen(TuituneScreen):
                             id="device",
                             compact=True,
                         )
+                    with Horizontal(classes="field", id="field-workers"):
+                        yield Label("workers")
+                        yield Select(
+                            [("default: the preset's, else 1", _DEFAULT), ("auto: packed from measurements", "auto"),
+                             *((f"{n} per device", str(n)) for n in (1, 2, 4))],
+                            value=_DEFAULT,
+                            allow_blank=False,
+                            id="workers",
+                            compact=True,
+                        )
                     with Horizontal(classes="field", id="field-fuse"):
                         yield Label("fuse")
                         yield Select(
@@ -386,6 +396,9 @@ class NewSessionScreen(TuituneScreen):
         placement: dict[str, Any] = {} if device == "auto" else {"devices": device}
         if fuse != _DEFAULT:
             placement["fuse"] = str(fuse)
+        workers = self.query_one("#workers", Select).value
+        if workers != _DEFAULT:
+            placement["workers"] = str(workers)  # parsed by Placement as --workers is
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
