@@ -122,10 +122,41 @@ def _db_path(db: str | os.PathLike[str] | Store | None) -> Any:
     return db if db is not None else default_db_path()
 
 
-def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+def _objective(preset: Any, placement: Placement, data_dir: str | None, seed: int) -> Callable[..., Any]:
+    """The coordinator's own copy of a preset's objective: built now where trials train in this process (or
+    the user's code, whose import errors are said now); built on first use where the built-in trainer's trials
+    train in workers, which build their own: then the coordinator never imports torch for it, and its workers
+    start a second or two sooner (benchmarks/results/worker-start-cpu.md)."""
     from tuitune.training.objective import load_objective
 
+    device = _device(placement)
+    if preset.objective is None and not placement.in_process:
+        return _Deferred(lambda: load_objective(preset, device=device, data_dir=data_dir, seed=seed),
+                         f"preset {preset.name}")
     return load_objective(preset, device=device, data_dir=data_dir, seed=seed)
+
+
+class _Deferred:
+    """An objective built on its first call (or the first look at one of its attributes)."""
+
+    def __init__(self, build: Callable[[], Callable[..., Any]], label: str) -> None:
+        self._build: Callable[[], Callable[..., Any]] | None = build
+        self._fn: Callable[..., Any] | None = None
+        self.__qualname__ = label
+
+    def _built(self) -> Callable[..., Any]:
+        if self._fn is None:
+            assert self._build is not None
+            self._fn, self._build = self._build(), None
+        return self._fn
+
+    def __call__(self, config: dict[str, Any], trial: Any) -> Any:
+        return self._built()(config, trial)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_build", "_fn"):
+            raise AttributeError(name)
+        return getattr(self._built(), name)
 
 
 def new_run(
@@ -197,7 +228,7 @@ def new_run(
     where = Placement.parse(**asked, fuse=fuse, stored=Placement(backend=preset.backend or "local"),
                             best_device=True, cli=True)
     _check_data_dir(data_dir)
-    objective = _objective(preset, _device(where), data_dir, seed)
+    objective = _objective(preset, where, data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
     store = open_store(db)
@@ -379,7 +410,7 @@ def resume_run(
         updates["info"] = {**rec.info, **where.to_info()}
     _check_data_dir(data_dir)
     data_dir = data_dir or rec.info.get("data_dir")
-    objective = _objective(preset, _device(where), data_dir, rec.seed)
+    objective = _objective(preset, where, data_dir, rec.seed)
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))

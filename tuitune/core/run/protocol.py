@@ -14,8 +14,9 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Done(trial, outcome)                                        one per trial of the job, at its end
                                                                 (a fused member's as it leaves its array)
 
-``Ready.facts`` may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its
-device); a Ray actor's carry its ``node`` and ``device``.
+``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``workers.StartClock``);
+they may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its device); a Ray
+actor's carry its ``node`` and ``device``.
 
 coordinator -> worker: ``RunJob(job)`` starts a job, ``Quit()`` ends the worker. A pool adds
 ``Died(how)`` itself when a worker ends without a word (its process killed, its Ray actor lost): all

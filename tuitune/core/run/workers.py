@@ -73,6 +73,7 @@ class ChannelHost:
         self.send = send
         self.recv = recv
         self.thread_errors: list[tuple[str, str]] = []
+        self.first_report: Callable[[], None] | None = None  # called once, after the first committed epoch
 
     def _ask(self, msg: Any) -> Any:
         self.send(msg)
@@ -92,6 +93,9 @@ class ChannelHost:
 
     def _report(self, trial: Any, epoch: int, row: dict[str, float]) -> None:
         self._ask(Report(trial.number, epoch, row))
+        if self.first_report is not None:
+            said, self.first_report = self.first_report, None
+            said()
 
     def _supersede(self, number: int, after: int) -> None:
         self._ask(Supersede(number, after))
@@ -250,8 +254,11 @@ def run_job(
     return outcomes
 
 
-def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str) -> None:
-    """The entry point of a worker process."""
+def worker_main(
+    conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str, spawned: float | None = None,
+) -> None:
+    """The entry point of a worker process (``spawned``: when the coordinator started it, ``time.time()``)."""
+    entered = time.time()
     try:
         os.setsid()  # terminal signals are the coordinator's to handle
     except OSError:
@@ -268,10 +275,60 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
         os.environ.setdefault(var, str(threads))
     host = ChannelHost(conn.send, conn.recv)
     install_excepthook(host)
-    objective = load_objective(ref_blob, local, threads, conn.send)
+    start = StartClock(log, spawned if spawned is not None else entered, entered)
+    objective = load_objective(ref_blob, local, threads, conn.send, clock=start)
     if objective is None:
         return
-    serve_trials(objective, host, conn.recv, conn.send)
+    host.first_report = start.first_epoch
+    serve_trials(objective, host, conn.recv, conn.send, clock=start)
+
+
+class StartClock:
+    """Where a worker's start goes: its phases until ``Ready`` (sent in ``Ready.facts["phases"]`` and written
+    to its log, ``worker-N.log``), then how long its first job took to commit its first epoch.
+
+    Phases, in seconds: ``spawn`` (the coordinator's start of the process to its first line: the interpreter
+    and tuitune's imports), ``import`` (building the objective: its code, torch), what the objective measured of
+    its own start (the built-in trainer's ``device`` initialisation and ``data`` on the device, which overlap,
+    and ``fuse auto``), and ``ready`` (from the coordinator's start of the process to ``Ready``).
+    """
+
+    def __init__(self, log: str | None, spawned: float, entered: float | None = None) -> None:
+        self.log = log
+        self.spawned = spawned
+        self.entered = entered if entered is not None else spawned
+        self.ready_at: float | None = None
+        self.job_at: float | None = None
+
+    def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
+        """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""
+        self.ready_at = time.time()
+        out = {"spawn": max(0.0, self.entered - self.spawned), "import": max(0.0, built - sum(own.values()))}
+        out.update(own)
+        out["ready"] = max(0.0, self.ready_at - self.spawned)
+        return out
+
+    def _write(self, line: str) -> None:
+        if self.log is None:
+            return
+        try:
+            with open(self.log, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass  # the log is for reading; a full disk must not stop the worker
+
+    def said_ready(self, phases: dict[str, float]) -> None:
+        self._write("--- worker ready: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+
+    def job(self) -> None:
+        if self.job_at is None:
+            self.job_at = time.time()
+
+    def first_epoch(self) -> None:
+        now = time.time()
+        job = self.job_at if self.job_at is not None else now
+        self._write(f"--- first epoch committed: first job {now - job:.2f} s, start {now - self.spawned:.2f} s "
+                    f"(from the process's start)")
 
 
 def install_excepthook(host: ChannelHost) -> None:
@@ -289,15 +346,18 @@ def install_excepthook(host: ChannelHost) -> None:
 
 def load_objective(
     ref_blob: bytes, device: str | None, threads: int, send: Callable[[Any], None], *, where: str = "",
-    facts: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None, clock: StartClock | None = None,
 ) -> Callable[..., Any] | None:
     """Builds the objective and says ``ready`` (None: it said ``setup-failed``).
 
-    ``where`` prefixes tuitune's own errors (a Ray node's name); ``facts`` ride on ``ready`` (the node, the device).
+    ``where`` prefixes tuitune's own errors (a Ray node's name); ``facts`` ride on ``ready`` (the node, the
+    device, and the start's ``phases``, timed by ``clock``).
     """
+    t0 = time.perf_counter()
     try:
         ref = pickle.loads(ref_blob)
         objective = ref.build(device)
+        built = time.perf_counter() - t0
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(threads)
@@ -315,6 +375,10 @@ def load_objective(
         send(SetupFailed(reason, tb.format_exc(), ours))
         return None
     facts = dict(facts or {})
+    own = getattr(objective, "start_phases", None)
+    clock = clock or StartClock(None, time.time() - built)
+    facts["phases"] = clock.phases(built, dict(own) if isinstance(own, dict) else {})
+    clock.said_ready(facts["phases"])
     auto = getattr(objective, "fuse_auto", None)  # --fuse auto: the array size it measured on this device
     if isinstance(auto, int) and auto > 1:
         facts["fuse"] = auto
@@ -345,6 +409,7 @@ def serve_trials(
     *,
     prepare: Callable[[RunJob], Job] | None = None,
     finish: Callable[[TrialSpec, Outcome], Outcome] | None = None,
+    clock: StartClock | None = None,
 ) -> None:
     """The worker's side of the conversation, whatever carries it: jobs until ``Quit`` or a closed channel.
 
@@ -359,6 +424,8 @@ def serve_trials(
         if isinstance(msg, Quit):
             return
         job = prepare(msg) if prepare is not None else msg.job
+        if clock is not None:
+            clock.job()
         done = _Dones(send, finish)
         outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
         for spec, outcome in zip(job.specs, outcomes):
@@ -447,7 +514,7 @@ class WorkerPool(Pool):
         log = self.log_dir / f"worker-{slot.index}.log"
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log)),
+            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log), time.time()),
             name=f"tuitune-worker-{slot.index}",
             daemon=True,
         )
