@@ -265,6 +265,7 @@ def worker_main(
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect(Path(log))
+    start = StartClock(log, spawned if spawned is not None else entered, entered)  # its log opened now: it may move
     threading.Thread(target=_watch_parent, args=(parent,), name="tuitune-parent-watch", daemon=True).start()
     local = device
     if device is not None and device.startswith("cuda"):
@@ -275,7 +276,6 @@ def worker_main(
         os.environ.setdefault(var, str(threads))
     host = ChannelHost(conn.send, conn.recv)
     install_excepthook(host)
-    start = StartClock(log, spawned if spawned is not None else entered, entered)
     objective = load_objective(ref_blob, local, threads, conn.send, clock=start)
     if objective is None:
         return
@@ -299,6 +299,10 @@ class StartClock:
         self.entered = entered if entered is not None else spawned
         self.ready_at: float | None = None
         self.job_at: float | None = None
+        self._file: Any = None
+        if log is not None:
+            with contextlib.suppress(OSError):
+                self._file = open(log, "a", buffering=1)  # noqa: SIM115 - open for the worker's life
 
     def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
         """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""
@@ -309,11 +313,11 @@ class StartClock:
         return out
 
     def _write(self, line: str) -> None:
-        if self.log is None:
+        """Appends to the log, through a file kept open: a warm worker's log moves to its session's folder."""
+        if self._file is None:
             return
         try:
-            with open(self.log, "a") as f:
-                f.write(line + "\n")
+            self._file.write(line + "\n")
         except OSError:
             pass  # the log is for reading; a full disk must not stop the worker
 
@@ -495,15 +499,43 @@ class WorkerPool(Pool):
         self.log_dir = log_dir
         self.threads = threads_per_worker(len(self.slots))
         self.workers: dict[int, Worker] = {}
+        self._old_logs: list[Path] = []  # where the workers' logs were before the pool moved them (warm workers)
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("spawn")
 
     def start(self, log_dir: Path | None = None) -> None:
+        """Starts a worker in each slot; a pool started already (warm workers, started before their session)
+        keeps its workers and moves their logs to ``log_dir``."""
+        if self.workers:
+            if log_dir is not None and log_dir != self.log_dir:
+                self._move_logs(log_dir)
+            return
         if log_dir is not None:
             self.log_dir = log_dir
         for slot in self.slots:
             self._spawn(slot)
+
+    def _move_logs(self, log_dir: Path) -> None:
+        """The workers' logs go to ``log_dir`` (renamed: a worker keeps writing to its open file); a log its
+        worker has not opened yet follows when the pool closes, and the old folder goes then."""
+        self._old_logs.append(self.log_dir)
+        self.log_dir = log_dir
+        self._gather_logs()
+
+    def _gather_logs(self, remove: bool = False) -> None:
+        for old in self._old_logs:
+            for index in self.slots:
+                name = f"worker-{index.index}.log"
+                if (old / name).exists() and not (self.log_dir / name).exists():
+                    with contextlib.suppress(OSError):
+                        os.replace(old / name, self.log_dir / name)
+            if remove:
+                import shutil
+
+                shutil.rmtree(old, ignore_errors=True)
+        if remove:
+            self._old_logs.clear()
 
     def _spawn(self, slot: Slot) -> Worker:
         with _real_stdio(), _spawnable_main(self.ref.by_value):
@@ -598,6 +630,7 @@ class WorkerPool(Pool):
         for w in self.workers.values():
             self.kill(w)  # and what its trials forked: nothing outlives the session
         self.workers.clear()
+        self._gather_logs(remove=True)
 
 
 def kill_group(pid: int | None) -> None:
