@@ -14,7 +14,13 @@ to exit, the two alternating (the order swaps from rep to rep). For each run it 
   training steps: what a process pays on its first), ready (spawn to ``Ready``), and first job (its arrival to
   its first committed epoch).
 
+With ``--tui`` it measures the TUI instead (Pilot, in this process): the new-session form filled in, then
+Start, timed from the key to the first committed epoch and to the session's end, two ways alternating:
+``warm`` (the form's warm workers, Start pressed once they said they were ready: the user read the form
+meanwhile) and ``cold`` (no warm workers: the Runner starts its own at Start, as before them).
+
     python benchmarks/bench_worker_start.py                  # digits-mlp, 3 trials x 2 epochs, cpu, 3 reps
+    python benchmarks/bench_worker_start.py --tui            # the form's warm workers against none
     python benchmarks/bench_worker_start.py --devices cuda --reps 5
 """
 
@@ -80,6 +86,74 @@ def run_once(args: argparse.Namespace, way: str, tmp: Path, i: int) -> dict:
             "epochs": len(rows), "phases": ph}
 
 
+def tui_once(args: argparse.Namespace, way: str, tmp: Path, i: int) -> dict:
+    """One session started from the TUI's form: Start to the first committed epoch and to the end."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from textual.widgets import Input, Select
+
+    from tuitune.core.store.store import Store, files_dir
+    from tuitune.ui import warm as warm_module
+    from tuitune.ui.app import TuituneApp
+    from tuitune.ui.screens.dashboard import DashboardScreen
+    from tuitune.ui.screens.new_session import NewSessionScreen
+
+    store = Store(tmp / f"tui-{way}-{i}.db")
+    name = f"s{i}"
+
+    async def until(pilot, cond, limit=300.0):
+        end = time.monotonic() + limit
+        while not cond():
+            if time.monotonic() > end:
+                sys.exit(f"{way}: gave up waiting")
+            await pilot.pause(0.01)
+
+    def first_epoch() -> bool:
+        return store.session_exists(name) and any(t.last_epoch >= 1 for t in store.trials(name))
+
+    async def go() -> dict:
+        app = TuituneApp(store, bundled_presets=True, probe_devices=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, NewSessionScreen))
+            form = app.screen
+            form.query_one("#fuse", Select).value = "off"
+            form.query_one("#device", Select).value = "cpu" if args.devices == "cpu" else "auto"  # auto: the GPU
+            for key, value in (("trials", args.trials), ("max-epochs", args.epochs), ("seed", args.seed),
+                               ("session-name", name)):
+                form.query_one(f"#{key}", Input).value = str(value)
+            if way == "warm":
+                def ready() -> bool:
+                    warm = form.warm._warm
+                    log = warm.log_dir / "worker-0.log" if warm is not None else None
+                    return bool(log and log.is_file() and "--- worker ready" in log.read_text())
+                await until(pilot, ready)
+            t0 = time.perf_counter()
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            await until(pilot, first_epoch)
+            first = time.perf_counter() - t0
+            await until(pilot, lambda: app.run_control.session == name and not app.run_control.running)
+            wall = time.perf_counter() - t0
+        con = sqlite3.connect(store.path)
+        rows = con.execute("SELECT e.metrics FROM epochs e JOIN trials t ON t.id = e.trial_id JOIN sessions s "
+                           "ON s.id = t.session_id WHERE s.name = ? AND e.superseded = 0", (name,)).fetchall()
+        con.close()
+        training = sum(float(json.loads(m).get("epoch_seconds", 0.0)) for (m,) in rows)
+        log = files_dir(store.path) / "logs" / name / "worker-0.log"
+        return {"way": way, "wall": wall, "training": training, "ratio": wall / training, "first": first,
+                "epochs": len(rows), "phases": phases(log)}
+
+    saved = warm_module.WarmWorkers.want
+    if way == "cold":
+        warm_module.WarmWorkers.want = lambda self, choice: None  # type: ignore[method-assign]
+    try:
+        return asyncio.run(go())
+    finally:
+        warm_module.WarmWorkers.want = saved  # type: ignore[method-assign]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="digits-mlp")
@@ -88,16 +162,20 @@ def main() -> None:
     ap.add_argument("--devices", default="cpu")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tui", action="store_true", help="the TUI's form: warm workers against none (Start to epochs)")
     args = ap.parse_args()
-    ways = ["worker", "in-process"]
-    print(f"# {args.preset}, {args.trials} trials x {args.epochs} epochs, --devices {args.devices}, --fuse off; "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    if args.tui and args.preset != "digits-mlp":
+        sys.exit("--tui measures the form's default preset, digits-mlp; leave --preset out")
+    ways = ["warm", "cold"] if args.tui else ["worker", "in-process"]
+    once = tui_once if args.tui else run_once
+    print(f"# {'TUI: Start to ' if args.tui else ''}{args.preset}, {args.trials} trials x {args.epochs} epochs, "
+          f"--devices {args.devices}, --fuse off; {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     out: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for i in range(args.reps):
             for way in ways if i % 2 == 0 else ways[::-1]:
-                r = run_once(args, way, tmp, i)
+                r = once(args, way, tmp, i)
                 out.append(r)
                 ph = ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
                 print(f"{way:>10}  wall {r['wall']:6.2f} s  training {r['training']:5.2f} s  ratio {r['ratio']:5.2f}  "
