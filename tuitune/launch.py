@@ -316,16 +316,20 @@ def prewarm(
 ) -> WarmPool | None:
     """Starts the workers a new session of ``preset_ref`` would start (``new_run``'s arguments), before it
     exists; None where nothing is worth starting early: the user's own objective (its import is its own
-    business, done when the session starts), training in this process, or Ray."""
+    business, done when the session starts), a dataset not downloaded yet (Start downloads it), training
+    in this process, or Ray."""
     global _warm_count
     from tuitune.core.store.files import files_dir
     from tuitune.core.store.safefs import secure_dir
+    from tuitune.training.catalog import on_disk
     from tuitune.training.presets import load_preset
 
     preset = load_preset(preset_ref)
     where = _new_placement(preset, placement)
     if preset.objective is not None or where.in_process or where.backend != "local":
         return None
+    if not on_disk(preset.data, data_dir):
+        return None  # a worker's start would download it: never behind the user's back, only once Start is pressed
     ref = _objective_ref(preset, data_dir, seed, where.fuse)
     _warm_count += 1
     logs = secure_dir(files_dir(_db_path(db)), "logs", f".warm-{os.getpid()}-{_warm_count}")

@@ -105,3 +105,20 @@ def test_the_coordinator_does_not_import_torch_while_its_trials_train_in_workers
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["workers False", "in-process True True"]
+
+
+def test_warm_workers_never_download_a_dataset(tmp_path, monkeypatch):
+    """The form's warm workers start only for a dataset on disk: a worker's start would download it while the
+    user merely looks at the preset; Start downloads it as before."""
+    from tuitune.launch import prewarm
+    from tuitune.training.catalog import on_disk
+
+    monkeypatch.setenv("TUITUNE_DATA", str(tmp_path / "data"))
+    assert not on_disk({"dataset": "mnist"}) and not on_disk({"dataset": "cifar10"})
+    assert prewarm("mnist-mlp", db=tmp_path / "a.db", placement={"devices": "cpu"}) is None
+    assert not (tmp_path / "a.db.d").exists()  # nothing started, nothing written
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    assert on_disk({"dataset": "mnist"}) and on_disk({"dataset": "digits"})
+    assert not on_disk({"dataset": "imagefolder", "root": str(tmp_path / "none")})

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from tuitune.core.errors import SetupError, reason_of
-from tuitune.training.catalog import DATASETS
+from tuitune.training.catalog import DATASETS, default_data_dir  # noqa: F401 - re-exported
 from tuitune.training.devices import DeviceError, resolve_device  # noqa: F401 - re-exported
 
 # How long a download may wait on the network before we call the machine offline.
@@ -43,14 +43,6 @@ class DataError(SetupError):
     """A dataset that is missing, cannot be downloaded, or cannot be read."""
 
 
-def default_data_dir() -> Path:
-    """``$TUITUNE_DATA``, else the user cache directory's ``data`` folder."""
-    env = os.environ.get("TUITUNE_DATA")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("tuitune")) / "data"
 
 
 # --------------------------------------------------------------------------------------------- tensors

@@ -14,7 +14,8 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Done(trial, outcome)                                        one per trial of the job, at its end
                                                                 (a fused member's as it leaves its array)
 
-``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``workers.StartClock``);
+``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``workers.StartClock``),
+and ``versions``: the worker's Python, torch, CUDA and cuDNN (its trials record them);
 they may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its device); a Ray
 actor's carry its ``node`` and ``device``.
 

@@ -482,6 +482,7 @@ class Runner(TrialEnding):
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
         if slot is not None and not self.pool.in_thread:
+            info.update(getattr(slot, "versions", None) or {})  # the worker's torch, CUDA, cuDNN
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
@@ -536,6 +537,7 @@ class Runner(TrialEnding):
             elif isinstance(msg, m.Ready):
                 w.ready, w.pid = True, msg.pid
                 w.fuse = max(1, int(msg.facts.get("fuse") or 1))  # its own array size under --fuse auto
+                w.versions = dict(msg.facts.get("versions") or {})  # its torch (this process may have none)
                 phases = msg.facts.get("phases")
                 if isinstance(phases, dict):  # where its start went (its log says so too)
                     log.info("session %s: worker %s (pid %s) ready: %s", self.session, w.slot.index, msg.pid,

@@ -379,6 +379,9 @@ def load_objective(
         send(SetupFailed(reason, tb.format_exc(), ours))
         return None
     facts = dict(facts or {})
+    from tuitune.core.run.versions import versions
+
+    facts["versions"] = versions()  # this process's torch, CUDA and cuDNN: its trials record them
     own = getattr(objective, "start_phases", None)
     clock = clock or StartClock(None, time.time() - built)
     facts["phases"] = clock.phases(built, dict(own) if isinstance(own, dict) else {})
@@ -479,6 +482,7 @@ class Worker:
     node: str | None = None  # the Ray node it runs on (local workers: None, this machine)
     device: str | None = None  # the device it reported (a Ray actor's GPU), else its slot's
     fuse: int = 1  # its array size under --fuse auto (what it measured on its device when it started)
+    versions: dict[str, Any] = field(default_factory=dict)  # what it runs (torch, CUDA, cuDNN), from its Ready
 
 
 class WorkerPool(Pool):
