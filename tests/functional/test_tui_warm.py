@@ -3,6 +3,10 @@ them to the session's Runner, and a changed choice or leaving the form leaves no
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 from textual.widgets import Input, Select
@@ -83,3 +87,38 @@ async def test_a_changed_choice_and_leaving_the_form_close_the_warm_workers(tmp_
         await wait_for(pilot, lambda: not any(_alive(p) for p in second) and not _warm_dirs(store),
                        what="no warm worker left")
         assert store.sessions() == []
+
+
+@run_async
+async def test_quitting_with_the_form_open_leaves_no_worker(tmp_path):
+    store = Store(tmp_path / "t.db")
+    app = _app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await _form(app, pilot)
+        await wait_for(pilot, lambda: form.warm.pids, what="warm workers")
+        pids = form.warm.pids
+        await pilot.press("ctrl+q")
+    deadline = time.monotonic() + 60
+    while (any(_alive(p) for p in pids) or _warm_dirs(store)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids) and not _warm_dirs(store)
+
+
+def test_a_process_that_ends_with_warm_workers_closes_them(tmp_path):
+    """The interpreter's exit (the app ended any way at all) closes warm workers still open, and removes
+    their folder (multiprocessing alone would only terminate them)."""
+    code = textwrap.dedent(f"""
+        from tuitune.ui.warm import WarmWorkers
+        w = WarmWorkers()
+        w.want(dict(preset_ref="digits-mlp", db={str(tmp_path / "a.db")!r}, placement={{"devices": "cpu"}}))
+        print(*w.pids)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+    assert list((files_dir(tmp_path / "a.db") / "logs").iterdir()) == []

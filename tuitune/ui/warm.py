@@ -10,6 +10,7 @@ choice closes the old workers first; leaving the form closes them. Every method 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ class WarmWorkers:
         self._choice: tuple[Any, ...] | None = None  # what the warm workers were started for
         self._wanted: tuple[Any, ...] | None = None  # the latest choice asked for (the latest wins)
         self._closed = False
+        # The app may end with the form open (Ctrl+Q): its workers go too, their folder with them (before
+        # multiprocessing's own exit handler, registered earlier, would only terminate them).
+        atexit.register(self.close)
 
     @staticmethod
     def _key(choice: dict[str, Any]) -> tuple[Any, ...]:
@@ -65,6 +69,7 @@ class WarmWorkers:
         with self._lock:
             self._closed = True
             self._drop()
+        atexit.unregister(self.close)
 
     def _drop(self) -> None:
         warm, self._warm, self._choice = self._warm, None, None

@@ -290,7 +290,8 @@ class StartClock:
     Phases, in seconds: ``spawn`` (the coordinator's start of the process to its first line: the interpreter
     and tuitune's imports), ``import`` (building the objective: its code, torch), what the objective measured of
     its own start (the built-in trainer's ``device`` initialisation and ``data`` on the device, which overlap,
-    and ``fuse auto``), and ``ready`` (from the coordinator's start of the process to ``Ready``).
+    its ``warm step`` and ``fuse auto``), and ``ready`` (from the coordinator's start of the process to
+    ``Ready``). The log is opened at once and kept open: a warm worker's log moves to its session's folder.
     """
 
     def __init__(self, log: str | None, spawned: float, entered: float | None = None) -> None:
