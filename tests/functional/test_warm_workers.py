@@ -18,3 +18,5 @@ def test_the_worker_log_names_the_phases_of_its_start_and_its_first_epoch(projec
     assert list(phases) == ["spawn", "import", "device", "data", "warm step", "ready"]
     assert phases["ready"] >= phases["import"] + phases["data"] + phases["warm step"] - 0.05
     assert re.search(r"^--- first epoch committed: first job \d+\.\d+ s, start \d+\.\d+ s", log, re.M), log
+    shown = project.cli("show", "w", "--log", "0").ok().out  # the worker's first trial's log says it too
+    assert ready.group(0) in shown and "this worker's first job" in shown

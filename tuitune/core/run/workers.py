@@ -300,6 +300,7 @@ class StartClock:
         self.entered = entered if entered is not None else spawned
         self.ready_at: float | None = None
         self.job_at: float | None = None
+        self.ready_line = ""
         self._file: Any = None
         if log is not None:
             with contextlib.suppress(OSError):
@@ -323,11 +324,18 @@ class StartClock:
             pass  # the log is for reading; a full disk must not stop the worker
 
     def said_ready(self, phases: dict[str, float]) -> None:
-        self._write("--- worker ready: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+        self.ready_line = "--- worker ready: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        self._write(self.ready_line)
 
-    def job(self) -> None:
-        if self.job_at is None:
-            self.job_at = time.time()
+    def job(self, log: str | None = None) -> None:
+        """A job arrived; the first one's log (``log``: its first trial's, which ``tuitune show --log`` prints)
+        opens with where this worker's start went."""
+        if self.job_at is not None:
+            return
+        self.job_at = time.time()
+        if log is not None and self.ready_line:
+            with contextlib.suppress(OSError), open(log, "a") as f:
+                f.write(f"{self.ready_line} (this worker's first job; its log: {self.log})\n")
 
     def first_epoch(self) -> None:
         now = time.time()
@@ -433,7 +441,7 @@ def serve_trials(
             return
         job = prepare(msg) if prepare is not None else msg.job
         if clock is not None:
-            clock.job()
+            clock.job(job.specs[0].log)
         done = _Dones(send, finish)
         outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
         for spec, outcome in zip(job.specs, outcomes):
