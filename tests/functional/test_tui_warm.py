@@ -122,3 +122,32 @@ def test_a_process_that_ends_with_warm_workers_closes_them(tmp_path):
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
     assert list((files_dir(tmp_path / "a.db") / "logs").iterdir()) == []
+
+
+@run_async
+async def test_no_warm_workers_while_a_session_runs_in_the_app(tmp_path):
+    """A session running in this app keeps its device: the form does not start workers beside it."""
+    from tests.support.tui import make_preset
+    from tuitune.launch import new_run
+
+    hold = tmp_path / "hold"
+    Path(f"{hold}-0").touch()  # trial 0 waits after its first epoch until the test lets it go
+    preset = make_preset(tmp_path, epochs=2, hold=hold)
+    store = Store(tmp_path / "t.db")
+    app = TuituneApp(store, new_run(str(preset), db=store, trials=1, session="busy"), bundled_presets=True,
+                     probe_devices=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: store.session_exists("busy") and store.count_epochs("busy") >= 1,
+                       what="the running session's first epoch")
+        app.open_new_session()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen), what="new session screen")
+        form = app.screen
+        await wait_for(pilot, lambda: form.is_mounted and len(form.query("#preset-list")) == 1, what="the form")
+        assert app.run_control.running
+        form._warm_now()  # what the form's timer calls once its choice has held
+        assert [w for w in app.workers if w.group == "warm"] == [] and form.warm.pids == []
+        Path(f"{hold}-0").unlink()
+        await wait_for(pilot, lambda: not app.run_control.running, what="the session's end")
+        form._warm_now()  # the device is free again
+        await wait_for(pilot, lambda: form.warm.pids, what="warm workers once it ended")
+        await pilot.press("escape")

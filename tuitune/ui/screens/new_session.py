@@ -260,8 +260,8 @@ class NewSessionScreen(TuituneScreen):
 
     def _warm_now(self) -> None:
         e = self.entry
-        if e is None or self._starting:
-            return
+        if e is None or self._starting or self.tuitune.run_control.running:
+            return  # a session running in this app keeps its device: its workers are not competed with
         try:
             choice = dict(preset_ref=e.ref, db=self.store, seed=self._int("seed") or 0, placement=self._placement())
         except ValueError:
