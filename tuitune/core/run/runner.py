@@ -538,10 +538,7 @@ class Runner(TrialEnding):
                 w.ready, w.pid = True, msg.pid
                 w.fuse = max(1, int(msg.facts.get("fuse") or 1))  # its own array size under --fuse auto
                 w.versions = dict(msg.facts.get("versions") or {})  # its torch (this process may have none)
-                phases = msg.facts.get("phases")
-                if isinstance(phases, dict):  # where its start went (its log says so too)
-                    log.info("session %s: worker %s (pid %s) ready: %s", self.session, w.slot.index, msg.pid,
-                             ", ".join(f"{k} {v:.2f} s" for k, v in phases.items() if isinstance(v, (int, float))))
+                log.info("session %s: worker %s ready: %s", self.session, w.slot.index, msg.facts.get("phases"))
             elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
             else:
