@@ -79,6 +79,9 @@ if [ "${TUITUNE_GPU_SUITE:-}" = extended ]; then
   step 120 "--workers auto on one GPU against 1 and 2" $PY benchmarks/bench_workers_auto.py --device cuda:0 --trials 16 --epochs 2 --rounds 1
   step 150 "training in the TUI against headless (GPU)" $PY benchmarks/bench_tui_training.py --device cuda --ways headless,tui --trials 3 --epochs 30 --reps 3
   step 150 "training in the TUI against headless (the server's CPU, quiet)" $PY benchmarks/bench_tui_training.py --device cpu --ways headless,tui --trials 3 --epochs 30 --reps 3
+  # Warm workers (issue 20): where a worker's start goes on the GPU, and the form's warm workers from Start.
+  step 90 "a worker's start on the GPU (bench_worker_start)" $PY benchmarks/bench_worker_start.py --devices cuda --reps 2
+  step 90 "Start to first epoch, warm workers against none (bench_worker_start --tui)" $PY benchmarks/bench_worker_start.py --tui --devices cuda --reps 2
 fi
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
 echo "wrote $out"

@@ -55,6 +55,7 @@ class Launch:
     placement: Placement = field(default_factory=Placement)  # where trials run, and the run's limits
     objective_ref: ObjectiveRef | None = None  # how a worker process loads the objective
     fuse_key: Callable[[dict], Any] | None = None  # which configs may train as one array (the training layer's)
+    pool: Any = None  # workers started before the session (a WarmPool's, adopted): its Runner drives them
 
     def runner(self, listeners: Iterable[Callable[[Any], None]] = (), **kw: Any) -> Runner:
         """The Runner of this launch, with its run limits (the one place a Runner is configured)."""
@@ -64,9 +65,10 @@ class Launch:
             if updates:
                 self.store.update_session(self.name, **updates)
 
+        pool, self.pool = self.pool, None  # a pool runs one session
         return self.placement.runner(
             self.store, self.name, self.objective, self.strategy, ref=self.objective_ref, fuse_key=self.fuse_key,
-            listeners=listeners, on_locked=apply, **kw,
+            listeners=listeners, on_locked=apply, started=pool, **kw,
         )
 
     @property
@@ -122,10 +124,41 @@ def _db_path(db: str | os.PathLike[str] | Store | None) -> Any:
     return db if db is not None else default_db_path()
 
 
-def _objective(preset: Any, device: str | None, data_dir: str | None, seed: int) -> Callable[..., Any]:
+def _objective(preset: Any, placement: Placement, data_dir: str | None, seed: int) -> Callable[..., Any]:
+    """The coordinator's own copy of a preset's objective: built now where trials train in this process (or
+    the user's code, whose import errors are said now); built on first use where the built-in trainer's trials
+    train in workers, which build their own: then the coordinator never imports torch for it, and its workers
+    start a second or two sooner (benchmarks/results/worker-start-cpu.md)."""
     from tuitune.training.objective import load_objective
 
+    device = _device(placement)
+    if preset.objective is None and not placement.in_process:
+        return _Deferred(lambda: load_objective(preset, device=device, data_dir=data_dir, seed=seed),
+                         f"preset {preset.name}")
     return load_objective(preset, device=device, data_dir=data_dir, seed=seed)
+
+
+class _Deferred:
+    """An objective built on its first call (or the first look at one of its attributes)."""
+
+    def __init__(self, build: Callable[[], Callable[..., Any]], label: str) -> None:
+        self._build: Callable[[], Callable[..., Any]] | None = build
+        self._fn: Callable[..., Any] | None = None
+        self.__qualname__ = label
+
+    def _built(self) -> Callable[..., Any]:
+        if self._fn is None:
+            assert self._build is not None
+            self._fn, self._build = self._build(), None
+        return self._fn
+
+    def __call__(self, config: dict[str, Any], trial: Any) -> Any:
+        return self._built()(config, trial)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_build", "_fn"):
+            raise AttributeError(name)
+        return getattr(self._built(), name)
 
 
 def new_run(
@@ -192,12 +225,9 @@ def new_run(
         open_ended=session_budget.timeout is not None, **options, **preset.goal_options(),
     )
     # Everything a user can get wrong is checked before the database is touched.
-    asked = _fuse_asked(placement)
-    fuse = asked.pop("fuse", None) or (preset.fuse if preset.fuse is not None else _default_fuse(preset, asked))
-    stored = Placement(backend=preset.backend or "local", workers=preset.workers if preset.workers is not None else 1)
-    where = Placement.parse(**asked, fuse=fuse, stored=stored, best_device=True, cli=True)
+    where = _new_placement(preset, placement)
     _check_data_dir(data_dir)
-    objective = _objective(preset, _device(where), data_dir, seed)
+    objective = _objective(preset, where, data_dir, seed)
     if strategy == "manual":
         strat.plan(values, base)
     store = open_store(db)
@@ -224,6 +254,88 @@ def new_run(
     )
     launch.notes += _fuse_notes(launch, preset)
     return launch
+
+
+def _new_placement(preset: Any, placement: Mapping[str, Any] | None) -> Placement:
+    """Where a new session of ``preset`` runs: the values asked for (``new_run``'s ``placement``) over the
+    preset's backend and array size, else the defaults."""
+    asked = _fuse_asked(placement)
+    fuse = asked.pop("fuse", None) or (preset.fuse if preset.fuse is not None else _default_fuse(preset, asked))
+    stored = Placement(backend=preset.backend or "local", workers=preset.workers if preset.workers is not None else 1)
+    return Placement.parse(**asked, fuse=fuse, stored=stored, best_device=True, cli=True)
+
+
+# ------------------------------------------------------------------------------------------ warm workers
+
+
+@dataclass(eq=False)
+class WarmPool:
+    """Worker processes started before their session exists (the new-session form starts them while the
+    user fills it in): each builds the objective, puts its dataset on its device and says ``Ready``; a new
+    session whose objective and worker slots are the same adopts them (``adopt``), else they are closed.
+
+    Their logs start in a folder of their own beside the sessions' (``<db>.d/logs/.warm-PID-N``, a name no
+    session can have) and move to the session's when it adopts them.
+    """
+
+    key: tuple[Any, ...]
+    pool: Any  # a started workers.WorkerPool
+    log_dir: Path
+
+    def adopt(self, launch: Launch) -> bool:
+        """Hands the workers to ``launch`` (its Runner drives them) when they fit it; else closes them."""
+        if launch.pool is None and _warm_key(launch.placement, launch.objective_ref) == self.key:
+            launch.pool = self.pool
+            return True
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Ends the workers (none is left behind) and removes their folder."""
+        import shutil
+
+        self.pool.close(grace=1.0)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.pool.workers.values()]
+
+
+def _warm_key(placement: Placement, ref: ObjectiveRef | None) -> tuple[Any, ...]:
+    """What a pool's workers are: where they run (backend, devices, workers per device) and what they built."""
+    return (placement.backend, placement.devices, placement.workers, ref)
+
+
+_warm_count = 0
+
+
+def prewarm(
+    preset_ref: str, *, db: str | os.PathLike[str] | Store | None = None, seed: int = 0, data_dir: str | None = None,
+    placement: Mapping[str, Any] | None = None,
+) -> WarmPool | None:
+    """Starts the workers a new session of ``preset_ref`` would start (``new_run``'s arguments), before it
+    exists; None where nothing is worth starting early: the user's own objective (its import is its own
+    business, done when the session starts), a dataset not downloaded yet (Start downloads it), training
+    in this process, or Ray."""
+    global _warm_count
+    from tuitune.core.store.files import files_dir
+    from tuitune.core.store.safefs import secure_dir
+    from tuitune.training.catalog import on_disk
+    from tuitune.training.presets import load_preset
+
+    preset = load_preset(preset_ref)
+    where = _new_placement(preset, placement)
+    if preset.objective is not None or where.in_process or where.backend != "local":
+        return None
+    if not on_disk(preset.data, data_dir):
+        return None  # a worker's start would download it: never behind the user's back, only once Start is pressed
+    ref = _objective_ref(preset, data_dir, seed, where.fuse)
+    _warm_count += 1
+    logs = secure_dir(files_dir(_db_path(db)), "logs", f".warm-{os.getpid()}-{_warm_count}")
+    pool = where.pool(None, logs, ref=ref)  # type: ignore[arg-type] # the ref says how the workers build it
+    pool.start(logs)
+    return WarmPool(_warm_key(where, ref), pool, logs)
 
 
 def _device(placement: Placement) -> str:
@@ -379,7 +491,7 @@ def resume_run(
         updates["info"] = {**rec.info, **where.to_info()}
     _check_data_dir(data_dir)
     data_dir = data_dir or rec.info.get("data_dir")
-    objective = _objective(preset, _device(where), data_dir, rec.seed)
+    objective = _objective(preset, where, data_dir, rec.seed)
     if sets:
         strat.restore(store.trials(name))
         strat.plan(*_one_change(overrides))

@@ -8,8 +8,10 @@ loop (loop.py) all read these tables; nothing here imports torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuitune.core.records import DIRECTIONS  # noqa: F401 - the catalog names every choice a preset makes
@@ -159,3 +161,33 @@ _TOP_KEYS = (
 def trainer_params(kind: str) -> dict[str, TrainerParam]:
     """The hyperparameters the built-in trainer reads for a model kind."""
     return {k: p for k, p in TRAINER_PARAMS.items() if kind in p.models}
+
+
+# ------------------------------------------------------------------------------------------ where the data is
+
+
+def default_data_dir() -> Path:
+    """``$TUITUNE_DATA``, else the user cache directory's ``data`` folder."""
+    env = os.environ.get("TUITUNE_DATA")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tuitune")) / "data"
+
+
+def on_disk(data: Mapping[str, Any], data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a preset's ``[data]`` can be read without a download (what the files ``data.load_data`` reads
+    look like, not read): the bundled digits, an image folder that exists, a torchvision dataset's files or
+    archives in its folder."""
+    name = data.get("dataset")
+    if name == "digits":
+        return True
+    if name == "imagefolder":
+        return Path(str(data.get("root", "images"))).expanduser().is_dir()
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if name == "cifar10":
+        return (root / "cifar-10-batches-py").is_dir() or (root / "cifar-10-python.tar.gz").is_file()
+    folder = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}.get(str(name))
+    raw = root / folder / "raw" if folder else None
+    return raw is not None and raw.is_dir() and any(raw.iterdir())

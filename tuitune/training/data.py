@@ -17,7 +17,8 @@ import copy
 import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from tuitune.core.errors import SetupError, reason_of
-from tuitune.training.catalog import DATASETS
+from tuitune.training.catalog import DATASETS, default_data_dir  # noqa: F401 - re-exported
 from tuitune.training.devices import DeviceError, resolve_device  # noqa: F401 - re-exported
 
 # How long a download may wait on the network before we call the machine offline.
@@ -42,14 +43,6 @@ class DataError(SetupError):
     """A dataset that is missing, cannot be downloaded, or cannot be read."""
 
 
-def default_data_dir() -> Path:
-    """``$TUITUNE_DATA``, else the user cache directory's ``data`` folder."""
-    env = os.environ.get("TUITUNE_DATA")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("tuitune")) / "data"
 
 
 # --------------------------------------------------------------------------------------------- tensors
@@ -253,9 +246,14 @@ _TORCHVISION: dict[str, tuple[str, str]] = {
 
 
 def load_data(
-    data: dict[str, Any], *, data_dir: str | os.PathLike[str] | None = None, device: torch.device | str | None = None
+    data: dict[str, Any], *, data_dir: str | os.PathLike[str] | None = None, device: torch.device | str | None = None,
+    before_device: Callable[[], None] | None = None,
 ) -> TensorData | StreamData:
-    """The dataset of a preset's ``[data]`` table on a device, loaded once per process and then cached."""
+    """The dataset of a preset's ``[data]`` table on a device, loaded once per process and then cached.
+
+    ``before_device`` is called once the dataset is read and split on the CPU, just before it goes to the device
+    (``preload`` waits there for the device's initialisation, which ran beside the reading).
+    """
     dev = resolve_device(device) if not isinstance(device, torch.device) else device
     name = data["dataset"]
     if name not in DATASETS:
@@ -281,9 +279,53 @@ def load_data(
                 x, y = _load_digits()
             else:
                 x, y = _load_torchvision(name, root, bool(data.get("download", True)))
-            out = _split(name, x, y, dev, val_fraction, split_seed, bool(data.get("augment", False)))
+            out = _split(name, x, y, dev, val_fraction, split_seed, bool(data.get("augment", False)), before_device)
         _CACHE[key] = out
         return out
+
+
+def init_device(dev: torch.device) -> None:
+    """Creates the device's context now (CUDA: the driver's context and the caching allocator, seconds on a
+    big GPU), with one tiny allocation; the CPU has nothing to initialise."""
+    if dev.type == "cuda":
+        torch.cuda.init()
+        torch.empty(1, device=dev)
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.empty(1, device=dev)
+
+
+def preload(
+    data: dict[str, Any], *, data_dir: str | os.PathLike[str] | None = None, device: torch.device | str | None = None
+) -> dict[str, float]:
+    """Puts a preset's dataset on ``device`` before the first trial asks for it (a worker's start).
+
+    The device initialises in a thread (``init_device``) while the dataset is read, decoded and split on the
+    CPU; the copy to the device waits for it. Returns the seconds of each, which overlap: ``device`` (its
+    initialisation) and ``data`` (reading the dataset and putting it on the device, waits included). A dataset
+    this process holds already costs nothing. An error (a dataset missing offline) is raised as ``load_data``'s.
+    """
+    dev = resolve_device(device) if not isinstance(device, torch.device) else device
+    took: dict[str, float] = {}
+    failed: list[BaseException] = []
+
+    def init() -> None:
+        t = time.perf_counter()
+        try:
+            init_device(dev)
+        except BaseException as e:  # noqa: BLE001 - the copy to the device raises it in the caller's thread
+            failed.append(e)
+        took["device"] = time.perf_counter() - t
+
+    thread = threading.Thread(target=init, name="tuitune-device-init", daemon=True)
+    thread.start()
+    t0 = time.perf_counter()
+    try:
+        load_data(data, data_dir=data_dir, device=dev, before_device=thread.join)
+    finally:
+        thread.join()
+    took["data"] = time.perf_counter() - t0
+    return {"device": took.get("device", 0.0), "data": took["data"]}
 
 
 def clear_cache() -> None:
@@ -293,7 +335,8 @@ def clear_cache() -> None:
 
 
 def _split(
-    name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device, val_fraction: float, split_seed: int, augment: bool
+    name: str, x: torch.Tensor, y: torch.Tensor, dev: torch.device, val_fraction: float, split_seed: int, augment: bool,
+    before_device: Callable[[], None] | None = None,
 ) -> TensorData:
     n = len(x)
     n_val = min(n - 1, max(1, round(n * val_fraction)))
@@ -301,6 +344,8 @@ def _split(
     val, train = perm[:n_val], perm[n_val:]
     x_train = x[train]
     mean, std = _channel_stats(x_train)
+    if before_device is not None:
+        before_device()
     return TensorData(
         name=name,
         x_train=x_train.to(dev),

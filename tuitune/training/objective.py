@@ -29,15 +29,39 @@ def build_objective(
     objective's ``fuse_auto``, which the worker reports in ``Ready.facts["fuse"]``. Measured in the worker
     because only it holds the device (the coordinator may have no GPU context, or another GPU), and once per
     worker because a step's time is the device's and the architecture's, not the trial's.
+
+    The built-in trainer's dataset is put on the device here (``data.preload``: the device initialises while
+    the dataset is read) and a few steps of the defaults' model are taken (what a process pays on its first step),
+    so the first trial starts training at once; ``objective.start_phases`` says how long each took (seconds by
+    name), for the worker's log.
     """
     p = Preset.from_dict(preset)
     objective = load_objective(p, device=device, data_dir=data_dir, seed=seed)
-    if fuse == "auto" and p.objective is None:
-        from tuitune.training.fused import resolve_fuse
+    if p.objective is None:
+        # Warm: the device's context and the dataset on it now, before the worker says it is ready, not in
+        # its first trial; the two overlap (data.preload). The phases go to the worker's log (workers.py).
+        from tuitune.training.data import preload
 
-        objective.fuse_auto = resolve_fuse(  # type: ignore[attr-defined]
-            "auto", p, dict(p.defaults), device=objective.device, data_dir=data_dir,  # type: ignore[attr-defined]
-        )
+        phases = preload(p.data, data_dir=data_dir, device=objective.device)  # type: ignore[attr-defined]
+        import time
+
+        from tuitune.training.fused import resolve_fuse, step_seconds
+
+        # A few steps of the defaults' model: what a process pays once, on its first optimizer (torch._dynamo's
+        # import: 1-2 s), its first kernels and library handles (cuBLAS, cuDNN), is paid here, not by trial 1.
+        t = time.perf_counter()
+        try:
+            step_seconds(p, dict(p.defaults), device=objective.device, data_dir=data_dir, steps=1)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001 - only a warm-up: the trials say what is wrong with the model
+            print(f"--- warm-up step failed ({type(e).__name__}: {e}); the first trial pays the start instead", flush=True)
+        phases["warm step"] = time.perf_counter() - t
+        if fuse == "auto":
+            t = time.perf_counter()
+            objective.fuse_auto = resolve_fuse(  # type: ignore[attr-defined]
+                "auto", p, dict(p.defaults), device=objective.device, data_dir=data_dir,  # type: ignore[attr-defined]
+            )
+            phases["fuse auto"] = time.perf_counter() - t
+        objective.start_phases = phases  # type: ignore[attr-defined]
     return objective
 
 

@@ -206,14 +206,15 @@ class Placement:
 
     def runner(
         self, store: Any, session: str, objective: Callable[..., Any], strategy: Any, *, ref: Any = None,
-        fuse_key: Callable[[dict], Any] | None = None, **kw: Any,
+        fuse_key: Callable[[dict], Any] | None = None, started: Any = None, **kw: Any,
     ) -> Any:
         """The Runner of a session placed here: its pool, its limits, its arrays (``fuse_key`` None: the
-        objective's own ``fuse_key`` method, if it has one); ``kw`` goes to the Runner (listeners, ...)."""
+        objective's own ``fuse_key`` method, if it has one); ``kw`` goes to the Runner (listeners, ...).
+        ``started``: a pool already started for it (warm workers, ``launch.WarmPool``), used instead of a new one."""
         from tuitune.core.run.runner import Runner
         from tuitune.core.store.store import SessionFiles
 
-        pool = self.pool(objective, SessionFiles(store.path, session).logs, ref=ref)
+        pool = started if started is not None else self.pool(objective, SessionFiles(store.path, session).logs, ref=ref)
         packer = kw.pop("packer", None)  # --workers auto's (a test's own, with its cap)
         runner = Runner(
             store, session, objective, strategy, max_failures=self.max_failures, trial_timeout=self.trial_timeout,

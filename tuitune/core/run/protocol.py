@@ -16,8 +16,10 @@ The conversation, worker -> coordinator (each request is answered before the wor
 
 A trial's first ``Report`` carries its worker's ``probe`` (peak memory, the device's free memory and
 utilisation: ``packing.py``), from which ``--workers auto`` packs the device; a ``Failure`` says ``oom``
-for torch's out-of-memory errors. ``Ready.facts`` may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its
-device); a Ray actor's carry its ``node`` and ``device``.
+for torch's out-of-memory errors. ``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``workers.StartClock``),
+and ``versions``: the worker's Python, torch, CUDA and cuDNN (its trials record them);
+they may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its device); a Ray
+actor's carry its ``node`` and ``device``.
 
 coordinator -> worker: ``RunJob(job)`` starts a job, ``Quit()`` ends the worker. A pool adds
 ``Died(how)`` itself when a worker ends without a word (its process killed, its Ray actor lost): all

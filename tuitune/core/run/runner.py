@@ -486,6 +486,7 @@ class Runner(TrialEnding, Packing):
         store, name = self.store, self.session
         info = {**versions(), "seed": self._seed}
         if slot is not None and not self.pool.in_thread:
+            info.update(getattr(slot, "versions", None) or {})  # the worker's torch, CUDA, cuDNN
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
@@ -540,6 +541,8 @@ class Runner(TrialEnding, Packing):
             elif isinstance(msg, m.Ready):
                 w.ready, w.pid = True, msg.pid
                 w.fuse = max(1, int(msg.facts.get("fuse") or 1))  # its own array size under --fuse auto
+                w.versions = dict(msg.facts.get("versions") or {})  # its torch (this process may have none)
+                log.info("session %s: worker %s ready: %s", self.session, w.slot.index, msg.facts.get("phases"))
             elif isinstance(msg, m.SetupFailed):
                 self._worker_setup_failed(w, msg)
             else:

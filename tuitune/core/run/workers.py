@@ -75,6 +75,7 @@ class ChannelHost:
         self.thread_errors: list[tuple[str, str]] = []
         self.meter: Any = None  # a packing.Meter under --workers auto: a trial's first report carries its figures
         self._measured: set[int] = set()
+        self.first_report: Callable[[], None] | None = None  # called once, after the first committed epoch
 
     def _ask(self, msg: Any) -> Any:
         self.send(msg)
@@ -98,6 +99,9 @@ class ChannelHost:
             self._measured.add(trial.number)
             probe = self.meter.probe()
         self._ask(Report(trial.number, epoch, row, probe))
+        if self.first_report is not None:
+            said, self.first_report = self.first_report, None
+            said()
 
     def job_started(self) -> None:
         """A job starts: its trials' figures are measured from now."""
@@ -265,15 +269,18 @@ def run_job(
 
 def worker_main(
     conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str, measure: bool = False,
+    spawned: float | None = None,
 ) -> None:
     """The entry point of a worker process (``measure``: under ``--workers auto``, its trials' first reports
-    carry its figures)."""
+    carry its figures; ``spawned``: when the coordinator started it, ``time.time()``)."""
+    entered = time.time()
     try:
         os.setsid()  # terminal signals are the coordinator's to handle
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect(Path(log))
+    start = StartClock(log, spawned if spawned is not None else entered, entered)  # its log opened now: it may move
     threading.Thread(target=_watch_parent, args=(parent,), name="tuitune-parent-watch", daemon=True).start()
     local = device
     if device is not None and device.startswith("cuda"):
@@ -284,14 +291,76 @@ def worker_main(
         os.environ.setdefault(var, str(threads))
     host = ChannelHost(conn.send, conn.recv)
     install_excepthook(host)
-    objective = load_objective(ref_blob, local, threads, conn.send)
+    objective = load_objective(ref_blob, local, threads, conn.send, clock=start)
     if objective is None:
         return
     if measure:
         from tuitune.core.run.packing import Meter
 
         host.meter = Meter(getattr(objective, "measure_device", None))
-    serve_trials(objective, host, conn.recv, conn.send)
+    host.first_report = start.first_epoch
+    serve_trials(objective, host, conn.recv, conn.send, clock=start)
+
+
+class StartClock:
+    """Where a worker's start goes: its phases until ``Ready`` (sent in ``Ready.facts["phases"]`` and written
+    to its log, ``worker-N.log``), then how long its first job took to commit its first epoch.
+
+    Phases, in seconds: ``spawn`` (the coordinator's start of the process to its first line: the interpreter
+    and tuitune's imports), ``import`` (building the objective: its code, torch), what the objective measured of
+    its own start (the built-in trainer's ``device`` initialisation and ``data`` on the device, which overlap,
+    its ``warm step`` and ``fuse auto``), and ``ready`` (from the coordinator's start of the process to
+    ``Ready``). The log is opened at once and kept open: a warm worker's log moves to its session's folder.
+    """
+
+    def __init__(self, log: str | None, spawned: float, entered: float | None = None) -> None:
+        self.log = log
+        self.spawned = spawned
+        self.entered = entered if entered is not None else spawned
+        self.ready_at: float | None = None
+        self.job_at: float | None = None
+        self.ready_line = ""
+        self._file: Any = None
+        if log is not None:
+            with contextlib.suppress(OSError):
+                self._file = open(log, "a", buffering=1)  # noqa: SIM115 - open for the worker's life
+
+    def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
+        """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""
+        self.ready_at = time.time()
+        out = {"spawn": max(0.0, self.entered - self.spawned), "import": max(0.0, built - sum(own.values()))}
+        out.update(own)
+        out["ready"] = max(0.0, self.ready_at - self.spawned)
+        return out
+
+    def _write(self, line: str) -> None:
+        """Appends to the log, through a file kept open: a warm worker's log moves to its session's folder."""
+        if self._file is None:
+            return
+        try:
+            self._file.write(line + "\n")
+        except OSError:
+            pass  # the log is for reading; a full disk must not stop the worker
+
+    def said_ready(self, phases: dict[str, float]) -> None:
+        self.ready_line = "--- worker ready: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        self._write(self.ready_line)
+
+    def job(self, log: str | None = None) -> None:
+        """A job arrived; the first one's log (``log``: its first trial's, which ``tuitune show --log`` prints)
+        opens with where this worker's start went."""
+        if self.job_at is not None:
+            return
+        self.job_at = time.time()
+        if log is not None and self.ready_line:
+            with contextlib.suppress(OSError), open(log, "a") as f:
+                f.write(f"{self.ready_line} (this worker's first job; its log: {self.log})\n")
+
+    def first_epoch(self) -> None:
+        now = time.time()
+        job = self.job_at if self.job_at is not None else now
+        self._write(f"--- first epoch committed: first job {now - job:.2f} s, start {now - self.spawned:.2f} s "
+                    f"(from the process's start)")
 
 
 def install_excepthook(host: ChannelHost) -> None:
@@ -309,15 +378,18 @@ def install_excepthook(host: ChannelHost) -> None:
 
 def load_objective(
     ref_blob: bytes, device: str | None, threads: int, send: Callable[[Any], None], *, where: str = "",
-    facts: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None, clock: StartClock | None = None,
 ) -> Callable[..., Any] | None:
     """Builds the objective and says ``ready`` (None: it said ``setup-failed``).
 
-    ``where`` prefixes tuitune's own errors (a Ray node's name); ``facts`` ride on ``ready`` (the node, the device).
+    ``where`` prefixes tuitune's own errors (a Ray node's name); ``facts`` ride on ``ready`` (the node, the
+    device, and the start's ``phases``, timed by ``clock``).
     """
+    t0 = time.perf_counter()
     try:
         ref = pickle.loads(ref_blob)
         objective = ref.build(device)
+        built = time.perf_counter() - t0
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(threads)
@@ -335,6 +407,13 @@ def load_objective(
         send(SetupFailed(reason, tb.format_exc(), ours))
         return None
     facts = dict(facts or {})
+    from tuitune.core.run.versions import versions
+
+    facts["versions"] = versions()  # this process's torch, CUDA and cuDNN: its trials record them
+    own = getattr(objective, "start_phases", None)
+    clock = clock or StartClock(None, time.time() - built)
+    facts["phases"] = clock.phases(built, dict(own) if isinstance(own, dict) else {})
+    clock.said_ready(facts["phases"])
     auto = getattr(objective, "fuse_auto", None)  # --fuse auto: the array size it measured on this device
     if isinstance(auto, int) and auto > 1:
         facts["fuse"] = auto
@@ -365,6 +444,7 @@ def serve_trials(
     *,
     prepare: Callable[[RunJob], Job] | None = None,
     finish: Callable[[TrialSpec, Outcome], Outcome] | None = None,
+    clock: StartClock | None = None,
 ) -> None:
     """The worker's side of the conversation, whatever carries it: jobs until ``Quit`` or a closed channel.
 
@@ -379,6 +459,8 @@ def serve_trials(
         if isinstance(msg, Quit):
             return
         job = prepare(msg) if prepare is not None else msg.job
+        if clock is not None:
+            clock.job(job.specs[0].log)
         done = _Dones(send, finish)
         outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
         for spec, outcome in zip(job.specs, outcomes):
@@ -430,6 +512,7 @@ class Worker:
     fuse: int = 1  # its array size under --fuse auto (what it measured on its device when it started)
     packed: int = 0  # --workers auto: the most workers its device held while its job ran
     members: int = 1  # the trials of its job (a fused array's size)
+    versions: dict[str, Any] = field(default_factory=dict)  # what it runs (torch, CUDA, cuDNN), from its Ready
 
 
 class WorkerPool(Pool):
@@ -454,15 +537,43 @@ class WorkerPool(Pool):
         self.threads = threads or threads_per_worker(len(self.slots))
         self.measure = measure  # --workers auto: workers measure their trials, the Runner adds workers (add)
         self.workers: dict[int, Worker] = {}
+        self._old_logs: list[Path] = []  # where the workers' logs were before the pool moved them (warm workers)
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("spawn")
 
     def start(self, log_dir: Path | None = None) -> None:
+        """Starts a worker in each slot; a pool started already (warm workers, started before their session)
+        keeps its workers and moves their logs to ``log_dir``."""
+        if self.workers:
+            if log_dir is not None and log_dir != self.log_dir:
+                self._move_logs(log_dir)
+            return
         if log_dir is not None:
             self.log_dir = log_dir
         for slot in self.slots:
             self._spawn(slot)
+
+    def _move_logs(self, log_dir: Path) -> None:
+        """The workers' logs go to ``log_dir`` (renamed: a worker keeps writing to its open file); a log its
+        worker has not opened yet follows when the pool closes, and the old folder goes then."""
+        self._old_logs.append(self.log_dir)
+        self.log_dir = log_dir
+        self._gather_logs()
+
+    def _gather_logs(self, remove: bool = False) -> None:
+        for old in self._old_logs:
+            for index in self.slots:
+                name = f"worker-{index.index}.log"
+                if (old / name).exists() and not (self.log_dir / name).exists():
+                    with contextlib.suppress(OSError):
+                        os.replace(old / name, self.log_dir / name)
+            if remove:
+                import shutil
+
+                shutil.rmtree(old, ignore_errors=True)
+        if remove:
+            self._old_logs.clear()
 
     def _spawn(self, slot: Slot) -> Worker:
         with _real_stdio(), _spawnable_main(self.ref.by_value):
@@ -473,7 +584,7 @@ class WorkerPool(Pool):
         log = self.log_dir / f"worker-{slot.index}.log"
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log), self.measure),
+            args=(child, self._blob, slot.device, self.threads, os.getpid(), str(log), self.measure, time.time()),
             name=f"tuitune-worker-{slot.index}",
             daemon=True,
         )
@@ -557,6 +668,7 @@ class WorkerPool(Pool):
         for w in self.workers.values():
             self.kill(w)  # and what its trials forked: nothing outlives the session
         self.workers.clear()
+        self._gather_logs(remove=True)
 
 
 def kill_group(pid: int | None) -> None:

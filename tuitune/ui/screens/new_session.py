@@ -20,11 +20,13 @@ from tuitune.core.errors import TuituneError
 from tuitune.core.search.strategies import STRATEGY_OPTIONS
 from tuitune.ui.format import describe_param, fmt
 from tuitune.ui.screens.base import TuituneScreen
+from tuitune.ui.warm import WarmWorkers
 
 if TYPE_CHECKING:
     from tuitune.ui.model import StoreAccess
 
 DEFAULT_PRESET = "digits-mlp"
+WARM_AFTER_S = 0.5  # warm workers start once the form's choice has held this long (not on every keystroke)
 STRATEGIES = [
     ("random: independent samples", "random"),
     ("bayes: a Gaussian-process model", "bayes"),
@@ -153,6 +155,9 @@ class NewSessionScreen(TuituneScreen):
         self.store = store
         self.entries: list[PresetEntry] = []
         self._starting = False
+        # Workers started for the form's choice while it is filled in (Start hands them to the session).
+        self.warm = WarmWorkers()
+        self._warm_timer: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -251,6 +256,38 @@ class NewSessionScreen(TuituneScreen):
         self._fill_presets()
         if getattr(app, "probe_devices", True):
             self._probe()
+        self._choice_changed()
+
+    # ---- warm workers ---------------------------------------------------------------------------
+    @on(Select.Changed, "#device")
+    @on(Select.Changed, "#fuse")
+    @on(Select.Changed, "#workers")
+    @on(Input.Changed, "#seed")
+    def _choice_changed(self) -> None:
+        """The workers' choice (preset, seed, device, workers, fuse) may have changed: warm workers for it once it holds."""
+        if self._warm_timer is not None:
+            self._warm_timer.stop()
+        self._warm_timer = self.set_timer(WARM_AFTER_S, self._warm_now)
+
+    def _warm_now(self) -> None:
+        e = self.entry
+        if e is None or self._starting or self.tuitune.run_control.running:
+            return  # a session running in this app keeps its device: its workers are not competed with
+        try:
+            choice = dict(preset_ref=e.ref, db=self.store, seed=self._int("seed") or 0, placement=self._placement())
+        except ValueError:
+            return  # a seed being typed: Start says what is wrong
+        self._warm_up(choice)
+
+    @work(thread=True, exit_on_error=False, group="warm")
+    def _warm_up(self, choice: dict[str, Any]) -> None:
+        self.warm.want(choice)
+
+    def on_unmount(self) -> None:
+        """Leaving the form (back, quit, or Start, whose session took them) closes the warm workers."""
+        import threading
+
+        threading.Thread(target=self.warm.close, name="tuitune-warm-close", daemon=True).start()
 
     def _fill_presets(self, select: str | None = None) -> None:
         ol = self.query_one("#preset-list", OptionList)
@@ -287,6 +324,7 @@ class NewSessionScreen(TuituneScreen):
         e = self.entry
         if e is None:
             return
+        self._choice_changed()
         p = e.preset
         # Several objectives and constraints (the preset's lists) show as they will rank the trials.
         pairs = p.objectives or [[p.metric, p.direction]]
@@ -379,7 +417,6 @@ class NewSessionScreen(TuituneScreen):
             word = self.query_one(f"#{o.flag[2:]}", Select).value
             if strategy in o.strategies and word != _DEFAULT:
                 options[o.name] = str(word)
-        device = str(self.query_one("#device", Select).value)
         prior = str(self.query_one("#prior", Select).value)
         warm = [w.strip() for w in self.query_one("#warm-start", Input).value.split(",") if w.strip()]
         budget: dict[str, Any] = {}
@@ -392,13 +429,7 @@ class NewSessionScreen(TuituneScreen):
                     budget["target"] = float(target)
                 except ValueError:
                     raise ValueError(f"target value: {target!r} is not a number") from None
-        fuse = self.query_one("#fuse", Select).value
-        placement: dict[str, Any] = {} if device == "auto" else {"devices": device}
-        if fuse != _DEFAULT:
-            placement["fuse"] = str(fuse)
-        workers = self.query_one("#workers", Select).value
-        if workers != _DEFAULT:
-            placement["workers"] = str(workers)  # parsed by Placement as --workers is
+        placement = self._placement()
         return dict(
             preset_ref=e.ref,
             strategy=strategy,
@@ -412,6 +443,18 @@ class NewSessionScreen(TuituneScreen):
             prior=prior if prior != _DEFAULT and strategy in PRIOR_STRATEGIES else None,
             warm_start=warm if warm and strategy != "manual" else None,
         )
+
+    def _placement(self) -> dict[str, Any]:
+        """Where the trials run, as ``new_run`` takes it: the device, the workers and the array size chosen."""
+        device = str(self.query_one("#device", Select).value)
+        fuse = self.query_one("#fuse", Select).value
+        placement: dict[str, Any] = {} if device == "auto" else {"devices": device}
+        if fuse != _DEFAULT:
+            placement["fuse"] = str(fuse)
+        workers = self.query_one("#workers", Select).value
+        if workers != _DEFAULT:
+            placement["workers"] = str(workers)  # parsed by Placement as --workers is
+        return placement
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
@@ -436,6 +479,7 @@ class NewSessionScreen(TuituneScreen):
         ref = settings.pop("preset_ref")
         try:
             launch = new_run(ref, db=self.store, **settings)
+            self.warm.adopt(launch)  # the workers started while the form was open, when they fit the session
         except TuituneError as e:
             self.app.call_from_thread(self._failed, str(e))
             return
