@@ -7,8 +7,11 @@ Warm: bayes on g with the earlier session's trials (``tuitune.core.search.warm``
 Both run ``--trials`` trials. The target regret is cold's median final regret; each warm run counts the
 trials it needed to reach it. Goals (issue 21): warm reaches it in <= half the trials (median over seeds),
 and never ends worse than cold by more than noise (paired Wilcoxon on the final regrets; median difference).
+``--variant`` picks how soon an agreeing warm start exploits (bayes' WARM_EXPLOIT; "off" is the rule before
+it); ``--mislead``: the earlier session ran on f mirrored (f(low + high - x)), so its optimum is elsewhere.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_warm_start.py                   # 30 trials, 10 seeds
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_warm_start.py --mislead --out benchmarks/results/warm-start-mislead.md
     python benchmarks/bench_warm_start.py --functions branin --seeds 2 --out ''
 """
 
@@ -37,6 +40,7 @@ from bench_prior import to_target  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
 from tuitune.core.search.strategies import make_strategy  # noqa: E402
+from tuitune.core.search.strategies.bayes import strategy as bayes_strategy  # noqa: E402
 from tuitune.core.search.warm import warm_trials  # noqa: E402
 
 FUNCTIONS = ["branin", "hartmann3", "hartmann6", "levy4", "rosenbrock4", "styblinski4"]
@@ -51,6 +55,16 @@ def shifted(problem: Problem, shift: float) -> Callable[[dict[str, Any]], float]
         return SCALE * problem.f({k: v - deltas[k] for k, v in c.items()}) + OFFSET
 
     return g
+
+
+def mirrored(problem: Problem) -> Callable[[dict[str, Any]], float]:
+    """f(low + high - x): the same function with its optimum mirrored (a misleading earlier session)."""
+    sp = problem.space
+
+    def m(c: dict[str, Any]) -> float:
+        return problem.f({k: sp[k].low + sp[k].high - v for k, v in c.items()})
+
+    return m
 
 
 def session(problem: Problem, f: Callable[[dict[str, Any]], float], optimum: float, seed: int, trials: int,
@@ -84,23 +98,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--shift", type=float, default=0.05)
     ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--variant", default=bayes_strategy.WARM_EXPLOIT, choices=bayes_strategy.WARM_EXPLOITS)
+    ap.add_argument("--mislead", action="store_true", help="the earlier session ran on f mirrored")
     ap.add_argument("--raw", default=str(ROOT / "benchmarks" / "results" / "warm-start-raw.json"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warm-start.md"), help="'' to not write")
     args = ap.parse_args(argv)
     funcs = [f for f in args.functions.split(",") if f]
     raw: dict[str, Any] = json.loads(Path(args.raw).read_text()) if args.raw and Path(args.raw).exists() else {}
+    bayes_strategy.WARM_EXPLOIT = args.variant
+    # The raw results: per function, seed, trials and shift, "cold" and each variant's warm curve ("warm"
+    # before variants existed: the rule now called "off"); a misleading earlier session under a key of its own.
+    wkey = "warm" if args.variant == "off" else f"warm/{args.variant}"
+    tag = "/mirrored" if args.mislead else ""
     t0 = time.perf_counter()
     for name in funcs:
         p = PROBLEMS[name]
         g, g_opt = shifted(p, args.shift), SCALE * p.optimum + OFFSET
         for seed in range(args.seeds):
-            key = f"{name}/{seed}/{args.trials}/{args.shift}"
-            if key in raw:
+            key = f"{name}/{seed}/{args.trials}/{args.shift}{tag}"
+            entry = raw.setdefault(key, {})
+            if "cold" not in entry:  # cold never sees the earlier session: the shifted runs' cold curve is it
+                plain = raw.get(f"{name}/{seed}/{args.trials}/{args.shift}", {})
+                entry["cold"] = plain.get("cold") or session(p, g, g_opt, seed, args.trials)[0]
+            if wkey in entry:
                 continue
-            _, src = session(p, p.f, p.optimum, 1000 + seed, args.trials)
-            cold, _ = session(p, g, g_opt, seed, args.trials)
+            _, src = session(p, mirrored(p) if args.mislead else p.f, p.optimum, 1000 + seed, args.trials)
             warm, _ = session(p, g, g_opt, seed, args.trials, warm_trials(p.space, None, [("earlier", "minimize", src)]))
-            raw[key] = {"cold": cold, "warm": warm}
+            entry[wkey] = warm
             if args.raw:
                 Path(args.raw).write_text(json.dumps(raw))
         print(f"{name} done ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -109,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "# Warm starts: a shifted function, cold against warm-started bayes", "",
         f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} CPUs shared with other sessions "
         f"(load {bench_bayes._loadavg()}), `python benchmarks/bench_warm_start.py --trials {n} --seeds {args.seeds}"
-        f" --shift {args.shift}`. The earlier session: bayes, {n} trials on f. The new function: "
+        f" --shift {args.shift} --variant {args.variant}{' --mislead' if args.mislead else ''}`. "
+        f"The earlier session: bayes, {n} trials on {'f mirrored, f(low + high - x)' if args.mislead else 'f'}. "
+        "The new function: "
         f"g(x) = {SCALE:g} f(x - d) + {OFFSET:g}, d = {args.shift:g} of each range. Target: cold's median regret "
         f"after {n} trials. Trials to target: the median over {args.seeds} seeds ('>{n}': the median run never "
         f"reached it). Goals: warm <= {n / 2:g} trials; warm's final regret not worse than cold's beyond noise.", "",
@@ -117,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         "| warm better/worse (seeds) | Wilcoxon p | goals |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    summary: list[tuple[float, float, bool, bool]] = []
     for name in funcs:
-        runs = [raw[f"{name}/{s}/{n}/{args.shift}"] for s in range(args.seeds)]
+        runs = [{"cold": r["cold"], "warm": r[wkey]} for r in (raw[f"{name}/{s}/{n}/{args.shift}{tag}"]
+                                                                for s in range(args.seeds))]
         cold_f = [r["cold"][-1] for r in runs]
         warm_f = [r["warm"][-1] for r in runs]
         target = statistics.median(cold_f)
@@ -130,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         fast = wt <= n / 2
         not_worse = statistics.median(warm_f) <= statistics.median(cold_f) or pval >= 0.05
         cell = lambda x: f">{n}" if x > n else f"{x:g}"  # noqa: E731
+        summary.append((ct, wt, fast, not_worse))
         lines.append(
             f"| {name} | {target:.3g} | {cell(ct)} | {cell(wt)} | {statistics.median(cold_f):.3g} | "
             f"{statistics.median(warm_f):.3g} | {better}/{worse} | {pval:.2g} | "
             f"{'fast' if fast else 'slow'}, {'not worse' if not_worse else 'WORSE'} |"
         )
+    cell = lambda x: f">{n}" if x > n else f"{x:g}"  # noqa: E731
+    lines += ["", f"Over the {len(summary)} functions: the median trials to target, cold {cell(statistics.median(c for c, _, _, _ in summary))}, "
+              f"warm {cell(statistics.median(w for _, w, _, _ in summary))}; fast on {sum(f for _, _, f, _ in summary)}, "
+              f"not worse on {sum(nw for _, _, _, nw in summary)}."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -9,7 +9,8 @@ from tuitune.core.errors import SessionError
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.search.space import Choice, Float, Int, Space
 from tuitune.core.search.strategies import make_strategy
-from tuitune.core.search.warm import WARM_FIRST, fit_config, warm_trials
+from tuitune.core.search.strategies.bayes.strategy import WARM_AGREE
+from tuitune.core.search.warm import WARM_FIRST, fit_config, transfer_weight, warm_trials
 
 OLD = [
     TrialRecord(number=0, state=TrialState.COMPLETE, config={"x": 0.9, "gone": 1}, value=3.0),
@@ -82,3 +83,48 @@ def test_the_api_takes_warm_start_names_and_stores_the_data(tmp_path):
         tt.tune(objective, space, trials=2, warm_start="nope", db=tmp_path / "a.db", workers=0)
     with pytest.raises(SessionError, match="^warm_start: manual mode runs the changes you ask for"):
         tt.tune(objective, space, strategy="manual", warm_start="old", db=tmp_path / "a.db", workers=0)
+
+
+def test_the_transfer_weight_trusts_an_earlier_session_that_ranks_this_one_well():
+    observed = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert transfer_weight([50, 10, 30, 20, 40], observed) == 1.0  # every pair ordered right (any scale)
+    assert transfer_weight([-50, -10, -30, -20, -40], observed) == 0.0  # reversed: no weight
+    assert transfer_weight([5, 2, 3, 1, 4], observed) == pytest.approx(0.8)  # 9 of 10 pairs right: 2 * 0.9 - 1
+    assert transfer_weight([1, 1, 1, 1, 1], observed) == 0.0  # no better than chance
+    assert transfer_weight([1, 2], [3.0, 3.0]) == 0.0  # no evidence
+    with pytest.raises(ValueError, match="2 predictions for 3 values"):
+        transfer_weight([1, 2], [1.0, 2.0, 3.0])
+
+
+def _bowl(c, at):
+    return (c["x"] - at) ** 2 + (c["y"] - at) ** 2
+
+
+@pytest.mark.parametrize("earlier_at, agrees", [(0.25, True), (0.75, False)])
+def test_bayes_keeps_to_the_earlier_best_region_only_while_the_earlier_session_ranks_this_one_well(earlier_at, agrees):
+    """The optimum moved from 0.25 to 0.3: the earlier session still ranks this one's points, so the model
+    searches the box around its best configs. An earlier session with its optimum at 0.75 ranks them the
+    other way: no weight, and the search is the cold one's, over the whole space."""
+    space = Space(x=Float(0.0, 1.0), y=Float(0.0, 1.0))
+    grid = [(a / 7, b / 7) for a in range(8) for b in range(8)]
+    src = [TrialRecord(number=i, state=TrialState.COMPLETE, config={"x": x, "y": y},
+                       value=_bowl({"x": x, "y": y}, earlier_at)) for i, (x, y) in enumerate(grid)]
+    warm = warm_trials(space, None, [("old", "minimize", src)])
+    s = make_strategy("bayes", space, seed=0, n_trials=20, warm_start=warm, n_candidates=128, n_local=2)
+    # This session's own points: the earlier best configs, then spread corners and the middle.
+    own = [w["config"] for w in warm[:WARM_FIRST]] + [{"x": 0.9, "y": 0.9}, {"x": 0.5, "y": 0.5}, {"x": 0.9, "y": 0.1}]
+    for i, c in enumerate(own):
+        s.tell(TrialRecord(number=i, state=TrialState.COMPLETE, config=c, value=100 + 3 * _bowl(c, 0.3)))
+    data = s._data()
+    weight = s.warm_weight(data["u_obs"], data["y_obs"])
+    assert (weight >= WARM_AGREE) == agrees, weight
+    if agrees:
+        lo, hi = s._warm_box(data)
+        assert (hi - lo).max() < 0.6  # a box around the earlier best region, not the whole space
+        sug = s.ask()
+        assert sug.meta["chosen_by"] == "model"
+        assert all(lo[i] - 1e-9 <= sug.config[k] <= hi[i] + 1e-9 for i, k in enumerate(["x", "y"]))
+        # Resumed from the records (a fresh strategy, its warm model rebuilt): the same suggestion.
+        again = make_strategy("bayes", space, seed=0, n_trials=20, warm_start=warm, n_candidates=128, n_local=2)
+        again.restore([t for t in s.trials if t.number < len(own)])
+        assert again.ask().config == sug.config

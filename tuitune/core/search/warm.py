@@ -8,11 +8,14 @@ not its value, so a metric that shifted or changed scale between the sessions st
 a plain list stored with the session, so its resumes see the same data whatever the earlier sessions do
 since. Strategies get it through their constructor (``warm_start=``): bayes fits its model on it beside
 its own trials; every strategy that draws configs suggests the best ones first (``Strategy.draw``).
+
+How far a session trusts its warm start is ``transfer_weight``: how well a model of the earlier trials ranks
+this session's own values (RGPE's ranking loss, Feurer et al. 2018), so a misleading earlier session fades.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tuitune.core.errors import SpaceError
@@ -21,6 +24,28 @@ from tuitune.core.search.space import Space
 
 # How many of the earlier sessions' best configs a session suggests first.
 WARM_FIRST = 3
+
+
+def transfer_weight(predicted: Sequence[float], observed: Sequence[float]) -> float:
+    """How well an earlier session's model ranks this session's values, in [0, 1] (both: lower is better).
+
+    Over the pairs of this session's points whose values differ: the share the prediction orders the same
+    way (a tie in the prediction counts half), as RGPE's ranking loss counts misranked pairs; mapped to
+    ``2 * share - 1`` and clipped at 0 (Kendall's tau), so a model no better than chance, or reversed, gets
+    no weight and one that ranks every pair right gets 1. Fewer than two distinct values: 0 (no evidence).
+    """
+    n, good, pairs = len(observed), 0.0, 0
+    if len(predicted) != n:
+        raise ValueError(f"transfer_weight: {len(predicted)} predictions for {n} values")
+    for i in range(n):
+        for j in range(i + 1, n):
+            dy = observed[i] - observed[j]
+            if dy == 0:
+                continue
+            pairs += 1
+            dp = predicted[i] - predicted[j]
+            good += 0.5 if dp == 0 else float((dp > 0) == (dy > 0))
+    return max(0.0, 2 * good / pairs - 1) if pairs else 0.0
 
 
 def fit_config(space: Space, config: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any] | None:

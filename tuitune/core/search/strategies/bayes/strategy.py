@@ -7,6 +7,9 @@ records how its config was chosen: ``meta["chosen_by"]`` is ``"initial"`` or ``"
 
 * The last tenth of a known budget (``EXPLOIT_LAST``, at least one trial) maximises the posterior mean
   instead of log EI: those trials' results never steer a later search, so they exploit the model.
+* A warm start (``warm_start=``, ``tuitune.core.search.warm``): its best configs run first, its ranks inform
+  the GP for the first trials, and while it ranks this session's values well (``warm.transfer_weight``)
+  the search keeps to the box around its best configs (``WARM_EXPLOIT``).
 * A failed trial is a point of the GP data with the worst value observed, so the search steers away
   from its region. NaN and inf never reach the GP.
 * Running (and interrupted or paused) trials are pending points, so that with several workers each
@@ -45,7 +48,7 @@ from tuitune.core.search.strategies.base import Strategy, Suggestion
 from tuitune.core.search.strategies.bayes.acquisition import acquisition
 from tuitune.core.search.strategies.bayes.encoding import Encoding
 from tuitune.core.search.strategies.bayes.optim import optimize_acqf
-from tuitune.core.search.warm import WARM_FIRST
+from tuitune.core.search.warm import WARM_FIRST, transfer_weight
 
 ENGINES = ("lean", "botorch")
 DEFAULT_ENGINE = "lean"
@@ -69,6 +72,23 @@ _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED
 # values alone fit it (measured: kept for good, the earlier optimum held the search where it had moved from;
 # 6, 10 and 15, on ranks or on quantiles, in benchmarks/results/warm-start.md).
 WARM_UNTIL = 6
+
+# A warm start that ranks this session's own values well (warm.transfer_weight of a GP fitted on the earlier
+# trials' ranks, at least WARM_AGREE, from WARM_FIRST own values on) has found the region of the optimum, and
+# one that does not is left out of the model from then on (a misleading earlier session fades). WARM_EXPLOIT,
+# what an agreeing one does (measured side by side in benchmarks/results/warm-start.md):
+# * "box" (kept): the model's search keeps to the box around the earlier sessions' WARM_FIRST best configs
+#   and this session's best point, each side widened by half the box and at least WARM_BOX_MARGIN of the
+#   range, as Perrone et al. 2019 learn a search space from earlier tasks; a better point found outside
+#   widens the box to take it in;
+# * "alternate": from WARM_UNTIL own values on, every other model trial maximises the posterior mean (as the
+#   last EXPLOIT_LAST of the budget do), converging sooner; "both"; "off": neither, and the earlier trials
+#   in the model until WARM_UNTIL whatever they rank (the rule before).
+# A module constant so that benchmarks/bench_warm_start.py can run the variants.
+WARM_AGREE = 0.3
+WARM_EXPLOIT = "box"
+WARM_EXPLOITS = ("box", "alternate", "both", "off")
+WARM_BOX_MARGIN = 0.1
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
@@ -160,6 +180,7 @@ class BayesStrategy(Strategy):
         self.pending = pending
         self._enc = Encoding(space)
         self._warm_cache: tuple[np.ndarray, np.ndarray] | None = None  # the warm start encoded (constructor data)
+        self._warm_model: Any = None  # the GP posterior of the warm start's ranks (constructor data too)
         # None is stored as the option (a resumed session applies the same rule to the same budget).
         self._n_initial = n_initial if n_initial is not None else initial_design_size(self._enc.dim, self.trial_cap())
         if n_initial is None and len(self._warm_u()[0]) >= 2:  # the earlier trials stand for the initial design
@@ -329,13 +350,57 @@ class BayesStrategy(Strategy):
     def _key_u(self, u: np.ndarray) -> tuple[float, ...]:
         return self._enc.key(self._enc.to_config(u))
 
+    def warm_weight(self, u_obs: np.ndarray, scores: np.ndarray) -> float:
+        """How much the warm start is trusted now: ``warm.transfer_weight`` of a GP fitted on the earlier
+        trials' ranks, predicting this session's observed points (u_obs) against their scores (lower is
+        better). 0 without a warm start or with fewer than 3 observed points."""
+        import torch
+
+        from tuitune.core.search.strategies.bayes.gp import LeanGP
+
+        warm_u, warm_rank = self._warm_u()
+        if len(warm_u) < 2 or len(scores) < 3:
+            return 0.0
+        enc = self._enc
+        if self._warm_model is None:
+            sd = float(warm_rank.std()) or 1.0
+            X = enc.features(torch.from_numpy(warm_u))
+            Y = torch.from_numpy(-(warm_rank - warm_rank.mean()) / sd)  # the GP maximises
+            with _one_torch_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._warm_model = LeanGP(X, Y, enc.group, enc.weight).fit().condition(X, Y)
+        with torch.no_grad():
+            mean, _ = self._warm_model(enc.features(torch.from_numpy(u_obs)))
+        return transfer_weight((-mean).tolist(), [float(v) for v in scores])
+
     # ---- the model ----------------------------------------------------------------------------------
-    def _exploit(self) -> bool:
-        """Whether this trial is one of the last EXPLOIT_LAST of a known budget (a function of the records)."""
+    def _exploit(self, data: dict[str, Any] | None = None, agree: bool = False) -> bool:
+        """Whether this trial maximises the posterior mean (a function of the records): one of the last
+        EXPLOIT_LAST of a known budget, or every other trial once a warm start agrees (WARM_EXPLOIT)."""
         cap = self.trial_cap()
-        if cap is None or not EXPLOIT_LAST:
+        if cap is not None and EXPLOIT_LAST and cap - self.n_created <= max(1, round(EXPLOIT_LAST * cap)):
+            return True
+        if not agree or data is None or WARM_EXPLOIT not in ("alternate", "both"):
             return False
-        return cap - self.n_created <= max(1, round(EXPLOIT_LAST * cap))
+        return len(data["y_obs"]) >= WARM_UNTIL and self.n_created % 2 == 1
+
+    def _warm_agrees(self, data: dict[str, Any]) -> bool:
+        """Whether the warm start ranks this session's own values well enough to steer it (WARM_AGREE)."""
+        if WARM_EXPLOIT == "off" or not self.warm or len(data["y_obs"]) < WARM_FIRST:
+            return False
+        return self.warm_weight(data["u_obs"], data["y_obs"]) >= WARM_AGREE
+
+    def _warm_box(self, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The u box around the earlier sessions' WARM_FIRST best configs and this session's best point so
+        far (so a better region found elsewhere widens the box to take it in), widened (WARM_BOX_MARGIN)."""
+        warm_u, _ = self._warm_u()  # best rank first
+        top = np.concatenate([warm_u[:WARM_FIRST], data["u_obs"][[int(np.argmin(data["y_obs"]))]]])
+        lo, hi = top.min(0), top.max(0)
+        pad = np.maximum(0.5 * (hi - lo), WARM_BOX_MARGIN)
+        lo, hi = np.clip(lo - pad, 0.0, 1.0), np.clip(hi + pad, 0.0, 1.0)
+        for i in self._enc.cat_idx:  # choices: every one (the box bounds numbers only)
+            lo[i], hi[i] = 0.0, float(self._enc.coords[i].n - 1)
+        return lo, hi
 
     def _suggest_model(self, data: dict[str, Any], taken: set[tuple[float, ...]]) -> np.ndarray | None:
         import torch
@@ -344,7 +409,9 @@ class BayesStrategy(Strategy):
         y = -data["y_obs"]  # the GP maximises
         u_obs = data["u_obs"]
         warm_u, warm_rank = self._warm_u()
-        if len(warm_u) and len(y) < WARM_UNTIL:
+        agree = self._warm_agrees(data)
+        # From WARM_FIRST own values on, only a warm start that agrees with them ("off": any, the rule before).
+        if len(warm_u) and len(y) < WARM_UNTIL and (agree or len(y) < WARM_FIRST or WARM_EXPLOIT == "off"):
             # A warm start: the earlier sessions' ranks (0 the best, 1 the worst; a metric that shifted between
             # the sessions still lines up), placed at this session's value of the same quantile.
             if len(y) >= 2:
@@ -368,11 +435,13 @@ class BayesStrategy(Strategy):
             Xp, Yp = X[:0], Y[:0]
 
         fantasy_seed = int(self.rng(13).integers(2**31))
+        exploit = self._exploit(data, agree)
+        box = self._warm_box(data) if agree and WARM_EXPLOIT in ("box", "both") else None
         acq = acquisition(
             self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed, pending=self.pending,
-            exploit=self._exploit(),
+            exploit=exploit,
         )
-        if self.space.priors and not self._exploit():
+        if self.space.priors and not exploit:
             from tuitune.core.search.strategies.bayes.prior import PriorWeighted
 
             acq = PriorWeighted(acq, enc, PriorWeighted.power_after(len(data["y_obs"])))
@@ -383,7 +452,7 @@ class BayesStrategy(Strategy):
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
-        cands, vals = optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen)
+        cands, vals = optimize_acqf(acq, enc, top, self.n_candidates, self.n_local, rng, gen, box)
         for i in np.argsort(-vals):
             if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
                 return cands[i]
