@@ -141,6 +141,12 @@ def space_table(p: Any) -> Table:
     return table
 
 
+def _choice(label: str, options: Any, id: str, *, value: Any = _DEFAULT, field: str | None = "") -> Horizontal:
+    """A labelled drop-down of the form (``field``: the row's id; "" for ``field-<id>``, None for none)."""
+    select = Select(options, value=value, allow_blank=False, id=id, compact=True)
+    return Horizontal(Label(label), select, classes="field", id=f"field-{id}" if field == "" else field)
+
+
 class NewSessionScreen(TuituneScreen):
     """Pick a preset, a strategy and a device; name the session; start it."""
 
@@ -169,19 +175,12 @@ class NewSessionScreen(TuituneScreen):
             with Vertical(id="new-right"):
                 with VerticalScroll(id="new-form"):
                     yield Static(id="preset-desc")
-                    with Horizontal(classes="field"):
-                        yield Label("strategy")
-                        yield Select(STRATEGIES, value="random", allow_blank=False, id="strategy", compact=True)
+                    yield _choice("strategy", STRATEGIES, "strategy", value="random", field=None)
                     for key, label, placeholder in FIELDS:
                         with Horizontal(classes="field", id=f"field-{key}"):
                             yield Label(label)
                             yield Input(placeholder=placeholder, type="integer", id=key, compact=True)
-                    with Horizontal(classes="field", id="field-prior"):
-                        yield Label("prior")
-                        yield Select(
-                            [("none", _DEFAULT), ("the preset's defaults", "defaults")],
-                            value=_DEFAULT, allow_blank=False, id="prior", compact=True,
-                        )
+                    yield _choice("prior", [("none", _DEFAULT), ("the preset's defaults", "defaults")], "prior")
                     with Horizontal(classes="field", id="field-warm-start"):
                         yield Label("warm start from")
                         yield Input(placeholder="none (earlier sessions, comma-separated)", id="warm-start", compact=True)
@@ -190,44 +189,15 @@ class NewSessionScreen(TuituneScreen):
                             yield Label(label)
                             yield Input(placeholder=placeholder, type=kind, id=key, compact=True)
                     for o in _WORD_OPTIONS:
-                        with Horizontal(classes="field", id=f"field-{o.flag[2:]}"):
-                            yield Label(o.label or o.name)
-                            yield Select(
-                                [(o.default, _DEFAULT), *((c, c) for c in o.choices)],
-                                value=_DEFAULT,
-                                allow_blank=False,
-                                id=o.flag[2:],
-                                compact=True,
-                            )
-                    with Horizontal(classes="field"):
-                        yield Label("device")
-                        yield Select(
-                            [("auto: the best available", "auto"), ("cpu", "cpu")],
-                            value="auto",
-                            allow_blank=False,
-                            id="device",
-                            compact=True,
-                        )
-                    with Horizontal(classes="field", id="field-workers"):
-                        yield Label("workers")
-                        yield Select(
-                            [("default: the preset's, else 1", _DEFAULT), ("auto: packed from measurements", "auto"),
-                             *((f"{n} per device", str(n)) for n in (1, 2, 4))],
-                            value=_DEFAULT,
-                            allow_blank=False,
-                            id="workers",
-                            compact=True,
-                        )
-                    with Horizontal(classes="field", id="field-fuse"):
-                        yield Label("fuse")
-                        yield Select(
-                            [("default: the preset's, else auto", _DEFAULT), ("auto: sized on the device", "auto"),
-                             ("off: one trial per worker", "off"), *((f"{n} trials per array", str(n)) for n in (4, 8, 16))],
-                            value=_DEFAULT,
-                            allow_blank=False,
-                            id="fuse",
-                            compact=True,
-                        )
+                        yield _choice(o.label or o.name, [(o.default, _DEFAULT), *((c, c) for c in o.choices)], o.flag[2:])
+                    yield _choice("device", [("auto: the best available", "auto"), ("cpu", "cpu")], "device",
+                                  value="auto", field=None)
+                    yield _choice("workers", [("default: the preset's, else 1", _DEFAULT),
+                                              ("auto: packed from measurements", "auto"),
+                                              *((f"{n} per device", str(n)) for n in (1, 2, 4))], "workers")
+                    yield _choice("fuse", [("default: the preset's, else auto", _DEFAULT), ("auto: sized on the device", "auto"),
+                                           ("off: one trial per worker", "off"),
+                                           *((f"{n} trials per array", str(n)) for n in (4, 8, 16))], "fuse")
                     with Horizontal(classes="field"):
                         yield Label("session name")
                         yield Input(
