@@ -83,32 +83,46 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--images", type=int, default=20000, help="generated images for the torchvision presets")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     device = torch.device(args.device)
     modes = (args.modes or ("eager,compile,graph" if device.type == "cuda" else "eager,compile")).split(",")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"# step modes on {device} ({name}); torch {torch.__version__}; {os.cpu_count()} cpus; epochs {args.epochs}")
+    print(f"# step modes on {device} ({name}); torch {torch.__version__}; {os.cpu_count()} cpus; epochs {args.epochs}; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
     print()
-    rows = []
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             for members in (1, args.fuse):
-                for mode in modes:
-                    r = measure(preset, mode, members, args, device, Path(tmp))
-                    rows.append(r)
-                    print(f"  {preset} x{members} {mode}: {r['ms_step']:.2f} ms/step, first epoch {r['first_s']:.1f} s", flush=True)
+                for rep in range(args.reps):  # the order turns from rep to rep: a load change hits every mode
+                    order = modes[rep % len(modes):] + modes[: rep % len(modes)]
+                    for mode in order:
+                        r = measure(preset, mode, members, args, device, Path(tmp))
+                        r["rep"] = rep
+                        runs.append(r)
+                        print(f"  {preset} x{members} {mode} rep {rep}: {r['ms_step']:.2f} ms/step, "
+                              f"first epoch {r['first_s']:.1f} s", flush=True)
     print()
-    print("## Step modes (ms per step from the median of epochs 2..E; first epoch includes compiling)")
+    print(f"## Step modes (ms per step: median over {args.reps} reps of each run's median epoch 2..{args.epochs}; "
+          "the first epoch of the first rep includes compiling)")
     print()
-    print("| preset | members | mode | first epoch s | steady epoch s | ms/step | ms/member-step | vs eager | wall s | val_acc |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        base = next(b for b in rows if b["preset"] == r["preset"] and b["members"] == r["members"] and b["mode"] == "eager")
-        print(
-            f"| {r['preset']} | {r['members']} | {r['mode']} | {r['first_s']:.2f} | {r['steady_epoch_s']:.3f} | "
-            f"{r['ms_step']:.2f} | {r['ms_member_step']:.3f} | {base['ms_step'] / r['ms_step']:.2f}x | "
-            f"{r['wall_s']:.1f} | {r['val_acc']:.3f} |"
-        )
+    print("| preset | members | mode | first epoch s (rep 0) | ms/step (median) | ms/step per rep | ms/member-step | vs eager | val_acc |")
+    print("|---|---:|---|---:|---:|---|---:|---:|---:|")
+    med: dict[tuple[str, int, str], float] = {}
+    for preset in args.presets.split(","):
+        for members in (1, args.fuse):
+            for mode in modes:
+                rs = [r for r in runs if (r["preset"], r["members"], r["mode"]) == (preset, members, mode)]
+                med[preset, members, mode] = statistics.median(r["ms_step"] for r in rs)
+    for (preset, members, mode), ms in med.items():
+        rs = [r for r in runs if (r["preset"], r["members"], r["mode"]) == (preset, members, mode)]
+        first = next(r for r in rs if r["rep"] == 0)
+        per = ", ".join(f"{r['ms_step']:.2f}" for r in rs)
+        print(f"| {preset} | {members} | {mode} | {first['first_s']:.2f} | {ms:.2f} | {per} | {ms / members:.3f} | "
+              f"{med[preset, members, 'eager'] / ms:.2f}x | {rs[-1]['val_acc']:.3f} |")
+    print()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

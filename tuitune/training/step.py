@@ -59,8 +59,8 @@ def compiled(fn: F, mode: str) -> F:
     # size or array size compiles its own, beyond dynamo's default of 8 (then it would fall back to eager).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     if mode == "compile":
-        return torch.compile(fn)  # type: ignore[return-value]
-    graphed = torch.compile(fn, mode="reduce-overhead")
+        return torch.compile(fn, dynamic=False)  # type: ignore[return-value]
+    graphed = torch.compile(fn, mode="reduce-overhead", dynamic=False)
 
     def replay(*args: Any, **kwargs: Any) -> Any:
         torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's outputs may be overwritten
