@@ -62,6 +62,27 @@ def test_compiled_step_gives_the_eager_curve(monkeypatch, fused):
     assert eager[0][0]["val_loss"] != eager[1][0]["val_loss"]  # two real, different trials
 
 
+@pytest.mark.slow
+def test_a_compiled_trial_resumed_from_its_checkpoint_continues_the_straight_eager_run(monkeypatch):
+    """Dropout draws the eager masks from the checkpointed RNG: 2 compiled epochs + 2 resumed = 4 eager ones."""
+    p = load_preset("digits-mlp")
+    cfg = {**p.defaults, **BASE, **VARIANTS[0]}
+    monkeypatch.setenv("TUITUNE_STEP", "eager")
+    straight = FakeTrial(0, cfg, 4)
+    make_objective(p, device="cpu", seed=3)(cfg, straight)
+    monkeypatch.setenv("TUITUNE_STEP", "compile")
+    obj = make_objective(p, device="cpu", seed=3)
+    first = FakeTrial(0, cfg, 2)
+    obj(cfg, first)
+    rest = FakeTrial(0, cfg, 4, saved=first.saved)
+    obj(cfg, rest)
+    rows = first.rows + rest.rows
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    for ra, rb in zip(rows, straight.rows):
+        for k in ("train_loss", "val_loss", "val_acc", "lr"):
+            assert ra[k] == pytest.approx(rb[k], rel=1e-4, abs=1e-6), (k, ra, rb)
+
+
 def test_step_mode_reads_the_variable(monkeypatch):
     monkeypatch.delenv("TUITUNE_STEP", raising=False)
     assert step_mode() == "eager"
