@@ -82,6 +82,12 @@ if [ "${TUITUNE_GPU_SUITE:-}" = extended ]; then
   # Warm workers (issue 20): where a worker's start goes on the GPU, and the form's warm workers from Start.
   step 90 "a worker's start on the GPU (bench_worker_start)" $PY benchmarks/bench_worker_start.py --devices cuda --reps 2
   step 90 "Start to first epoch, warm workers against none (bench_worker_start --tui)" $PY benchmarks/bench_worker_start.py --tui --devices cuda --reps 2
+  # The step itself (issue 20 item 4): TUITUNE_STEP eager, compile and graph (CUDA graphs), one trial and an
+  # array of 8, on digits-mlp and an MNIST-sized MLP; the default stays eager until this shows one pays.
+  step 150 "step modes: eager, compile, graph (bench_step)" $PY benchmarks/bench_step.py --device cuda --presets digits-mlp,mnist-mlp --epochs 4 --images 10000
+  step 30 "graph-mode test (CUDA graphs equal eager)" $PY -m pytest -q -m gpu -p no:cacheprovider -p no:randomly tests/unit/test_step.py
+  # The coordinator keeping up (issue 20 item 5): workers idle waiting for asks, on the GPU (asha, bayes).
+  step 120 "workers waiting for suggestions (bench_ask_idle)" $PY benchmarks/bench_ask_idle.py --devices cuda --workers 2 --fuse 8 --cases asha-bayes,bayes,asha-random
 fi
 if [ -n "${OUT:-}" ]; then cp "$out" "$OUT/"; fi
 echo "wrote $out"

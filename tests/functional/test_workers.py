@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -357,3 +358,27 @@ def test_sessions_never_cuts_a_name_piped(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tuitune", "--db", str(tmp_path / "t.db"), "sessions"],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert name in out
+
+
+def test_the_session_log_says_how_long_workers_waited_for_suggestions(tmp_path, objectives, monkeypatch):
+    """Each ask is timed while its worker waits (issue 20 item 5): the run's end writes the sum to session.log."""
+    from tuitune.core.search.strategies.random import RandomStrategy
+
+    ask = RandomStrategy.ask
+
+    def slow_ask(self):
+        time.sleep(0.05)  # a model's fit, as the coordinator sees it
+        return ask(self)
+
+    monkeypatch.setattr(RandomStrategy, "ask", slow_ask)
+    db = tmp_path / "t.db"
+    s = tt.tune(objectives.slow, SPACE, trials=4, max_epochs=2, db=db, session="asks", devices="cpu", workers=2)
+    assert [t.state for t in s.trials] == [TrialState.COMPLETE] * 4
+    text = (files_dir(db) / "logs" / "asks" / "session.log").read_text()
+    line = next(ln for ln in text.splitlines() if " asks: " in ln)
+    m = re.search(r"asks: (\d+) in ([\d.]+) s \(([\d.]+) ms each\); workers idle waiting for a suggestion: ([\d.]+) worker-s, "
+                  r"([\d.]+)% of 2 worker\(s\)", line)
+    assert m, line
+    asks, seconds, idle = int(m[1]), float(m[2]), float(m[4])
+    assert asks >= 4 and seconds >= 0.05 * asks  # every ask counted, with its time
+    assert idle >= seconds  # each ask keeps at least its own worker waiting

@@ -52,6 +52,7 @@ from tuitune.training.loop import (
 )
 from tuitune.training.models import build_model
 from tuitune.training.presets import Preset
+from tuitune.training.step import compiled, step_mode
 
 
 @dataclass
@@ -256,6 +257,7 @@ class Array:
         self.flat = torch.cat([params[n].detach().reshape(len(members), -1) for n in self.names], 1).requires_grad_(True)
         self.buffers = {n: b.detach().clone() for n, b in buffers.items()}
         self.keys = list(template.state_dict().keys())
+        self.step = compiled(array_losses, step_mode(device))
         self.opt = FusedOptimizer([self.flat], [m.ghost.param_groups[0] for m in members], [m.cfg["optimizer"] for m in members])
         self._load_restored()
         self._sort()
@@ -358,6 +360,7 @@ class Array:
                 h = layer(h)
         return h
 
+    @torch.compiler.disable  # per-member generators: eager even in a compiled step
     def _dropout_masks(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
         """Each member's dropout mask for this layer, drawn as ``F.dropout`` draws it on the CPU (bernoulli
         of 1-p from the member's RNG, divided by 1-p)."""
@@ -391,9 +394,7 @@ class Array:
             x = data.normalise(xs, image_size)
             x = x.view(M, b, *x.shape[1:])
             y = data.y_train.index_select(0, idx.reshape(-1)).view(M, b)
-            with _autocast(self.device):
-                logits = self.forward(x, train=True)
-                losses = F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none").view(M, b).mean(1)
+            losses = self.step(self, x, y)
             grads = torch.autograd.grad(losses.sum(), [self.flat])
             for m in self.members:
                 m.steps += 1
@@ -623,3 +624,11 @@ def resolve_fuse(
     if n == "auto":
         return auto_members(step_seconds(preset, config, device=device, data_dir=data_dir))
     return int(n)
+
+
+def array_losses(arr: Array, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The members' mean losses (M,) on a batch x (M, B, ...), y (M, B): what ``TUITUNE_STEP`` compiles (step.py)."""
+    M, b = y.shape
+    with _autocast(arr.device):
+        logits = arr.forward(x, train=True)
+        return F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none").view(M, b).mean(1)

@@ -31,6 +31,7 @@ from tuitune.training.data import StreamData, TensorData, load_data
 from tuitune.training.devices import device_name, resolve_device
 from tuitune.training.models import build_model
 from tuitune.training.presets import Preset
+from tuitune.training.step import compiled, step_mode
 
 CHECKPOINT_VERSION = 1
 # Below this many parameter-samples per step (parameters x batch size), a CPU step is too small for
@@ -62,6 +63,7 @@ def make_objective(
     if preset.objective is not None:
         raise PresetError(f"{preset.path}: preset {preset.name!r} runs {preset.objective}; use load_objective()")
     dev = resolve_device(device)  # an unavailable device fails now, not in the first trial
+    step_mode(dev)  # so does a bad TUITUNE_STEP
 
     def objective(config: dict[str, Any], trial: Any) -> float | None:
         info = getattr(trial, "info", None)
@@ -186,6 +188,7 @@ def train(
         monitor = preset.metric if preset.metric in METRICS_BUILTIN else "val_loss"
         direction = preset.direction if monitor == preset.metric else "minimize"
         stopper = EarlyStopping(cfg["patience"], direction)
+        step = compiled(step_loss, step_mode(device))
 
         state = trial.restore()
         if state is not None:
@@ -195,7 +198,7 @@ def train(
         for epoch in trial.epochs():
             t0 = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
-            train_loss = _train_epoch(model, optimizer, data, cfg, gen, device, channels_last)
+            train_loss = _train_epoch(model, optimizer, data, cfg, gen, device, channels_last, step)
             val_loss, val_acc = evaluate(model, data, cfg, device, channels_last)
             if scheduler is not None:
                 scheduler.step()
@@ -231,21 +234,28 @@ def _train_epoch(
     gen: torch.Generator,
     device: torch.device,
     channels_last: bool,
+    step: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.device], torch.Tensor] | None = None,
 ) -> float:
+    step = step or step_loss
     model.train()
     total = torch.zeros((), device=device)  # summed on the device: one sync per epoch, not per batch
     count = 0
     for x, y in data.train_batches(int(cfg["batch_size"]), gen, float(cfg["train_fraction"]), int(cfg["image_size"])):
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
-            loss = F.cross_entropy(model(x), y)
+        loss = step(model, x, y, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach().float() * len(y)
         count += len(y)
     return float(total.item()) / max(1, count)
+
+
+def step_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A training batch's loss: what ``TUITUNE_STEP=compile|graph`` compiles (step.py)."""
+    with _autocast(device):
+        return F.cross_entropy(model(x), y)
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from tuitune.core import events as ev
 from tuitune.core.budget import Budget, run_seconds
 from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState
+from tuitune.core.run.coordinator import Coordination
 from tuitune.core.run.finish import TrialEnding
 from tuitune.core.run.inthread import InThreadPool
 from tuitune.core.run.packing import Packing
@@ -61,7 +62,7 @@ class RunResult:
     message: str = ""
 
 
-class Runner(TrialEnding, Packing):
+class Runner(TrialEnding, Packing, Coordination):
     """Runs a session's trials.
 
     Args:
@@ -389,7 +390,7 @@ class Runner(TrialEnding, Packing):
         if self._rerun:
             t = self._rerun.pop(0)
             return Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
-        return self.strategy.ask()
+        return self._timed_ask()  # a free worker waits meanwhile: the run's log says how long (coordinator.py)
 
     def _key(self, sugg: Suggestion) -> Hashable | None:
         if self.fuse_key is None:
@@ -440,6 +441,7 @@ class Runner(TrialEnding, Packing):
         with self._state_lock:
             self._session_state_written = False
         self._park_queued()
+        self._say_ask_time()
 
     def _park_queued(self) -> None:
         """A suggestion asked for an array but never started gets its trial row, interrupted: the strategy
@@ -503,20 +505,6 @@ class Runner(TrialEnding, Packing):
         if sugg.trial is not None and rec.last_epoch > 0:
             self._check_checkpoint(rec)
         return rec
-
-    def _check_checkpoint(self, rec: TrialRecord) -> None:
-        """A trial that continues (a promotion, a re-run) with no checkpoint trains again from epoch 1:
-        said once a run, with the fix, instead of costing the epochs silently."""
-        if self._said_no_checkpoint or self.files.checkpoint(rec.number).exists():
-            return
-        self._said_no_checkpoint = True
-        text = (
-            f"trial {rec.number} continues from epoch {rec.last_epoch} but its objective saved no checkpoint, so it "
-            f"trains again from epoch 1 (and so will every promoted trial): call trial.checkpoint(state) each epoch "
-            "and start with state = trial.restore()"
-        )
-        log.info("session %s: %s", self.session, text)  # the event is what the user sees (a warning would tear a screen)
-        self._emit(ev.Notice(self.session, text=text))
 
     # ---- workers: serving their requests ------------------------------------------------------------
     def _serve(self, timeout: float) -> list[TrialRecord]:
