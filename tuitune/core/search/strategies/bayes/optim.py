@@ -27,6 +27,39 @@ _DISCRETE_WINDOW = 24
 _MAX_COMBOS = 16
 
 
+def _starts(cand: np.ndarray, vals: np.ndarray, enc: Encoding, n_local: int, rng: np.random.Generator) -> np.ndarray:
+    """The local search's starting points among the scored candidates."""
+    # Starts: the best point, then a roulette over the rest with weights proportional to EI (the acquisition
+    # is log EI), without replacement, as Optuna's GPSampler picks them. Starting only from the best few
+    # points put every start in the same basin; on "mixed" the roulette cut the median regret over 20 seeds
+    # from 0.047 to 0.0055 (benchmarks/results/bayes.md).
+    order = np.argsort(-vals)
+    starts, seen = [], set()
+    for i in [*roulette(vals, order, n_local, rng), *order[1:]]:  # the best ones fill in for duplicates
+        k = tuple(np.round(cand[i], 9))
+        if k in seen:
+            continue
+        seen.add(k)
+        starts.append(cand[i])
+        if len(starts) >= n_local:
+            break
+    # With few combinations of choices, also start from the best sample of each combination: a local
+    # search moves one choice at a time, and a choice's best float values may lie elsewhere (as
+    # BoTorch's optimize_acqf_mixed enumerates fixed features).
+    if enc.cat_idx and math.prod(enc.coords[i].n for i in enc.cat_idx) <= _MAX_COMBOS:
+        combos = {}
+        for i in order:
+            k = tuple(cand[i, enc.cat_idx])
+            if k not in combos and np.isfinite(vals[i]):
+                combos[k] = i
+        for i in combos.values():
+            k = tuple(np.round(cand[i], 9))
+            if k not in seen:
+                seen.add(k)
+                starts.append(cand[i])
+    return np.array(starts)
+
+
 def optimize_acqf(
     acq: Callable[[torch.Tensor], torch.Tensor],
     enc: Encoding,
@@ -73,35 +106,7 @@ def optimize_acqf(
             if enc.coords[i].kind == "disc":
                 cand[:, i] = enc.snap(i, cand[:, i])
     vals = score(cand)
-    # Starts: the best point, then a roulette over the rest with weights proportional to EI (the acquisition
-    # is log EI), without replacement, as Optuna's GPSampler picks them. Starting only from the best few
-    # points put every start in the same basin; on "mixed" the roulette cut the median regret over 20 seeds
-    # from 0.047 to 0.0055 (benchmarks/results/bayes.md).
-    order = np.argsort(-vals)
-    starts, seen = [], set()
-    for i in [*roulette(vals, order, n_local, rng), *order[1:]]:  # the best ones fill in for duplicates
-        k = tuple(np.round(cand[i], 9))
-        if k in seen:
-            continue
-        seen.add(k)
-        starts.append(cand[i])
-        if len(starts) >= n_local:
-            break
-    # With few combinations of choices, also start from the best sample of each combination: a local
-    # search moves one choice at a time, and a choice's best float values may lie elsewhere (as
-    # BoTorch's optimize_acqf_mixed enumerates fixed features).
-    if enc.cat_idx and math.prod(enc.coords[i].n for i in enc.cat_idx) <= _MAX_COMBOS:
-        combos = {}
-        for i in order:
-            k = tuple(cand[i, enc.cat_idx])
-            if k not in combos and np.isfinite(vals[i]):
-                combos[k] = i
-        for i in combos.values():
-            k = tuple(np.round(cand[i], 9))
-            if k not in seen:
-                seen.add(k)
-                starts.append(cand[i])
-    U = np.array(starts)
+    U = _starts(cand, vals, enc, n_local, rng)
     cur = score(U)
     for _ in range(3):
         before = U.copy()
