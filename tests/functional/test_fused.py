@@ -19,6 +19,7 @@ from tuitune.core.records import TrialState
 from tuitune.core.run.runner import Runner
 from tuitune.core.run.workers import ObjectiveRef, WorkerPool, plan_slots
 from tuitune.core.search.strategies import make_strategy
+from tuitune.core.search.strategies.base import Wait
 from tuitune.core.store.store import Store, files_dir
 
 ARRAY = '''
@@ -94,12 +95,12 @@ def array_ref(tmp_path, monkeypatch):
 
 
 def _runner(tmp_path, array_ref, name, *, strategy="random", trials=4, epochs=3, fuse=3, listeners=(),
-            key=lambda config: "mlp", max_failures=3, **opts):
+            key=lambda config: "mlp", max_failures=3, space=SPACE, **opts):
     store = Store(tmp_path / "t.db")
     if not store.session_exists(name):
-        store.create_session(name, strategy=strategy, options=dict(opts), space=SPACE.to_dict(), metric="val_loss",
+        store.create_session(name, strategy=strategy, options=dict(opts), space=space.to_dict(), metric="val_loss",
                              direction="minimize", seed=0, max_epochs=epochs, n_trials=trials)
-    strat = make_strategy(strategy, SPACE, seed=0, max_epochs=epochs, metric="val_loss", direction="minimize",
+    strat = make_strategy(strategy, space, seed=0, max_epochs=epochs, metric="val_loss", direction="minimize",
                           n_trials=trials, **opts)
     ref, local = array_ref
     pool = WorkerPool(ref, plan_slots(["cpu"], 1), tmp_path)
@@ -179,7 +180,9 @@ def test_a_stopped_array_resumes_from_its_committed_rows(tmp_path, array_ref, mo
     store, runner = _runner(tmp_path, array_ref, "s", trials=4, listeners=[listen])
     assert runner.run().state == "stopped"
     assert {t.state for t in store.trials("s")} == {TrialState.INTERRUPTED}
-    assert {t.number: len(t.epochs) for t in store.trials("s")} == {0: 2, 1: 2, 2: 2}
+    # Trial 3 was asked ahead for the next array (held, never started): interrupted with nothing trained.
+    assert {t.number: len(t.epochs) for t in store.trials("s")} == {0: 2, 1: 2, 2: 2, 3: 0}
+    assert store.trial("s", 3).reason == "the run ended before it started"
     store, runner = _runner(tmp_path, array_ref, "s", trials=4)
     assert runner.run().state == "finished"
     trials = store.trials("s")
@@ -188,8 +191,9 @@ def test_a_stopped_array_resumes_from_its_committed_rows(tmp_path, array_ref, mo
     assert _arrays(tmp_path / "arrays")[1] == ["0", "1", "2"]  # the interrupted array runs again as one
 
 
-def test_a_suggestion_asked_for_the_next_array_is_kept_when_the_run_stops(tmp_path, array_ref, monkeypatch):
-    """Configs of two kinds (the key): one asked that cannot join the running array waits, and survives a stop."""
+def test_suggestions_held_for_arrays_are_kept_when_the_run_stops(tmp_path, array_ref, monkeypatch):
+    """Configs of two kinds (the key): those asked ahead for the next arrays wait as trial rows, and survive a
+    stop: every suggestion the strategy gave is a trial row, and the resume runs them."""
     monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
     monkeypatch.setenv("TT_EPOCH", "0.05")
     runner: Runner
@@ -201,18 +205,104 @@ def test_a_suggestion_asked_for_the_next_array_is_kept_when_the_run_stops(tmp_pa
     def key(config):
         return config["x"] > 0.5
 
-    store, runner = _runner(tmp_path, array_ref, "q", trials=8, listeners=[listen], key=key)
+    store, runner = _runner(tmp_path, array_ref, "q", trials=12, listeners=[listen], key=key)
+    asked = _count_asks(runner)
     assert runner.run().state == "stopped"
     first = store.trials("q")
-    waited = [t for t in first if t.reason == "the run ended before it started"]
-    assert len(waited) == 1 and waited[0].state == TrialState.INTERRUPTED and not waited[0].epochs
-    store, runner = _runner(tmp_path, array_ref, "q", trials=8, key=key)
+    assert len(first) == len(asked) == 6  # the look-ahead: twice the array size, asked before the first array
+    started = {int(n) for n in _arrays(tmp_path / "arrays")[0]}
+    waited = [t for t in first if t.number not in started]
+    assert waited and all(t.reason == "the run ended before it started" for t in waited)
+    assert all(t.state == TrialState.INTERRUPTED and not t.epochs for t in waited)
+    store, runner = _runner(tmp_path, array_ref, "q", trials=12, key=key)
+    more = _count_asks(runner)
     assert runner.run().state == "finished"
+    asked += more
     trials = store.trials("q")
-    assert len(trials) == 8 and [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    assert len(trials) == len(asked) == 12 and [t.state for t in trials] == [TrialState.COMPLETE] * 12
+    assert [t.config for t in trials] == asked  # every suggestion is its trial, in the order asked
     assert [t.config for t in trials[: len(first)]] == [t.config for t in first]  # nothing asked was lost
     for a in _arrays(tmp_path / "arrays"):  # every array holds one kind of config
         assert len({key(trials[int(n)].config) for n in a}) == 1
+
+
+def _count_asks(runner):
+    """The configs the runner's strategy suggests from now on (a list that grows as it asks)."""
+    asked = []
+    ask = runner.strategy.ask
+
+    def counting():
+        s = ask()
+        if s is not None and not isinstance(s, Wait) and s.trial is None:
+            asked.append(s.config)
+        return s
+
+    runner.strategy.ask = counting
+    return asked
+
+
+KINDS = tt.Space(x=tt.Float(0.0, 1.0), kind=tt.Choice(["a", "b", "c"]))
+
+
+def _by_kind(config):
+    return config["kind"]
+
+
+def _runs_of_one_key(trials):
+    """How many arrays grouping consecutive suggestions only would have formed (the runner before grouping)."""
+    kinds = [t.config["kind"] for t in sorted(trials, key=lambda t: t.number)]
+    return 1 + sum(a != b for a, b in zip(kinds, kinds[1:]))
+
+
+def test_arrays_form_by_key_from_the_held_suggestions_not_only_consecutive_ones(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    store, runner = _runner(tmp_path, array_ref, "k", trials=24, epochs=2, fuse=4, key=_by_kind, space=KINDS)
+    asked = _count_asks(runner)
+    assert runner.run().state == "finished"
+    trials = store.trials("k")
+    assert len(trials) == len(asked) == 24 and all(t.state == TrialState.COMPLETE for t in trials)
+    arrays = _arrays(tmp_path / "arrays")
+    assert sorted(int(n) for a in arrays for n in a) == list(range(24))  # each trial ran once, in one array
+    for a in arrays:
+        assert 1 <= len(a) <= 4 and len({trials[int(n)].config["kind"] for n in a}) == 1
+    consecutive = _runs_of_one_key(trials)
+    assert len(arrays) < consecutive  # fewer, larger arrays than consecutive grouping gave (same seed)
+    assert sum(len(a) == 4 for a in arrays) >= 3
+
+
+def test_a_resumed_session_forms_the_trials_an_uninterrupted_one_would(tmp_path, array_ref, monkeypatch):
+    store, whole = _runner(tmp_path, array_ref, "whole", trials=16, epochs=3, fuse=4, key=_by_kind, space=KINDS)
+    assert whole.run().state == "finished"
+    runner: Runner
+
+    def listen(e):
+        if isinstance(e, ev.EpochReported) and e.number == 5 and not runner.stopping:
+            runner.stop()
+
+    store, runner = _runner(tmp_path, array_ref, "cut", trials=16, epochs=3, fuse=4, key=_by_kind, space=KINDS,
+                            listeners=[listen])
+    assert runner.run().state == "stopped"
+    assert any(t.reason == "the run ended before it started" for t in store.trials("cut"))
+    store, runner = _runner(tmp_path, array_ref, "cut", trials=16, epochs=3, fuse=4, key=_by_kind, space=KINDS)
+    assert runner.run().state == "finished"
+    assert _summary(store, "cut") == _summary(store, "whole")
+    assert [t.config for t in store.trials("cut")] == [t.config for t in store.trials("whole")]
+
+
+def test_a_trial_passed_over_goes_with_the_next_array():
+    from tuitune.core.records import TrialRecord
+    from tuitune.core.run.runner import HOLD_JOBS, _Held, _pick_group
+
+    def held(*keys):
+        return [_Held(TrialRecord(number=i, state=TrialState.RUNNING, config={}), k, False) for i, k in enumerate(keys)]
+
+    pool = held("a", "b", "b", None, "b", "a")
+    assert [h.rec.number for h in _pick_group(pool, 2)] == [1, 2]  # the largest group, up to the size, oldest first
+    assert [h.rec.number for h in _pick_group(pool, 8)] == [1, 2, 4]
+    pool[0].passed = HOLD_JOBS
+    assert [h.rec.number for h in _pick_group(pool, 8)] == [0, 5]  # waited long enough: its group goes next
+    assert [h.rec.number for h in _pick_group(held(None, None), 8)] == [0]  # no key: alone
+    assert [h.rec.number for h in _pick_group(held("a", "b"), 8)] == [0]  # ties: the oldest trial's group
 
 
 def _summary(store, name):

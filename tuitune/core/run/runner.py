@@ -51,6 +51,37 @@ class _Remote:
     aborted: bool = False
 
 
+# Job forming under --fuse: the runner asks up to LOOK_AHEAD x the array size ahead of the workers, and a held
+# trial passed over by HOLD_JOBS jobs goes with the next one (Runner._next_job).
+LOOK_AHEAD = 2
+HOLD_JOBS = 2
+
+
+@dataclass(eq=False)
+class _Held:
+    """A trial asked for an array and opened (its row 'running', the strategy told), not started yet."""
+
+    rec: TrialRecord
+    key: Hashable | None  # Runner._key: None trains alone
+    continued: bool  # a promotion or a re-run (the suggestion named its trial)
+    passed: int = 0  # jobs formed since it was opened, without it
+
+
+def _pick_group(held: list[_Held], limit: int) -> list[_Held]:
+    """The next array out of the held trials (oldest first): the oldest one's group once it was passed over
+    HOLD_JOBS times, else the largest group of one key (ties: the one holding the oldest trial), up to
+    ``limit`` trials, oldest first. A trial whose key is None is a group of its own."""
+    groups: dict[Any, list[_Held]] = {}
+    for i, h in enumerate(held):
+        groups.setdefault(("alone", i) if h.key is None else ("key", h.key), []).append(h)
+    oldest = held[0]
+    if oldest.passed >= HOLD_JOBS:
+        group = next(g for g in groups.values() if g[0] is oldest)
+    else:
+        group = max(groups.values(), key=len)  # the first largest: dicts keep the order of first appearance
+    return group[:limit]
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a run of the loop ended: ``finished``, ``stopped`` or ``failed``, and why."""
@@ -124,7 +155,7 @@ class Runner(TrialEnding):
         self.fuse_auto = fuse == "auto" and not self.pool.in_thread
         self.fuse = 1 if self.pool.in_thread or self.fuse_auto else max(1, int(fuse))
         self.fuse_key = fuse_key
-        self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
+        self._queued: list[_Held] = []  # trials opened for an array, not started yet (_next_job)
         self._state_lock = threading.Lock()
         self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
         self._run_base = 0.0  # the seconds the session ran before this run
@@ -358,7 +389,7 @@ class Runner(TrialEnding):
 
     @property
     def _pending(self) -> bool:
-        """Trials to start that the strategy will not be asked for again (reruns, a queued suggestion)."""
+        """Trials to start that the strategy will not be asked for again (reruns, held ones)."""
         return bool(self._rerun or self._queued)
 
     def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
@@ -376,12 +407,10 @@ class Runner(TrialEnding):
         return failures, exhausted
 
     def _ask(self) -> Suggestion | Wait | None:
-        """The next suggestion to start: a queued one, an interrupted trial, then the strategy's. None also
-        once the session's budget is spent (the interrupted trials then wait for a resume)."""
+        """The next suggestion to open: an interrupted trial, then the strategy's. None also once the session's
+        budget is spent (the interrupted trials then wait for a resume)."""
         if self._spent is not None or self._budget_spent_now():
             return None
-        if self._queued:
-            return self._queued.pop(0)
         if self._rerun:
             t = self._rerun.pop(0)
             return Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
@@ -394,24 +423,44 @@ class Runner(TrialEnding):
         return None if key is None else (key, sugg.budget)
 
     def _next_job(self, w: Worker) -> list[TrialRecord] | Wait | None:
-        """Up to ``fuse`` suggestions that train as one array on worker ``w`` (one when fusing is off), asked
-        one by one, each opened as a trial row before the next is asked (the strategy knows it runs); one
-        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
-        first = self._ask()
-        if first is None or isinstance(first, Wait):
-            return first
-        job = [self._open_trial(first, w)]
+        """The trials worker ``w`` runs next: one when fusing is off, else the largest group of one key
+        (``_key``: architecture and budget) among the held trials, up to the worker's array size.
+
+        Fusing, the runner holds up to ``LOOK_AHEAD`` x the array size of asked suggestions, each opened as its
+        trial row ('running', told to the strategy) before the next is asked, so the strategy counts it (a
+        random draw, a rung's place, bayes's pending points). A free worker never waits for a group to grow:
+        it takes the largest group there is, a single trial if nothing groups, and a trial passed over by
+        ``HOLD_JOBS`` jobs goes with the next one. Held trials the run never starts are parked interrupted
+        (``_park_queued``), so a resume runs them first. Wait or None: nothing to start now."""
         limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
-        key = self._key(first) if limit > 1 else None
-        while key is not None and len(job) < limit:
+        if self._queued and (self._spent is not None or self._budget_spent_now()):
+            return None  # held trials start no more: they are parked when the run ends
+        if limit <= 1 or self.fuse_key is None:
+            if self._queued:  # held for another worker's array (--fuse auto sizes differ): it goes first
+                return self._take([self._queued[0]], w)
+            first = self._ask()
+            if first is None or isinstance(first, Wait):
+                return first
+            return [self._open_trial(first, w)]
+        last: Wait | None = None
+        while len(self._queued) < LOOK_AHEAD * limit:
             sugg = self._ask()
             if sugg is None or isinstance(sugg, Wait):
+                last = sugg
                 break
-            if self._key(sugg) != key:
-                self._queued.append(sugg)
-                break
-            job.append(self._open_trial(sugg, w))
-        return job
+            self._queued.append(_Held(self._open_row(sugg), self._key(sugg), sugg.trial is not None))
+        if not self._queued:
+            return last
+        return self._take(_pick_group(self._queued, limit), w)
+
+    def _take(self, group: list[_Held], w: Worker) -> list[TrialRecord]:
+        """Starts the held trials of ``group`` on worker ``w``: out of the pool, their rows naming the worker,
+        announced; every other held trial was passed over once more."""
+        for h in group:
+            self._queued.remove(h)
+        for h in self._queued:
+            h.passed += 1
+        return [self._announce(h.rec, w, continued=h.continued, fresh=False) for h in group]
 
     def _end_of_run(self, failures: int, exhausted: bool) -> RunResult | None:
         """How the run ends now that no trial runs, or None while it goes on."""
@@ -438,15 +487,14 @@ class Runner(TrialEnding):
         self._park_queued()
 
     def _park_queued(self) -> None:
-        """A suggestion asked for an array but never started gets its trial row, interrupted: the strategy
-        was told of it, and the next resume runs it first (as if it had been stopped at once)."""
+        """A trial held for an array but never started ends interrupted: the strategy was told of it, and the
+        next resume runs it first (as if it had been stopped at once)."""
         while self._queued:
-            sugg = self._queued.pop(0)
+            h = self._queued.pop(0)
             try:
-                rec = self._open_trial(sugg, None)
-                self._finish_record(rec.number, TrialState.INTERRUPTED, None, "the run ended before it started", None, {})
-            except Exception:  # noqa: BLE001 - the store may be what failed; the strategy asks again on resume
-                log.exception("could not keep a queued trial")
+                self._finish_record(h.rec.number, TrialState.INTERRUPTED, None, "the run ended before it started", None, {})
+            except Exception:  # noqa: BLE001 - the store may be what failed; resume interrupts a 'running' row anyway
+                log.exception("could not keep a held trial")
 
     _last_failed: str | None = None
 
@@ -479,12 +527,21 @@ class Runner(TrialEnding):
 
     def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
-        store, name = self.store, self.session
-        info = {**versions(), "seed": self._seed}
+        return self._announce(self._open_row(sugg, slot), slot, continued=sugg.trial is not None, fresh=True)
+
+    def _slot_info(self, slot: Any) -> dict:
+        """What a trial's row says of where it runs (nothing in this thread, or before a worker takes it)."""
+        info: dict[str, Any] = {}
         if slot is not None and not self.pool.in_thread:
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
+        return info
+
+    def _open_row(self, sugg: Suggestion, slot: Any = None) -> TrialRecord:
+        """The trial row of a suggestion, committed 'running' (on ``slot``, if known) and told to the strategy."""
+        store, name = self.store, self.session
+        info = {**versions(), "seed": self._seed, **self._slot_info(slot)}
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
@@ -494,8 +551,16 @@ class Runner(TrialEnding):
                     name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
                 )
         self.strategy.tell(rec)
-        self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
-        if sugg.trial is not None and rec.last_epoch > 0:
+        return rec
+
+    def _announce(self, rec: TrialRecord, slot: Any, *, continued: bool, fresh: bool) -> TrialRecord:
+        """Announces an opened trial as started on ``slot``; a held one (``fresh`` False) first gets the
+        worker in its row."""
+        where = {} if fresh else self._slot_info(slot)
+        if where:
+            rec = self.store.finish_trial(self.session, rec.number, state=TrialState.RUNNING, info={**rec.info, **where})
+        self._emit(ev.TrialStarted(self.session, trial=rec, continued=continued))
+        if continued and rec.last_epoch > 0:
             self._check_checkpoint(rec)
         return rec
 
