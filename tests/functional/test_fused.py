@@ -21,6 +21,7 @@ from tuitune.core.run.workers import ObjectiveRef, WorkerPool, plan_slots
 from tuitune.core.search.strategies import make_strategy
 from tuitune.core.search.strategies.base import Wait
 from tuitune.core.store.store import Store, files_dir
+from tuitune.core.text import where_words
 
 ARRAY = '''
 import os, signal, time
@@ -214,6 +215,7 @@ def test_suggestions_held_for_arrays_are_kept_when_the_run_stops(tmp_path, array
     waited = [t for t in first if t.number not in started]
     assert waited and all(t.reason == "the run ended before it started" for t in waited)
     assert all(t.state == TrialState.INTERRUPTED and not t.epochs for t in waited)
+    assert all(where_words(t.info) == "held" for t in waited)  # the where column: asked for an array, not started
     store, runner = _runner(tmp_path, array_ref, "q", trials=12, key=key)
     more = _count_asks(runner)
     assert runner.run().state == "finished"
@@ -221,6 +223,7 @@ def test_suggestions_held_for_arrays_are_kept_when_the_run_stops(tmp_path, array
     trials = store.trials("q")
     assert len(trials) == len(asked) == 12 and [t.state for t in trials] == [TrialState.COMPLETE] * 12
     assert [t.config for t in trials] == asked  # every suggestion is its trial, in the order asked
+    assert all("held" not in t.info and t.info["worker"] == 0 for t in trials)
     assert [t.config for t in trials[: len(first)]] == [t.config for t in first]  # nothing asked was lost
     for a in _arrays(tmp_path / "arrays"):  # every array holds one kind of config
         assert len({key(trials[int(n)].config) for n in a}) == 1

@@ -67,6 +67,11 @@ class _Held:
     passed: int = 0  # jobs formed since it was opened, without it
 
 
+def _unheld(info: dict) -> dict:
+    """A trial's info without the mark of a trial held for an array (``Runner._open_row``)."""
+    return {k: v for k, v in info.items() if k != "held"}
+
+
 def _pick_group(held: list[_Held], limit: int) -> list[_Held]:
     """The next array out of the held trials (oldest first): the oldest one's group once it was passed over
     HOLD_JOBS times, else the largest group of one key (ties: the one holding the oldest trial), up to
@@ -448,7 +453,7 @@ class Runner(TrialEnding):
             if sugg is None or isinstance(sugg, Wait):
                 last = sugg
                 break
-            self._queued.append(_Held(self._open_row(sugg), self._key(sugg), sugg.trial is not None))
+            self._queued.append(_Held(self._open_row(sugg, held=True), self._key(sugg), sugg.trial is not None))
         if not self._queued:
             return last
         return self._take(_pick_group(self._queued, limit), w)
@@ -538,27 +543,30 @@ class Runner(TrialEnding):
                 info["node"] = slot.node
         return info
 
-    def _open_row(self, sugg: Suggestion, slot: Any = None) -> TrialRecord:
-        """The trial row of a suggestion, committed 'running' (on ``slot``, if known) and told to the strategy."""
+    def _open_row(self, sugg: Suggestion, slot: Any = None, *, held: bool = False) -> TrialRecord:
+        """The trial row of a suggestion, committed 'running' (on ``slot``, if known; ``held``: marked as waiting
+        for an array, ``info["held"]``) and told to the strategy."""
         store, name = self.store, self.session
-        info = {**versions(), "seed": self._seed, **self._slot_info(slot)}
+        info = {**versions(), "seed": self._seed, **self._slot_info(slot), **({"held": True} if held else {})}
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
-            if slot is not None and not self.pool.in_thread:
+            if held or "held" in rec.info or (slot is not None and not self.pool.in_thread):
                 rec = store.finish_trial(
-                    name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
+                    name, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **info}
                 )
         self.strategy.tell(rec)
         return rec
 
     def _announce(self, rec: TrialRecord, slot: Any, *, continued: bool, fresh: bool) -> TrialRecord:
         """Announces an opened trial as started on ``slot``; a held one (``fresh`` False) first gets the
-        worker in its row."""
+        worker in its row instead of its mark."""
         where = {} if fresh else self._slot_info(slot)
-        if where:
-            rec = self.store.finish_trial(self.session, rec.number, state=TrialState.RUNNING, info={**rec.info, **where})
+        if where or "held" in rec.info:
+            rec = self.store.finish_trial(
+                self.session, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **where}
+            )
         self._emit(ev.TrialStarted(self.session, trial=rec, continued=continued))
         if continued and rec.last_epoch > 0:
             self._check_checkpoint(rec)
