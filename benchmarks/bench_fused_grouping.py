@@ -62,6 +62,7 @@ def run_once(args: argparse.Namespace, code: Path, strategy: str, space: str, db
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", type=Path, required=True, help="a tree of the code before (git archive)")
+    ap.add_argument("--after", type=Path, default=ROOT, help="a tree of the code after (default: this checkout)")
     ap.add_argument("--preset", default="digits-mlp")
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=5)
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--codes", default="before,after")
     args = ap.parse_args()
-    codes = {k: v for k, v in {"before": args.before.resolve(), "after": ROOT}.items() if k in args.codes.split(",")}
+    codes = {k: v for k, v in {"before": args.before.resolve(), "after": args.after.resolve()}.items() if k in args.codes.split(",")}
     rows = []
     with tempfile.TemporaryDirectory() as d:
         run_once(argparse.Namespace(**{**vars(args), "trials": 2, "epochs": 1}), ROOT, "random", "full",
