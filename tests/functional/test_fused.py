@@ -69,6 +69,68 @@ class Array:
         return out
 
 
+class Refilling(Array):
+    """Says each member's end as it leaves (on_leave) and lets new members take free places (refill), as the
+    built-in trainer does; TT_SHORT: a member whose x is below it stops after its first epoch (early stopping)."""
+
+    def train_array(self, configs, trials, *, refill=None, capacity=None, on_leave=None):
+        arrays = os.environ.get("TT_ARRAYS")
+
+        def note(text):
+            if arrays:
+                with open(arrays, "a") as f:
+                    f.write(text + "\\n")
+
+        note(" ".join(str(t.number) for t in trials))
+        first, cap = trials[0].number, max(len(trials), capacity or 0)
+        members, out, live, ready = list(zip(configs, trials)), {}, {}, set()
+        for c, t in members:
+            live[t.number] = (c, t, iter(t.epochs()))
+
+        def leave(number, value):
+            c, t, _ = live.pop(number)
+            ready.discard(number)
+            out[number] = value
+            if on_leave is not None:
+                on_leave(t, value)
+
+        short = float(os.environ.get("TT_SHORT", "-1"))
+        while True:
+            while True:  # fill: every member asks its next epoch; free places are offered
+                free = cap - len(live)
+                joined = list(refill(free)) if refill is not None and free > 0 else []
+                for c, t in joined:
+                    members.append((c, t))
+                    live[t.number] = (c, t, iter(t.epochs()))
+                    note(f"join {first} {t.number}")
+                left = False
+                for n in [n for n in live if n not in ready]:
+                    c, t, it = live[n]
+                    if c["x"] < short and t.last_epoch >= 1:
+                        leave(n, None)  # stopped early
+                        left = True
+                        continue
+                    try:
+                        next(it)
+                        ready.add(n)
+                    except StopIteration:
+                        leave(n, None)
+                        left = True
+                if not joined and not left:
+                    break
+            if not live:
+                return [out.get(t.number) for _, t in members]
+            for n in list(live):
+                c, t, _ = live[n]
+                t.report(val_loss=loss(c, t.last_epoch + 1))
+                ready.discard(n)
+            time.sleep(float(os.environ.get("TT_EPOCH", "0")))
+
+
+def make_refilling():
+    return Refilling()
+
+
 def make():
     return Array()
 
@@ -93,6 +155,14 @@ def array_ref(tmp_path, monkeypatch):
 
     m = importlib.import_module(mod)
     return ObjectiveRef(factory=m.make, label="array"), m.make()
+
+
+@pytest.fixture
+def refilling_ref(array_ref):
+    import importlib
+
+    m = importlib.import_module(array_ref[0].factory.__module__)
+    return ObjectiveRef(factory=m.make_refilling, label="refilling"), m.make_refilling()
 
 
 def _runner(tmp_path, array_ref, name, *, strategy="random", trials=4, epochs=3, fuse=3, listeners=(),
@@ -290,6 +360,30 @@ def test_a_resumed_session_forms_the_trials_an_uninterrupted_one_would(tmp_path,
     assert runner.run().state == "finished"
     assert _summary(store, "cut") == _summary(store, "whole")
     assert [t.config for t in store.trials("cut")] == [t.config for t in store.trials("whole")]
+
+
+def test_members_that_leave_early_are_replaced_by_held_trials_of_their_key(tmp_path, refilling_ref, monkeypatch):
+    """Refill: a member stopping early (x < 0.5) leaves its place to a held trial of the array's key, which
+    joins the running array at its next epoch, a trial like any other (its rows, its end, its worker)."""
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    monkeypatch.setenv("TT_SHORT", "0.5")
+    store, runner = _runner(tmp_path, refilling_ref, "r", trials=12, epochs=3, fuse=3, key=_by_kind, space=KINDS)
+    asked = _count_asks(runner)
+    assert runner.run().state == "finished"
+    trials = store.trials("r")
+    assert len(trials) == len(asked) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:  # the early stoppers trained one epoch, the others their budget
+        assert [e["epoch"] for e in t.epochs] == ([1] if t.config["x"] < 0.5 else [1, 2, 3])
+        assert t.info["worker"] == 0 and "held" not in t.info
+    lines = [line.split() for line in (tmp_path / "arrays").read_text().splitlines()]
+    joins = [(int(a), int(b)) for _, a, b in (x for x in lines if x[0] == "join")]
+    jobs = [[int(n) for n in x] for x in lines if x[0] != "join"]
+    assert joins, "no trial joined a running array"
+    array_of = {n: job[0] for job in jobs for n in job} | {b: a for a, b in joins}
+    assert sorted(array_of) == list(range(12))  # every trial ran once: in a job or joining one
+    for n, first in array_of.items():  # of the array's key
+        assert trials[n].config["kind"] == trials[first].config["kind"]
+    assert sum(len(job) for job in jobs) + len(joins) == 12
 
 
 def test_a_trial_passed_over_goes_with_the_next_array():

@@ -11,6 +11,8 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Between(trial)          -> Go() | Stop() | Fail(reason)     before each epoch (paused: no answer yet)
     Report(trial, epoch, row) -> Ok()                          after the coordinator committed the row
     Supersede(trial, after)   -> Ok()
+    Refill(trial, free)       -> Join(specs)                   between epochs, while an array has free places
+                                                                (``trial``: the array's first; no specs: none)
     Done(trial, outcome)                                        one per trial of the job, at its end
                                                                 (a fused member's as it leaves its array)
 
@@ -124,6 +126,17 @@ class Supersede:
 
 
 @dataclass(frozen=True)
+class Refill:
+    """The array that trial ``trial`` opened has ``free`` places (members left it): answered ``Join`` with the
+    trials that take them from its next epoch, of its architecture and budget (none: it trains on smaller).
+    Local workers ask (``workers.serve_trials(refill=True)``); a Ray actor does not (its checkpoints travel
+    with the job)."""
+
+    trial: int
+    free: int
+
+
+@dataclass(frozen=True)
 class Done:
     trial: int
     outcome: Outcome
@@ -187,11 +200,19 @@ class Ok:
 
 
 @dataclass(frozen=True)
+class Join:
+    """The answer to ``Refill``: trials that join the running array (each opened and counted as running,
+    its ``Done`` to come like a member's)."""
+
+    specs: tuple[TrialSpec, ...] = ()
+
+
+@dataclass(frozen=True)
 class Quit:
     """End the worker."""
 
 
-Answer = Go | Stop | Fail | Ok | Quit
+Answer = Go | Stop | Fail | Ok | Quit | Join
 
 
 # ---------------------------------------------------------------------------- the pool

@@ -31,7 +31,21 @@ from tuitune.core.store.store import SessionFiles, Store
 from tuitune.core.text import resume_command
 
 if TYPE_CHECKING:
-    from tuitune.core.run.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede
+    from tuitune.core.run.protocol import (
+        Answer,
+        Between,
+        Fail,
+        Go,
+        Join,
+        Outcome,
+        Pool,
+        Refill,
+        Report,
+        SetupFailed,
+        Stop,
+        Supersede,
+        TrialSpec,
+    )
     from tuitune.core.run.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -161,6 +175,8 @@ class Runner(TrialEnding):
         self.fuse = 1 if self.pool.in_thread or self.fuse_auto else max(1, int(fuse))
         self.fuse_key = fuse_key
         self._queued: list[_Held] = []  # trials opened for an array, not started yet (_next_job)
+        self._array_keys: dict[int, Hashable] = {}  # the key of each array formed, by its first trial (_join)
+        self._failures = 0  # trials failed in a row (the run loop's count; an array takes no new member past the limit)
         self._state_lock = threading.Lock()
         self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
         self._run_base = 0.0  # the seconds the session ran before this run
@@ -344,7 +360,7 @@ class Runner(TrialEnding):
                     if result is not None:
                         break
                 for rec in self._serve(0.1):
-                    failures = self._count(rec, failures)
+                    failures = self._failures = self._count(rec, failures)
         except KeyboardInterrupt:
             self._interrupt_remote("interrupted (Ctrl+C)")
             result = RunResult("stopped", "interrupted")
@@ -447,16 +463,42 @@ class Runner(TrialEnding):
             if first is None or isinstance(first, Wait):
                 return first
             return [self._open_trial(first, w)]
-        last: Wait | None = None
+        last = self._hold(limit)
+        if not self._queued:
+            return last
+        group = _pick_group(self._queued, limit)
+        if len(group) > 1 and group[0].key is not None:
+            self._array_keys[group[0].rec.number] = group[0].key  # a Refill names the array by its first trial
+        return self._take(group, w)
+
+    def _hold(self, limit: int) -> Wait | None:
+        """Asks the strategy until ``LOOK_AHEAD`` x ``limit`` trials are held, each opened as its row; what
+        ended the asking (Wait, None) if anything did."""
         while len(self._queued) < LOOK_AHEAD * limit:
             sugg = self._ask()
             if sugg is None or isinstance(sugg, Wait):
-                last = sugg
-                break
+                return sugg
             self._queued.append(_Held(self._open_row(sugg, held=True), self._key(sugg), sugg.trial is not None))
-        if not self._queued:
-            return last
-        return self._take(_pick_group(self._queued, limit), w)
+        return None
+
+    def _join(self, w: Worker, msg: Refill) -> Join:
+        """Trials for the ``msg.free`` places that members left in the array trial ``msg.trial`` opened on
+        ``w``: held trials of its key and budget, asked ahead as for a job (``_next_job``); none while the
+        run is paused or stopping, has given up, or has spent its budget."""
+        from tuitune.core.run.protocol import Join
+
+        key = self._array_keys.get(msg.trial)
+        if key is None or self.stopping or self.paused or self._failures >= self.max_failures or msg.free < 1:
+            return Join()
+        if self._spent is not None or self._budget_spent_now():
+            return Join()
+        self._hold(getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
+        group = [h for h in self._queued if h.key == key][: msg.free]
+        if not group:
+            return Join()
+        specs = self._specs(w, self._take(group, w))
+        w.trials.extend(spec.number for spec in specs)
+        return Join(specs)
 
     def _take(self, group: list[_Held], w: Worker) -> list[TrialRecord]:
         """Starts the held trials of ``group`` on worker ``w``: out of the pool, their rows naming the worker,
@@ -518,7 +560,13 @@ class Runner(TrialEnding):
 
     def _dispatch(self, w: Worker, records: list[TrialRecord]) -> None:
         """Hands the trials of a job (opened) to worker ``w``."""
-        from tuitune.core.run.protocol import Job, TrialSpec
+        from tuitune.core.run.protocol import Job
+
+        self.pool.dispatch(w, Job(self._specs(w, records)))
+
+    def _specs(self, w: Worker, records: list[TrialRecord]) -> tuple[TrialSpec, ...]:
+        """What worker ``w`` needs to run each of ``records`` (opened); from now the coordinator follows them."""
+        from tuitune.core.run.protocol import TrialSpec
 
         specs = []
         for rec in records:
@@ -528,7 +576,7 @@ class Runner(TrialEnding):
             ))
             self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
             self._aborts.discard(rec.number)
-        self.pool.dispatch(w, Job(tuple(specs)))
+        return tuple(specs)
 
     def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
@@ -619,11 +667,13 @@ class Runner(TrialEnding):
         if reply is not None:
             self.pool.answer(w, reply)
 
-    def _reply(self, w: Worker, msg: Between | Report | Supersede) -> Answer | None:
-        """A trial's request between epochs, of a report or of a supersede, carried out: the answer it gets now
-        (None: later, once resumed)."""
-        from tuitune.core.run.protocol import Between, Ok, Report
+    def _reply(self, w: Worker, msg: Between | Report | Supersede | Refill) -> Answer | None:
+        """A trial's request between epochs, of a report, of a supersede or an array's for new members, carried
+        out: the answer it gets now (None: later, once resumed)."""
+        from tuitune.core.run.protocol import Between, Ok, Refill, Report
 
+        if isinstance(msg, Refill):
+            return self._join(w, msg)
         if isinstance(msg, Between):
             w.waiting = msg
             return self._answer_between(w)

@@ -46,10 +46,12 @@ from tuitune.core.run.protocol import (
     Fail,
     Failure,
     Job,
+    Join,
     Outcome,
     Pool,
     Quit,
     Ready,
+    Refill,
     Report,
     RunJob,
     SetupFailed,
@@ -95,6 +97,11 @@ class ChannelHost:
 
     def _supersede(self, number: int, after: int) -> None:
         self._ask(Supersede(number, after))
+
+    def _refill(self, first: int, free: int) -> tuple[TrialSpec, ...]:
+        """The trials the coordinator adds to the array that trial ``first`` opened, for ``free`` places."""
+        answer = self._ask(Refill(first, free))
+        return answer.specs if isinstance(answer, Join) else ()
 
     def _checkpointed(self, trial: Any, path: Path) -> None:
         """Called after ``trial.checkpoint()`` wrote ``path``: a local worker shares the folder, nothing to do."""
@@ -185,8 +192,10 @@ def _returned_outcome(trial: Any, value: Any, where: str) -> Outcome:
 
 def run_job(
     objective: Callable[..., Any], job: Job, host: ChannelHost, left: Callable[[TrialSpec, Outcome], None] | None = None,
-) -> list[Outcome]:
-    """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``.
+    *, refill: bool = False,
+) -> list[tuple[TrialSpec, Outcome]]:
+    """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``;
+    each trial's spec with its outcome (the job's, then those that joined it, in order).
 
     ``train_array(configs, trials)`` returns one value per trial, in order (the plain objective's return);
     a member that failed on its own has its exception in its place. An exception out of ``train_array``
@@ -194,11 +203,13 @@ def run_job(
 
     ``left(spec, outcome)``: when ``train_array`` takes ``on_leave`` (the built-in trainer's does), each
     member's outcome as it leaves the array, so its trial ends then (its ``Done``), not when the array does.
+    ``refill``: when ``train_array`` takes ``refill`` too, places that members left are offered to the
+    coordinator between epochs (``Refill``), and the trials it sends (``Join``) train on in the array.
     """
     from tuitune.core.run.memory import release_memory
     from tuitune.core.run.trial import TrialFailed
 
-    specs = job.specs
+    specs = list(job.specs)
     _redirect(Path(specs[0].log))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     if len(specs) > 1:
@@ -225,15 +236,32 @@ def run_job(
                     "array; run with fuse 1"
                 )
             kw: dict[str, Any] = {}
+            by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
             if left is not None and _takes(train_array, "on_leave"):
-                by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
 
                 def on_leave(trial: Any, value: Any) -> None:
                     spec, t = by_number[trial.number]
                     left(spec, _returned_outcome(t, value, spec.checkpoint))
 
                 kw["on_leave"] = on_leave
-            returned = list(train_array([dict(s.config) for s in specs], trials, **kw))
+                if refill and _takes(train_array, "refill"):
+
+                    def join(free: int) -> list[tuple[dict[str, Any], Any]]:
+                        pairs = []
+                        for spec in host._refill(specs[0].number, free):
+                            with open(spec.log, "a") as f:
+                                f.write(f"--- trial {spec.number} joins the array of trial {specs[0].number}; "
+                                        f"its output: {specs[0].log}\n")
+                            print(f"--- trial {spec.number} joins (budget {spec.budget} epochs)", flush=True)
+                            t = _trial(host, spec)
+                            specs.append(spec)
+                            trials.append(t)
+                            by_number[spec.number] = (spec, t)
+                            pairs.append((dict(spec.config), t))
+                        return pairs
+
+                    kw["refill"] = join
+            returned = list(train_array([dict(s.config) for s in job.specs], trials[: len(job.specs)], **kw))
             if len(returned) != len(specs):
                 raise TrialFailed(f"train_array returned {len(returned)} values for {len(specs)} trials")
         if host.thread_errors:
@@ -245,9 +273,9 @@ def run_job(
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    del trials
+    trials.clear()  # the trials' objects go before the memory is released
     release_memory(time.monotonic() - t0)
-    return outcomes
+    return list(zip(specs, outcomes))
 
 
 def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, parent: int, log: str) -> None:
@@ -271,7 +299,7 @@ def worker_main(conn: Any, ref_blob: bytes, device: str | None, threads: int, pa
     objective = load_objective(ref_blob, local, threads, conn.send)
     if objective is None:
         return
-    serve_trials(objective, host, conn.recv, conn.send)
+    serve_trials(objective, host, conn.recv, conn.send, refill=True)
 
 
 def install_excepthook(host: ChannelHost) -> None:
@@ -345,11 +373,14 @@ def serve_trials(
     *,
     prepare: Callable[[RunJob], Job] | None = None,
     finish: Callable[[TrialSpec, Outcome], Outcome] | None = None,
+    refill: bool = False,
 ) -> None:
     """The worker's side of the conversation, whatever carries it: jobs until ``Quit`` or a closed channel.
 
     ``prepare`` turns a ``RunJob`` into the job to run (a Ray actor puts the checkpoints it was sent in
     its own folder); ``finish`` runs after each trial of it, before its ``Done``, and may reword its outcome.
+    ``refill``: a running array asks for trials to take its members' places (``run_job``); a local worker
+    does, sharing the session's folder (a Ray actor would need their checkpoints sent).
     """
     while True:
         try:
@@ -360,13 +391,13 @@ def serve_trials(
             return
         job = prepare(msg) if prepare is not None else msg.job
         done = _Dones(send, finish)
-        outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
-        for spec, outcome in zip(job.specs, outcomes):
+        ended = run_job(objective, job, host, left=done if len(job.specs) > 1 else None, refill=refill)
+        for spec, outcome in ended:
             try:
                 done(spec, outcome)
             except (OSError, ValueError):
                 return
-        if any(o.poisoned for o in outcomes):
+        if any(o.poisoned for _, o in ended):
             return  # a poisoned CUDA context cannot be used again: the coordinator starts a fresh worker
 
 
