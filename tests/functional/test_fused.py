@@ -98,6 +98,8 @@ class Refilling(Array):
         while True:
             while True:  # fill: every member asks its next epoch; free places are offered
                 free = cap - len(live)
+                if not live:  # every member left (the coordinator may hand this worker its next job meanwhile)
+                    time.sleep(float(os.environ.get("TT_GONE", "0")))
                 joined = list(refill(free)) if refill is not None and free > 0 else []
                 for c, t in joined:
                     members.append((c, t))
@@ -367,6 +369,7 @@ def test_members_that_leave_early_are_replaced_by_held_trials_of_their_key(tmp_p
     joins the running array at its next epoch, a trial like any other (its rows, its end, its worker)."""
     monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
     monkeypatch.setenv("TT_SHORT", "0.5")
+    monkeypatch.setenv("TT_GONE", "0.3")  # an array whose members all left asks no more (its worker is free)
     store, runner = _runner(tmp_path, refilling_ref, "r", trials=12, epochs=3, fuse=3, key=_by_kind, space=KINDS)
     asked = _count_asks(runner)
     assert runner.run().state == "finished"

@@ -484,7 +484,8 @@ class Runner(TrialEnding):
     def _join(self, w: Worker, msg: Refill) -> Join:
         """Trials for the ``msg.free`` places that members left in the array trial ``msg.trial`` opened on
         ``w``: held trials of its key and budget, asked ahead as for a job (``_next_job``); none while the
-        run is paused or stopping, has given up, or has spent its budget."""
+        run is paused or stopping, has given up, or has spent its budget, nor once a held trial of another
+        key was passed over ``HOLD_JOBS`` times (a refill passes the others over as a job does)."""
         from tuitune.core.run.protocol import Join
 
         key = self._array_keys.get(msg.trial)
@@ -493,6 +494,8 @@ class Runner(TrialEnding):
         if self._spent is not None or self._budget_spent_now():
             return Join()
         self._hold(getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
+        if self._queued and self._queued[0].passed >= HOLD_JOBS and self._queued[0].key != key:
+            return Join()  # a trial of another key waited long enough: this array ends, its group goes next
         group = [h for h in self._queued if h.key == key][: msg.free]
         if not group:
             return Join()

@@ -237,16 +237,22 @@ def run_job(
                 )
             kw: dict[str, Any] = {}
             by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
+            gone: set[int] = set()  # members that left (their Done is sent)
             if left is not None and _takes(train_array, "on_leave"):
 
                 def on_leave(trial: Any, value: Any) -> None:
                     spec, t = by_number[trial.number]
+                    gone.add(trial.number)
                     left(spec, _returned_outcome(t, value, spec.checkpoint))
 
                 kw["on_leave"] = on_leave
                 if refill and _takes(train_array, "refill"):
 
                     def join(free: int) -> list[tuple[dict[str, Any], Any]]:
+                        if gone >= by_number.keys():
+                            # Every member left and said Done: to the coordinator this worker is free, and its
+                            # next job may already be on the way. A Refill now would cross it.
+                            return []
                         pairs = []
                         for spec in host._refill(specs[0].number, free):
                             with open(spec.log, "a") as f:
