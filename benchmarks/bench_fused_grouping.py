@@ -7,7 +7,8 @@ code under test (``--before DIR``: a tree of the earlier commit, e.g. from ``git
 checkout). Spaces: ``full`` (the preset's whole space: layers x units x batch size x activation, 960
 architectures) and ``batch`` (layers, units and activation held with ``--set``, so only the batch size
 varies the architecture: 4 keys). Prints per run the arrays formed (``info["array_of"]``: each array's
-first trial) and their sizes, then the medians per code, space and strategy.
+first trial) and their sizes, and the share of the members' epoch budgets that early stopping left
+(the most a refill could put to use), then the medians per code, space and strategy.
 
     git archive COMMIT | tar -x -C /tmp/before
     python benchmarks/bench_fused_grouping.py --before /tmp/before            # about 15 min on 2 busy cores
@@ -54,7 +55,7 @@ def run_once(args: argparse.Namespace, code: Path, strategy: str, space: str, db
     fused = [t for t in trials if members[t["info"].get("array_of", t["number"])] > 1]
     budget = sum(t["budget"] for t in fused)
     unused = sum(max(0, t["budget"] - len(t["epochs"])) for t in fused if t["state"] in ("complete", "pruned"))
-    return {"unused": unused / budget if budget else 0.0,"wall": wall, "trials": len(trials), "epochs": sum(len(t["epochs"]) for t in trials),
+    return {"unused": unused / budget if budget else 0.0, "wall": wall, "trials": len(trials), "epochs": sum(len(t["epochs"]) for t in trials),
             "arrays": sum(1 for n in sizes if n > 1), "in_arrays": sum(n for n in sizes if n > 1),
             "sizes": sizes, "load": load}
 
@@ -91,7 +92,7 @@ def main() -> None:
                         shown = " ".join(map(str, r["sizes"]))
                         print(f"rep {i} {strategy:9} {space:5} {name:6} {r['wall']:6.1f} s  {r['trials']} trials, "
                               f"{r['epochs']} epochs, {r['arrays']} arrays holding {r['in_arrays']} "
-                              f"(job sizes {shown}), unused member-epochs {r['unused']:.0%}, load {r['load']:.1f}", flush=True)
+                              f"(job sizes {shown}), member-epochs left {r['unused']:.0%}, load {r['load']:.1f}", flush=True)
     print(f"\n{args.preset}, {args.trials} trials x {args.epochs} epochs, --fuse {args.fuse}, 1 worker, cpu; "
           f"median of {args.reps}")
     for strategy in args.strategies.split(","):
