@@ -391,7 +391,7 @@ def test_members_that_leave_early_are_replaced_by_held_trials_of_their_key(tmp_p
 
 def test_a_trial_passed_over_goes_with_the_next_array():
     from tuitune.core.records import TrialRecord
-    from tuitune.core.run.runner import HOLD_JOBS, _Held, _pick_group
+    from tuitune.core.run.forming import HOLD_JOBS, _Held, _pick_group
 
     def held(*keys):
         return [_Held(TrialRecord(number=i, state=TrialState.RUNNING, config={}), k, False) for i, k in enumerate(keys)]
