@@ -345,6 +345,21 @@ def test_arrays_form_by_key_from_the_held_suggestions_not_only_consecutive_ones(
     assert sum(len(a) == 4 for a in arrays) >= 3
 
 
+def test_bayes_asks_ahead_with_the_held_trials_pending_and_arrays_form_by_key(tmp_path, array_ref, monkeypatch):
+    monkeypatch.setenv("TT_ARRAYS", str(tmp_path / "arrays"))
+    store, runner = _runner(tmp_path, array_ref, "b", strategy="bayes", trials=10, epochs=2, fuse=3, key=_by_kind,
+                            space=KINDS)
+    asked = _count_asks(runner)
+    assert runner.run().state == "finished"
+    trials = store.trials("b")
+    assert [t.config for t in trials] == asked and len(asked) == 10
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    arrays = _arrays(tmp_path / "arrays")
+    assert sorted(int(n) for a in arrays for n in a) == list(range(10))
+    assert all(len({trials[int(n)].config["kind"] for n in a}) == 1 for a in arrays)
+    assert max(len(a) for a in arrays) > 1
+
+
 def test_a_resumed_session_forms_the_trials_an_uninterrupted_one_would(tmp_path, array_ref, monkeypatch):
     store, whole = _runner(tmp_path, array_ref, "whole", trials=16, epochs=3, fuse=4, key=_by_kind, space=KINDS)
     assert whole.run().state == "finished"
