@@ -360,6 +360,27 @@ def test_bayes_asks_ahead_with_the_held_trials_pending_and_arrays_form_by_key(tm
     assert max(len(a) for a in arrays) > 1
 
 
+def test_the_look_ahead_shrinks_while_nothing_groups_so_the_strategy_sees_results(tmp_path, array_ref):
+    """Every config its own architecture: holding 2x the array size ahead would keep 8 trials pending at every
+    ask (a model-based strategy fits on ever older results); the look-ahead halves while a full pool groups
+    nothing, so the last asks come with every earlier trial complete."""
+    store, runner = _runner(tmp_path, array_ref, "d", trials=12, epochs=2, fuse=4, key=lambda c: c["x"])
+    seen = []  # the trials complete when each new config was asked
+    ask = runner.strategy.ask
+
+    def counting():
+        s = ask()
+        if s is not None and not isinstance(s, Wait):
+            seen.append(len(runner.strategy.completed()))
+        return s
+
+    runner.strategy.ask = counting
+    assert runner.run().state == "finished"
+    assert [t.state for t in store.trials("d")] == [TrialState.COMPLETE] * 12
+    assert seen[:8] == [0] * 8  # the first pool: 2 x 4 held before any result
+    assert seen[8:] == [8, 9, 10, 11]  # then one at a time, each after the trials before it ended
+
+
 def test_a_resumed_session_forms_the_trials_an_uninterrupted_one_would(tmp_path, array_ref, monkeypatch):
     store, whole = _runner(tmp_path, array_ref, "whole", trials=16, epochs=3, fuse=4, key=_by_kind, space=KINDS)
     assert whole.run().state == "finished"

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Job forming under --fuse: the runner asks up to LOOK_AHEAD x the array size ahead of the workers, and a held
-# trial passed over by HOLD_JOBS jobs goes with the next one (JobForming._next_job).
+# Job forming under --fuse: the runner asks up to LOOK_AHEAD x the array size ahead of the workers (halving
+# that while nothing groups), and a held trial passed over by HOLD_JOBS jobs goes with the next one
+# (JobForming._next_job).
 LOOK_AHEAD = 2
 HOLD_JOBS = 2
 
@@ -70,6 +71,7 @@ class JobForming:
     max_failures: int
     _queued: list[_Held]
     _array_keys: dict[int, Hashable]
+    _depth: int | None  # how many trials to hold now (None: LOOK_AHEAD x the array size)
     _failures: int
     _spent: str | None
 
@@ -114,9 +116,9 @@ class JobForming:
         """The trials worker ``w`` runs next: one when fusing is off, else the largest group of one key
         (``_key``: architecture and budget) among the held trials, up to the worker's array size.
 
-        Fusing, the runner holds up to ``LOOK_AHEAD`` x the array size of asked suggestions, each opened as its
-        trial row ('running', told to the strategy) before the next is asked, so the strategy counts it (a
-        random draw, a rung's place, bayes's pending points). A free worker never waits for a group to grow:
+        Fusing, the runner holds up to ``LOOK_AHEAD`` x the array size of asked suggestions (fewer while
+        nothing groups: see ``_depth``), each opened as its trial row ('running', told to the strategy) before
+        the next is asked, so the strategy counts it (a random draw, a rung's place, bayes's pending points). A free worker never waits for a group to grow:
         it takes the largest group there is, a single trial if nothing groups, and a trial passed over by
         ``HOLD_JOBS`` jobs goes with the next one. Held trials the run never starts are parked interrupted
         (``_park_queued``), so a resume runs them first. Wait or None: nothing to start now."""
@@ -130,18 +132,28 @@ class JobForming:
             if first is None or isinstance(first, Wait):
                 return first
             return [self._open_trial(first, w)]
-        last = self._hold(limit)
+        top = LOOK_AHEAD * limit
+        depth = min(self._depth or top, top)
+        last = self._hold(depth)
         if not self._queued:
             return last
+        full = len(self._queued) >= depth
         group = _pick_group(self._queued, limit)
         if len(group) > 1 and group[0].key is not None:
             self._array_keys[group[0].rec.number] = group[0].key  # a Refill names the array by its first trial
+        # The look-ahead adapts: it halves while a full pool groups nothing (every config its own architecture:
+        # holding them only keeps results from the strategy, bayes's model above all), and doubles back up to
+        # LOOK_AHEAD x the array size as soon as a group forms.
+        if len(group) > 1:
+            self._depth = min(top, depth * 2)
+        elif full:
+            self._depth = max(1, depth // 2)
         return self._take(group, w)
 
-    def _hold(self, limit: int) -> Wait | None:
-        """Asks the strategy until ``LOOK_AHEAD`` x ``limit`` trials are held, each opened as its row; what
-        ended the asking (Wait, None) if anything did."""
-        while len(self._queued) < LOOK_AHEAD * limit:
+    def _hold(self, depth: int) -> Wait | None:
+        """Asks the strategy until ``depth`` trials are held, each opened as its row; what ended the asking
+        (Wait, None) if anything did."""
+        while len(self._queued) < depth:
             sugg = self._ask()
             if sugg is None or isinstance(sugg, Wait):
                 return sugg
@@ -160,7 +172,8 @@ class JobForming:
             return Join()
         if self._spent is not None or self._budget_spent_now():
             return Join()
-        self._hold(getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
+        limit = getattr(w, "fuse", 1) if self.fuse_auto else self.fuse
+        self._hold(min(self._depth or LOOK_AHEAD * limit, LOOK_AHEAD * limit))
         if self._queued and self._queued[0].passed >= HOLD_JOBS and self._queued[0].key != key:
             return Join()  # a trial of another key waited long enough: this array ends, its group goes next
         group = [h for h in self._queued if h.key == key][: msg.free]

@@ -140,6 +140,7 @@ class Runner(TrialEnding, JobForming):
         self.fuse_key = fuse_key
         self._queued: list[_Held] = []  # trials opened for an array, not started yet (forming.py)
         self._array_keys: dict[int, Hashable] = {}  # the key of each array formed, by its first trial (_join)
+        self._depth: int | None = None  # how many trials to hold for arrays now (forming.py)
         self._failures = 0  # trials failed in a row (the run loop's count; an array takes no new member past the limit)
         self._state_lock = threading.Lock()
         self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
@@ -483,9 +484,7 @@ class Runner(TrialEnding, JobForming):
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
             if held or "held" in rec.info or (slot is not None and not self.pool.in_thread):
-                rec = store.finish_trial(
-                    name, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **info}
-                )
+                rec = store.finish_trial(name, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **info})
         self.strategy.tell(rec)
         return rec
 
