@@ -78,9 +78,12 @@ def array_words(info: Any) -> str:
 
 def where_words(info: Any) -> str:
     """Where a trial ran, for a table's ``where`` column: ``w1 cuda:0`` (a local worker), ``node-2 cuda:0``
-    (a Ray node), ``w0 cpu [a3 x8]`` (a member of the array of 8 that trial 3 opened); '-' when unknown."""
+    (a Ray node), ``w0 cpu [a3 x8]`` (a member of the array of 8 that trial 3 opened), ``held`` (asked for an
+    array, not started yet); '-' when unknown."""
     if not isinstance(info, dict):
         return "-"
+    if info.get("held"):
+        return "held"
     who = info.get("node") or (f"w{info['worker']}" if info.get("worker") is not None else None)
     arr = array_words(info)
     return " ".join(str(x) for x in (who, info.get("device"), f"[{arr}]" if arr else None) if x) or "-"

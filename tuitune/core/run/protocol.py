@@ -11,12 +11,14 @@ The conversation, worker -> coordinator (each request is answered before the wor
     Between(trial)          -> Go() | Stop() | Fail(reason)     before each epoch (paused: no answer yet)
     Report(trial, epoch, row) -> Ok()                          after the coordinator committed the row
     Supersede(trial, after)   -> Ok()
+    Refill(trial, free)       -> Join(specs)                   between epochs, while an array has free places
+                                                                (``trial``: the array's first; no specs: none)
     Done(trial, outcome)                                        one per trial of the job, at its end
                                                                 (a fused member's as it leaves its array)
 
 A trial's first ``Report`` carries its worker's ``probe`` (peak memory, the device's free memory and
 utilisation: ``packing.py``), from which ``--workers auto`` packs the device; a ``Failure`` says ``oom``
-for torch's out-of-memory errors. ``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``workers.StartClock``),
+for torch's out-of-memory errors. ``Ready.facts`` carry ``phases``: where the worker's start went, in seconds by name (``startclock.StartClock``),
 and ``versions``: the worker's Python, torch, CUDA and cuDNN (its trials record them);
 they may carry ``fuse``: the worker's own array size under ``--fuse auto`` (measured on its device); a Ray
 actor's carry its ``node`` and ``device``.
@@ -130,6 +132,17 @@ class Supersede:
 
 
 @dataclass(frozen=True)
+class Refill:
+    """The array that trial ``trial`` opened has ``free`` places (members left it): answered ``Join`` with the
+    trials that take them from its next epoch, of its architecture and budget (none: it trains on smaller).
+    Local workers ask (``workers.serve_trials(refill=True)``); a Ray actor does not (its checkpoints travel
+    with the job)."""
+
+    trial: int
+    free: int
+
+
+@dataclass(frozen=True)
 class Done:
     trial: int
     outcome: Outcome
@@ -193,11 +206,19 @@ class Ok:
 
 
 @dataclass(frozen=True)
+class Join:
+    """The answer to ``Refill``: trials that join the running array (each opened and counted as running,
+    its ``Done`` to come like a member's)."""
+
+    specs: tuple[TrialSpec, ...] = ()
+
+
+@dataclass(frozen=True)
 class Quit:
     """End the worker."""
 
 
-Answer = Go | Stop | Fail | Ok | Quit
+Answer = Go | Stop | Fail | Ok | Quit | Join
 
 
 # ---------------------------------------------------------------------------- the pool

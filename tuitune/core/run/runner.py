@@ -23,6 +23,7 @@ from tuitune.core.errors import SetupError, StoreWriteError
 from tuitune.core.records import HEARTBEAT_EVERY, TrialRecord, TrialState
 from tuitune.core.run.coordinator import Coordination
 from tuitune.core.run.finish import TrialEnding
+from tuitune.core.run.forming import JobForming, _Held, _unheld
 from tuitune.core.run.inthread import InThreadPool
 from tuitune.core.run.packing import Packing
 from tuitune.core.run.trial import Trial
@@ -33,7 +34,20 @@ from tuitune.core.store.store import SessionFiles, Store
 from tuitune.core.text import resume_command
 
 if TYPE_CHECKING:
-    from tuitune.core.run.protocol import Answer, Between, Fail, Go, Outcome, Pool, Report, SetupFailed, Stop, Supersede
+    from tuitune.core.run.protocol import (
+        Answer,
+        Between,
+        Fail,
+        Go,
+        Outcome,
+        Pool,
+        Refill,
+        Report,
+        SetupFailed,
+        Stop,
+        Supersede,
+        TrialSpec,
+    )
     from tuitune.core.run.workers import Worker
 
 log = logging.getLogger(__name__)
@@ -62,7 +76,7 @@ class RunResult:
     message: str = ""
 
 
-class Runner(TrialEnding, Packing, Coordination):
+class Runner(TrialEnding, JobForming, Packing, Coordination):
     """Runs a session's trials.
 
     Args:
@@ -127,7 +141,10 @@ class Runner(TrialEnding, Packing, Coordination):
         self.fuse_auto = fuse == "auto" and not self.pool.in_thread
         self.fuse = 1 if self.pool.in_thread or self.fuse_auto else max(1, int(fuse))
         self.fuse_key = fuse_key
-        self._queued: list[Suggestion] = []  # asked of the strategy, not dispatched yet (another array's)
+        self._queued: list[_Held] = []  # trials opened for an array, not started yet (forming.py)
+        self._array_keys: dict[int, Hashable] = {}  # the key of each array formed, by its first trial (_join)
+        self._depth: int | None = None  # how many trials to hold for arrays now (forming.py)
+        self._failures = 0  # trials failed in a row (the run loop's count; an array takes no new member past the limit)
         self._state_lock = threading.Lock()
         self._budget = Budget()  # the session's time, epochs and target (read when the run starts)
         self._run_base = 0.0  # the seconds the session ran before this run
@@ -313,7 +330,7 @@ class Runner(TrialEnding, Packing, Coordination):
                     if result is not None:
                         break
                 for rec in self._serve(0.1):
-                    failures = self._count(rec, failures)
+                    failures = self._failures = self._count(rec, failures)
         except KeyboardInterrupt:
             self._interrupt_remote("interrupted (Ctrl+C)")
             result = RunResult("stopped", "interrupted")
@@ -363,7 +380,7 @@ class Runner(TrialEnding, Packing, Coordination):
 
     @property
     def _pending(self) -> bool:
-        """Trials to start that the strategy will not be asked for again (reruns, a queued suggestion)."""
+        """Trials to start that the strategy will not be asked for again (reruns, held ones)."""
         return bool(self._rerun or self._queued)
 
     def _start_free(self, failures: int, exhausted: bool) -> tuple[int, bool]:
@@ -381,42 +398,14 @@ class Runner(TrialEnding, Packing, Coordination):
         return failures, exhausted
 
     def _ask(self) -> Suggestion | Wait | None:
-        """The next suggestion to start: a queued one, an interrupted trial, then the strategy's. None also
-        once the session's budget is spent (the interrupted trials then wait for a resume)."""
+        """The next suggestion to open: an interrupted trial, then the strategy's. None also once the session's
+        budget is spent (the interrupted trials then wait for a resume)."""
         if self._spent is not None or self._budget_spent_now():
             return None
-        if self._queued:
-            return self._queued.pop(0)
         if self._rerun:
             t = self._rerun.pop(0)
             return Suggestion(config=t.config, budget=t.budget, trial=t.number, meta=t.meta)
         return self._timed_ask()  # a free worker waits meanwhile: the run's log says how long (coordinator.py)
-
-    def _key(self, sugg: Suggestion) -> Hashable | None:
-        if self.fuse_key is None:
-            return None
-        key = self.fuse_key(dict(sugg.config))
-        return None if key is None else (key, sugg.budget)
-
-    def _next_job(self, w: Worker) -> list[TrialRecord] | Wait | None:
-        """Up to ``fuse`` suggestions that train as one array on worker ``w`` (one when fusing is off), asked
-        one by one, each opened as a trial row before the next is asked (the strategy knows it runs); one
-        that cannot join them waits for the next free worker. Wait or None: nothing to start now."""
-        first = self._ask()
-        if first is None or isinstance(first, Wait):
-            return first
-        job = [self._open_trial(first, w)]
-        limit = self._array_limit(w, getattr(w, "fuse", 1) if self.fuse_auto else self.fuse)
-        key = self._key(first) if limit > 1 else None
-        while key is not None and len(job) < limit:
-            sugg = self._ask()
-            if sugg is None or isinstance(sugg, Wait):
-                break
-            if self._key(sugg) != key:
-                self._queued.append(sugg)
-                break
-            job.append(self._open_trial(sugg, w))
-        return job
 
     def _end_of_run(self, failures: int, exhausted: bool) -> RunResult | None:
         """How the run ends now that no trial runs, or None while it goes on."""
@@ -443,17 +432,6 @@ class Runner(TrialEnding, Packing, Coordination):
         self._park_queued()
         self._say_ask_time()
 
-    def _park_queued(self) -> None:
-        """A suggestion asked for an array but never started gets its trial row, interrupted: the strategy
-        was told of it, and the next resume runs it first (as if it had been stopped at once)."""
-        while self._queued:
-            sugg = self._queued.pop(0)
-            try:
-                rec = self._open_trial(sugg, None)
-                self._finish_record(rec.number, TrialState.INTERRUPTED, None, "the run ended before it started", None, {})
-            except Exception:  # noqa: BLE001 - the store may be what failed; the strategy asks again on resume
-                log.exception("could not keep a queued trial")
-
     _last_failed: str | None = None
 
     def _count(self, rec: TrialRecord, failures: int) -> int:
@@ -471,7 +449,13 @@ class Runner(TrialEnding, Packing, Coordination):
 
     def _dispatch(self, w: Worker, records: list[TrialRecord]) -> None:
         """Hands the trials of a job (opened) to worker ``w``."""
-        from tuitune.core.run.protocol import Job, TrialSpec
+        from tuitune.core.run.protocol import Job
+
+        self.pool.dispatch(w, Job(self._specs(w, records)))
+
+    def _specs(self, w: Worker, records: list[TrialRecord]) -> tuple[TrialSpec, ...]:
+        """What worker ``w`` needs to run each of ``records`` (opened); from now the coordinator follows them."""
+        from tuitune.core.run.protocol import TrialSpec
 
         specs = []
         for rec in records:
@@ -481,28 +465,46 @@ class Runner(TrialEnding, Packing, Coordination):
             ))
             self._remote[rec.number] = _Remote(rec, w, time.monotonic(), last_epoch=rec.last_epoch)
             self._aborts.discard(rec.number)
-        self.pool.dispatch(w, Job(tuple(specs)))
+        return tuple(specs)
 
     def _open_trial(self, sugg: Suggestion, slot: Any) -> TrialRecord:
         """The trial row of a suggestion, committed 'running', told to the strategy and announced."""
-        store, name = self.store, self.session
-        info = {**versions(), "seed": self._seed}
+        return self._announce(self._open_row(sugg, slot), slot, continued=sugg.trial is not None, fresh=True)
+
+    def _slot_info(self, slot: Any) -> dict:
+        """What a trial's row says of where it runs (nothing in this thread, or before a worker takes it)."""
+        info: dict[str, Any] = {}
         if slot is not None and not self.pool.in_thread:
             info.update(getattr(slot, "versions", None) or {})  # the worker's torch, CUDA, cuDNN
             info.update(worker=slot.slot.index, device=slot.device or slot.slot.label, pid=slot.pid)
             if slot.node is not None:
                 info["node"] = slot.node
+        return info
+
+    def _open_row(self, sugg: Suggestion, slot: Any = None, *, held: bool = False) -> TrialRecord:
+        """The trial row of a suggestion, committed 'running' (on ``slot``, if known; ``held``: marked as waiting
+        for an array, ``info["held"]``) and told to the strategy."""
+        store, name = self.store, self.session
+        info = {**versions(), "seed": self._seed, **self._slot_info(slot), **({"held": True} if held else {})}
         if sugg.trial is None:
             rec = store.new_trial(name, config=sugg.config, budget=sugg.budget, meta=sugg.meta, info=info)
         else:
             rec = store.start_trial(name, sugg.trial, budget=sugg.budget, meta=sugg.meta or None)
-            if slot is not None and not self.pool.in_thread:
-                rec = store.finish_trial(
-                    name, rec.number, state=TrialState.RUNNING, info={**rec.info, **info}
-                )
+            if held or "held" in rec.info or (slot is not None and not self.pool.in_thread):
+                rec = store.finish_trial(name, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **info})
         self.strategy.tell(rec)
-        self._emit(ev.TrialStarted(name, trial=rec, continued=sugg.trial is not None))
-        if sugg.trial is not None and rec.last_epoch > 0:
+        return rec
+
+    def _announce(self, rec: TrialRecord, slot: Any, *, continued: bool, fresh: bool) -> TrialRecord:
+        """Announces an opened trial as started on ``slot``; a held one (``fresh`` False) first gets the
+        worker in its row instead of its mark."""
+        where = {} if fresh else self._slot_info(slot)
+        if where or "held" in rec.info:
+            rec = self.store.finish_trial(
+                self.session, rec.number, state=TrialState.RUNNING, info={**_unheld(rec.info), **where}
+            )
+        self._emit(ev.TrialStarted(self.session, trial=rec, continued=continued))
+        if continued and rec.last_epoch > 0:
             self._check_checkpoint(rec)
         return rec
 
@@ -541,11 +543,13 @@ class Runner(TrialEnding, Packing, Coordination):
         if reply is not None:
             self.pool.answer(w, reply)
 
-    def _reply(self, w: Worker, msg: Between | Report | Supersede) -> Answer | None:
-        """A trial's request between epochs, of a report or of a supersede, carried out: the answer it gets now
-        (None: later, once resumed)."""
-        from tuitune.core.run.protocol import Between, Ok, Report
+    def _reply(self, w: Worker, msg: Between | Report | Supersede | Refill) -> Answer | None:
+        """A trial's request between epochs, of a report, of a supersede or an array's for new members, carried
+        out: the answer it gets now (None: later, once resumed)."""
+        from tuitune.core.run.protocol import Between, Ok, Refill, Report
 
+        if isinstance(msg, Refill):
+            return self._join(w, msg)
         if isinstance(msg, Between):
             w.waiting = msg
             return self._answer_between(w)

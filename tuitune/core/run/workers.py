@@ -46,10 +46,12 @@ from tuitune.core.run.protocol import (
     Fail,
     Failure,
     Job,
+    Join,
     Outcome,
     Pool,
     Quit,
     Ready,
+    Refill,
     Report,
     RunJob,
     SetupFailed,
@@ -58,6 +60,7 @@ from tuitune.core.run.protocol import (
     TrialSpec,
 )
 from tuitune.core.run.slots import Slot, WorkerError, plan_slots, threads_per_worker  # noqa: F401 - re-exported
+from tuitune.core.run.startclock import StartClock  # noqa: F401 - re-exported
 from tuitune.core.run.trial import plain_return
 
 POISON_MARKERS = ("device-side assert", "CUDA error", "illegal memory access", "unspecified launch failure")
@@ -111,6 +114,11 @@ class ChannelHost:
 
     def _supersede(self, number: int, after: int) -> None:
         self._ask(Supersede(number, after))
+
+    def _refill(self, first: int, free: int) -> tuple[TrialSpec, ...]:
+        """The trials the coordinator adds to the array that trial ``first`` opened, for ``free`` places."""
+        answer = self._ask(Refill(first, free))
+        return answer.specs if isinstance(answer, Join) else ()
 
     def _checkpointed(self, trial: Any, path: Path) -> None:
         """Called after ``trial.checkpoint()`` wrote ``path``: a local worker shares the folder, nothing to do."""
@@ -201,8 +209,10 @@ def _returned_outcome(trial: Any, value: Any, where: str) -> Outcome:
 
 def run_job(
     objective: Callable[..., Any], job: Job, host: ChannelHost, left: Callable[[TrialSpec, Outcome], None] | None = None,
-) -> list[Outcome]:
-    """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``.
+    *, refill: bool = False,
+) -> list[tuple[TrialSpec, Outcome]]:
+    """Runs a job's trials: one with ``objective(config, trial)``, several with ``objective.train_array``;
+    each trial's spec with its outcome (the job's, then those that joined it, in order).
 
     ``train_array(configs, trials)`` returns one value per trial, in order (the plain objective's return);
     a member that failed on its own has its exception in its place. An exception out of ``train_array``
@@ -210,11 +220,13 @@ def run_job(
 
     ``left(spec, outcome)``: when ``train_array`` takes ``on_leave`` (the built-in trainer's does), each
     member's outcome as it leaves the array, so its trial ends then (its ``Done``), not when the array does.
+    ``refill``: when ``train_array`` takes ``refill`` too, places that members left are offered to the
+    coordinator between epochs (``Refill``), and the trials it sends (``Join``) train on in the array.
     """
     from tuitune.core.run.memory import release_memory
     from tuitune.core.run.trial import TrialFailed
 
-    specs = job.specs
+    specs = list(job.specs)
     _redirect(Path(specs[0].log))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     if len(specs) > 1:
@@ -242,15 +254,38 @@ def run_job(
                     "array; run with fuse 1"
                 )
             kw: dict[str, Any] = {}
+            by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
+            gone: set[int] = set()  # members that left (their Done is sent)
             if left is not None and _takes(train_array, "on_leave"):
-                by_number = {t.number: (spec, t) for spec, t in zip(specs, trials)}
 
                 def on_leave(trial: Any, value: Any) -> None:
                     spec, t = by_number[trial.number]
+                    gone.add(trial.number)
                     left(spec, _returned_outcome(t, value, spec.checkpoint))
 
                 kw["on_leave"] = on_leave
-            returned = list(train_array([dict(s.config) for s in specs], trials, **kw))
+                if refill and _takes(train_array, "refill"):
+
+                    def join(free: int) -> list[tuple[dict[str, Any], Any]]:
+                        if gone >= by_number.keys():
+                            # Every member left and said Done: to the coordinator this worker is free, and its
+                            # next job may already be on the way. A Refill now would cross it.
+                            return []
+                        pairs = []
+                        for spec in host._refill(specs[0].number, free):
+                            with open(spec.log, "a") as f:
+                                f.write(f"--- trial {spec.number} joins the array of trial {specs[0].number}; "
+                                        f"its output: {specs[0].log}\n")
+                            print(f"--- trial {spec.number} joins (budget {spec.budget} epochs)", flush=True)
+                            t = _trial(host, spec)
+                            specs.append(spec)
+                            trials.append(t)
+                            by_number[spec.number] = (spec, t)
+                            pairs.append((dict(spec.config), t))
+                        return pairs
+
+                    kw["refill"] = join
+            returned = list(train_array([dict(s.config) for s in job.specs], trials[: len(job.specs)], **kw))
             if len(returned) != len(specs):
                 raise TrialFailed(f"train_array returned {len(returned)} values for {len(specs)} trials")
         if host.thread_errors:
@@ -262,9 +297,9 @@ def run_job(
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    del trials
+    trials.clear()  # the trials' objects go before the memory is released
     release_memory(time.monotonic() - t0)
-    return outcomes
+    return list(zip(specs, outcomes))
 
 
 def worker_main(
@@ -299,68 +334,7 @@ def worker_main(
 
         host.meter = Meter(getattr(objective, "measure_device", None))
     host.first_report = start.first_epoch
-    serve_trials(objective, host, conn.recv, conn.send, clock=start)
-
-
-class StartClock:
-    """Where a worker's start goes: its phases until ``Ready`` (sent in ``Ready.facts["phases"]`` and written
-    to its log, ``worker-N.log``), then how long its first job took to commit its first epoch.
-
-    Phases, in seconds: ``spawn`` (the coordinator's start of the process to its first line: the interpreter
-    and tuitune's imports), ``import`` (building the objective: its code, torch), what the objective measured of
-    its own start (the built-in trainer's ``device`` initialisation and ``data`` on the device, which overlap,
-    its ``warm step`` and ``fuse auto``), and ``ready`` (from the coordinator's start of the process to
-    ``Ready``). The log is opened at once and kept open: a warm worker's log moves to its session's folder.
-    """
-
-    def __init__(self, log: str | None, spawned: float, entered: float | None = None) -> None:
-        self.log = log
-        self.spawned = spawned
-        self.entered = entered if entered is not None else spawned
-        self.ready_at: float | None = None
-        self.job_at: float | None = None
-        self.ready_line = ""
-        self._file: Any = None
-        if log is not None:
-            with contextlib.suppress(OSError):
-                self._file = open(log, "a", buffering=1)  # noqa: SIM115 - open for the worker's life
-
-    def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
-        """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""
-        self.ready_at = time.time()
-        out = {"spawn": max(0.0, self.entered - self.spawned), "import": max(0.0, built - sum(own.values()))}
-        out.update(own)
-        out["ready"] = max(0.0, self.ready_at - self.spawned)
-        return out
-
-    def _write(self, line: str) -> None:
-        """Appends to the log, through a file kept open: a warm worker's log moves to its session's folder."""
-        if self._file is None:
-            return
-        try:
-            self._file.write(line + "\n")
-        except OSError:
-            pass  # the log is for reading; a full disk must not stop the worker
-
-    def said_ready(self, phases: dict[str, float]) -> None:
-        self.ready_line = "--- worker ready: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
-        self._write(self.ready_line)
-
-    def job(self, log: str | None = None) -> None:
-        """A job arrived; the first one's log (``log``: its first trial's, which ``tuitune show --log`` prints)
-        opens with where this worker's start went."""
-        if self.job_at is not None:
-            return
-        self.job_at = time.time()
-        if log is not None and self.ready_line:
-            with contextlib.suppress(OSError), open(log, "a") as f:
-                f.write(f"{self.ready_line} (this worker's first job; its log: {self.log})\n")
-
-    def first_epoch(self) -> None:
-        now = time.time()
-        job = self.job_at if self.job_at is not None else now
-        self._write(f"--- first epoch committed: first job {now - job:.2f} s, start {now - self.spawned:.2f} s "
-                    f"(from the process's start)")
+    serve_trials(objective, host, conn.recv, conn.send, clock=start, refill=True)
 
 
 def install_excepthook(host: ChannelHost) -> None:
@@ -445,11 +419,14 @@ def serve_trials(
     prepare: Callable[[RunJob], Job] | None = None,
     finish: Callable[[TrialSpec, Outcome], Outcome] | None = None,
     clock: StartClock | None = None,
+    refill: bool = False,
 ) -> None:
     """The worker's side of the conversation, whatever carries it: jobs until ``Quit`` or a closed channel.
 
     ``prepare`` turns a ``RunJob`` into the job to run (a Ray actor puts the checkpoints it was sent in
     its own folder); ``finish`` runs after each trial of it, before its ``Done``, and may reword its outcome.
+    ``refill``: a running array asks for trials to take its members' places (``run_job``); a local worker
+    does, sharing the session's folder (a Ray actor would need their checkpoints sent).
     """
     while True:
         try:
@@ -462,13 +439,13 @@ def serve_trials(
         if clock is not None:
             clock.job(job.specs[0].log)
         done = _Dones(send, finish)
-        outcomes = run_job(objective, job, host, left=done if len(job.specs) > 1 else None)
-        for spec, outcome in zip(job.specs, outcomes):
+        ended = run_job(objective, job, host, left=done if len(job.specs) > 1 else None, refill=refill)
+        for spec, outcome in ended:
             try:
                 done(spec, outcome)
             except (OSError, ValueError):
                 return
-        if any(o.poisoned for o in outcomes):
+        if any(o.poisoned for _, o in ended):
             return  # a poisoned CUDA context cannot be used again: the coordinator starts a fresh worker
 
 
