@@ -130,28 +130,3 @@ def test_the_api_takes_prior_defaults(tmp_path):
         tt.tune(objective, space, strategy="grid", prior="defaults", defaults={"x": 0.3}, db=tmp_path / "a.db", workers=0)
     with pytest.raises(SpaceError, match="^prior 'defaults' needs defaults"):
         tt.tune(objective, space, trials=3, prior="defaults", db=tmp_path / "a.db", workers=0)
-
-
-@pytest.mark.parametrize("optimum, exploits", [((0.3, 0.3), True), ((0.95, 0.95), False)])
-def test_bayes_exploits_earlier_once_the_data_confirm_the_prior(monkeypatch, optimum, exploits):
-    """A prior whose region holds the best trial (pi(best) / pi(mode) >= PRIOR_AGREE) moves the budget's
-    exploitation forward: from PRIOR_CONFIRM model trials on, every other one maximises the posterior mean
-    within PRIOR_BOX of the best trial; a prior the data contradict leaves the search to log EI."""
-    import tuitune.core.search.strategies.bayes.strategy as bayes
-
-    space = Space(x=Float(0.0, 1.0, prior=0.3), y=Float(0.0, 1.0, prior=0.3))
-    seen: list[bool] = []
-    real = bayes.acquisition
-    monkeypatch.setattr(bayes, "acquisition", lambda *a, **k: seen.append(k["exploit"]) or real(*a, **k))
-    s = make_strategy("bayes", space, seed=1, n_trials=60, n_initial=3, n_candidates=128, n_local=2)
-    configs = []
-    for i in range(3 + bayes.PRIOR_CONFIRM + 3):
-        c = s.ask().config
-        configs.append(c)
-        _told(s, c, (c["x"] - optimum[0]) ** 2 + (c["y"] - optimum[1]) ** 2, i)
-    # The model trials (after the 3 initial ones): log EI, then every other one maximises the posterior mean.
-    assert seen == [exploits and a >= bayes.PRIOR_CONFIRM and a % 2 == 1 for a in range(len(seen))]
-    if exploits:
-        first = 3 + seen.index(True)
-        best = min(configs[:first], key=lambda c: (c["x"] - 0.3) ** 2 + (c["y"] - 0.3) ** 2)
-        assert all(abs(configs[first][k] - best[k]) <= bayes.PRIOR_BOX + 1e-9 for k in ("x", "y"))

@@ -65,17 +65,6 @@ EXPLOIT_LAST = 0.1
 # (the model sooner; measured against the whole design in benchmarks/results/prior.md).
 PRIOR_INITIAL_FRACTION = 0.5
 
-# A prior the data confirm (prior.PriorWeighted.gate, pi(best trial so far) / pi(prior's mode), at least
-# PRIOR_AGREE once PRIOR_CONFIRM model trials have run) moves the budget's exploitation forward: every other
-# model trial maximises the posterior mean within PRIOR_BOX of the unit range around the best trial so far (a
-# trust region), as the last EXPLOIT_LAST of the budget do. "off": the rule before. Module constants so that
-# benchmarks/bench_prior.py can run the variants (benchmarks/results/prior.md).
-PRIOR_EXPLOIT = "alternate"
-PRIOR_EXPLOITS = ("alternate", "off")
-PRIOR_AGREE = 0.5
-PRIOR_CONFIRM = 2
-PRIOR_BOX = 0.2
-
 _PENDING_STATES = (TrialState.RUNNING, TrialState.INTERRUPTED, TrialState.PAUSED)
 
 
@@ -448,9 +437,6 @@ class BayesStrategy(Strategy):
         fantasy_seed = int(self.rng(13).integers(2**31))
         exploit = self._exploit(data, agree)
         box = self._warm_box(data) if agree and WARM_EXPLOIT in ("box", "both") else None
-        gate = self._prior_gate(data) if self.space.priors else 0.0
-        if not exploit and box is None and self._prior_exploit(data, gate):
-            exploit, box = True, self._prior_box(data)
         acq = acquisition(
             self.engine, X, Y, Xp, Yp, best, enc.group, enc.weight, seed=fantasy_seed, pending=self.pending,
             exploit=exploit,
@@ -458,7 +444,11 @@ class BayesStrategy(Strategy):
         if self.space.priors and not exploit:
             from tuitune.core.search.strategies.bayes.prior import PriorWeighted
 
-            acq = PriorWeighted(acq, enc, PriorWeighted.power_after(len(data["y_obs"])) * gate)
+            acq = PriorWeighted(acq, enc, PriorWeighted.power_after(len(data["y_obs"])))
+            best_u = data["u_obs"][int(np.argmin(data["y_obs"]))]
+            mode_u = enc.to_u(self.space.prior_mode(self.rng(7)))
+            feats = enc.features(torch.from_numpy(np.stack([best_u, mode_u]))).numpy()
+            acq.power *= acq.gate(feats[0], feats[1])
         rng = self.rng(11)
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         top = u_train[np.argsort(-y_train)[: min(5, len(y_train))]]
@@ -467,33 +457,3 @@ class BayesStrategy(Strategy):
             if np.isfinite(vals[i]) and self._key_u(cands[i]) not in taken:
                 return cands[i]
         return None
-
-    # ---- the prior (piBO) ---------------------------------------------------------------------------
-    def _prior_gate(self, data: dict[str, Any]) -> float:
-        """How far the data agree with the prior: pi(best trial so far) / pi(prior's mode) (PriorWeighted.gate)."""
-        import torch
-
-        from tuitune.core.search.strategies.bayes.prior import PriorWeighted
-
-        enc = self._enc
-        best_u = data["u_obs"][int(np.argmin(data["y_obs"]))]
-        mode_u = enc.to_u(self.space.prior_mode(self.rng(7)))
-        feats = enc.features(torch.from_numpy(np.stack([best_u, mode_u]))).numpy()
-        return PriorWeighted(lambda f: f, enc, 1.0).gate(feats[0], feats[1])
-
-    def _prior_exploit(self, data: dict[str, Any], gate: float) -> bool:
-        """Whether this model trial exploits because the data confirm the prior (PRIOR_EXPLOIT): the gate at
-        least PRIOR_AGREE, PRIOR_CONFIRM model trials run, and every other trial from then on."""
-        if PRIOR_EXPLOIT == "off" or not self.space.priors or len(data["u_pend"]) or gate < PRIOR_AGREE:
-            return False
-        after = self.n_created - self._n_initial
-        return after >= PRIOR_CONFIRM and after % 2 == 1
-
-    def _prior_box(self, data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """The trust region of a confirmed prior's exploitation: PRIOR_BOX of each numeric range on either
-        side of the best trial so far (choices: every one)."""
-        best_u = data["u_obs"][int(np.argmin(data["y_obs"]))]
-        lo, hi = np.clip(best_u - PRIOR_BOX, 0.0, 1.0), np.clip(best_u + PRIOR_BOX, 0.0, 1.0)
-        for i in self._enc.cat_idx:
-            lo[i], hi[i] = 0.0, float(self._enc.coords[i].n - 1)
-        return lo, hi
