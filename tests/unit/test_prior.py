@@ -130,3 +130,31 @@ def test_the_api_takes_prior_defaults(tmp_path):
         tt.tune(objective, space, strategy="grid", prior="defaults", defaults={"x": 0.3}, db=tmp_path / "a.db", workers=0)
     with pytest.raises(SpaceError, match="^prior 'defaults' needs defaults"):
         tt.tune(objective, space, trials=3, prior="defaults", db=tmp_path / "a.db", workers=0)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_a_contradicted_priors_outlying_value_does_not_set_the_models_scale(monkeypatch, clip):
+    """A prior at a far corner whose value dwarfs the rest: once the data contradict it, its own trial enters
+    the GP at most as bad as the worst other trial (PRIOR_CLIP), so the others' differences keep their scale."""
+    import tuitune.core.search.strategies.bayes.strategy as bayes
+
+    monkeypatch.setattr(bayes, "PRIOR_CLIP", clip)
+    space = Space(x=Float(0.0, 1.0, prior=0.0), y=Float(0.0, 1.0, prior=0.0))
+    seen = []
+    real = bayes.acquisition
+    monkeypatch.setattr(bayes, "acquisition", lambda *a, **k: seen.append(a[2].numpy().copy()) or real(*a, **k))
+    s = make_strategy("bayes", space, seed=2, n_trials=30, n_initial=4, n_candidates=128, n_local=2)
+    values = []
+    for i in range(5):
+        sug = s.ask()
+        c = sug.config
+        values.append(100.0 if (c["x"], c["y"]) == (0.0, 0.0) else (c["x"] - 0.7) ** 2 + (c["y"] - 0.7) ** 2)
+        _told(s, c, values[-1], i)
+    assert values[0] == 100.0 and max(values[1:4]) < 1.0 and sug.meta["chosen_by"] == "model"
+    Y = np.sort(seen[0])  # standardised, the GP maximises: the worst first
+    others = np.sort(-np.array(values[1:4]))
+    if clip:  # the corner as bad as the worst other; the others spread over the standardised range
+        assert Y[0] == pytest.approx(Y[1]) and Y[-1] - Y[0] > 2.0
+        assert np.allclose(np.diff(Y[1:]) / np.ptp(Y[1:]), np.diff(others) / np.ptp(others))
+    else:
+        assert Y[0] < Y[1] and Y[-1] - Y[1] < 0.2 * (Y[-1] - Y[0])

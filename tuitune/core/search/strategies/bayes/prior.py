@@ -4,9 +4,9 @@ The search maximises ``log acq(x) + g (beta / n) * log pi(x)``: pi is the produc
 (``space.py``: a normal of ``PRIOR_SD`` around the prior's value on the parameter's own scale, log for log
 parameters; a choice's probabilities) and n the number of observed trials, so a good prior steers the first
 model suggestions and the data overrule a misleading one as trials accumulate; g = pi(best trial so far) /
-pi(prior's mode) makes them overrule it sooner when the best trial lies where the prior is low. Parameters
-without a prior
-contribute nothing. Not applied to the exploiting last trials (the posterior mean is not on a log scale).
+pi(prior's mode) makes them overrule it sooner when the best trial lies where the prior is low (below 0.5,
+the strategy also counts the prior's own trial no worse than the worst other: ``strategy.PRIOR_CLIP``).
+Parameters without a prior contribute nothing. Not applied to the exploiting last trials (the posterior mean is not on a log scale).
 """
 
 from __future__ import annotations
