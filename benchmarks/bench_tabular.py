@@ -37,8 +37,8 @@ Parts (``--part``), each through the ask/tell loops of the synthetic benchmarks 
    than a median config in both objectives count (an affine scaling: no method's search changes with it).
 3. ``warm``: a bayes session on one hpolib dataset warm-starts one on another (``bench_warm_start``'s
    session and goals): trials to cold's median final regret, and final regret cold vs warm.
-4. ``constraints``: hpolib val_loss under ``model_size <= X``, X the table's median model size (bayes vs
-   Optuna's constrained GPSampler and TPE, ``bench_constraints``' loop and report).
+4. ``constraints``: hpolib val_loss (scaled as in ``mo``) under ``model_size <= X``, X the table's median
+   model size (bayes vs Optuna's constrained GPSampler and TPE, ``bench_constraints``' loop and report).
 
     pip install -e ".[bench]"
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part single --seeds 10
@@ -174,9 +174,12 @@ def mo_problem(t: Table) -> bench_multiobjective.Problem:
 
 
 def constrained_problem(t: Table) -> bench_constraints.Problem:
+    """val_loss scaled as in mo_problem (0 at the table's best, 1 at its median: an affine scaling no method's
+    search sees, which keeps bench_constraints' 4 decimals readable), under model_size <= its median."""
     bound = statistics.median(t.mean["model_size"].values())
-    return bench_constraints.Problem(t.key, t.space, lambda c: (t.value(c, "val_loss"), t.value(c, "model_size")),
-                                     bound)
+    lo, md = min(t.mean["val_loss"].values()), statistics.median(t.mean["val_loss"].values())
+    return bench_constraints.Problem(
+        t.key, t.space, lambda c: ((t.value(c, "val_loss") - lo) / (md - lo), t.value(c, "model_size")), bound)
 
 
 def _optuna_run(space: Space, seed: int, trials: int, sampler: str, f: Any, directions: int,
@@ -211,6 +214,17 @@ def _goal_args(a: argparse.Namespace, datasets: list[str], methods: str, raw: Pa
 def _detail(a: argparse.Namespace, part: str) -> Path | str:
     """Where a part's full table (the reused report's) goes: beside ``--out``; '' when nothing is written."""
     return Path(a.out).with_name(f"tabular-{part}-detail.md") if a.out else ""
+
+
+def _section(path: str) -> str:
+    """A reused report, as a section of tabular.md: its title and its command line (the reused script's,
+    not the one that ran: the conditions below name it) dropped, its headings one level down."""
+    if not path:
+        return ""
+    lines = Path(path).read_text().split("\n")[2:]
+    if lines and lines[0].startswith("`python"):
+        lines = lines[2:]
+    return "\n".join("##" + ln if ln.startswith("## ") else ln for ln in lines)
 
 
 def conditions(a: argparse.Namespace) -> str:
@@ -291,8 +305,9 @@ def part_mo(a: argparse.Namespace, datasets: list[str]) -> str:
         lambda p, pts, b: round(bench_multiobjective.hv(pts, p.ref), 4),
     )
     bench_multiobjective.report(raw, ga, budgets, methods, secs)
-    text = Path(ga.out).read_text() if ga.out else ""
-    return "### Several objectives\n\n" + text.split("\n", 2)[2] if text else ""
+    text = _section(ga.out).replace("reference point per function in the script",
+                                    "each objective scaled to 0 at the table's best and 1 at its median, reference point (1, 1)")
+    return f"### Several objectives (hpolib val_loss vs model_size, nb201 error vs latency)\n\n{text}"
 
 
 # ---- 3. warm start across datasets ---------------------------------------------------------------------
@@ -360,9 +375,8 @@ def part_constraints(a: argparse.Namespace, datasets: list[str]) -> str:
         lambda p, pts, b: bench_constraints.best_feasible(pts, p.bound, b),
     )
     bench_constraints.report(raw, ga, budgets, methods, secs)
-    text = Path(ga.out).read_text() if ga.out else ""
     bounds = ", ".join(f"{d.split('/')[1]} {p.bound:g}" for d, p in probs.items())
-    return f"### Constraints (model_size <= the table's median: {bounds})\n\n" + text.split("\n", 2)[2] if text else ""
+    return f"### Constraints: val_loss with model_size <= the table's median ({bounds})\n\n{_section(ga.out)}"
 
 
 def main(argv: list[str] | None = None) -> int:
