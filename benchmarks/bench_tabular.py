@@ -366,7 +366,7 @@ def part_warm(a: argparse.Namespace, pairs: list[tuple[str, str]]) -> str:
 def _feasible_best(key: str, p: bench_constraints.Problem) -> float:
     """The table's best (scaled) val_loss among the configs that meet the constraint: the regret's zero."""
     t = Table(key)
-    return min(p.f(dict(zip(t.grid, vals))) [0] for vals in itertools.product(*t.grid.values())
+    return min(p.f(dict(zip(t.grid, vals)))[0] for vals in itertools.product(*t.grid.values())
                if t.value(dict(zip(t.grid, vals)), "model_size") <= p.bound)
 
 
