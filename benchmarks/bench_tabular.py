@@ -270,7 +270,7 @@ def part_single(a: argparse.Namespace, datasets: list[str]) -> str:
                   "| table | " + " | ".join(ms) + " | " + " | ".join(f"bayes vs {p}" for p in peers) + " |",
                   "|---" * (1 + len(ms) + len(peers)) + "|"]
         norm: dict[str, list[float]] = {m: [] for m in ms}
-        tally = {p: [0, 0, 0] for p in peers}  # tables where bayes' median is lower, higher; tables p < 0.05
+        tally = {p: [0, 0, 0, 0] for p in peers}  # tables where bayes' median is lower, higher; of them p < 0.05
         for d in datasets:
             per = {m: [got[f"{d}|{m}|{s}|{a.trials}"]["regret"][str(c)] for s in range(a.seeds)] for m in ms}
             gap = probs[d].median - probs[d].optimum  # type: ignore[attr-defined]
@@ -281,15 +281,18 @@ def part_single(a: argparse.Namespace, datasets: list[str]) -> str:
                 w = sum(x < y for x, y in zip(per["bayes"], per[p]))
                 lo = sum(x > y for x, y in zip(per["bayes"], per[p]))
                 pv = bench_bayes._wilcoxon(per["bayes"], per[p])
-                tally[p][0] += statistics.median(per["bayes"]) < statistics.median(per[p])
-                tally[p][1] += statistics.median(per["bayes"]) > statistics.median(per[p])
-                tally[p][2] += pv < 0.05
+                lower = statistics.median(per["bayes"]) < statistics.median(per[p])
+                higher = statistics.median(per["bayes"]) > statistics.median(per[p])
+                tally[p][0] += lower
+                tally[p][1] += higher
+                tally[p][2] += lower and pv < 0.05
+                tally[p][3] += higher and pv < 0.05
                 cells.append(f"{w}-{lo} ({pv:.2g})")
             lines.append(f"| {d} | " + " | ".join(cells) + " |")
         lines += ["", "Over the tables, the median of each method's median regret divided by the table's "
                   "(median config - best) gap: " + ", ".join(f"{m} {statistics.median(norm[m]):.3g}" for m in ms)
-                  + ". Tables where bayes' median regret is lower-higher than the peer's (p < 0.05 on how many): "
-                  + ", ".join(f"{p} {t[0]}-{t[1]} ({t[2]})" for p, t in tally.items()) + ".", ""]
+                  + ". Tables where bayes' median regret is lower-higher than the peer's (of them with p < 0.05): "
+                  + ", ".join(f"{p} {t[0]}-{t[1]} ({t[2]}-{t[3]})" for p, t in tally.items()) + ".", ""]
     return "\n".join(lines)
 
 
