@@ -180,10 +180,12 @@ def test_restart_without_checkpoint_supersedes_rows(tmp_path):
     assert store.count_epochs("s", superseded=True) == 5  # the two rows of the first attempt are kept
 
 
-def test_commands_pause_abort_stop_after(tmp_path):
+def _commanded_runner(tmp_path, n_trials: int):
+    """A Runner of ``n_trials`` 50-epoch trials whose trial 0 sets ``reached`` after its second epoch, then
+    waits (mid-epoch, as commands from a UI arrive) until the test sets ``commanded``."""
     store = Store(tmp_path / "p.db")
     store.create_session("s", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
-                         direction="minimize", seed=0, max_epochs=50, n_trials=3)
+                         direction="minimize", seed=0, max_epochs=50, n_trials=n_trials)
     seen: list[ev.Event] = []
     reached = threading.Event()
     commanded = threading.Event()
@@ -193,9 +195,15 @@ def test_commands_pause_abort_stop_after(tmp_path):
             trial.report(val_loss=1.0 / e)
             if trial.number == 0 and e == 2:
                 reached.set()
-                assert commanded.wait(10)  # the commands arrive mid-epoch, as from a UI
+                assert commanded.wait(10)
 
-    runner = Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=3, max_epochs=50), listeners=[seen.append])
+    strategy = make_strategy("random", SPACE, n_trials=n_trials, max_epochs=50)
+    runner = Runner(store, "s", obj, strategy, listeners=[seen.append])
+    return store, runner, seen, reached, commanded
+
+
+def test_commands_pause_abort_stop_after(tmp_path):
+    store, runner, seen, reached, commanded = _commanded_runner(tmp_path, 3)
     runner.pause()
     th = threading.Thread(target=runner.run)
     th.start()
@@ -214,21 +222,7 @@ def test_commands_pause_abort_stop_after(tmp_path):
 
 
 def test_an_abort_while_paused_ends_the_trial_and_the_session_stays_paused(tmp_path):
-    store = Store(tmp_path / "p.db")
-    store.create_session("s", strategy="random", options={}, space=SPACE.to_dict(), metric="val_loss",
-                         direction="minimize", seed=0, max_epochs=50, n_trials=2)
-    seen: list[ev.Event] = []
-    reached = threading.Event()
-    commanded = threading.Event()
-
-    def obj(config, trial):
-        for e in trial.epochs():
-            trial.report(val_loss=1.0 / e)
-            if trial.number == 0 and e == 2:
-                reached.set()
-                assert commanded.wait(10)
-
-    runner = Runner(store, "s", obj, make_strategy("random", SPACE, n_trials=2, max_epochs=50), listeners=[seen.append])
+    store, runner, seen, reached, commanded = _commanded_runner(tmp_path, 2)
     th = threading.Thread(target=runner.run)
     th.start()
     assert reached.wait(10)

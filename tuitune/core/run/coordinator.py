@@ -13,7 +13,6 @@ Also the coordinator's other notes to the user: a continued trial without a chec
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,13 +75,7 @@ class Coordination:
             return
         text = clock.summary(len(getattr(self.pool, "workers", {})) or 1)
         log.info("session %s: %s", self.session, text)
-        from tuitune.core.store.safefs import open_private
-
-        try:
-            with os.fdopen(open_private(self.files.session_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
-        except OSError:
-            log.debug("could not write the session log", exc_info=True)
+        self.files.note(text)
 
     def _check_checkpoint(self, rec: Any) -> None:
         """A trial that continues (a promotion, a re-run) with no checkpoint trains again from epoch 1:

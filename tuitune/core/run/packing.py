@@ -405,13 +405,7 @@ class Packing:
         import logging
 
         from tuitune.core import events
-        from tuitune.core.store.safefs import open_private
 
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} packing {text}\n"
-        try:
-            with os.fdopen(open_private(self.files.session_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
-                f.write(line)
-        except OSError:
-            logging.getLogger(__name__).debug("could not write the session log", exc_info=True)
+        self.files.note(f"packing {text}")
         logging.getLogger(__name__).info("session %s: packing %s", self.session, text)
         self._emit(events.Notice(self.session, text=f"packing {text}"))
