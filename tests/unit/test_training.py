@@ -20,14 +20,7 @@ from tuitune.training.presets import load_preset
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """CI runs two test workers on two cores: two torch threads each would oversubscribe them (spin-waits
-    make tiny models 10-100x slower), so each worker trains on one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _preset(
