@@ -1,5 +1,6 @@
 """Provides the run loop that bench_multiobjective.py and bench_constraints.py share: every function x seed x
-method x budget once, resumable from the raw JSON file, each ask/tell run timed per trial.
+method x budget once, resumable from the raw JSON file, each ask/tell run timed per trial; and their
+table cell of one method against a peer (``win_loss``).
 
 In a module of its own so both scripts import it (benchmarks/ is on their sys.path)."""
 
@@ -44,3 +45,18 @@ def run_all(
             if a.raw:
                 Path(a.raw).write_text(json.dumps(raw))
     return raw, budgets, methods, secs
+
+
+def win_loss(ours: list[float | None], theirs: list[float | None], *, higher_is_better: bool) -> str:
+    """``W-L (p)``: the seeds where ours is better and worse than the peer's (paired by seed; a seed either
+    lacks is left out), and the two-sided Wilcoxon signed-rank p-value (nan where it cannot be computed)."""
+    from scipy.stats import wilcoxon
+
+    pairs = [(x, y) for x, y in zip(ours, theirs) if x is not None and y is not None]
+    w = sum((x > y) if higher_is_better else (x < y) for x, y in pairs)
+    lo = sum((x < y) if higher_is_better else (x > y) for x, y in pairs)
+    try:
+        pv = wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue
+    except ValueError:
+        pv = float("nan")
+    return f"{w}-{lo} ({pv:.3g})"

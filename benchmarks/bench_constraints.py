@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _goal_runs import run_all  # noqa: E402
+from _goal_runs import run_all, win_loss  # noqa: E402
 
 from tuitune.core.records import TrialRecord, TrialState  # noqa: E402
 from tuitune.core.search.space import Float, Space  # noqa: E402
@@ -128,7 +128,6 @@ def main() -> None:
 
 def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], methods: list[str],
            secs: dict[str, list[float]]) -> None:
-    from scipy.stats import wilcoxon
 
     lines = [
         "# Constraints: bayes (log EI x probability of feasibility) against Optuna's constrained GPSampler and TPE",
@@ -161,13 +160,7 @@ def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], metho
                 if peer not in vals or "bayes" not in vals:
                     row.append("-")
                     continue
-                w = sum(x < y for x, y in zip(vals["bayes"], vals[peer]))
-                lo = sum(x > y for x, y in zip(vals["bayes"], vals[peer]))
-                try:
-                    pv = wilcoxon(vals["bayes"], vals[peer]).pvalue
-                except ValueError:
-                    pv = float("nan")
-                row.append(f"{w}-{lo} ({pv:.3g})")
+                row.append(win_loss(vals["bayes"], vals[peer], higher_is_better=False))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     if any(secs.values()):

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _goal_runs import run_all  # noqa: E402
+from _goal_runs import run_all, win_loss  # noqa: E402
 
 from tuitune.core.records import Objectives, TrialRecord, TrialState, hypervolume_2d  # noqa: E402
 from tuitune.core.search.space import Float, Space  # noqa: E402
@@ -163,7 +163,6 @@ def _hv_at(raw: dict[str, Any], f: str, m: str, b: int, seed: int, trials: int) 
 
 def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], methods: list[str],
            secs: dict[str, list[float]]) -> None:
-    from scipy.stats import wilcoxon
 
     lines = [
         "# Several objectives: bayes (log EHVI) against Optuna's TPE and NSGA-II",
@@ -188,14 +187,7 @@ def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], metho
                 if peer not in vals or "bayes" not in vals:
                     row.append("-")
                     continue
-                pairs = [(x, y) for x, y in zip(vals["bayes"], vals[peer]) if x is not None and y is not None]
-                w = sum(x > y for x, y in pairs)
-                lo = sum(x < y for x, y in pairs)
-                try:
-                    pv = wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue
-                except ValueError:
-                    pv = float("nan")
-                row.append(f"{w}-{lo} ({pv:.3g})")
+                row.append(win_loss(vals["bayes"], vals[peer], higher_is_better=True))
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     if any(secs.values()):
