@@ -619,10 +619,12 @@ class Runner(TrialEnding, JobForming, Packing, Coordination):
 
     def _worker_died(self, w: Worker, how: str) -> list[TrialRecord]:
         if not w.ready:
-            # It died before it could load the objective, with nothing to say: a crash at import.
+            # It died before it could load the objective: a crash at import, unless it said why first (its
+            # SetupFailed, read in the same batch as its death, is the reason to keep).
             from tuitune.core.run.protocol import SetupFailed
 
-            self._worker_setup_failed(w, SetupFailed(f"the worker process ended ({how}) while starting", "", False))
+            if self._setup_error is None:
+                self._worker_setup_failed(w, SetupFailed(f"the worker process ended ({how}) while starting", "", False))
             return []
         if not w.trials:  # an idle worker died: replace it
             self._replace(w)

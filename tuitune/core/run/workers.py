@@ -584,14 +584,20 @@ class WorkerPool(Pool):
         out: list[tuple[Worker, Any]] = []
         ready = wait([*by_conn, *by_sentinel], timeout)
         dead: list[Worker] = []
+        drained: set[int] = set()
+
+        def drain(w: Worker) -> None:
+            """Everything ``w`` sent, in order; a closed pipe marks it dead."""
+            drained.add(id(w))
+            try:
+                while w.conn.poll():
+                    out.append((w, w.conn.recv()))
+            except (EOFError, OSError):
+                dead.append(w)
+
         for r in ready:
             if r in by_conn:
-                w = by_conn[r]
-                try:
-                    while w.conn.poll():
-                        out.append((w, w.conn.recv()))
-                except (EOFError, OSError):
-                    dead.append(w)
+                drain(by_conn[r])
             else:
                 dead.append(by_sentinel[r])
         # A process the worker forked inherits its pipe and its sentinel, and keeps both open after the
@@ -599,6 +605,8 @@ class WorkerPool(Pool):
         dead += [w for w in self.workers.values() if w.process.exitcode is not None]
         for w in dict.fromkeys(dead):
             if self.workers.get(w.slot.index) is w:
+                if id(w) not in drained:  # what it said before it ended comes before its death (SetupFailed, Done)
+                    drain(w)
                 out.append((w, Died(self.death(w))))
         return out
 
