@@ -1,6 +1,7 @@
 """Provides the run loop that bench_multiobjective.py and bench_constraints.py share: every function x seed x
 method x budget once, resumable from the raw JSON file, each ask/tell run timed per trial; and their
-table cell of one method against a peer (``win_loss``).
+table cell of one method against a peer (``win_loss``), and the deletion of one method's runs to
+make them again (``drop_runs``).
 
 In a module of its own so both scripts import it (benchmarks/ is on their sys.path)."""
 
@@ -47,16 +48,42 @@ def run_all(
     return raw, budgets, methods, secs
 
 
-def win_loss(ours: list[float | None], theirs: list[float | None], *, higher_is_better: bool) -> str:
-    """``W-L (p)``: the seeds where ours is better and worse than the peer's (paired by seed; a seed either
-    lacks is left out), and the two-sided Wilcoxon signed-rank p-value (nan where it cannot be computed)."""
+def paired(ours: list[float | None], theirs: list[float | None], *, higher_is_better: bool) -> tuple[int, int, float]:
+    """The seeds where ours is better and worse than the peer's (paired by seed; a seed either lacks is left
+    out), and the two-sided Wilcoxon signed-rank p-value (nan where it cannot be computed)."""
     from scipy.stats import wilcoxon
 
     pairs = [(x, y) for x, y in zip(ours, theirs) if x is not None and y is not None]
     w = sum((x > y) if higher_is_better else (x < y) for x, y in pairs)
     lo = sum((x < y) if higher_is_better else (x > y) for x, y in pairs)
     try:
-        pv = wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue
+        pv = float(wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
     except ValueError:
         pv = float("nan")
+    return w, lo, pv
+
+
+def win_loss(ours: list[float | None], theirs: list[float | None], *, higher_is_better: bool) -> str:
+    """``W-L (p)``: ``paired``'s counts and p-value as one table cell."""
+    w, lo, pv = paired(ours, theirs, higher_is_better=higher_is_better)
     return f"{w}-{lo} ({pv:.3g})"
+
+
+def drop_runs(raw_path: str, functions: list[str], methods: list[str], seeds: int) -> int:
+    """Deletes from the raw JSON file the runs of ``methods`` on ``functions`` for seeds below ``seeds`` (every
+    budget), so that the next ``run_all`` makes them again and keeps every other method's runs. Returns how
+    many were deleted."""
+    path = Path(raw_path)
+    if not raw_path or not path.exists():
+        return 0
+    raw = json.loads(path.read_text())
+
+    def chosen(key: str) -> bool:  # keys are function/method/budget/seed; a function's name may hold a "/"
+        f, m, _b, s = key.rsplit("/", 3)
+        return f in functions and m in methods and int(s) < seeds
+
+    gone = [k for k in raw if chosen(k)]
+    for k in gone:
+        del raw[k]
+    path.write_text(json.dumps(raw))
+    return len(gone)

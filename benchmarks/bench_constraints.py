@@ -107,6 +107,22 @@ def best_feasible(pts: list[tuple[float, float]], bound: float, upto: int) -> fl
     return min(vals) if vals else None
 
 
+def scores(raw: dict[str, Any], f: str, methods: list[str], b: int, trials: int,
+           seeds: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Each method's best feasible value on ``f`` after ``b`` trials, per seed (bayes' run of that budget, the
+    others' prefix of their ``trials`` run), a run without a feasible trial (or missing) scored as the worst
+    feasible value any method found on ``f``; and how many runs found none."""
+    p = PROBLEMS[f]
+    got: dict[str, list[float | None]] = {}
+    for m in methods:
+        key_b = b if m == "bayes" else trials
+        got[m] = [best_feasible(raw[f"{f}/{m}/{key_b}/{s}"], p.bound, b) if f"{f}/{m}/{key_b}/{s}" in raw else None
+                  for s in range(seeds)]
+    worst = max((v for vs in got.values() for v in vs if v is not None), default=0.0)
+    return ({m: [worst if v is None else v for v in vs] for m, vs in got.items()},
+            {m: sum(v is None for v in vs) for m, vs in got.items()})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -146,16 +162,9 @@ def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], metho
         lines += [f"## {b} trials", "", "| function | " + " | ".join(methods) + " | none (" + ", ".join(methods)
                   + ") | bayes vs gp W-L (p) | bayes vs tpe W-L (p) |", "|---" * (len(methods) + 4) + "|"]
         for f in a.functions.split(","):
-            p = PROBLEMS[f]
-            got: dict[str, list[float | None]] = {}
-            for m in methods:
-                key_b = b if m == "bayes" else a.trials
-                got[m] = [best_feasible(raw[f"{f}/{m}/{key_b}/{s}"], p.bound, b) if f"{f}/{m}/{key_b}/{s}" in raw else None
-                          for s in range(a.seeds)]
-            worst = max((v for vs in got.values() for v in vs if v is not None), default=0.0)
-            vals = {m: [worst if v is None else v for v in vs] for m, vs in got.items()}
+            vals, none = scores(raw, f, methods, b, a.trials, a.seeds)
             row = [f] + [f"{statistics.median(vals[m]):.4f}" for m in methods]
-            row.append(", ".join(str(sum(v is None for v in got[m])) for m in methods))
+            row.append(", ".join(str(none[m]) for m in methods))
             for peer in ("gp", "tpe"):
                 if peer not in vals or "bayes" not in vals:
                     row.append("-")
