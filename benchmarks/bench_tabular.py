@@ -53,13 +53,17 @@ Parts (``--part``), each through the ask/tell loops of the synthetic benchmarks 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part warm --seeds 10
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part constraints --seeds 10
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part constraints-heldout --seeds 10
-    python benchmarks/bench_tabular.py --part single --seeds 1 --datasets hpolib/naval_propulsion --out ''
-    python benchmarks/bench_tabular.py --part constraints-heldout --seeds 1 --datasets nb201/cifar10:latency@q25 --out ''
+    python benchmarks/bench_tabular.py --part single --seeds 1 --trials 10 --checkpoints 5 \
+        --datasets hpolib/naval_propulsion --raw /tmp/tabular-smoke.json --out ''
+    python benchmarks/bench_tabular.py --part constraints-heldout --seeds 1 --trials 10 --checkpoints 5 \
+        --datasets nb201/cifar10:latency@q25 --raw /tmp/tabular-smoke.json --out ''
 
 Raw runs are checkpointed to ``benchmarks/results/tabular-<part>-raw.json`` after every seed: an interrupted
-run resumes where it stopped. ``--rerun bayes`` (any comma-separated methods; not the warm part) first deletes
-those methods' runs on the chosen datasets and seeds, so only they are made again (a changed bayes judged
-against the peers' stored runs), and the part's section is rewritten with every method:
+run resumes where it stopped (a quick check: a ``--raw`` file of its own, or it adds to the committed one).
+``--rerun bayes`` (any comma-separated methods; not the warm part) makes those methods' runs on the chosen
+datasets and seeds again (the single part through ``bench_bayes --rerun``; the others delete them first) and
+keeps every other method's, so a changed bayes is judged against the peers' stored runs, and the part's
+section is rewritten with every method:
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular.py --part constraints-heldout --seeds 10 --rerun bayes
 """
@@ -298,15 +302,9 @@ def part_single(a: argparse.Namespace, datasets: list[str]) -> str:
     probs = {d: single_problem(Table(d, a.mapping)) for d in datasets}
     bench_bayes.PROBLEMS.update(probs)
     methods = a.methods or "bayes,optuna-gp,optuna-tpe,random"
-    if a.rerun and raw.exists():  # bench_bayes' keys: function|method|seed|trials
-        got = json.loads(raw.read_text())
-        gone = [k for k in got if k.split("|")[0] in datasets and k.split("|")[1] in a.rerun.split(",")
-                and int(k.split("|")[2]) < a.seeds and k.split("|")[3] == str(a.trials)]
-        raw.write_text(json.dumps({k: v for k, v in got.items() if k not in gone}))
-        print(f"--rerun: deleted {len(gone)} runs of {a.rerun}", flush=True)
     argv = ["--trials", str(a.trials), "--checkpoints", a.checkpoints, "--seeds", str(a.seeds),
             "--functions", ",".join(datasets), "--methods", methods, "--raw", str(raw),
-            "--out", str(_detail(a, "single"))]
+            "--out", str(_detail(a, "single")), "--rerun", a.rerun]  # bench_bayes makes a.rerun's runs again
     bench_bayes.main(argv)
     if a.out:  # bench_bayes names itself as the command: name the command that ran
         det = _detail(a, "single")
