@@ -8,7 +8,7 @@ non-dominated trials (objectives minimised, a fixed reference point), its median
 bayes against each peer (wins-losses and a paired Wilcoxon signed-rank test). Random search is the floor.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_multiobjective.py --seeds 10 --trials 50
-    python benchmarks/bench_multiobjective.py --seeds 2 --trials 30 --functions zdt1 --out ''
+    python benchmarks/bench_multiobjective.py --seeds 2 --trials 30 --functions zdt1 --raw '' --out ''
 
 Optuna's samplers do not know the budget, so the shorter budgets (``--checkpoints``) are read off one run;
 bayes knows it (its initial design depends on it), so it makes one run per budget.

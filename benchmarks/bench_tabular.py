@@ -77,6 +77,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import warnings
@@ -273,6 +274,16 @@ def _detail(a: argparse.Namespace, part: str) -> Path | str:
     return Path(a.out).with_name(f"tabular-{part}-detail.md") if a.out else ""
 
 
+def _own_command(path: str) -> None:
+    """A reused report's detail file names its own script's command (which runs its synthetic functions, not
+    these tables): name the command that ran instead."""
+    if not path:
+        return
+    text = Path(path).read_text()
+    ran = f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}` (through \\1's report)"
+    Path(path).write_text(re.sub(r"^`python benchmarks/(bench_\w+)\.py[^`]*`", ran, text, count=1, flags=re.M))
+
+
 def _section(path: str) -> str:
     """A reused report, as a section of tabular.md: its title and its command line (the reused script's,
     not the one that ran: the conditions below name it) dropped, its headings one level down."""
@@ -367,6 +378,7 @@ def part_mo(a: argparse.Namespace, datasets: list[str]) -> str:
         lambda p, pts, b: round(bench_multiobjective.hv(pts, p.ref), 4),
     )
     bench_multiobjective.report(raw, ga, budgets, methods, secs)
+    _own_command(ga.out)
     text = _section(ga.out).replace("reference point per function in the script",
                                     "each objective scaled to 0 at the table's best and 1 at its median, reference point (1, 1)")
     return f"### Several objectives (hpolib val_loss vs model_size, nb201 error vs latency)\n\n{text}"
@@ -476,6 +488,7 @@ def part_constraints(a: argparse.Namespace, names: list[str], part: str = "const
         lambda p, pts, b: bench_constraints.best_feasible(pts, p.bound, b),
     )
     bench_constraints.report(raw, ga, budgets, methods, secs)
+    _own_command(ga.out)
     summary = _constraints_summary(raw, ga, budgets, methods)
     if part == "constraints":
         bounds = ", ".join(f"{d.split('/')[1]} {p.bound:g} (feasible best {_feasible_best(tables[d], p)[0]:.4f})"
