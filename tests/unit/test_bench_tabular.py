@@ -135,3 +135,24 @@ def test_a_bad_constrained_problem_name_is_one_line_and_exit_2(bt, capsys) -> No
     with pytest.raises(SystemExit):
         bt.main(["--part", "warm", "--rerun", "bayes", "--out", ""])
     assert "tabular-warm-raw.json" in capsys.readouterr().err
+
+
+def test_the_held_out_part_writes_its_section_and_names_the_command_that_ran(bt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "tabular.md"
+    out.write_text("# Real benchmarks (tabular)\n\n<!-- part constraints -->\nkept\n<!-- end constraints -->\n")
+    argv = ["--part", "constraints-heldout", "--datasets", "nb201/cifar10:latency@q25", "--seeds", "2",
+            "--trials", "4", "--checkpoints", "3", "--methods", "bayes,tpe", "--raw", str(tmp_path / "raw.json"),
+            "--out", str(out)]
+    assert bt.main(argv) == 0
+    doc = out.read_text()
+    assert "<!-- part constraints -->\nkept\n<!-- end constraints -->" in doc  # the tuned-on part untouched
+    section = doc[doc.index("<!-- part constraints-heldout -->"):doc.index("<!-- end constraints-heldout -->")]
+    assert "| nb201/cifar10:latency@q25 | error % (100 - val_acc) | latency <= " in section
+    assert "(its 25% quantile) | 25.0% |" in section
+    assert "#### 3 trials" in section and "#### 4 trials" in section
+    assert "Over the 1 problems, where bayes' median best feasible value is lower-higher" in section
+    detail = (tmp_path / "tabular-constraints-heldout-detail.md").read_text().split("\n")[2]
+    assert detail.startswith("`python benchmarks/bench_tabular.py --part constraints-heldout --datasets "
+                             "nb201/cifar10:latency@q25 --seeds 2 ")
+    assert "` (through bench_constraints's report) on " in detail  # not bench_constraints' own command
+    assert "`python benchmarks/bench_tabular.py --part constraints-heldout" in section  # its conditions
