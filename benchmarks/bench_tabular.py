@@ -505,7 +505,7 @@ def part_constraints(a: argparse.Namespace, names: list[str], part: str = "const
     return "\n".join([
         "### Constraints, held out: problems the constrained path of bayes was not tuned on", "",
         "The `constraints` part's rules, loop and report on other tables and constraint metrics: the objective "
-        "(hpolib val_loss, nb201 error % = 100 - val_acc) scaled to 0 at the table's best and 1 at its median, "
+        "(hpolib val_loss, nb201 error % = 100 - val_acc, hpobench 1 - val_acc) scaled to 0 at the table's best and 1 at its median, "
         "under a bound on a second metric (each config's mean over its measured runs, as the objective), the "
         "bound a percentile of that metric over the table's configs. Feasible best: the table's best scaled "
         "objective among the configs that meet the bound (the regret's zero).", "",
