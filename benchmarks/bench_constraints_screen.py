@@ -62,11 +62,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "exploit+spread": {**EXPLOIT, "CONSTRAINED_SPREAD": True},
     "exploit+anchor-5": {**EXPLOIT, "CONSTRAINED_ANCHORS": 5},
     "exploit+anchor-3+log-slack": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "LOG_SLACK": True},
-    "exploit+anchor-3+yj": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson"},
     "exploit+anchor-3+copula": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "copula"},
-    "exploit+anchor-3+yj+log-slack": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson", "LOG_SLACK": True},
-    "exploit+anchor-3+yj+effort-2": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson",
-                                     "CONSTRAINED_EFFORT": 2.0},
+    "exploit+anchor-3+yj-both": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson-both"},
+    "exploit+anchor-3+yj-both+log-slack": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson-both",
+                                           "LOG_SLACK": True},
+    "exploit+anchor-3+yj-both+effort-2": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson-both",
+                                          "CONSTRAINED_EFFORT": 2.0},
+    "exploit+anchor-3+yj": {**EXPLOIT, "CONSTRAINED_ANCHORS": 3, "ehvi.WARP": "yeo-johnson"},
 }
 
 
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     def med(xs: list[float | None], worst: float) -> float:
         return statistics.median(worst if x is None else x for x in xs)
 
+    summary = ["| variant | median at or below gp (function x budget) | pooled W-L vs before (p) | "
+               "pooled W-L vs gp (p) |", "|---|---|---|---|"]
     for v in variants:
         tally = [0, 0]
         pooled: dict[str, list[list[float]]] = {"before": [[], []], "gp": [[], []]}
@@ -175,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         t = f"{statistics.mean(secs[v]):.3f} s/trial" if secs[v] else "cached"
         lines.append(f"| {v} | **at or below gp; pooled W-L** | | {tally[0]} of {tally[1]} | | | "
                      f"{_sign_test(*pooled['before'])} | {_sign_test(*pooled['gp'])} ({t}) |")
+        summary.append(f"| {v} | {tally[0]} of {tally[1]} | {_sign_test(*pooled['before'])} | "
+                       f"{_sign_test(*pooled['gp'])} |")
     print("\n".join(lines))
     print("\nPooled W-L: paired wins and losses over every function, budget and seed, with a sign test's p.")
+    print("\n" + "\n".join(summary))
     return 0
 
 

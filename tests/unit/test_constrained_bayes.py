@@ -132,8 +132,8 @@ def test_the_constrained_path_anchors_its_search_at_its_best_feasible_trials(mon
 
 def test_the_objective_is_warped_so_good_values_no_longer_look_alike(monkeypatch):
     """Losses spanning decades (a diverged run beside good ones): the Yeo-Johnson warp keeps their order and
-    widens the gaps between the good values; the constrained path fits its objective's GP on it, the
-    two-objective path does not."""
+    widens the gaps between the good values, and leaves losses without a long bad tail alone; the constrained
+    path fits its objective's GP on it, the two-objective path does not."""
     import torch
 
     from tuitune.core.search.strategies.bayes import ehvi
@@ -143,6 +143,10 @@ def test_the_objective_is_warped_so_good_values_no_longer_look_alike(monkeypatch
     assert np.all(np.diff(w) > 0)
     share = lambda v: (v[2] - v[0]) / (v[-1] - v[0])  # noqa: E731
     assert share(w) > 5 * share(y)
+    # No long bad tail (gardner's bounded values, trials piled up next to the incumbent): left as they are, so
+    # the incumbent is not set apart from the rest.
+    piled = np.array([-0.285, 0.805, 0.648, -0.515, -0.513, 0.369, -1.041, -1.106, -1.044, 1.0, -1.123, -1.123])
+    assert np.array_equal(ehvi._warp(piled), piled)
     seen = []
     monkeypatch.setattr(ehvi, "_warp", lambda v: seen.append(len(v)) or v)
     rng = np.random.default_rng(0)

@@ -36,13 +36,16 @@ if TYPE_CHECKING:
 N_SAMPLES = 64  # joint draws of the two losses at x (quasi-random, fixed per ask: deterministic)
 TAU = 1e-2  # the softplus temperature of the staircase's edges, in standardised units
 # One objective with constraints: the warp of the losses the objective's GP is fitted on (``_warp``; "": none).
-# Validation losses span decades (a diverged run next to a good one): standardised as they are, every good value
-# looks alike to the GP. "yeo-johnson" (HEBO's output warping, Cowen-Rivers et al. 2022) with the strategy's
-# CONSTRAINED_EXPLOIT and CONSTRAINED_ANCHORS: 55-21 seed-runs against the path before on the 4 HPOLib tables
-# (50-29 against Optuna's constrained GPSampler; slice_localization 10-0 at 30 and 50 trials, protein_structure
-# 2-8 and 3-7 against GPSampler), 20-0 on the 2 synthetic functions; "copula" (ranks through the normal
-# quantile) 50-27 on the tables but 1-19 on the synthetic functions (benchmarks/results/constraints.md).
+# Validation losses span decades (a diverged run beside a good one): standardised as they are, every good value
+# looks alike to the GP. "yeo-johnson" (HEBO's output warping, Cowen-Rivers et al. 2022), only of losses with a long
+# bad tail (sample skewness above WARP_SKEW), with the strategy's CONSTRAINED_EXPLOIT and CONSTRAINED_ANCHORS:
+# 54-21 seed-runs against the path before on the 4 HPOLib tables (45-33 against Optuna's constrained GPSampler;
+# slice_localization 10-0 and 9-1), 17-3 on the 2 synthetic functions. "yeo-johnson-both" (whatever the skew):
+# 55-21 and 50-29 on the tables, but 2 of 20 gardner seeds stayed in its second basin (the warp of losses piled
+# up at the incumbent set it apart); "copula" (ranks through the normal quantile): 50-27 on the tables, 1-19 on
+# the synthetic functions (benchmarks/results/constraints.md, "Alternatives measured").
 WARP = "yeo-johnson"
+WARP_SKEW = 1.0  # "yeo-johnson" warps losses whose sample skewness is above this (a long bad tail) only
 
 
 def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -53,15 +56,21 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def _warp(y: np.ndarray) -> np.ndarray:
     """The losses on the scale the objective's GP models (``WARP``): "yeo-johnson" (HEBO's power transform of
-    the standardised values, its lambda fitted by maximum likelihood), "copula" (ranks through the normal
-    quantile, as Salinas et al. 2020), or "" (none). Each is monotone: the best stays the best."""
+    the standardised values, its lambda fitted by maximum likelihood; only with a long bad tail),
+    "yeo-johnson-both" (whatever the skew), "copula" (ranks through the normal quantile, as Salinas et al.
+    2020), or "" (none). Each is monotone: the best stays the best."""
     from scipy.special import ndtri
-    from scipy.stats import rankdata, yeojohnson
+    from scipy.stats import rankdata, skew, yeojohnson
 
     if len(y) < 3 or float(y.std()) <= 1e-12:
         return y
     if WARP == "copula":
         return np.asarray(ndtri((rankdata(y) - 0.5) / len(y)))
+    if WARP == "yeo-johnson" and skew(y) <= WARP_SKEW:
+        # Only a long bad tail is warped. Fitted to losses without one (gardner's, bounded; or once trials pile
+        # up next to the incumbent) the warp set the incumbent apart from the rest, and 2 of 20 gardner seeds
+        # stayed in its second basin (-1.12 against -2).
+        return y
     z = _standardise(y)[0]
     out, _ = yeojohnson(z)
     return np.asarray(out) if np.all(np.isfinite(out)) else z

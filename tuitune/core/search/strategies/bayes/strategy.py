@@ -7,6 +7,10 @@ records how its config was chosen: ``meta["chosen_by"]`` is ``"initial"`` or ``"
 
 * The last tenth of a known budget (``EXPLOIT_LAST``, at least one trial) maximises the posterior mean
   instead of log EI: those trials' results never steer a later search, so they exploit the model.
+* With constraints and one objective (``_suggest_ehvi``): log EI x P(feasible) on losses warped when they have a
+  long bad tail (``ehvi.WARP``), the best feasible trials anchoring the acquisition's local search
+  (``CONSTRAINED_ANCHORS``), and the last tenth of a known budget maximising the posterior mean among likely
+  feasible points (``CONSTRAINED_EXPLOIT``).
 * A warm start (``warm_start=``, ``tuitune.core.search.warm``): its best configs run first, its ranks inform
   the GP for the first trials, and while it ranks this session's values well (``warm.transfer_weight``)
   the search keeps to the box around its best configs (``WARM_EXPLOIT``).
