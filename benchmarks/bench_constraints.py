@@ -102,6 +102,9 @@ def run_optuna(p: Problem, seed: int, trials: int, sampler: str) -> list[tuple[f
     return out
 
 
+ALTERNATIVES = "## Alternatives measured"
+
+
 def best_feasible(pts: list[tuple[float, float]], bound: float, upto: int) -> float | None:
     vals = [y for y, c in pts[:upto] if c <= bound]
     return min(vals) if vals else None
@@ -179,7 +182,10 @@ def report(raw: dict[str, Any], a: argparse.Namespace, budgets: list[int], metho
     text = "\n".join(lines)
     print(text)
     if a.out:
-        Path(a.out).write_text(text)
+        # The variants measured by bench_constraints_screen.py (written by hand) stay below the regenerated tables.
+        old = Path(a.out).read_text() if Path(a.out).exists() else ""
+        keep = old[old.index(ALTERNATIVES):] if ALTERNATIVES in old else ""
+        Path(a.out).write_text(text + ("\n" + keep if keep else ""))
 
 
 if __name__ == "__main__":

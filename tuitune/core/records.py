@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -247,6 +247,22 @@ class Constraint:
         if value is None or not math.isfinite(value):
             return None
         return self.bound - value if self.op == "<=" else value - self.bound
+
+    def slacks(self, values: Sequence[float | None], log: bool = True) -> list[float | None]:
+        """The slacks of several trials' values as a model of the constraint sees them: on a log scale
+        (``log bound - log value`` for ``<=``) when the bound and every reported value are > 0 (and ``log``),
+        else ``slack``. Sizes, latencies and parameter counts span decades: their plain slack squeezes every
+        feasible value next to zero against the few huge violations, and a GP fitted on it cannot place the
+        boundary; their log is close to additive in the log-scale parameters that set them. The sign (the
+        feasibility) is the same on either scale."""
+        got = [v for v in values if v is not None and math.isfinite(v)]
+        if not (log and self.bound > 0 and got and min(got) > 0):
+            return [self.slack(v) for v in values]
+        lb = math.log(self.bound)
+        return [
+            None if v is None or not math.isfinite(v) else (lb - math.log(v) if self.op == "<=" else math.log(v) - lb)
+            for v in values
+        ]
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.bound:g}"
