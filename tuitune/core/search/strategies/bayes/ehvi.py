@@ -54,19 +54,20 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mu) / sd, mu, sd
 
 
-def _warp(y: np.ndarray) -> np.ndarray:
-    """The losses on the scale the objective's GP models (``WARP``): "yeo-johnson" (HEBO's power transform of
+def _warp(y: np.ndarray, how: str | None = None) -> np.ndarray:
+    """The losses on the scale the objective's GP models (``how``, None: ``WARP``): "yeo-johnson" (HEBO's power transform of
     the standardised values, its lambda fitted by maximum likelihood; only with a long bad tail),
     "yeo-johnson-both" (whatever the skew), "copula" (ranks through the normal quantile, as Salinas et al.
     2020), or "" (none). Each is monotone: the best stays the best."""
     from scipy.special import ndtri
     from scipy.stats import rankdata, skew, yeojohnson
 
-    if len(y) < 3 or float(y.std()) <= 1e-12:
+    how = WARP if how is None else how
+    if not how or len(y) < 3 or float(y.std()) <= 1e-12:
         return y
-    if WARP == "copula":
+    if how == "copula":
         return np.asarray(ndtri((rankdata(y) - 0.5) / len(y)))
-    if WARP == "yeo-johnson" and skew(y) <= WARP_SKEW:
+    if how == "yeo-johnson" and skew(y) <= WARP_SKEW:
         # Only a long bad tail is warped. Fitted to losses without one (gardner's, bounded; or once trials pile
         # up next to the incumbent) the warp set the incumbent apart from the rest, and 2 of 20 gardner seeds
         # stayed in its second basin (-1.12 against -2).
