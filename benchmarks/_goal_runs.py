@@ -1,7 +1,8 @@
 """Provides the run loop that bench_multiobjective.py and bench_constraints.py share: every function x seed x
 method x budget once, resumable from the raw JSON file, each ask/tell run timed per trial; and their
 table cell of one method against a peer (``win_loss``), and the deletion of one method's runs to
-make them again (``drop_runs``).
+make them again (``drop_runs``); and bayes' module constants set for one run (``constants``), which the
+variant screens (bench_constraints_screen.py, bench_single_screen.py) share.
 
 In a module of its own so both scripts import it (benchmarks/ is on their sys.path)."""
 
@@ -10,11 +11,31 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 Points = list[tuple[float, float]]
+
+
+@contextmanager
+def constants(settings: dict[str, Any]) -> Iterator[None]:
+    """Sets bayes' module constants for the ``with`` block and restores them after: a key names a constant of
+    ``bayes/strategy.py`` (``"CONSTRAINED_ANCHORS"``) or of ``bayes/ehvi.py`` (``"ehvi.WARP"``)."""
+    from tuitune.core.search.strategies.bayes import ehvi, strategy
+
+    def where(key: str) -> tuple[object, str]:
+        return (ehvi, key[5:]) if key.startswith("ehvi.") else (strategy, key)
+
+    before = {k: getattr(*where(k)) for k in settings}
+    for k, v in settings.items():
+        setattr(*where(k), v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            setattr(*where(k), v)
 
 
 def run_all(

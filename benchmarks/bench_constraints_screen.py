@@ -28,15 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 import bench_constraints  # noqa: E402
-from _goal_runs import win_loss  # noqa: E402
-
-from tuitune.core.search.strategies.bayes import ehvi as bayes_ehvi  # noqa: E402
-from tuitune.core.search.strategies.bayes import strategy as bayes_strategy  # noqa: E402
-
-
-def _module(key: str) -> tuple[object, str]:
-    """The module and name of a variant's constant: ``strategy``'s, or ``ehvi.NAME``."""
-    return (bayes_ehvi, key[5:]) if key.startswith("ehvi.") else (bayes_strategy, key)
+from _goal_runs import constants, win_loss  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TABLES = ["hpolib/naval_propulsion", "hpolib/parkinsons_telemonitoring", "hpolib/protein_structure",
@@ -120,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     probs = problems(names)
     budgets = [int(b) for b in a.budgets.split(",")]
     variants = a.variants.split(",")
-    kept = {k: getattr(*_module(k)) for k in BEFORE}
     secs: dict[str, list[float]] = {v: [] for v in variants}
     best: dict[tuple[str, str, int], list[float | None]] = {}
     for v in ["gp", *variants]:
@@ -134,13 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         key = f"{v}|{n}|{b}|{seed}"
                         if key not in raw:
-                            for k, val in (kept if v == "kept" else VARIANTS[v]).items():
-                                setattr(*_module(k), val)
-                            t0 = time.perf_counter()
-                            raw[key] = bench_constraints.run_tuitune(p, seed, b, "bayes")
-                            secs[v].append((time.perf_counter() - t0) / b)
-                            for k, val in kept.items():
-                                setattr(*_module(k), val)
+                            with constants({} if v == "kept" else VARIANTS[v]):
+                                t0 = time.perf_counter()
+                                raw[key] = bench_constraints.run_tuitune(p, seed, b, "bayes")
+                                secs[v].append((time.perf_counter() - t0) / b)
                         pts = raw[key]
                     got.append(bench_constraints.best_feasible(pts, p.bound, b))
                     rawp.write_text(json.dumps(raw))

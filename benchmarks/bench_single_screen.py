@@ -30,9 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 import bench_bayes  # noqa: E402
-from _goal_runs import paired  # noqa: E402
-
-from tuitune.core.search.strategies.bayes import strategy as bayes_strategy  # noqa: E402
+from _goal_runs import constants, paired  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TABLES = ["hpolib/naval_propulsion", "hpolib/parkinsons_telemonitoring", "hpolib/protein_structure",
@@ -97,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     variants = a.variants.split(",")
     if "default" not in variants:
         variants.insert(0, "default")
-    kept = {k: getattr(bayes_strategy, k) for k in VARIANTS["default"]}
     secs: dict[str, list[float]] = {v: [] for v in variants}
     reg: dict[tuple[str, str, int], list[float]] = {}
     for n in names:
@@ -107,15 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in range(a.seeds):
                     key = f"{v}|{n}|{b}|{seed}"
                     if key not in raw:
-                        for k, val in VARIANTS[v].items():
-                            setattr(bayes_strategy, k, val)
-                        try:
+                        with constants(VARIANTS[v]):
                             t0 = time.process_time()
                             run = bench_bayes.run_tuitune(probs[n], seed, b, [b], engine="lean")
                             raw[key] = {"regret": run.regret[b], "cpu_s": time.process_time() - t0}
-                        finally:
-                            for k, val in kept.items():
-                                setattr(bayes_strategy, k, val)
                         rawp.write_text(json.dumps(raw))
                     got.append(raw[key]["regret"])
                     secs[v].append(raw[key]["cpu_s"] / b)

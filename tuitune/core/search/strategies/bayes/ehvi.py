@@ -144,9 +144,9 @@ class LogEHVI:
     def __call__(self, f: torch.Tensor) -> torch.Tensor:
         import torch
 
-        out = torch.zeros(f.shape[:-1], dtype=f.dtype)
         if self.exploit is not None:
             return self._exploit(f)
+        out = torch.zeros(f.shape[:-1], dtype=f.dtype)
         if self.has_front and self.m == 2:
             draws = []
             for k, post in enumerate(self.posts):

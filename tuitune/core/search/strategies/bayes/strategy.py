@@ -462,9 +462,10 @@ class BayesStrategy(Strategy):
         import torch
 
         enc = self._enc
-        gate = self._prior_gate(data) if self.space.priors else 1.0
-        if PRIOR_CLIP and gate < PRIOR_CONTRADICTED:
-            data = self._clip_prior_mode(data)
+        prior = self._prior_features(data) if self.space.priors else None
+        gate = self._prior_gate(data, prior) if prior is not None else 1.0
+        if prior is not None and PRIOR_CLIP and gate < PRIOR_CONTRADICTED:
+            data = self._clip_prior_mode(data, prior)
         if SINGLE_WARP:  # monotone: the best trial stays the best
             from tuitune.core.search.strategies.bayes.ehvi import _warp
 
@@ -530,15 +531,16 @@ class BayesStrategy(Strategy):
         feats = enc.features(torch.from_numpy(np.concatenate([data["u_obs"], mode_u[None]]))).numpy()
         return PriorWeighted(lambda f: f, enc, 1.0), feats[:-1], feats[-1]
 
-    def _prior_gate(self, data: dict[str, Any]) -> float:
-        """How far the data agree with the prior: pi(best trial so far) / pi(prior's mode) (PriorWeighted.gate)."""
-        pw, obs, mode = self._prior_features(data)
+    def _prior_gate(self, data: dict[str, Any], prior: tuple[Any, np.ndarray, np.ndarray]) -> float:
+        """How far the data agree with the prior: pi(best trial so far) / pi(prior's mode) (PriorWeighted.gate);
+        ``prior``: ``_prior_features(data)``."""
+        pw, obs, mode = prior
         return pw.gate(obs[int(np.argmin(data["y_obs"]))], mode)
 
-    def _clip_prior_mode(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _clip_prior_mode(self, data: dict[str, Any], prior: tuple[Any, np.ndarray, np.ndarray]) -> dict[str, Any]:
         """The data with the scores of the trials at the prior's own values (its mode) cut to the worst of the
-        others' (PRIOR_CLIP), once there are at least 3 others."""
-        pw, obs, mode = self._prior_features(data)
+        others' (PRIOR_CLIP), once there are at least 3 others; ``prior``: ``_prior_features(data)``."""
+        pw, obs, mode = prior
         v, _ = pw.log_prior_np(np.concatenate([obs, mode[None]]))
         at_mode = v[:-1] >= v[-1] - 1e-9
         if not at_mode.any() or (~at_mode).sum() < 3:  # two others: they alone would set the scale
