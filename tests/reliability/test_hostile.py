@@ -480,3 +480,31 @@ def test_without_ofd_locks_the_lock_file_is_flocked(tmp_path, monkeypatch):
         child.stdin.close()
         child.wait(timeout=30)
     SessionLock(db, "s").acquire().release()
+
+
+def test_the_logs_kept_for_reading_are_never_written_through_a_symlink_and_never_stop_a_run(tmp_path):
+    """The session's log, a worker's log and the notes in a trial's log (arrays, a worker's first job) open as
+    every file tuitune writes: a symlink planted at one is passed over, and the run goes on."""
+    from tuitune.core.run.startclock import StartClock
+    from tuitune.core.store.files import SessionFiles
+    from tuitune.core.store.safefs import append_line
+
+    other = tmp_path / "other.txt"
+    other.write_text("other\n")
+    plain = tmp_path / "plain.log"
+    assert append_line(plain, "one") and append_line(plain, "two")
+    assert plain.read_text() == "one\ntwo\n"
+    planted = tmp_path / "planted.log"
+    planted.symlink_to(other)
+    assert append_line(planted, "through?") is False
+    files = SessionFiles(tmp_path / "runs.db", "s")
+    files.logs.mkdir(parents=True)
+    files.session_log.symlink_to(other)
+    files.note("a packing decision")  # no error: the log is for reading
+    worker_log = tmp_path / "worker-0.log"
+    worker_log.symlink_to(other)
+    clock = StartClock(str(worker_log), time.time())
+    clock.said_ready({"ready": 0.1})
+    clock.job(str(planted))
+    clock.first_epoch()
+    assert other.read_text() == "other\n"

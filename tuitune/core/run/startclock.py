@@ -4,7 +4,9 @@ first epoch), written to the worker's log and sent to the coordinator in ``Ready
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -28,8 +30,11 @@ class StartClock:
         self.ready_line = ""
         self._file: Any = None
         if log is not None:
-            with contextlib.suppress(OSError):
-                self._file = open(log, "a", buffering=1)  # noqa: SIM115 - open for the worker's life
+            from tuitune.core.errors import StoreError
+            from tuitune.core.store.safefs import open_private
+
+            with contextlib.suppress(OSError, StoreError):  # never through a symlink; the log is for reading
+                self._file = os.fdopen(open_private(Path(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a", buffering=1)
 
     def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
         """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""
@@ -59,8 +64,9 @@ class StartClock:
             return
         self.job_at = time.time()
         if log is not None and self.ready_line:
-            with contextlib.suppress(OSError), open(log, "a") as f:
-                f.write(f"{self.ready_line} (this worker's first job; its log: {self.log})\n")
+            from tuitune.core.store.safefs import append_line
+
+            append_line(log, f"{self.ready_line} (this worker's first job; its log: {self.log})")
 
     def first_epoch(self) -> None:
         now = time.time()

@@ -225,15 +225,15 @@ def run_job(
     """
     from tuitune.core.run.memory import release_memory
     from tuitune.core.run.trial import TrialFailed
+    from tuitune.core.store.safefs import append_line
 
     specs = list(job.specs)
     _redirect(Path(specs[0].log))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     if len(specs) > 1:
         for spec in specs[1:]:
-            with open(spec.log, "a") as f:
-                f.write(f"--- trial {spec.number} trains in one array with trials {list(job.numbers)}; "
-                        f"its output: {specs[0].log}\n")
+            append_line(spec.log, f"--- trial {spec.number} trains in one array with trials {list(job.numbers)}; "
+                                  f"its output: {specs[0].log}")
     print(f"--- trial{'s' * (len(specs) > 1)} {', '.join(map(str, job.numbers))} "
           f"(budget {specs[0].budget} epochs) {stamp}", flush=True)
     trials = [_trial(host, spec) for spec in specs]
@@ -273,9 +273,8 @@ def run_job(
                             return []
                         pairs = []
                         for spec in host._refill(specs[0].number, free):
-                            with open(spec.log, "a") as f:
-                                f.write(f"--- trial {spec.number} joins the array of trial {specs[0].number}; "
-                                        f"its output: {specs[0].log}\n")
+                            append_line(spec.log, f"--- trial {spec.number} joins the array of trial "
+                                                  f"{specs[0].number}; its output: {specs[0].log}")
                             print(f"--- trial {spec.number} joins (budget {spec.budget} epochs)", flush=True)
                             t = _trial(host, spec)
                             specs.append(spec)

@@ -227,16 +227,11 @@ class SessionFiles:
     def note(self, text: str) -> None:
         """Appends ``text`` to the session's log, timestamped (the coordinator's notes about itself: packing
         decisions, the time its asks took). The log is for reading: a failure to write it is only logged."""
-        import logging
         import time
 
-        from tuitune.core.store.safefs import open_private
+        from tuitune.core.store.safefs import append_line
 
-        try:
-            with os.fdopen(open_private(self.session_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
-        except OSError:
-            logging.getLogger(__name__).debug("could not write the session log", exc_info=True)
+        append_line(self.session_log, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}")
 
     def log(self, number: int) -> Path:
         """What trial ``number``'s code printed."""

@@ -187,6 +187,21 @@ def open_private(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def append_line(path: str | os.PathLike[str], line: str) -> bool:
+    """Appends ``line`` and a newline to a log tuitune keeps for reading (a session's, a worker's, a trial's),
+    opened as every file it writes (``open_private``: never through a symlink). A log must not stop a run: a
+    failure (a full disk, a planted symlink) is only logged, and False returned."""
+    import logging
+
+    try:
+        with os.fdopen(open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
+            f.write(line + "\n")
+        return True
+    except (OSError, StoreError):
+        logging.getLogger(__name__).debug("could not append to %s", path, exc_info=True)
+        return False
+
+
 def no_space(path: str | os.PathLike[str]) -> str:
     """The one message of a full disk."""
     return (
