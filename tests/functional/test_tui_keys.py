@@ -93,6 +93,10 @@ async def test_help_lists_every_key_and_the_palette_finds_each_action(tmp_path):
         assert keys["Slice parameter"][0] == "x"
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is dashboard, what="help closed")
+        await pilot.press("question_mark")  # enter closes it too (the focused table's select)
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help again")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is dashboard, what="help closed with enter")
 
 
 @run_async

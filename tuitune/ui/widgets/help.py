@@ -61,7 +61,7 @@ def screen_keys(screen: Screen) -> list[tuple[str, str, bool]]:
 
 
 class HelpScreen(ModalScreen[None]):
-    """The keys of the screen it was opened on; escape, ? or q closes it."""
+    """The keys of the screen it was opened on; escape, ?, q or enter closes it."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -80,7 +80,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"[b]keys: {self.title_text}[/]  [dim](esc closes; ctrl+p finds any action by name)[/]")
+            yield Label(f"[b]keys: {self.title_text}[/]  [dim](esc or enter closes; ctrl+p finds any action by name)[/]")
             yield DataTable(id="help-keys", cursor_type="row", zebra_stripes=True, show_header=False)
 
     def on_mount(self) -> None:
@@ -92,4 +92,9 @@ class HelpScreen(ModalScreen[None]):
         table.focus()
 
     def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter (the focused table's select) closes it too: a row is a key's description, nothing to open."""
+        event.stop()
         self.dismiss(None)
