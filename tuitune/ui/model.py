@@ -435,7 +435,8 @@ class SessionView:
 
     def eta(self) -> float | None:
         """Seconds left, from the mean complete trial's time and the trials not yet done (less the parts
-        the running ones have done), shared among the session's workers."""
+        the running ones have done), shared among the trials that run at once: the session's workers, or
+        more while they run (``--workers auto`` packs more onto a device; a fused array trains several)."""
         mean = self.mean_trial_time()
         if mean is None or self.total is None:
             return None
@@ -444,7 +445,7 @@ class SessionView:
             t = self.live[n]
             if t.budget:
                 left -= min(t.last_epoch, t.budget) / t.budget
-        return max(0.0, left) * mean / self.parallel()
+        return max(0.0, left) * mean / max(self.parallel(), len(self.running()))
 
     def parallel(self) -> int:
         """How many trials the session runs at once: its workers on each of its devices (at least one)."""

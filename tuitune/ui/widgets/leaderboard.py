@@ -146,12 +146,17 @@ class Leaderboard(ScrollView, can_focus=True):
         t, view = r.trial, self._view
         assert view is not None
         state = t.state.value
-        if t.state == TrialState.RUNNING:
+        held = t.state == TrialState.RUNNING and bool(t.info.get("held"))  # asked for an array, not started
+        if held:
+            state = "waiting"
+        elif t.state == TrialState.RUNNING:
             state = f"{'paused' if self.run_paused else 'running'} {r.summary.last_epoch}/{t.budget}"
         elif t.state in (TrialState.FAILED, TrialState.PRUNED) and t.reason:
             state = f"{state}: {t.reason}"
         dim = "dim" if t.state in (TrialState.PRUNED, TrialState.FAILED, TrialState.INTERRUPTED) else ""
         state_style = "yellow" if t.state == TrialState.RUNNING and self.run_paused else STATE_STYLE.get(t.state.value, "")
+        if held:
+            state_style = "dim cyan"
         acc = [(fmt(r.summary.best_acc), dim)] if view.shows_acc() else []
         goal = view.goal
         got = t.info.get("objectives") if isinstance(t.info.get("objectives"), dict) else {}
