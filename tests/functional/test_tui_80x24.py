@@ -106,6 +106,37 @@ def test_value_axis_ticks_are_round_and_a_lone_value_gets_a_range():
     assert one.lo < 0.5 < one.hi and one.ticks
 
 
+def test_a_short_chart_still_gets_two_ticks():
+    """A chart of a few rows asks for about 2 ticks; a range that a step of 1 covers with one tick gets the
+    finer round step (one label does not tell the scale)."""
+    for lo, hi in [(0.4, 1.55), (0.35, 1.6), (2.1, 13.0), (0.2, 1.3)]:
+        _, _, ticks, _ = linear_ticks(lo, hi, 2)
+        assert len(ticks) >= 2 and _round(ticks), (lo, hi, ticks)
+    axis = value_axis([Curve(0, [1.55, 0.9, 0.4])], rows=3)
+    assert len(axis.ticks) >= 2, axis.ticks
+
+
+@run_async
+async def test_a_chart_lays_its_ticks_out_again_when_its_height_changes(tmp_path):
+    """The value axis's ticks are laid out for the chart's height when it draws; a resized terminal (or a
+    draw before the first layout) draws the last update again for the new height."""
+    store, name = _fixed(tmp_path)
+    app = _app(store)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        chart = app.screen.query_one(TrialChart)
+        await wait_for(pilot, lambda: chart._axis_rows is not None and chart._axis_rows == chart._rows(),
+                       what="the chart drawn for its height at 80x24")
+        small = chart._axis_rows
+        few = _ticks(str(chart.render()))
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: chart._rows() > small and chart._axis_rows == chart._rows(),
+                       what="the chart drawn again for its height at 120x40")
+        many = _ticks(str(chart.render()))
+        assert len(many) > len(few) >= 2, (few, many)
+
+
 @pytest.mark.parametrize("paused", [False, True])
 @run_async
 async def test_footer_says_resume_while_paused_and_the_header_fits_80_columns(tmp_path, monkeypatch, paused):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tui import add_running_trial, build_fixed_db, build_hyperband_db, make_preset
+from tests.support.tui import add_running_trial, build_fixed_db, build_hyperband_db, make_preset, settled
 from tuitune.core.records import TrialRecord, TrialState
 from tuitune.core.store.store import Store
 from tuitune.ui import messages as msg
@@ -56,7 +56,7 @@ async def _live_paused(pilot, store: Store, name: str) -> None:
     pilot.app.post_message(msg.TrialBegan(name, t, False))
     pilot.app.post_message(msg.EpochsProgress(name, 8, 6, t.epochs))
     pilot.app.post_message(msg.RunPaused(name, True))
-    await pilot.pause(0.6)  # the throttled redraw
+    await settled(pilot)  # the throttled redraw
 
 
 class TestHome:
@@ -64,7 +64,7 @@ class TestHome:
     def test_home(self, snap_compare, fixed, size):
         """Sessions with the detail pane of the first: state, liveness, best config, chart."""
         store, _, preset = fixed
-        assert snap_compare(_app(store, preset), terminal_size=size, run_before=lambda p: p.pause(0.4))
+        assert snap_compare(_app(store, preset), terminal_size=size, run_before=settled)
 
     @sizes
     def test_home_empty(self, snap_compare, tmp_path, fixed, size):
@@ -126,7 +126,7 @@ class TestDashboard:
                 t = dataclasses.replace(store.trial(name, number), state=TrialState.RUNNING, reason=None)
                 pilot.app.post_message(msg.TrialBegan(name, t, False))
                 pilot.app.post_message(msg.EpochsProgress(name, number, 6, t.epochs[:rows]))
-            await pilot.pause(0.6)  # the throttled redraw
+            await settled(pilot)  # the throttled redraw
 
         assert snap_compare(_app(store, preset), terminal_size=size, run_before=before)
 
@@ -168,7 +168,7 @@ class TestDashboard:
             dash = pilot.app.screen
             while dash.view.elapsed() is None:  # the training total is summed in a thread
                 await pilot.pause(0.05)
-            await pilot.pause(0.6)
+            await settled(pilot)
 
         assert snap_compare(_app(store, preset), terminal_size=size, run_before=before)
 
@@ -224,6 +224,6 @@ class TestCompareAndImportance:
             await pilot.press("enter", "i")
             while not pilot.app.screen.shares:
                 await pilot.pause(0.05)
-            await pilot.pause(0.2)
+            await settled(pilot)
 
         assert snap_compare(_app(store, preset), terminal_size=size, run_before=before)

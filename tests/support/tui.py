@@ -90,6 +90,25 @@ async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float = 120.0,
         await pilot.pause(0.05)
 
 
+async def settled(pilot: Any, timeout: float = 120.0) -> None:
+    """Waits until the screen shows everything it was told, whatever the machine's load: every message
+    handled, a dashboard's throttled redraw done (nothing left dirty), and each chart on show drawn for its
+    current height (its value axis's ticks are laid out for the height it had when drawn)."""
+    from tuitune.ui.widgets.charts import _Chart
+
+    end = time.monotonic() + timeout
+    while True:
+        await pilot.pause()  # the messages posted so far, handled
+        screen = pilot.app.screen
+        charts = [c for c in screen.query(_Chart) if c.size.height and c._axis_rows is not None]
+        if not getattr(screen, "_dirty", None) and all(c._axis_rows == c._rows() for c in charts):
+            break
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {type(screen).__name__} to settle")
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
 class FixedClock:
     """A clock for ``Store(path, clock=FixedClock().time)`` that advances by a fixed step each time it is read."""
 

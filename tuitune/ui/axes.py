@@ -103,10 +103,14 @@ def linear_ticks(lo: float, hi: float, count: int) -> tuple[float, float, list[f
     lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(count, 2)
     mag = 10 ** math.floor(math.log10(raw))
-    # the round step whose tick count comes nearest ``count`` (the coarser one on a tie)
+    # the round step whose tick count comes nearest ``count`` (the coarser one on a tie), never a lone tick
+    # where two or more fit: one label does not tell the scale
+    def ticks_of(st: float) -> int:
+        return math.floor(hi / st + 1e-9) - math.ceil(lo / st - 1e-9) + 1
+
     step = min(
         (m * mag for m in (0.5, 1, 2, 2.5, 5, 10)),
-        key=lambda st: (abs(math.floor(hi / st + 1e-9) - math.ceil(lo / st - 1e-9) + 1 - count), -st),
+        key=lambda st: (ticks_of(st) < 2, abs(ticks_of(st) - count), -st),
     )
     first = math.ceil(lo / step - 1e-9)
     last = math.floor(hi / step + 1e-9)

@@ -1,12 +1,16 @@
 """Provides the dashboard's charts, one PlotextPlot subclass each, redrawn through ``update()``.
 
 Each ``update()`` clears the figure, plots from a SessionView and refreshes; the dashboard calls it at
-most a few times a second (and only for the chart on show).
+most a few times a second (and only for the chart on show). The value axis's ticks are laid out for the
+chart's height at that moment, so a chart whose height changes afterwards (the first layout after an early
+update, a resized terminal, a table above it that grew) draws its last update again (``_Chart.on_resize``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -70,6 +74,21 @@ class _Chart(PlotextPlot):
 
     legend: list[tuple[str, str]] = []  # (label, plotext colour) of each curve drawn (set by _begin)
     title_text = short_title = note = x_name = ""
+    _axis_rows: int | None = None  # the height in rows the value axis's ticks were laid out for
+    _redraw: Callable[[], None] | None = None  # the last update, with its arguments
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each chart's drawing methods (``update``, ``update_series``) remember their last call, which a
+        change of height repeats; done here once rather than by hand in every chart."""
+        super().__init_subclass__(**kwargs)
+        for name in ("update", "update_series"):
+            draw = cls.__dict__.get(name)
+            if draw is not None:
+                setattr(cls, name, _remembered(draw))
+
+    def on_resize(self) -> None:
+        if self._redraw is not None and self._axis_rows is not None and self._rows() != self._axis_rows:
+            self._redraw()
 
     def _begin(self, title: str, short: str | None = None) -> Any:
         plt = self.plt
@@ -77,6 +96,7 @@ class _Chart(PlotextPlot):
         self.legend = []
         self.title_text, self.short_title, self.note = title, short or title, ""
         self.x_name = ""
+        self._axis_rows = None
         return plt
 
     def _title(self, width: int) -> str:
@@ -102,7 +122,8 @@ class _Chart(PlotextPlot):
 
     def _axis(self, plt: Any, curves: list[Curve], *, loss: bool) -> ValueAxis:
         """Sets the value axis for ``curves`` and adds its note to the title."""
-        axis = value_axis(curves, loss=loss, rows=self._rows())  # a tick about every 4 rows
+        self._axis_rows = self._rows()
+        axis = value_axis(curves, loss=loss, rows=self._axis_rows)  # a tick about every 4 rows
         plt.ylim(axis.lo, axis.hi)
         plt.yticks(axis.ticks, axis.labels)
         self.note = axis.note
@@ -146,6 +167,15 @@ class _Chart(PlotextPlot):
             out.append("\n")
             out.append_text(line)
         return out
+
+
+def _remembered(draw: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(draw)
+    def remembered(self: _Chart, *args: Any, **kwargs: Any) -> None:
+        self._redraw = functools.partial(draw, self, *args, **kwargs)
+        draw(self, *args, **kwargs)
+
+    return remembered
 
 
 class TrialChart(_Chart):
