@@ -1,7 +1,7 @@
 """Test-suite options shared by unit and functional tests.
 
 Tests marked ``slow`` (kill -9 soaks, fuzzing) are skipped unless selected with ``-m slow`` (or any
-``-m`` expression naming them) or ``--runslow``; the plain ``pytest -q -n 2`` of CI stays quick.
+``-m`` expression naming them) or ``--runslow``; the plain ``pytest -q -n 4`` of CI stays quick.
 
 ``--workers N`` (or ``TUITUNE_TEST_WORKERS=N``) runs the sessions that the reliability and kill tests start
 through the command line with N worker processes (default 1): ``pytest tests/reliability --workers 2``.
