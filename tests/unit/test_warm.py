@@ -128,3 +128,26 @@ def test_bayes_keeps_to_the_earlier_best_region_only_while_the_earlier_session_r
         again = make_strategy("bayes", space, seed=0, n_trials=20, warm_start=warm, n_candidates=128, n_local=2)
         again.restore([t for t in s.trials if t.number < len(own)])
         assert again.ask().config == sug.config
+
+
+def test_the_transfer_weight_counts_every_pair_as_the_definition_does():
+    """Blocked numpy against the definition, pair by pair, on values with ties in both (more rows than a block)."""
+    import random
+
+    def by_pairs(pred, obs):
+        good, pairs = 0.0, 0
+        for i in range(len(obs)):
+            for j in range(i + 1, len(obs)):
+                if obs[i] == obs[j]:
+                    continue
+                pairs += 1
+                dp = pred[i] - pred[j]
+                good += 0.5 if dp == 0 else float((dp > 0) == (obs[i] - obs[j] > 0))
+        return max(0.0, 2 * good / pairs - 1) if pairs else 0.0
+
+    rnd = random.Random(7)
+    for n in (3, 17, 300, 600):
+        obs = [float(rnd.randint(0, n // 3)) for _ in range(n)]
+        pred = [o + rnd.choice([0.0, 0.0, 1.0, -1.0]) * rnd.random() * n / 10 for o in obs]
+        pred = [round(v, 1) for v in pred]  # ties in the prediction too
+        assert transfer_weight(pred, obs) == by_pairs(pred, obs)  # the same float, not only close
