@@ -1197,7 +1197,8 @@ def test_a_second_ctrl_c_exits_at_once(project: Project) -> None:
     bg = project.popen("run", toml.name, "--trials", 1, "--session", "cc", "--headless", tag="cc")
     project.wait_until(lambda: log_lines(log), timeout=120, what="the first epoch to start")
     bg.signal(signal.SIGINT)
-    time.sleep(1.0)
+    project.wait_until(lambda: "Ctrl+C again to quit at once" in bg.err.read_text(errors="replace"), timeout=60,
+                       what="the first Ctrl+C answered")
     assert bg.proc.poll() is None  # the first one waits for the epoch (two minutes long)
     t0 = time.monotonic()
     bg.signal(signal.SIGINT)

@@ -450,9 +450,9 @@ async def test_failing_trials_are_logged_with_their_reason(tmp_path):
     app = _app(store, launch=launch)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.run_control.session == "bad" and not app.run_control.running)
-        await pilot.pause(0.3)
-        log = app.screen.query_one("#event-log").text
-        assert "trial 0 failed" in log and "always fails" in log
+        log = app.screen.query_one("#event-log")
+        await wait_for(pilot, lambda: "trial 0 failed" in log.text and "always fails" in log.text,
+                       what="the failure in the event log")
 
 
 @run_async

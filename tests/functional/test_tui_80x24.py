@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Label, Static
 
-from tests.support.tui import add_running_trial, build_fixed_db, make_preset, run_async, wait_for
+from tests.support.tui import add_running_trial, build_fixed_db, make_preset, run_async, settled, wait_for
 from tuitune.core.records import TrialState
 from tuitune.core.store.store import Store
 from tuitune.ui import messages as msg
@@ -90,7 +90,7 @@ async def test_the_diverging_trial_itself_goes_on_a_log_axis(tmp_path):
         board = app.screen.query_one(Leaderboard)
         board.select_number(8)
         app.open_trial(app.screen.view, 8)
-        await pilot.pause(0.3)
+        await settled(pilot)
         chart = app.screen.query_one(TrialChart)
         text = str(chart.render())
         assert "log axis" in text
@@ -153,7 +153,7 @@ async def test_footer_says_resume_while_paused_and_the_header_fits_80_columns(tm
         app.post_message(msg.TrialBegan(name, t, False))
         app.post_message(msg.EpochsProgress(name, 8, 6, t.epochs))
         app.post_message(msg.RunPaused(name, paused))
-        await pilot.pause(0.6)
+        await settled(pilot)
         screen = app.screen
         p = screen.active_bindings["p"]
         assert p.enabled and p.binding.description == ("Resume" if paused else "Pause")
@@ -174,7 +174,7 @@ async def test_event_log_entries_wrap_with_an_indent_at_80_columns(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
         log = app.screen.query_one("#event-log")
         log.write("[green]trial 12 complete[/] val_acc=0.9694 [b green](new best)[/]")
-        await pilot.pause(0.3)
+        await settled(pilot)
         width = log.scrollable_content_region.width
         lines = str(log.query_one(Static).render()).splitlines()
         assert lines and all(len(line) <= width for line in lines), (width, lines)
@@ -191,8 +191,9 @@ async def test_home_and_leaderboard_fit_80_columns(tmp_path):
     app = _app(store)
     async with app.run_test(size=SMALL) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen))
-        await pilot.pause(0.3)
         table = app.screen.query_one("#sessions", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0, what="the sessions listed")
+        await settled(pilot)
         assert table.virtual_size.width <= table.scrollable_content_region.width  # updated shows, no scrolling
         assert "01-01" in str(table.get_row(name)[-1])
         assert "momentum" not in str(app.screen.query_one("#home-info", Static).render())
@@ -212,7 +213,7 @@ async def test_new_session_form_at_80x24_shows_every_choice_and_start(tmp_path):
     async with app.run_test(size=SMALL) as pilot:
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, NewSessionScreen))
-        await pilot.pause(0.3)
+        await settled(pilot)
         screen = app.screen
         assert screen.entry is not None and screen.entry.preset.name == "digits-mlp"
         start = screen.query_one("#start")

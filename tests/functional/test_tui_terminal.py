@@ -62,8 +62,9 @@ class Tmux:
 
     def quit(self, name: str) -> str:
         self.keys(name, "q")
-        time.sleep(0.6)
-        if "Stop and quit" in self.screen(name):
+        # q quits at once, or asks first while a run trains: whichever shows, however slow the machine
+        text = self.wait(name, lambda s: "Stop and quit" in s or "EXITED" in s, what="the app to exit or ask")
+        if "Stop and quit" in text:
             self.keys(name, "y")
         return self.wait(name, lambda s: "EXITED" in s, what="the app to exit")
 
