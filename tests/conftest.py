@@ -30,16 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[WORKERS_ENV] = str(n)  # read by tests.support.project (xdist's workers configure too)
 
 
-# The modules whose tests take 5-30 s each (kill -9 runs, hung objectives, fused arrays, Ray): collected first,
-# so that xdist hands them out at the start and the run does not end with one of them alone on a runner.
-LONG_FIRST = (
-    "test_kill.py", "test_misbehaving_objectives.py", "test_fused_cli.py", "test_ray.py", "test_reproducibility.py",
-    "test_crash_points.py", "test_integrations.py", "test_command.py", "test_several_workers.py",
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: each module keeps its order
     if config.getoption("--runslow") or "slow" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow (or --runslow)")
