@@ -72,8 +72,11 @@ def _load(name: str) -> dict[str, Any]:
     return _RAW[name]
 
 
-def _cell(ours: list[float], theirs: list[float | None]) -> str:
+def _cell(ours: list[float], theirs: list[float | None], tally: list[int]) -> str:
+    """``W-L (p)`` of ours against theirs (lower regret wins), its counts added to ``tally``."""
     w, lo, pv = paired(list(ours), theirs, higher_is_better=False)
+    tally[0] += w
+    tally[1] += lo
     return f"{w}-{lo} ({pv:.2g})"
 
 
@@ -129,17 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             gpv = [g for g in gp if g is not None]
             cells = [bench_bayes._fmt(statistics.median(reg[(v, n, b)])) for v in variants]
             cells.append(bench_bayes._fmt(statistics.median(gpv)) if gpv else "-")
-            for v in others:
-                w, lo, _ = paired(list(reg[(v, n, b)]), list(reg[("default", n, b)]), higher_is_better=False)
-                pooled[v][0] += w
-                pooled[v][1] += lo
-                cells.append(_cell(reg[(v, n, b)], list(reg[("default", n, b)])))
-            for v in variants:
-                if gpv:
-                    w, lo, _ = paired(list(reg[(v, n, b)]), gp, higher_is_better=False)
-                    pooled_gp[v][0] += w
-                    pooled_gp[v][1] += lo
-                cells.append(_cell(reg[(v, n, b)], gp) if gpv else "-")
+            cells += [_cell(reg[(v, n, b)], list(reg[("default", n, b)]), pooled[v]) for v in others]
+            cells += [_cell(reg[(v, n, b)], gp, pooled_gp[v]) if gpv else "-" for v in variants]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         lines += ["", "Seed-runs pooled over the problems, vs default: "
                   + ", ".join(f"{v} {w}-{lo}" for v, (w, lo) in pooled.items())

@@ -582,7 +582,7 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
     import os
     import subprocess
 
-    from tuitune.core.store.safefs import open_private
+    from tuitune.core.store.safefs import open_append
     from tuitune.core.store.store import SessionFiles
 
     files = SessionFiles(launch.store.path, launch.name)
@@ -604,7 +604,7 @@ def detach(args: argparse.Namespace, launch: Any) -> int:
             argv += ["--set", item]
         if args.base is not None:
             argv += ["--base", str(args.base)]
-    with os.fdopen(open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as out:
+    with open_append(log, "ab") as out:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=os.getcwd(), close_fds=True,

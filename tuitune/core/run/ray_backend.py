@@ -569,11 +569,11 @@ class RayPool(Pool):
         spec = self._specs.pop(number, None)  # the log comes last, just before its Done
         if spec is None or not data:
             return
-        from tuitune.core.store.safefs import open_private
+        from tuitune.core.store.safefs import open_append
 
         path = Path(spec.log)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as f:
+        with open_append(path, "ab") as f:
             f.write(data)
 
 

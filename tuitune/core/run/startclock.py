@@ -4,9 +4,7 @@ first epoch), written to the worker's log and sent to the coordinator in ``Ready
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 
@@ -31,10 +29,10 @@ class StartClock:
         self._file: Any = None
         if log is not None:
             from tuitune.core.errors import StoreError
-            from tuitune.core.store.safefs import open_private
+            from tuitune.core.store.safefs import open_append
 
             with contextlib.suppress(OSError, StoreError):  # never through a symlink; the log is for reading
-                self._file = os.fdopen(open_private(Path(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a", buffering=1)
+                self._file = open_append(log, buffering=1)
 
     def phases(self, built: float, own: dict[str, float]) -> dict[str, float]:
         """The phases once the objective was built (``built``: seconds it took; ``own``: its own phases)."""

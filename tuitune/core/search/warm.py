@@ -43,9 +43,9 @@ def transfer_weight(predicted: Sequence[float], observed: Sequence[float]) -> fl
     agree = ties = pairs = 0  # whole counts over the pairs i < j: the share is exact, whatever the order
     for lo in range(0, n, _BLOCK):  # numpy over blocks of rows: n = 2,000 is 2 million pairs, not a Python loop
         rows = np.arange(lo, min(lo + _BLOCK, n))
-        upper = rows[:, None] < np.arange(n)[None, :]
-        dy = np.sign(y[rows, None] - y[None, :])[upper]
-        dp = np.sign(p[rows, None] - p[None, :])[upper]
+        upper = rows[:, None] < np.arange(lo, n)[None, :]  # the columns j > i (those before lo were counted)
+        dy = np.sign(y[rows, None] - y[None, lo:])[upper]
+        dp = np.sign(p[rows, None] - p[None, lo:])[upper]
         differ = dy != 0
         pairs += int(differ.sum())
         agree += int((differ & (dp == dy)).sum())
@@ -54,7 +54,7 @@ def transfer_weight(predicted: Sequence[float], observed: Sequence[float]) -> fl
     return max(0.0, 2 * good / pairs - 1) if pairs else 0.0
 
 
-_BLOCK = 256  # rows of pairs compared at once (256 x n values)
+_BLOCK = 256  # rows of pairs compared at once (at most 256 x n values)
 
 
 def fit_config(space: Space, config: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import IO, Any
 
 from tuitune.core.errors import SessionError, SetupError, StoreError, StoreWriteError
 
@@ -187,6 +188,12 @@ def open_private(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def open_append(path: str | os.PathLike[str], mode: str = "a", buffering: int = -1) -> IO[Any]:
+    """A file tuitune appends to (a log), opened as every file it writes (``open_private``: never through a
+    symlink); ``mode`` "a" (text) or "ab"."""
+    return os.fdopen(open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND), mode, buffering)
+
+
 def append_line(path: str | os.PathLike[str], line: str) -> bool:
     """Appends ``line`` and a newline to a log tuitune keeps for reading (a session's, a worker's, a trial's),
     opened as every file it writes (``open_private``: never through a symlink). A log must not stop a run: a
@@ -194,7 +201,7 @@ def append_line(path: str | os.PathLike[str], line: str) -> bool:
     import logging
 
     try:
-        with os.fdopen(open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a") as f:
+        with open_append(path) as f:
             f.write(line + "\n")
         return True
     except (OSError, StoreError):
